@@ -1,0 +1,74 @@
+# The two commands: `make run` (set up and serve) and `make test` (set up and run the suite).
+# Both create .venv with a Python >= 3.12 (Django 6 needs it) and install the pinned requirements.
+
+PORT ?= 8000
+HOST ?= 127.0.0.1
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+
+# First Python >= 3.12 found: $PYTHON, python3.14..3.12 on PATH, python3, then pyenv installs.
+FIND_PYTHON = for candidate in $(PYTHON) python3.14 python3.13 python3.12 python3 \
+	  $$(ls -d $$HOME/.pyenv/versions/3.1[2-9]*/bin/python3 /root/.pyenv/versions/3.1[2-9]*/bin/python3 2>/dev/null | sort -rV); do \
+	  if command -v $$candidate >/dev/null 2>&1 && $$candidate -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then \
+	    command -v $$candidate; exit 0; fi; done; \
+	  echo "No Python >= 3.12 found (Django 6 needs it). Install one, or set PYTHON=/path/to/python3.12." >&2; exit 1
+
+.PHONY: run test lint format install install-dev token worker beat clean
+
+$(VENV)/.installed: requirements.txt
+	@test -x $(PY) || $$($(FIND_PYTHON)) -m venv $(VENV)
+	$(PIP) install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(PIP) install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+# Local development: SQLite, eager Celery, local-memory cache, dev signing keys under var/.
+run: install
+	@mkdir -p var
+	@test -f .env || printf '# Written by `make run` for local development; production sets real variables instead.\nCO_ENV=development\n' > .env
+	$(PY) manage.py migrate --no-input
+	$(PY) manage.py create_dev_keys
+	$(PY) manage.py seed
+	@echo
+	@echo "  API      http://$(HOST):$(PORT)/v1/tracks"
+	@echo "  Docs     http://$(HOST):$(PORT)/docs   (OpenAPI: /v1/schema)"
+	@echo "  Admin    http://$(HOST):$(PORT)/admin  (create a user: $(PY) manage.py createsuperuser)"
+	@echo "  Health   http://$(HOST):$(PORT)/health"
+	@echo "  Dev token for learner 'dev-learner' (valid 24 h):"
+	@echo
+	@echo "export T=$$($(PY) manage.py issue_token --sub dev-learner --ttl 86400)"
+	@echo
+	@echo "  curl -H \"Authorization: Bearer \$$T\" http://$(HOST):$(PORT)/v1/tracks"
+	@echo
+	exec $(VENV)/bin/uvicorn co_project.asgi:application --host $(HOST) --port $(PORT) --lifespan off
+
+# A fresh dev token: make token SUB=alice
+token: install
+	@$(PY) manage.py issue_token --sub $(or $(SUB),dev-learner) --ttl 86400
+
+worker: install
+	$(VENV)/bin/celery -A co_project worker --loglevel INFO
+
+beat: install
+	$(VENV)/bin/celery -A co_project beat --loglevel INFO
+
+# The whole suite: SQLite by default; PostgreSQL/Redis when CO_DB_URL/CO_REDIS_URL are set.
+test: install-dev
+	CO_ENV=test $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install-dev
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,44 @@
+"""Print a learner token signed with the development private key (only the token, on stdout).
+
+It refuses when there is no private key — as in production, where tokens come only from the
+platform's main API.
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from rest_framework_simplejwt.backends import TokenBackend
+
+from co_project.authentication import JWT_ALGORITHM, MAX_LEARNER_ID_LENGTH, read_pem
+
+
+class Command(BaseCommand):
+    help = "Print an RS256 learner JWT signed with the development key: issue_token --sub NAME [--ttl SECONDS]."
+
+    def add_arguments(self, parser) -> None:  # noqa: ANN001
+        parser.add_argument("--sub", required=True, help="Learner id (the token's sub claim).")
+        parser.add_argument("--ttl", type=int, default=3600, help="Lifetime in seconds (default 3600).")
+
+    def handle(self, *args: object, sub: str, ttl: int, **options: object) -> None:
+        if not sub or len(sub) > MAX_LEARNER_ID_LENGTH:
+            raise CommandError(f"--sub must be 1 to {MAX_LEARNER_ID_LENGTH} characters.")
+        if ttl <= 0:
+            raise CommandError("--ttl must be a positive number of seconds.")
+        try:
+            private_key = read_pem(settings.CO_JWT_PRIVATE_KEY)
+        except OSError as exc:
+            raise CommandError(f"Cannot read the private key: {exc}") from exc
+        if private_key is None:
+            raise CommandError(
+                "No private signing key: tokens are issued by the platform's main API. For local "
+                "development run `make run` (it creates var/jwt-dev-private.pem) or set CO_JWT_PRIVATE_KEY."
+            )
+        now = int(time.time())
+        claims = {"sub": sub, "iat": now, "exp": now + ttl}
+        backend = TokenBackend(
+            JWT_ALGORITHM, signing_key=private_key, issuer=settings.CO_JWT_ISSUER, audience=settings.CO_JWT_AUDIENCE
+        )
+        self.stdout.write(backend.encode(claims))

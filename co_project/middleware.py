@@ -1,0 +1,83 @@
+"""Request id: echoed from `X-Request-ID` (when well-formed) or generated, on every response.
+
+The id lives in a context variable so log lines and error envelopes carry it without threading
+the request through every call. The middleware works in both sync and async stacks, so ASGI
+streams (SSE) are not forced onto a worker thread.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.http import HttpRequest, HttpResponseBase
+
+_request_id: ContextVar[str | None] = ContextVar("co_request_id", default=None)
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_ERROR_MESSAGES = {405: ("method_not_allowed", "Method not allowed."), 404: ("not_found", "Not found.")}
+
+
+def current_request_id() -> str | None:
+    return _request_id.get()
+
+
+class RequestIdLogFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = _request_id.get()
+        return True
+
+
+class RequestIdMiddleware:
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable) -> None:
+        self.get_response = get_response
+        if iscoroutinefunction(self.get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
+        if iscoroutinefunction(self):
+            return self._acall(request)
+        token = self._begin(request)
+        try:
+            return self._finish(request, self.get_response(request))
+        finally:
+            _request_id.reset(token)
+
+    async def _acall(self, request: HttpRequest) -> HttpResponseBase:
+        token = self._begin(request)
+        try:
+            return self._finish(request, await self.get_response(request))
+        finally:
+            _request_id.reset(token)
+
+    @staticmethod
+    def _begin(request: HttpRequest):  # noqa: ANN205 - a ContextVar token
+        supplied = request.headers.get("X-Request-ID", "")
+        request_id = supplied if _VALID_REQUEST_ID.match(supplied) else uuid.uuid4().hex
+        request.request_id = request_id  # type: ignore[attr-defined]
+        return _request_id.set(request_id)
+
+    @staticmethod
+    def _finish(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        response["X-Request-ID"] = request.request_id  # type: ignore[attr-defined]
+        # Django answers some errors itself (405 from a plain view, 404 from a static route)
+        # with an empty or HTML body: give API clients the envelope instead.
+        if (
+            response.status_code in _ERROR_MESSAGES
+            and not request.path.startswith("/admin")
+            and "json" not in response.get("Content-Type", "")
+            and not getattr(response, "streaming", False)
+        ):
+            code, message = _ERROR_MESSAGES[response.status_code]
+            response.content = json.dumps(  # type: ignore[attr-defined]
+                {"error": {"code": code, "message": message, "fields": {}}, "request_id": request.request_id}
+            ).encode()
+            response["Content-Type"] = "application/json"
+        return response

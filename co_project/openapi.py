@@ -1,0 +1,56 @@
+"""Shared OpenAPI pieces: the error envelope and the standard error responses per endpoint."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, inline_serializer
+from rest_framework import serializers
+
+ErrorEnvelope = inline_serializer(
+    "ErrorEnvelope",
+    fields={
+        "error": inline_serializer(
+            "ErrorDetail",
+            fields={
+                "code": serializers.CharField(help_text="Stable machine-readable code, e.g. `not_found`."),
+                "message": serializers.CharField(help_text="Readable explanation."),
+                "fields": serializers.DictField(help_text="Per-field problems for validation errors."),
+            },
+        ),
+        "request_id": serializers.CharField(help_text="Echo of X-Request-ID; quote it when reporting."),
+    },
+)
+
+_EXAMPLES = {
+    400: ("validation_error", "subject: \"chemistry\" is not a valid choice.", {"subject": ["\"chemistry\" is not a valid choice."]}),
+    401: ("authentication_failed", "Token is invalid.", {}),
+    404: ("not_found", "No published track 'unknown'.", {}),
+    409: ("problem_repository_not_ready", "Problem repository not ready: the problem bank has no such problem.", {}),
+    429: ("throttled", "Request was throttled. Expected available in 12 seconds.", {}),
+}
+_DESCRIPTIONS = {
+    400: "Invalid input (validation_error, malformed_request).",
+    401: "Missing, malformed, expired or untrusted token.",
+    404: "Not found, or not yours.",
+    409: "Conflicts with the current state.",
+    429: "Per-learner rate limit exceeded; see Retry-After.",
+}
+
+
+def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
+    """The envelope for each status, with an example, for `extend_schema(responses=...)`."""
+    responses = {}
+    for status in (401, 429, *statuses):
+        code, message, fields = _EXAMPLES[status]
+        responses[status] = OpenApiResponse(
+            response=ErrorEnvelope,
+            description=_DESCRIPTIONS[status],
+            examples=[
+                OpenApiExample(
+                    code,
+                    value={"error": {"code": code, "message": message, "fields": fields}, "request_id": "4f1c2b0e9a7d4e5f"},
+                    response_only=True,
+                    status_codes=[str(status)],
+                )
+            ],
+        )
+    return responses

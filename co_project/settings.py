@@ -1,0 +1,296 @@
+"""One settings module, driven by the environment (12-factor) and an optional `.env` file.
+
+`CO_ENV` picks the safety posture: `production` (the default, so a forgotten variable never
+weakens a deployment), `development` (what `make run` uses) or `test` (what `make test` uses).
+Outside development and test, a missing secret key or JWT public key stops start-up.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+if (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+# Under pytest the posture defaults to `test`; every other process defaults to `production`.
+CO_ENV = env.str("CO_ENV", default="test" if "pytest" in sys.modules else "production")
+if CO_ENV not in {"production", "development", "test"}:
+    raise ImproperlyConfigured(f"CO_ENV must be production, development or test, not {CO_ENV!r}")
+IS_PRODUCTION = CO_ENV == "production"
+
+# --- core -------------------------------------------------------------------------------
+
+DEBUG = env.bool("CO_DEBUG", default=False)
+if IS_PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("CO_DEBUG must be off in production (CO_ENV=production).")
+
+SECRET_KEY = env.str("CO_SECRET_KEY", default="")
+if not SECRET_KEY:
+    if IS_PRODUCTION:
+        raise ImproperlyConfigured(
+            "CO_SECRET_KEY is not set. Set it to a long random string in production, "
+            "or set CO_ENV=development for a local run."
+        )
+    SECRET_KEY = "dev-insecure-only-for-local-development-and-tests-0123456789"
+
+ALLOWED_HOSTS = env.list(
+    "CO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if IS_PRODUCTION else ["*"]
+)
+CSRF_TRUSTED_ORIGINS = env.list("CO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "corsheaders",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "co_project",
+    "tracks",
+]
+
+MIDDLEWARE = [
+    "co_project.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "co_project.urls"
+WSGI_APPLICATION = "co_project.wsgi.application"
+ASGI_APPLICATION = "co_project.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- database ---------------------------------------------------------------------------
+
+DATABASES = {"default": env.db_url("CO_DB_URL", default=f"sqlite:///{VAR_DIR / 'co.sqlite3'}")}
+_db = DATABASES["default"]
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    if _db["NAME"] != ":memory:" and not Path(_db["NAME"]).is_absolute():
+        _db["NAME"] = str(BASE_DIR / _db["NAME"])
+    # WAL + IMMEDIATE transactions let the embedded single-machine mode take concurrent writers.
+    _db.setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+    )
+else:
+    _db["CONN_MAX_AGE"] = env.int("CO_DB_CONN_MAX_AGE", default=0)
+    _db["CONN_HEALTH_CHECKS"] = True
+    _db.setdefault("OPTIONS", {}).setdefault("connect_timeout", env.int("CO_DB_CONNECT_TIMEOUT", default=5))
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- cache (throttles, problem-bank cache, stream counters) ------------------------------
+
+REDIS_URL = env.str("CO_REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "co",
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "co"}}
+
+# --- Celery -----------------------------------------------------------------------------
+
+CELERY_BROKER_URL = env.str("CO_CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CO_CELERY_SOFT_TIME_LIMIT", default=60)
+CELERY_TASK_TIME_LIMIT = env.int("CO_CELERY_TIME_LIMIT", default=90)
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_TIMEZONE = "UTC"
+
+# --- authentication ---------------------------------------------------------------------
+
+
+def _pem_setting(name: str, default_path: Path | None) -> str | None:
+    """A PEM given inline, or a path to a PEM file (read lazily by the authentication class)."""
+    value = env.str(name, default="")
+    if value:
+        return value.replace("\\n", "\n")
+    return str(default_path) if default_path else None
+
+
+CO_JWT_PUBLIC_KEY = _pem_setting("CO_JWT_PUBLIC_KEY", None if IS_PRODUCTION else VAR_DIR / "jwt-dev-public.pem")
+if IS_PRODUCTION and not CO_JWT_PUBLIC_KEY:
+    raise ImproperlyConfigured(
+        "CO_JWT_PUBLIC_KEY is not set. Set it to the upstream issuer's RS256 public key (PEM, or a "
+        "path to a PEM file) in production, or set CO_ENV=development for a local run."
+    )
+# The private key only exists in development: `issue_token` refuses without it.
+CO_JWT_PRIVATE_KEY = _pem_setting("CO_JWT_PRIVATE_KEY", None if IS_PRODUCTION else VAR_DIR / "jwt-dev-private.pem")
+CO_JWT_ISSUER = env.str("CO_JWT_ISSUER", default="https://api.scimigo.com")
+CO_JWT_AUDIENCE = env.str("CO_JWT_AUDIENCE", default="") or None
+CO_JWT_LEEWAY_SECONDS = env.int("CO_JWT_LEEWAY_SECONDS", default=30)
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# --- API --------------------------------------------------------------------------------
+
+CO_RATE_LIMIT = env.str("CO_RATE_LIMIT", default="60/min")
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["co_project.authentication.LearnerJWTAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["co_project.authentication.IsLearner"],
+    "DEFAULT_THROTTLE_CLASSES": ["co_project.throttles.LearnerRateThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "co_project.errors.api_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Curriculum Orchestrator API",
+    "DESCRIPTION": (
+        "Tracks, problems, sessions, submissions, tutoring and the learner model of the "
+        "learning platform. Every `/v1/` call needs `Authorization: Bearer <JWT>` (RS256, issued "
+        "by the platform's main API). Errors always use the envelope "
+        '`{"error": {"code", "message", "fields"}, "request_id"}`.'
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/v1",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+CORS_ALLOWED_ORIGINS = env.list(
+    "CO_CORS_ALLOWED_ORIGINS", default=["https://coding.scimigo.com", "https://app.scimigo.com"]
+)
+CORS_URLS_REGEX = r"^/(v1|health)(/.*)?$"
+CORS_EXPOSE_HEADERS = ["X-Request-ID", "Retry-After"]
+CORS_ALLOW_HEADERS = [
+    "accept",
+    "authorization",
+    "content-type",
+    "idempotency-key",
+    "x-request-id",
+]
+
+# --- external services --------------------------------------------------------------------
+
+CO_EVAL_BASE = env.str("CO_EVAL_BASE", default="") or None
+CO_PROBLEM_BANK_BASE = env.str("CO_PROBLEM_BANK_BASE", default="") or None
+CO_PROBLEM_BANK_TOKEN = env.str("CO_PROBLEM_BANK_TOKEN", default="") or None
+CO_PROBLEM_BANK_TIMEOUT_SECONDS = env.float("CO_PROBLEM_BANK_TIMEOUT_SECONDS", default=3.0)
+CO_PROBLEM_BANK_RETRIES = env.int("CO_PROBLEM_BANK_RETRIES", default=2)
+CO_PROBLEM_BANK_CACHE_SECONDS = env.int("CO_PROBLEM_BANK_CACHE_SECONDS", default=300)
+CO_TUTOR_BASE = env.str("CO_TUTOR_BASE", default="") or None
+CO_TUTOR_MODEL = env.str("CO_TUTOR_MODEL", default="") or None
+CO_TUTOR_API_KEY = env.str("CO_TUTOR_API_KEY", default="") or None
+CO_SSE_MAX_STREAMS = env.int("CO_SSE_MAX_STREAMS", default=2)
+
+# Course packs shipped with the repository, imported by `manage.py seed`.
+CO_SEED_COURSEPACK_DIR = BASE_DIR / "coursepacks"
+# Authoring runs (generators, reference solutions at publish time): wall-clock bound per run.
+CO_AUTHORING_RUN_TIMEOUT_SECONDS = env.float("CO_AUTHORING_RUN_TIMEOUT_SECONDS", default=30.0)
+
+# --- files ------------------------------------------------------------------------------
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if not IS_PRODUCTION
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+# Development and tests serve static files straight from the apps (no collectstatic step).
+WHITENOISE_USE_FINDERS = not IS_PRODUCTION
+WHITENOISE_AUTOREFRESH = not IS_PRODUCTION
+MEDIA_ROOT = env.path("CO_MEDIA_ROOT", default=VAR_DIR / "media")
+MEDIA_URL = "media/"
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# --- i18n -------------------------------------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- security in production ---------------------------------------------------------------
+
+if IS_PRODUCTION:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = env.bool("CO_SECURE_COOKIES", default=True)
+    CSRF_COOKIE_SECURE = env.bool("CO_SECURE_COOKIES", default=True)
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+# --- logging (structured, one JSON object per line, with the request id) ------------------
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "co_project.middleware.RequestIdLogFilter"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+            "rename_fields": {"asctime": "ts", "levelname": "level", "name": "logger"},
+        }
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["request_id"]}
+    },
+    "root": {"handlers": ["console"], "level": env.str("CO_LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "django.request": {"level": "ERROR", "propagate": True},
+        "django.db.backends": {"level": "WARNING", "propagate": True},
+    },
+}

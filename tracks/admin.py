@@ -1,0 +1,268 @@
+"""Admin for curriculum staff: tracks with modules, problems with their tests and hints,
+rubrics, and course packs (upload → validate → read the report → publish).
+
+Course pack actions call `tracks.services`, the same functions `import_coursepack` uses.
+Hidden tests appear only here, to staff with the permission to view them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from co_project.errors import ApplicationError
+from tracks import forms, services
+from tracks.models import (
+    CoursePack,
+    CoursePackSource,
+    CoursePackStatus,
+    HiddenTest,
+    Label,
+    Module,
+    Problem,
+    ProblemLanguage,
+    Rubric,
+    Topic,
+    Track,
+)
+
+
+class ModuleInline(admin.TabularInline):
+    model = Module
+    form = forms.ModuleAdminForm
+    extra = 0
+    ordering = ("position",)
+
+
+@admin.register(Track)
+class TrackAdmin(admin.ModelAdmin):
+    list_display = ("slug", "title", "subject", "version", "published", "updated_at")
+    list_filter = ("subject", "published", "labels")
+    search_fields = ("slug", "title")
+    filter_horizontal = ("labels",)
+    inlines = (ModuleInline,)
+
+
+@admin.register(Label)
+class LabelAdmin(admin.ModelAdmin):
+    search_fields = ("name",)
+
+
+@admin.register(Topic)
+class TopicAdmin(admin.ModelAdmin):
+    search_fields = ("slug",)
+
+
+class ProblemLanguageInline(admin.StackedInline):
+    model = ProblemLanguage
+    extra = 0
+
+
+class HiddenTestInline(admin.TabularInline):
+    model = HiddenTest
+    form = forms.HiddenTestAdminForm
+    extra = 0
+    ordering = ("position",)
+    classes = ("collapse",)
+
+
+@admin.register(Problem)
+class ProblemAdmin(admin.ModelAdmin):
+    form = forms.ProblemAdminForm
+    list_display = ("slug", "title", "track", "module", "subject", "difficulty", "published", "updated_at")
+    list_filter = ("module__track", "module", "subject", "difficulty", "topics", "published")
+    list_select_related = ("module__track",)
+    search_fields = ("slug", "title", "statement")
+    filter_horizontal = ("topics",)
+    readonly_fields = ("content_hash", "created_at", "updated_at")
+    inlines = (ProblemLanguageInline, HiddenTestInline)
+    actions = ("retire_problems",)
+    fieldsets = (
+        (None, {"fields": ("slug", "title", "subject", "module", "position", "difficulty", "topics", "published", "statement")}),
+        ("Hints and remediation", {"fields": ("hints", "remediation")}),
+        (
+            "Coding",
+            {
+                "fields": (
+                    "parameters",
+                    "comparison",
+                    "float_tolerance",
+                    "time_limit_ms",
+                    "memory_limit_mb",
+                    "visible_tests",
+                    "hidden_generators",
+                )
+            },
+        ),
+        ("Math", {"classes": ("collapse",), "fields": ("math_variables", "math_answer", "math_form", "math_steps")}),
+        ("Systems", {"classes": ("collapse",), "fields": ("rubric", "rubric_expectations")}),
+        ("Bookkeeping", {"classes": ("collapse",), "fields": ("content_hash", "created_at", "updated_at")}),
+    )
+
+    @admin.display(ordering="module__track__slug")
+    def track(self, problem: Problem) -> str:
+        return problem.module.track.slug
+
+    @admin.action(description="Retire selected problems (hide from learners, keep history)")
+    def retire_problems(self, request: HttpRequest, queryset: Any) -> None:
+        for problem in queryset:
+            services.problem_retire(problem=problem)
+        self.message_user(request, f"Retired {queryset.count()} problem(s).", messages.SUCCESS)
+
+
+@admin.register(Rubric)
+class RubricAdmin(admin.ModelAdmin):
+    form = forms.RubricAdminForm
+    list_display = ("slug", "title", "domain", "updated_at")
+    list_filter = ("domain",)
+    search_fields = ("slug", "title")
+
+
+def _render_report(report: dict[str, Any]) -> str:
+    if not report:
+        return "Not validated yet."
+    summary = report.get("summary") or {}
+    head = ""
+    if summary:
+        head = format_html(
+            "<p><strong>{}</strong> {} — {} modules, {} problems, {} hidden tests</p>",
+            summary.get("track"),
+            summary.get("version"),
+            summary.get("modules"),
+            summary.get("problems"),
+            summary.get("hidden_tests"),
+        )
+    verdict = format_html(
+        '<p style="color:{}"><strong>{}</strong></p>',
+        "green" if report.get("ok") else "#ba2121",
+        "Valid" if report.get("ok") else f"{len(report.get('errors', []))} error(s): nothing can be published",
+    )
+    errors = format_html_join("", '<li style="color:#ba2121"><code>{}</code>: {}</li>', ((e["path"], e["message"]) for e in report.get("errors", [])))
+    warnings = format_html_join("", "<li><code>{}</code>: {} (warning)</li>", ((w["path"], w["message"]) for w in report.get("warnings", [])))
+    return format_html("{}{}<ul>{}{}</ul>", head, verdict, errors, warnings)
+
+
+@admin.register(CoursePack)
+class CoursePackAdmin(admin.ModelAdmin):
+    list_display = ("original_name", "track_slug", "version", "status", "source", "uploaded_by", "uploaded_at", "published_at")
+    list_filter = ("status", "source", "track_slug")
+    search_fields = ("original_name", "track_slug", "sha256")
+    readonly_fields = (
+        "original_name",
+        "file",
+        "sha256",
+        "track_slug",
+        "version",
+        "status",
+        "report",
+        "source",
+        "uploaded_by",
+        "uploaded_at",
+        "validated_at",
+        "published_by",
+        "published_at",
+    )
+    exclude = ("validation_report",)
+    actions = ("validate_packs", "publish_packs")
+    change_form_template = "admin/tracks/coursepack/change_form.html"
+
+    @admin.display(description="Validation report")
+    def report(self, pack: CoursePack) -> str:
+        return _render_report(pack.validation_report)
+
+    def has_change_permission(self, request: HttpRequest, obj: CoursePack | None = None) -> bool:
+        # Packs are immutable once uploaded: the change page is a read-only report with actions.
+        return False
+
+    def get_urls(self) -> list:
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path("<uuid:pack_id>/validate/", self.admin_site.admin_view(self.validate_view), name="%s_%s_validate" % info),
+            path("<uuid:pack_id>/publish/", self.admin_site.admin_view(self.publish_view), name="%s_%s_publish" % info),
+            *super().get_urls(),
+        ]
+
+    def _change_url(self, pack: CoursePack) -> str:
+        return reverse("admin:tracks_coursepack_change", args=[pack.pk])
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
+        if not self.has_add_permission(request):
+            return HttpResponseRedirect(reverse("admin:index"))
+        form = forms.CoursePackUploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            pack = services.coursepack_upload(
+                content=upload.read(), filename=upload.name, source=CoursePackSource.ADMIN, uploaded_by=request.user
+            )
+            check = services.coursepack_validate(pack=pack)
+            if check.ok:
+                self.message_user(request, "Uploaded and valid: review the report, then publish.", messages.SUCCESS)
+            else:
+                self.message_user(request, f"Uploaded, but invalid: {len(check.errors)} error(s) below.", messages.ERROR)
+            return HttpResponseRedirect(self._change_url(pack))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "form": form,
+            "title": "Upload a course pack",
+            "has_view_permission": True,
+        }
+        return TemplateResponse(request, "admin/tracks/coursepack/upload.html", context)
+
+    def _publish(self, request: HttpRequest, pack: CoursePack) -> None:
+        try:
+            summary = services.coursepack_publish(pack=pack, published_by=request.user)
+        except ApplicationError as exc:
+            self.message_user(request, f"{pack}: {exc.message}", messages.ERROR)
+            return
+        if summary.changed:
+            self.message_user(
+                request,
+                f"Published {summary.track} {summary.version}: {len(summary.created)} created, "
+                f"{len(summary.updated)} updated, {len(summary.retired)} retired.",
+                messages.SUCCESS,
+            )
+        else:
+            self.message_user(request, f"Published {summary.track} {summary.version}: nothing changed.", messages.INFO)
+
+    def validate_view(self, request: HttpRequest, pack_id: str) -> HttpResponse:
+        pack = get_object_or_404(CoursePack, pk=pack_id)
+        if request.method == "POST" and self.has_view_permission(request, pack):
+            check = services.coursepack_validate(pack=pack)
+            level = messages.SUCCESS if check.ok else messages.ERROR
+            self.message_user(request, "Valid." if check.ok else f"Invalid: {len(check.errors)} error(s).", level)
+        return HttpResponseRedirect(self._change_url(pack))
+
+    def publish_view(self, request: HttpRequest, pack_id: str) -> HttpResponse:
+        pack = get_object_or_404(CoursePack, pk=pack_id)
+        if request.method == "POST" and request.user.has_perm("tracks.add_coursepack"):
+            self._publish(request, pack)
+        return HttpResponseRedirect(self._change_url(pack))
+
+    @admin.action(description="Validate selected course packs")
+    def validate_packs(self, request: HttpRequest, queryset: Any) -> None:
+        for pack in queryset:
+            check = services.coursepack_validate(pack=pack)
+            level = messages.SUCCESS if check.ok else messages.ERROR
+            self.message_user(request, f"{pack}: {'valid' if check.ok else f'{len(check.errors)} error(s)'}", level)
+
+    @admin.action(description="Publish selected course packs")
+    def publish_packs(self, request: HttpRequest, queryset: Any) -> None:
+        for pack in queryset.order_by("uploaded_at"):
+            self._publish(request, pack)
+
+    def render_change_form(self, request: HttpRequest, context: dict, *args: Any, **kwargs: Any) -> HttpResponse:
+        pack = context.get("original")
+        if pack is not None:
+            context["coursepack_actions"] = {
+                "validate_url": reverse("admin:tracks_coursepack_validate", args=[pack.pk]),
+                "publish_url": reverse("admin:tracks_coursepack_publish", args=[pack.pk]),
+                "can_publish": pack.status in {CoursePackStatus.VALID, CoursePackStatus.DRAFT},
+            }
+        return super().render_change_form(request, context, *args, **kwargs)

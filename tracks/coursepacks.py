@@ -1,0 +1,366 @@
+"""Reading and checking course pack files (format 1; see docs/coursepack-format.md).
+
+`check_coursepack` turns raw bytes into a `PackCheck`: the parsed document, every finding
+(each naming the problem and field it is about) and the hidden test cases the pack
+materializes (authored cases plus generated ones, whose expected outputs come from the Python
+reference). It writes nothing; `tracks.services` decides what to do with the result.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+from django.conf import settings
+
+from tracks import authoring
+from tracks.comparison import outputs_match
+from tracks.models import HiddenTestOrigin, Problem, Rubric, Subject
+
+SCHEMA_PATH = Path(settings.BASE_DIR) / "docs" / "coursepack.schema.json"
+MAX_PACK_BYTES = 5 * 1024 * 1024
+_SHOWN_VALUE_CHARS = 120
+
+
+@functools.cache
+def coursepack_schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+def schema_validator(definition: str | None = None) -> jsonschema.protocols.Validator:
+    """A validator for the whole pack or for one `$defs` entry (used by the admin's JSON editors)."""
+    schema = coursepack_schema()
+    if definition is not None:
+        schema = {"$defs": schema["$defs"], "$ref": f"#/$defs/{definition}"}
+    return jsonschema.Draft202012Validator(schema)
+
+
+@dataclass(frozen=True)
+class Finding:
+    path: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"path": self.path, "message": self.message}
+
+
+@dataclass(frozen=True)
+class MaterializedHiddenTest:
+    category: str
+    input: dict[str, Any]
+    expected: Any
+    origin: str
+
+
+@dataclass
+class PackCheck:
+    document: dict[str, Any] | None = None
+    errors: list[Finding] = field(default_factory=list)
+    warnings: list[Finding] = field(default_factory=list)
+    hidden_tests: dict[str, list[MaterializedHiddenTest]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and self.document is not None
+
+    def error(self, path: str, message: str) -> None:
+        self.errors.append(Finding(path, message))
+
+    def warn(self, path: str, message: str) -> None:
+        self.warnings.append(Finding(path, message))
+
+    def report(self) -> dict[str, Any]:
+        summary: dict[str, Any] = {}
+        if self.document is not None and isinstance(self.document.get("track"), dict):
+            track = self.document["track"]
+            problems = self.document.get("problems") or []
+            summary = {
+                "track": track.get("slug"),
+                "version": track.get("version"),
+                "modules": len(track.get("modules") or []),
+                "problems": len(problems) if isinstance(problems, list) else 0,
+                "hidden_tests": sum(len(cases) for cases in self.hidden_tests.values()),
+            }
+        return {
+            "ok": self.ok,
+            "errors": [finding.as_dict() for finding in self.errors],
+            "warnings": [finding.as_dict() for finding in self.warnings],
+            "summary": summary,
+        }
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= _SHOWN_VALUE_CHARS else text[:_SHOWN_VALUE_CHARS] + "…"
+
+
+def _json_path(document: dict[str, Any], parts: list[Any]) -> str:
+    """['problems', 3, 'languages'] → 'problems[two-sum].languages' (slugs where we have them)."""
+    path, node = "", document
+    for part in parts:
+        if isinstance(part, int):
+            item = node[part] if isinstance(node, list) and part < len(node) else None
+            slug = item.get("slug") if isinstance(item, dict) else None
+            path += f"[{slug}]" if isinstance(slug, str) and path in {"problems", "rubrics", "track.modules"} else f"[{part}]"
+            node = item
+        else:
+            path += f".{part}" if path else str(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return path or "(pack)"
+
+
+def parse_coursepack(raw: bytes, check: PackCheck) -> dict[str, Any] | None:
+    if len(raw) > MAX_PACK_BYTES:
+        check.error("(file)", f"is {len(raw)} bytes; a course pack may be at most {MAX_PACK_BYTES} bytes")
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        check.error("(file)", "is not UTF-8 text")
+        return None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        check.error("(file)", f"is not valid YAML/JSON{where}: {getattr(exc, 'problem', None) or exc}")
+        return None
+    if not isinstance(document, dict):
+        check.error("(file)", "must contain a mapping with 'format', 'track' and 'problems'")
+        return None
+    return document
+
+
+def _check_schema(document: dict[str, Any], check: PackCheck) -> None:
+    for error in sorted(schema_validator().iter_errors(document), key=lambda e: list(map(str, e.absolute_path))):
+        check.error(_json_path(document, list(error.absolute_path)), error.message)
+
+
+def _check_references(document: dict[str, Any], check: PackCheck) -> None:
+    track = document["track"]
+    module_slugs = [module["slug"] for module in track["modules"]]
+    for slug in {s for s in module_slugs if module_slugs.count(s) > 1}:
+        check.error(f"track.modules[{slug}]", "module slug appears more than once")
+
+    rubrics: dict[str, dict[str, Any]] = {}
+    for rubric in document.get("rubrics", []):
+        if rubric["slug"] in rubrics:
+            check.error(f"rubrics[{rubric['slug']}]", "rubric slug appears more than once")
+        rubrics[rubric["slug"]] = rubric
+        ids = [dimension["id"] for dimension in rubric["dimensions"]]
+        for dimension_id in {i for i in ids if ids.count(i) > 1}:
+            check.error(f"rubrics[{rubric['slug']}].dimensions", f"dimension id '{dimension_id}' appears more than once")
+
+    slugs = [problem["slug"] for problem in document["problems"]]
+    for slug in {s for s in slugs if slugs.count(s) > 1}:
+        check.error(f"problems[{slug}]", "problem slug appears more than once")
+    owners = dict(
+        Problem.objects.filter(slug__in=slugs).exclude(module__track__slug=track["slug"]).values_list("slug", "module__track__slug")
+    )
+    for slug, owner in owners.items():
+        check.error(f"problems[{slug}].slug", f"'{slug}' already belongs to track '{owner}'; problem slugs are unique")
+
+    for problem in document["problems"]:
+        path = f"problems[{problem['slug']}]"
+        subject = problem.get("subject", track["subject"])
+        if problem["module"] not in module_slugs:
+            check.error(f"{path}.module", f"'{problem['module']}' is not a module of track '{track['slug']}'")
+        for block, owner_subject in (("languages", Subject.CODING), ("math", Subject.MATH), ("systems", Subject.SYSTEMS)):
+            if subject == owner_subject and block not in problem:
+                check.error(f"{path}.{block}", f"is required for a {subject} problem")
+            elif subject != owner_subject and block in problem:
+                check.error(f"{path}.{block}", f"does not belong on a {subject} problem")
+        if subject == Subject.CODING:
+            _check_coding_shape(problem, path, check)
+        elif subject == Subject.SYSTEMS and "systems" in problem:
+            _check_systems(problem, path, rubrics, check)
+
+
+def _check_coding_shape(problem: dict[str, Any], path: str, check: PackCheck) -> None:
+    parameters = problem.get("parameters")
+    if not parameters:
+        check.error(f"{path}.parameters", "is required for a coding problem")
+        return
+    if not problem.get("visible_tests"):
+        check.error(f"{path}.visible_tests", "a coding problem needs at least one visible test")
+    for group in ("visible_tests", "hidden_tests"):
+        for index, case in enumerate(problem.get(group, [])):
+            if set(case["input"]) != set(parameters):
+                check.error(
+                    f"{path}.{group}[{index}].input",
+                    f"keys {sorted(case['input'])} must be exactly the parameters {parameters}",
+                )
+    if problem.get("comparison") == "float" and "float_tolerance" not in problem:
+        check.error(f"{path}.float_tolerance", "is required when comparison is 'float'")
+    if problem.get("hidden_generators") and "python" not in problem.get("languages", {}):
+        check.error(f"{path}.hidden_generators", "need a Python reference solution to compute expected outputs")
+    categories = {case["category"] for case in problem.get("hidden_tests", [])} | {
+        generator["category"] for generator in problem.get("hidden_generators", [])
+    }
+    if not categories:
+        check.warn(f"{path}.hidden_tests", "has no hidden tests: submissions are graded on visible tests only")
+    remediation = problem.get("remediation", {})
+    for category in sorted(categories - set(remediation)):
+        check.error(f"{path}.remediation", f"has no entry for hidden category '{category}'")
+    for category in sorted(set(remediation) - categories):
+        check.warn(f"{path}.remediation.{category}", "is not a category of any hidden test")
+
+
+def _check_systems(problem: dict[str, Any], path: str, rubrics: dict[str, dict[str, Any]], check: PackCheck) -> None:
+    slug = problem["systems"]["rubric"]
+    rubric = rubrics.get(slug)
+    if rubric is None:
+        published = Rubric.objects.filter(slug=slug).values("dimensions").first()
+        rubric = {"dimensions": published["dimensions"]} if published else None
+    if rubric is None:
+        check.error(f"{path}.systems.rubric", f"'{slug}' is neither in this pack nor published")
+        return
+    dimension_ids = {dimension["id"] for dimension in rubric["dimensions"]}
+    expectations = set(problem["systems"]["expectations"])
+    for missing in sorted(dimension_ids - expectations):
+        check.error(f"{path}.systems.expectations", f"has no expectations for rubric dimension '{missing}'")
+    for unknown in sorted(expectations - dimension_ids):
+        check.error(f"{path}.systems.expectations.{unknown}", f"is not a dimension of rubric '{slug}'")
+
+
+def _check_math(document: dict[str, Any], check: PackCheck) -> None:
+    from sympy import Symbol
+    from sympy.parsing.sympy_parser import parse_expr, standard_transformations
+
+    for problem in document["problems"]:
+        if "math" not in problem:
+            continue
+        block = problem["math"]
+        path = f"problems[{problem['slug']}].math"
+        allowed = {name: Symbol(name) for name in block["variables"]}
+        for field_path, text in [("answer", block["answer"])] + [
+            (f"steps[{index}]", step) for index, step in enumerate(block.get("steps", []))
+        ]:
+            try:  # staff-authored text, parsed with only the declared symbols in scope
+                expression = parse_expr(text, local_dict=allowed, transformations=standard_transformations)
+            except Exception as exc:  # noqa: BLE001 - SymPy raises many types for bad input
+                check.error(f"{path}.{field_path}", f"is not a valid expression: {type(exc).__name__}")
+                continue
+            unknown = {str(symbol) for symbol in getattr(expression, "free_symbols", set())} - set(allowed)
+            if unknown:
+                check.error(f"{path}.{field_path}", f"uses undeclared variables {sorted(unknown)}")
+
+
+def _run_references(document: dict[str, Any], check: PackCheck) -> None:
+    """Run generators and references; compare reference outputs with every authored expectation."""
+    coding = [p for p in document["problems"] if "languages" in p and p.get("parameters")]
+    python_jobs = {
+        p["slug"]: authoring.AuthoringJob(
+            reference=p["languages"]["python"]["reference"],
+            entrypoint=p["languages"]["python"]["entrypoint"],
+            parameters=p["parameters"],
+            inputs=[case["input"] for case in p.get("visible_tests", []) + p.get("hidden_tests", [])],
+            generators=p.get("hidden_generators", []),
+        )
+        for p in coding
+        if "python" in p["languages"]
+    }
+    try:
+        python_results = authoring.run_python(python_jobs) if python_jobs else {}
+    except authoring.AuthoringRunFailed as exc:
+        check.error("problems", f"Python references could not be run: {exc}")
+        return
+
+    for problem in coding:
+        slug, path = problem["slug"], f"problems[{problem['slug']}]"
+        authored = [("visible_tests", i, c) for i, c in enumerate(problem.get("visible_tests", []))] + [
+            ("hidden_tests", i, c) for i, c in enumerate(problem.get("hidden_tests", []))
+        ]
+        cases = [
+            MaterializedHiddenTest(c["category"], c["input"], c["expected"], HiddenTestOrigin.AUTHORED)
+            for c in problem.get("hidden_tests", [])
+        ]
+        result = python_results.get(slug)
+        if result is not None:
+            if result["error"]:
+                check.error(f"{path}.languages.python", result["error"])
+                continue
+            outputs = result["outputs"]
+            _compare(problem, path, "python", authored, outputs[: len(authored)], check)
+            for generated, output in zip(result["generated"], outputs[len(authored) :], strict=True):
+                generator = problem["hidden_generators"][generated["generator"]]
+                if not output["ok"]:
+                    check.error(
+                        f"{path}.hidden_generators[{generated['generator']}]",
+                        f"python reference failed on a generated case: {output['error']}",
+                    )
+                    continue
+                cases.append(
+                    MaterializedHiddenTest(generator["category"], generated["input"], output["value"], HiddenTestOrigin.GENERATED)
+                )
+        check.hidden_tests[slug] = cases
+
+    javascript_jobs = {
+        p["slug"]: authoring.AuthoringJob(
+            reference=p["languages"]["javascript"]["reference"],
+            entrypoint=p["languages"]["javascript"]["entrypoint"],
+            parameters=p["parameters"],
+            inputs=[case["input"] for case in p.get("visible_tests", [])]
+            + [case.input for case in check.hidden_tests.get(p["slug"], [])],
+            generators=[],
+        )
+        for p in coding
+        if "javascript" in p["languages"]
+    }
+    if not javascript_jobs:
+        return
+    try:
+        javascript_results = authoring.run_javascript(javascript_jobs)
+    except authoring.AuthoringRunFailed as exc:
+        check.error("problems", f"JavaScript references could not be run: {exc}")
+        return
+    if javascript_results is None:
+        check.warn("problems", "Node.js is not installed here: JavaScript reference solutions were not checked")
+        return
+    for problem in coding:
+        result = javascript_results.get(problem["slug"])
+        if result is None:
+            continue
+        path = f"problems[{problem['slug']}]"
+        if result["error"]:
+            check.error(f"{path}.languages.javascript", result["error"])
+            continue
+        expectations = [("visible_tests", i, c) for i, c in enumerate(problem.get("visible_tests", []))] + [
+            ("hidden tests", i, {"expected": c.expected}) for i, c in enumerate(check.hidden_tests.get(problem["slug"], []))
+        ]
+        _compare(problem, path, "javascript", expectations, result["outputs"], check)
+
+
+def _compare(
+    problem: dict[str, Any], path: str, language: str, cases: list[tuple[str, int, dict]], outputs: list[dict], check: PackCheck
+) -> None:
+    for (group, index, case), output in zip(cases, outputs, strict=True):
+        where = f"{path}.{group}[{index}]" if group != "hidden tests" else f"{path}.hidden test #{index + 1}"
+        if not output["ok"]:
+            check.error(where, f"{language} reference raised {output['error']}")
+        elif not outputs_match(
+            case["expected"], output["value"], mode=problem.get("comparison", "exact"), tolerance=problem.get("float_tolerance")
+        ):
+            check.error(where, f"{language} reference returned {_shown(output['value'])}, expected {_shown(case['expected'])}")
+
+
+def check_coursepack(raw: bytes) -> PackCheck:
+    check = PackCheck()
+    document = parse_coursepack(raw, check)
+    if document is None:
+        return check
+    check.document = document
+    _check_schema(document, check)
+    if check.errors:  # later checks assume the structure is right
+        return check
+    _check_references(document, check)
+    _check_math(document, check)
+    if check.errors:
+        return check
+    _run_references(document, check)
+    return check

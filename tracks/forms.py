@@ -1,0 +1,118 @@
+"""Admin forms: JSON editors that reject malformed JSON and wrong shapes with readable messages.
+
+The shapes come from the course pack schema (docs/coursepack.schema.json), so the admin and
+course packs accept exactly the same content.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from tracks.coursepacks import schema_validator
+from tracks.models import HiddenTest, Module, Problem, Rubric, Subject
+
+
+class SchemaJSONField(forms.JSONField):
+    """A JSON textarea checked against one `$defs` entry of the course pack schema."""
+
+    def __init__(self, *args: Any, definition: str | None = None, **kwargs: Any) -> None:
+        self.definition = definition
+        # An empty box means the field's empty value ([] or {}), not SQL NULL.
+        self.empty_factory = kwargs.get("initial") if callable(kwargs.get("initial")) else None
+        kwargs.setdefault("widget", forms.Textarea(attrs={"rows": 6, "cols": 100, "style": "font-family: monospace"}))
+        super().__init__(*args, **kwargs)
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, str) and value.strip():
+            try:
+                json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValidationError(
+                    f"Not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.", code="invalid_json"
+                ) from exc
+        result = super().to_python(value)
+        if result is None and self.empty_factory is not None:
+            return self.empty_factory()
+        return result
+
+    def validate(self, value: Any) -> None:
+        super().validate(value)
+        if self.definition is None or value in self.empty_values:
+            return
+        messages = []
+        for error in schema_validator(self.definition).iter_errors(value):
+            where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path)
+            messages.append(f"{where.lstrip('.') or 'value'}: {error.message}")
+        if messages:
+            raise ValidationError(messages[:10])
+
+
+class ProblemAdminForm(forms.ModelForm):
+    parameters = SchemaJSONField(definition="parameters", required=False, initial=list)
+    visible_tests = SchemaJSONField(definition="visibleTests", required=False, initial=list)
+    hidden_generators = SchemaJSONField(definition="hiddenGenerators", required=False, initial=list)
+    hints = SchemaJSONField(definition="hints")
+    remediation = SchemaJSONField(definition="remediation", required=False, initial=dict)
+    math_variables = SchemaJSONField(required=False, initial=list)
+    math_steps = SchemaJSONField(required=False, initial=list)
+    rubric_expectations = SchemaJSONField(definition="rubricExpectations", required=False, initial=dict)
+
+    class Meta:
+        model = Problem
+        fields = "__all__"
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        subject, parameters = data.get("subject"), data.get("parameters") or []
+        if subject == Subject.CODING and not parameters and "parameters" not in self.errors:
+            self.add_error("parameters", "A coding problem needs its parameter names, e.g. [\"nums\", \"t\"].")
+        for index, case in enumerate(data.get("visible_tests") or []):
+            if parameters and set(case.get("input", {})) != set(parameters):
+                self.add_error("visible_tests", f"[{index}].input: keys must be exactly the parameters {parameters}.")
+        if data.get("comparison") == "float" and not data.get("float_tolerance"):
+            self.add_error("float_tolerance", "Required when comparison is float.")
+        if subject == Subject.SYSTEMS and not data.get("rubric"):
+            self.add_error("rubric", "A systems problem is graded against a rubric.")
+        if subject == Subject.MATH and not data.get("math_answer"):
+            self.add_error("math_answer", "A math problem needs its answer.")
+        return data
+
+
+class HiddenTestAdminForm(forms.ModelForm):
+    input = SchemaJSONField(widget=forms.Textarea(attrs={"rows": 2, "cols": 60, "style": "font-family: monospace"}))
+    expected = SchemaJSONField(widget=forms.Textarea(attrs={"rows": 2, "cols": 40, "style": "font-family: monospace"}))
+
+    class Meta:
+        model = HiddenTest
+        fields = ("position", "category", "input", "expected", "origin")
+
+    def clean_input(self) -> Any:
+        value = self.cleaned_data["input"]
+        if not isinstance(value, dict):
+            raise ValidationError("A test input is a JSON object of arguments by parameter name.")
+        return value
+
+
+class ModuleAdminForm(forms.ModelForm):
+    outcomes = SchemaJSONField(definition="outcomes", required=False, initial=list)
+
+    class Meta:
+        model = Module
+        fields = ("slug", "title", "outcomes", "position", "published")
+
+
+class RubricAdminForm(forms.ModelForm):
+    dimensions = SchemaJSONField(definition="rubricDimensions")
+    metadata = SchemaJSONField(required=False, initial=dict)
+
+    class Meta:
+        model = Rubric
+        fields = "__all__"
+
+
+class CoursePackUploadForm(forms.Form):
+    file = forms.FileField(help_text="A course pack in YAML or JSON (see docs/coursepack-format.md).")

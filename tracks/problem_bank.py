@@ -1,0 +1,282 @@
+"""The problem bank: where a problem's full bundle (including hidden tests) comes from.
+
+The database backend serves problems published from course packs. When `CO_PROBLEM_BANK_BASE`
+is set, problems the database does not have are fetched from the remote bank
+(`GET {base}/internal/problems/{id}/bundle`) with a timeout, bounded retries and a cache. The
+public API only ever sees a bundle through `tracks.serializers.PublicProblemSerializer`, which
+has no field for anything hidden.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import httpx
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Prefetch
+
+from co_project.errors import ProblemRepositoryNotReady
+from tracks.coursepacks import schema_validator
+from tracks.models import HiddenTest, Problem, ProblemLanguage
+
+logger = logging.getLogger("co.problem_bank")
+
+
+@dataclass(frozen=True)
+class HiddenCase:
+    category: str
+    input: dict[str, Any]
+    expected: Any
+
+
+@dataclass(frozen=True)
+class ProblemBundle:
+    """Everything the platform knows about one problem. `hidden_tests` is None unless asked for."""
+
+    id: str
+    slug: str
+    subject: str
+    title: str
+    statement: str
+    difficulty: int
+    topics: list[str]
+    source: str  # "database" | "remote"
+    track: dict[str, str] | None = None
+    module: dict[str, Any] | None = None
+    parameters: list[str] = field(default_factory=list)
+    languages: dict[str, dict[str, str]] = field(default_factory=dict)  # {lang: {entrypoint, starter, reference}}
+    comparison: str = "exact"
+    float_tolerance: float | None = None
+    time_limit_ms: int = 1000
+    memory_limit_mb: int = 256
+    visible_tests: list[dict[str, Any]] = field(default_factory=list)
+    hidden_tests: list[HiddenCase] | None = None
+    hints: list[str] = field(default_factory=list)
+    remediation: dict[str, str] = field(default_factory=dict)
+    math: dict[str, Any] | None = None
+    rubric: dict[str, Any] | None = None
+    rubric_expectations: dict[str, Any] = field(default_factory=dict)
+    content_hash: str = ""
+
+
+class ProblemBank(Protocol):
+    def get(self, reference: str, *, include_hidden: bool = False) -> ProblemBundle | None: ...
+
+
+def _bundle_from_model(problem: Problem, *, include_hidden: bool) -> ProblemBundle:
+    module, track = problem.module, problem.module.track
+    math = None
+    if problem.math_answer:
+        math = {
+            "variables": problem.math_variables,
+            "answer": problem.math_answer,
+            "form": problem.math_form,
+            "steps": problem.math_steps,
+        }
+    rubric = None
+    if problem.rubric_id:
+        rubric = {"slug": problem.rubric.slug, "title": problem.rubric.title, "dimensions": problem.rubric.dimensions}
+    return ProblemBundle(
+        id=str(problem.id),
+        slug=problem.slug,
+        subject=problem.subject,
+        title=problem.title,
+        statement=problem.statement,
+        difficulty=problem.difficulty,
+        topics=[topic.slug for topic in problem.topics.all()],
+        source="database",
+        track={"id": str(track.id), "slug": track.slug, "title": track.title},
+        module={"id": module.slug, "slug": module.slug, "title": module.title, "outcomes": module.outcomes},
+        parameters=problem.parameters,
+        languages={
+            row.language: {"entrypoint": row.entrypoint, "starter": row.starter_code, "reference": row.reference_solution}
+            for row in problem.languages.all()
+        },
+        comparison=problem.comparison,
+        float_tolerance=problem.float_tolerance,
+        time_limit_ms=problem.time_limit_ms,
+        memory_limit_mb=problem.memory_limit_mb,
+        visible_tests=problem.visible_tests,
+        hidden_tests=[HiddenCase(t.category, t.input, t.expected) for t in problem.hidden_tests.all()]
+        if include_hidden
+        else None,
+        hints=problem.hints,
+        remediation=problem.remediation,
+        math=math,
+        rubric=rubric,
+        rubric_expectations=problem.rubric_expectations,
+        content_hash=problem.content_hash,
+    )
+
+
+class DatabaseProblemBank:
+    """Published problems from course packs, looked up by id (UUID) or slug."""
+
+    def get(self, reference: str, *, include_hidden: bool = False) -> ProblemBundle | None:
+        queryset = Problem.objects.filter(published=True).select_related("module__track", "rubric")
+        prefetches: list[Any] = ["topics", Prefetch("languages", queryset=ProblemLanguage.objects.order_by("language"))]
+        if include_hidden:
+            prefetches.append(Prefetch("hidden_tests", queryset=HiddenTest.objects.order_by("position")))
+        queryset = queryset.prefetch_related(*prefetches)
+        try:
+            lookup = {"id": uuid.UUID(reference)}
+        except ValueError:
+            lookup = {"slug": reference}
+        problem = queryset.filter(**lookup).first()
+        return _bundle_from_model(problem, include_hidden=include_hidden) if problem else None
+
+
+class ProblemBankUnavailable(Exception):
+    """The remote bank could not answer (timeouts, 5xx, garbage) after the bounded retries."""
+
+
+class HttpProblemBank:
+    """The remote problem bank of seeds/000 §5, with timeouts, bounded retries and a cache."""
+
+    _MISSING = "__missing__"
+
+    def __init__(
+        self, base_url: str, *, timeout: float, retries: int, cache_seconds: int, token: str | None = None
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.retries = retries
+        self.cache_seconds = cache_seconds
+        self.token = token
+
+    def _cache_key(self, reference: str) -> str:
+        return f"problem-bank:v1:{reference}"
+
+    def fetch(self, reference: str) -> dict[str, Any] | None:
+        """The raw bundle, or None when the bank says it has no such problem (404)."""
+        cached = cache.get(self._cache_key(reference))
+        if cached is not None:
+            return None if cached == self._MISSING else cached
+        headers = {"Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        url = f"{self.base_url}/internal/problems/{quote(reference, safe='')}/bundle"
+        last_error = "no attempt made"
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(min(0.1 * 2 ** (attempt - 1), 1.0))
+            try:
+                response = httpx.get(url, headers=headers, timeout=self.timeout)
+            except httpx.HTTPError as exc:
+                last_error = type(exc).__name__
+                continue
+            if response.status_code == 404:
+                cache.set(self._cache_key(reference), self._MISSING, timeout=min(30, self.cache_seconds))
+                return None
+            if response.status_code >= 500 or response.status_code == 429:
+                last_error = f"HTTP {response.status_code}"
+                continue
+            if response.status_code != 200:
+                raise ProblemBankUnavailable(f"problem bank answered HTTP {response.status_code}")
+            try:
+                bundle = response.json()
+            except ValueError as exc:
+                raise ProblemBankUnavailable("problem bank answered with something that is not JSON") from exc
+            if not isinstance(bundle, dict):
+                raise ProblemBankUnavailable("problem bank answered with something that is not a bundle")
+            cache.set(self._cache_key(reference), bundle, timeout=self.cache_seconds)
+            return bundle
+        raise ProblemBankUnavailable(f"problem bank unreachable after {self.retries + 1} attempts ({last_error})")
+
+    def get(self, reference: str, *, include_hidden: bool = False) -> ProblemBundle | None:
+        raw = self.fetch(reference)
+        return bundle_from_remote(raw, reference, include_hidden=include_hidden) if raw is not None else None
+
+
+def bundle_from_remote(raw: dict[str, Any], reference: str, *, include_hidden: bool) -> ProblemBundle:
+    """Map a remote bundle (the course pack problem shape, or the older seeds/000 §5 shape) to ours."""
+    visible = [
+        {"input": case.get("input", {}), "expected": case["expected"] if "expected" in case else case.get("expect")}
+        for case in raw.get("visible_tests", [])
+    ]
+    hidden_spec = raw.get("hidden_spec") or {}
+    limits = raw.get("limits") or {}
+    hidden_raw = raw.get("hidden_tests", [])
+    for definition, value in (("visibleTests", visible), ("hiddenTests", hidden_raw)):
+        errors = list(schema_validator(definition).iter_errors(value))
+        if errors:
+            raise ProblemBankUnavailable(f"remote bundle for {reference!r} is malformed: {errors[0].message}")
+    return ProblemBundle(
+        id=str(raw.get("id") or raw.get("slug") or reference),
+        slug=str(raw.get("slug") or raw.get("id") or reference),
+        subject=raw.get("subject", "coding"),
+        title=raw.get("title") or str(raw.get("id") or reference),
+        statement=raw.get("statement", ""),
+        difficulty=int(raw.get("difficulty", 3)),
+        topics=list(raw.get("topics", [])),
+        source="remote",
+        parameters=list(raw.get("parameters") or (visible[0]["input"].keys() if visible else [])),
+        languages={
+            name: {"entrypoint": spec.get("entrypoint", ""), "starter": spec.get("starter", ""), "reference": spec.get("reference", "")}
+            for name, spec in (raw.get("languages") or {}).items()
+        },
+        comparison=raw.get("comparison", "exact"),
+        float_tolerance=raw.get("float_tolerance"),
+        time_limit_ms=int(limits.get("time_ms") or hidden_spec.get("time_limit_ms") or 1000),
+        memory_limit_mb=int(limits.get("memory_mb") or hidden_spec.get("mem_limit_mb") or 256),
+        visible_tests=visible,
+        hidden_tests=[HiddenCase(c["category"], c["input"], c["expected"]) for c in hidden_raw] if include_hidden else None,
+        hints=list(raw.get("hints", [])),
+        remediation=dict(raw.get("remediation", {})),
+        math=raw.get("math"),
+    )
+
+
+class CompositeProblemBank:
+    """Database first; then the remote bank when one is configured."""
+
+    def __init__(self, banks: list[ProblemBank]) -> None:
+        self.banks = banks
+
+    def get(self, reference: str, *, include_hidden: bool = False) -> ProblemBundle | None:
+        for bank in self.banks:
+            bundle = bank.get(reference, include_hidden=include_hidden)
+            if bundle is not None:
+                return bundle
+        return None
+
+
+def problem_bank() -> ProblemBank:
+    banks: list[ProblemBank] = [DatabaseProblemBank()]
+    if settings.CO_PROBLEM_BANK_BASE:
+        banks.append(
+            HttpProblemBank(
+                settings.CO_PROBLEM_BANK_BASE,
+                timeout=settings.CO_PROBLEM_BANK_TIMEOUT_SECONDS,
+                retries=settings.CO_PROBLEM_BANK_RETRIES,
+                cache_seconds=settings.CO_PROBLEM_BANK_CACHE_SECONDS,
+                token=settings.CO_PROBLEM_BANK_TOKEN,
+            )
+        )
+    return CompositeProblemBank(banks)
+
+
+def problem_bundle_get(*, reference: str, include_hidden: bool = False) -> ProblemBundle | None:
+    """The bundle, or None when no bank has the problem. Raises ProblemRepositoryNotReady when
+    the remote bank cannot answer."""
+    try:
+        return problem_bank().get(reference, include_hidden=include_hidden)
+    except ProblemBankUnavailable as exc:
+        logger.warning("problem bank unavailable", extra={"problem": reference[:100], "reason": str(exc)})
+        raise ProblemRepositoryNotReady(
+            "Problem repository not ready: the problem bank could not be reached. Try again shortly."
+        ) from exc
+
+
+def problem_bundle_require(*, reference: str, include_hidden: bool = False) -> ProblemBundle:
+    """For callers that need the problem (submissions, sessions): 409 when no bank has it."""
+    bundle = problem_bundle_get(reference=reference, include_hidden=include_hidden)
+    if bundle is None:
+        raise ProblemRepositoryNotReady(fields={"problem_id": [f"The problem bank has no problem '{reference[:100]}'."]})
+    return bundle

@@ -1,0 +1,50 @@
+"""Reads of curriculum content for the public API. Each selector fixes its own query plan
+(select_related / prefetch_related), so the number of queries per request does not grow
+with the number of tracks, modules or problems."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db.models import Prefetch, QuerySet
+
+from co_project.errors import NotFound
+from tracks.models import Label, Module, Problem, ProblemLanguage, Track
+
+
+def track_list(*, subject: str | None = None, label: str | None = None) -> QuerySet[Track]:
+    queryset = Track.objects.filter(published=True).prefetch_related(
+        Prefetch("labels", queryset=Label.objects.order_by("name")),
+        Prefetch("modules", queryset=Module.objects.filter(published=True).order_by("position", "slug")),
+    )
+    if subject:
+        queryset = queryset.filter(subject=subject)
+    if label:
+        queryset = queryset.filter(labels__name=label)
+    return queryset.order_by("slug")
+
+
+def track_get(*, reference: str) -> Track:
+    """A published track by id or slug, with its modules and their published problems."""
+    problems = (
+        Problem.objects.filter(published=True)
+        .order_by("position", "slug")
+        .prefetch_related("topics", Prefetch("languages", queryset=ProblemLanguage.objects.only("problem_id", "language")))
+    )
+    queryset = Track.objects.filter(published=True).prefetch_related(
+        Prefetch("labels", queryset=Label.objects.order_by("name")),
+        Prefetch(
+            "modules",
+            queryset=Module.objects.filter(published=True).order_by("position", "slug").prefetch_related(
+                Prefetch("problems", queryset=problems)
+            ),
+        ),
+    )
+    try:
+        lookup = {"id": uuid.UUID(reference)}
+    except ValueError:
+        lookup = {"slug": reference}
+    track = queryset.filter(**lookup).first()
+    if track is None:
+        raise NotFound(f"No published track '{reference[:100]}'.")
+    return track
