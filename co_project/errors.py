@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.core.exceptions import PermissionDenied, ValidationError as DjangoValidationError
+from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, JsonResponse
-from rest_framework import exceptions as drf_exceptions, status
+from rest_framework import exceptions as drf_exceptions
+from rest_framework import status
 from rest_framework.response import Response
 
 from co_project.middleware import current_request_id

@@ -58,7 +58,7 @@ class RequestIdMiddleware:
             _request_id.reset(token)
 
     @staticmethod
-    def _begin(request: HttpRequest):  # noqa: ANN205 - a ContextVar token
+    def _begin(request: HttpRequest):
         supplied = request.headers.get("X-Request-ID", "")
         request_id = supplied if _VALID_REQUEST_ID.match(supplied) else uuid.uuid4().hex
         request.request_id = request_id  # type: ignore[attr-defined]

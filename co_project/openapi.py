@@ -21,7 +21,7 @@ ErrorEnvelope = inline_serializer(
 )
 
 _EXAMPLES = {
-    400: ("validation_error", "subject: \"chemistry\" is not a valid choice.", {"subject": ["\"chemistry\" is not a valid choice."]}),
+    400: ("validation_error", 'subject: "chemistry" is not a valid choice.', {"subject": ['"chemistry" is not a valid choice.']}),
     401: ("authentication_failed", "Token is invalid.", {}),
     404: ("not_found", "No published track 'unknown'.", {}),
     409: ("problem_repository_not_ready", "Problem repository not ready: the problem bank has no such problem.", {}),

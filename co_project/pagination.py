@@ -23,6 +23,12 @@ class ItemsCursorPagination(CursorPagination):
             "required": ["items", "next"],
             "properties": {
                 "items": schema,
-                "next": {"type": "string", "nullable": True, "format": "uri", "description": "URL of the next page, or null."},
+                "next": {
+                    "type": "string",
+                    "nullable": True,
+                    "format": "uri",
+                    "description": "URL of the next page, or null.",
+                    "example": None,
+                },
             },
         }

@@ -36,14 +36,11 @@ SECRET_KEY = env.str("CO_SECRET_KEY", default="")
 if not SECRET_KEY:
     if IS_PRODUCTION:
         raise ImproperlyConfigured(
-            "CO_SECRET_KEY is not set. Set it to a long random string in production, "
-            "or set CO_ENV=development for a local run."
+            "CO_SECRET_KEY is not set. Set it to a long random string in production, or set CO_ENV=development for a local run."
         )
-    SECRET_KEY = "dev-insecure-only-for-local-development-and-tests-0123456789"
+    SECRET_KEY = "dev-insecure-only-for-local-development-and-tests-0123456789"  # noqa: S105 - never in production
 
-ALLOWED_HOSTS = env.list(
-    "CO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if IS_PRODUCTION else ["*"]
-)
+ALLOWED_HOSTS = env.list("CO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if IS_PRODUCTION else ["*"])
 CSRF_TRUSTED_ORIGINS = env.list("CO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
@@ -59,6 +56,11 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "co_project",
     "tracks",
+    "sessions_app",
+    "submissions",
+    "tutoring",
+    "study_paths",
+    "personalization",
 ]
 
 MIDDLEWARE = [
@@ -205,9 +207,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
-CORS_ALLOWED_ORIGINS = env.list(
-    "CO_CORS_ALLOWED_ORIGINS", default=["https://coding.scimigo.com", "https://app.scimigo.com"]
-)
+CORS_ALLOWED_ORIGINS = env.list("CO_CORS_ALLOWED_ORIGINS", default=["https://coding.scimigo.com", "https://app.scimigo.com"])
 CORS_URLS_REGEX = r"^/(v1|health)(/.*)?$"
 CORS_EXPOSE_HEADERS = ["X-Request-ID", "Retry-After"]
 CORS_ALLOW_HEADERS = [
@@ -285,9 +285,7 @@ LOGGING = {
             "rename_fields": {"asctime": "ts", "levelname": "level", "name": "logger"},
         }
     },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["request_id"]}
-    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": env.str("CO_LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.request": {"level": "ERROR", "propagate": True},

@@ -7,6 +7,7 @@ local-memory cache (locked), so the 61st request in a window is refused whatever
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 from django.conf import settings
@@ -46,7 +47,9 @@ class LearnerRateThrottle(BaseThrottle):
         limit, period = parse_rate(self.rate())
         now = time.time()
         window = int(now // period)
-        key = f"throttle:{self.scope}:{learner_id}:{period}:{window}"
+        # Learner ids are arbitrary strings up to 255 chars: hash them into a bounded, safe key.
+        learner_key = hashlib.sha256(str(learner_id).encode()).hexdigest()[:32]
+        key = f"throttle:{self.scope}:{learner_key}:{period}:{window}"
         cache.add(key, 0, timeout=period + 1)
         try:
             count = cache.incr(key)

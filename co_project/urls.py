@@ -13,7 +13,9 @@ admin.site.index_title = "Curriculum authoring"
 urlpatterns = [
     path("health", HealthView.as_view(), name="health"),
     path("v1/schema", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
-    path("docs", SpectacularSwaggerView.as_view(url_name="schema", authentication_classes=[], permission_classes=[]), name="docs"),
+    path(
+        "docs", SpectacularSwaggerView.as_view(url_name="schema", authentication_classes=[], permission_classes=[]), name="docs"
+    ),
     path("v1/", include("tracks.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -143,8 +143,12 @@ def _render_report(report: dict[str, Any]) -> str:
         "green" if report.get("ok") else "#ba2121",
         "Valid" if report.get("ok") else f"{len(report.get('errors', []))} error(s): nothing can be published",
     )
-    errors = format_html_join("", '<li style="color:#ba2121"><code>{}</code>: {}</li>', ((e["path"], e["message"]) for e in report.get("errors", [])))
-    warnings = format_html_join("", "<li><code>{}</code>: {} (warning)</li>", ((w["path"], w["message"]) for w in report.get("warnings", [])))
+    errors = format_html_join(
+        "", '<li style="color:#ba2121"><code>{}</code>: {}</li>', ((e["path"], e["message"]) for e in report.get("errors", []))
+    )
+    warnings = format_html_join(
+        "", "<li><code>{}</code>: {} (warning)</li>", ((w["path"], w["message"]) for w in report.get("warnings", []))
+    )
     return format_html("{}{}<ul>{}{}</ul>", head, verdict, errors, warnings)
 
 
@@ -183,8 +187,8 @@ class CoursePackAdmin(admin.ModelAdmin):
     def get_urls(self) -> list:
         info = self.opts.app_label, self.opts.model_name
         return [
-            path("<uuid:pack_id>/validate/", self.admin_site.admin_view(self.validate_view), name="%s_%s_validate" % info),
-            path("<uuid:pack_id>/publish/", self.admin_site.admin_view(self.publish_view), name="%s_%s_publish" % info),
+            path("<uuid:pack_id>/validate/", self.admin_site.admin_view(self.validate_view), name="{}_{}_validate".format(*info)),
+            path("<uuid:pack_id>/publish/", self.admin_site.admin_view(self.publish_view), name="{}_{}_publish".format(*info)),
             *super().get_urls(),
         ]
 

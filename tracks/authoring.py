@@ -47,7 +47,7 @@ def _limit_resources() -> None:  # runs in the child between fork and exec
 def _run(command: list[str], payload: dict[str, Any], *, limit_memory: bool) -> dict[str, Any]:
     timeout = settings.CO_AUTHORING_RUN_TIMEOUT_SECONDS
     with tempfile.TemporaryDirectory(prefix="co-authoring-") as scratch:
-        process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+        process = subprocess.Popen(
             command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -55,7 +55,7 @@ def _run(command: list[str], payload: dict[str, Any], *, limit_memory: bool) -> 
             cwd=scratch,
             env={"LANG": "C.UTF-8"},
             start_new_session=True,
-            preexec_fn=_limit_resources if limit_memory else None,  # noqa: PLW1509
+            preexec_fn=_limit_resources if limit_memory else None,
         )
         try:
             stdout, stderr = process.communicate(json.dumps(payload).encode(), timeout=timeout)

@@ -160,7 +160,9 @@ def _check_references(document: dict[str, Any], check: PackCheck) -> None:
     for slug in {s for s in slugs if slugs.count(s) > 1}:
         check.error(f"problems[{slug}]", "problem slug appears more than once")
     owners = dict(
-        Problem.objects.filter(slug__in=slugs).exclude(module__track__slug=track["slug"]).values_list("slug", "module__track__slug")
+        Problem.objects.filter(slug__in=slugs)
+        .exclude(module__track__slug=track["slug"])
+        .values_list("slug", "module__track__slug")
     )
     for slug, owner in owners.items():
         check.error(f"problems[{slug}].slug", f"'{slug}' already belongs to track '{owner}'; problem slugs are unique")

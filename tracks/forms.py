@@ -63,13 +63,38 @@ class ProblemAdminForm(forms.ModelForm):
 
     class Meta:
         model = Problem
-        fields = "__all__"
+        fields = (
+            "slug",
+            "title",
+            "subject",
+            "module",
+            "position",
+            "difficulty",
+            "topics",
+            "published",
+            "statement",
+            "hints",
+            "remediation",
+            "parameters",
+            "comparison",
+            "float_tolerance",
+            "time_limit_ms",
+            "memory_limit_mb",
+            "visible_tests",
+            "hidden_generators",
+            "math_variables",
+            "math_answer",
+            "math_form",
+            "math_steps",
+            "rubric",
+            "rubric_expectations",
+        )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         subject, parameters = data.get("subject"), data.get("parameters") or []
         if subject == Subject.CODING and not parameters and "parameters" not in self.errors:
-            self.add_error("parameters", "A coding problem needs its parameter names, e.g. [\"nums\", \"t\"].")
+            self.add_error("parameters", 'A coding problem needs its parameter names, e.g. ["nums", "t"].')
         for index, case in enumerate(data.get("visible_tests") or []):
             if parameters and set(case.get("input", {})) != set(parameters):
                 self.add_error("visible_tests", f"[{index}].input: keys must be exactly the parameters {parameters}.")
@@ -111,7 +136,7 @@ class RubricAdminForm(forms.ModelForm):
 
     class Meta:
         model = Rubric
-        fields = "__all__"
+        fields = ("slug", "domain", "title", "dimensions", "metadata")
 
 
 class CoursePackUploadForm(forms.Form):

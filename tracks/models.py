@@ -186,9 +186,7 @@ class Problem(models.Model):
             models.CheckConstraint(
                 condition=~Q(subject=Subject.SYSTEMS) | Q(rubric__isnull=False), name="problem_systems_needs_rubric"
             ),
-            models.CheckConstraint(
-                condition=~Q(subject=Subject.MATH) | ~Q(math_answer=""), name="problem_math_needs_answer"
-            ),
+            models.CheckConstraint(condition=~Q(subject=Subject.MATH) | ~Q(math_answer=""), name="problem_math_needs_answer"),
         ]
 
     def __str__(self) -> str:
@@ -265,14 +263,10 @@ class CoursePack(models.Model):
     status = models.CharField(max_length=16, choices=CoursePackStatus.choices, default=CoursePackStatus.DRAFT)
     validation_report = models.JSONField(default=dict, blank=True)
     source = models.CharField(max_length=16, choices=CoursePackSource.choices)
-    uploaded_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     uploaded_at = models.DateTimeField(auto_now_add=True)
     validated_at = models.DateTimeField(null=True, blank=True)
-    published_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    published_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     published_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -141,9 +141,7 @@ class HttpProblemBank:
 
     _MISSING = "__missing__"
 
-    def __init__(
-        self, base_url: str, *, timeout: float, retries: int, cache_seconds: int, token: str | None = None
-    ) -> None:
+    def __init__(self, base_url: str, *, timeout: float, retries: int, cache_seconds: int, token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.retries = retries
@@ -218,7 +216,11 @@ def bundle_from_remote(raw: dict[str, Any], reference: str, *, include_hidden: b
         source="remote",
         parameters=list(raw.get("parameters") or (visible[0]["input"].keys() if visible else [])),
         languages={
-            name: {"entrypoint": spec.get("entrypoint", ""), "starter": spec.get("starter", ""), "reference": spec.get("reference", "")}
+            name: {
+                "entrypoint": spec.get("entrypoint", ""),
+                "starter": spec.get("starter", ""),
+                "reference": spec.get("reference", ""),
+            }
             for name, spec in (raw.get("languages") or {}).items()
         },
         comparison=raw.get("comparison", "exact"),

@@ -35,9 +35,9 @@ def track_get(*, reference: str) -> Track:
         Prefetch("labels", queryset=Label.objects.order_by("name")),
         Prefetch(
             "modules",
-            queryset=Module.objects.filter(published=True).order_by("position", "slug").prefetch_related(
-                Prefetch("problems", queryset=problems)
-            ),
+            queryset=Module.objects.filter(published=True)
+            .order_by("position", "slug")
+            .prefetch_related(Prefetch("problems", queryset=problems)),
         ),
     )
     try:

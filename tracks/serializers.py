@@ -108,9 +108,7 @@ class PublicProblemSerializer(serializers.Serializer):
     def get_languages(self, bundle: Any) -> dict[str, Any]:
         return {name: PublicLanguageSerializer(spec).data for name, spec in sorted(bundle.languages.items())}
 
-    @extend_schema_field(
-        serializers.DictField(child=serializers.IntegerField(), help_text="{time_ms (per test), memory_mb}")
-    )
+    @extend_schema_field(serializers.DictField(child=serializers.IntegerField(), help_text="{time_ms (per test), memory_mb}"))
     def get_limits(self, bundle: Any) -> dict[str, int]:
         return {"time_ms": bundle.time_limit_ms, "memory_mb": bundle.memory_limit_mb}
 

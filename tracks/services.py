@@ -173,7 +173,7 @@ def seed_coursepacks(*, directory: Path) -> list[SeedOutcome]:
         if CoursePack.objects.filter(sha256=digest, status=CoursePackStatus.PUBLISHED).exists():
             outcomes.append(SeedOutcome(path.name, "unchanged"))
             continue
-        pack, check, summary = coursepack_import(content=content, filename=path.name, publish=True)
+        _pack, check, summary = coursepack_import(content=content, filename=path.name, publish=True)
         if not check.ok:
             raise CoursePackInvalid(
                 f"Shipped course pack {path.name} is invalid.",

@@ -37,7 +37,11 @@ _PROBLEM_EXAMPLE = {
     "statement": "Return indices `[i, j]` with `i < j` and `nums[i] + nums[j] == t` ...",
     "difficulty": 2,
     "topics": ["arrays", "hash-map"],
-    "track": {"id": "3f6d2a4e-5b1c-4e8a-9f0d-2c7b1a9e8d11", "slug": "coding-interview-meta", "title": "Meta Coding Interview Prep (Pilot)"},
+    "track": {
+        "id": "3f6d2a4e-5b1c-4e8a-9f0d-2c7b1a9e8d11",
+        "slug": "coding-interview-meta",
+        "title": "Meta Coding Interview Prep (Pilot)",
+    },
     "module": {"id": "hashing", "title": "Hash Maps & Sets", "outcomes": ["hash-map"]},
     "parameters": ["nums", "t"],
     "languages": {

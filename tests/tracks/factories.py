@@ -92,7 +92,11 @@ def add_problem(slug: str = "add-numbers", module: str = "basics", **overrides: 
         "statement": "Return `a + b`.",
         "parameters": ["a", "b"],
         "languages": {
-            "python": {"entrypoint": "add", "starter": "def add(a, b):\n    pass\n", "reference": "def add(a, b):\n    return a + b\n"},
+            "python": {
+                "entrypoint": "add",
+                "starter": "def add(a, b):\n    pass\n",
+                "reference": "def add(a, b):\n    return a + b\n",
+            },
             "javascript": {
                 "entrypoint": "add",
                 "starter": "function add(a, b) {\n}\n",

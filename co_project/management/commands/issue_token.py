@@ -18,7 +18,7 @@ from co_project.authentication import JWT_ALGORITHM, MAX_LEARNER_ID_LENGTH, read
 class Command(BaseCommand):
     help = "Print an RS256 learner JWT signed with the development key: issue_token --sub NAME [--ttl SECONDS]."
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument("--sub", required=True, help="Learner id (the token's sub claim).")
         parser.add_argument("--ttl", type=int, default=3600, help="Lifetime in seconds (default 3600).")
 

@@ -32,7 +32,7 @@ def render_report(check: PackCheck) -> str:
 class Command(BaseCommand):
     help = "Validate and import a course pack (YAML or JSON); --dry-run writes nothing, --publish publishes it."
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument("path", type=Path)
         parser.add_argument("--dry-run", action="store_true", help="Only validate; write nothing.")
         parser.add_argument("--publish", action="store_true", help="Publish the pack when it is valid.")
@@ -52,7 +52,9 @@ class Command(BaseCommand):
         if not check.ok:
             raise CommandError("The course pack is invalid.")
         if pack is not None and summary is None:
-            self.stdout.write(f"Stored as course pack {pack.pk} (status {pack.status}); publish it with --publish or in the admin.")
+            self.stdout.write(
+                f"Stored as course pack {pack.pk} (status {pack.status}); publish it with --publish or in the admin."
+            )
         if summary is not None:
             verb = "published" if summary.changed else "published (nothing changed)"
             self.stdout.write(

@@ -25,5 +25,6 @@ class Command(BaseCommand):
                 s = outcome.summary
                 self.stdout.write(
                     f"{outcome.filename}: published {s.track} {s.version} "
-                    f"({len(s.created)} created, {len(s.updated)} updated, {len(s.unchanged)} unchanged, {len(s.retired)} retired)"
+                    f"({len(s.created)} created, {len(s.updated)} updated, "
+                    f"{len(s.unchanged)} unchanged, {len(s.retired)} retired)"
                 )

@@ -1,0 +1,15 @@
+"""Production web server: gunicorn managing uvicorn workers (ASGI, so SSE streams do not hold a
+worker thread). Tune with CO_WEB_* environment variables; `gunicorn -c gunicorn.conf.py`."""
+
+import multiprocessing
+import os
+
+wsgi_app = "co_project.asgi:application"
+worker_class = "uvicorn_worker.UvicornWorker"
+bind = os.environ.get("CO_WEB_BIND", "0.0.0.0:8000")
+workers = int(os.environ.get("CO_WEB_WORKERS", multiprocessing.cpu_count() * 2 + 1))
+timeout = int(os.environ.get("CO_WEB_TIMEOUT", "60"))
+graceful_timeout = 30
+keepalive = 5
+accesslog = "-"
+forwarded_allow_ips = os.environ.get("CO_WEB_FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -1,0 +1,1 @@
+"""Mastery, the spaced-repetition review queue and recommendations."""

@@ -1,0 +1,1 @@
+"""Practice, track and mock sessions (advance / retry / give up, mock time boxes)."""

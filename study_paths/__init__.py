@@ -1,0 +1,1 @@
+"""Study paths, tasks, task events and evaluations, progress and export."""

@@ -1,0 +1,1 @@
+"""Submissions and their grading: the one evaluation pipeline, evaluators, runners, Celery task."""

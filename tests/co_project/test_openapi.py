@@ -1,0 +1,61 @@
+"""OpenAPI at /v1/schema and Swagger UI at /docs; every operation documents its errors."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.django_db
+
+
+def _schema(client) -> dict:
+    response = client.get("/v1/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert response.status_code == 200
+    return response.json() if "json" in response["Content-Type"] else yaml.safe_load(response.content)
+
+
+def test_schema_is_public_and_lists_the_endpoints(client) -> None:
+    schema = _schema(client)
+    assert schema["openapi"].startswith("3.")
+    assert {"/v1/tracks", "/v1/tracks/{reference}", "/v1/problems/{reference}", "/health"} <= set(schema["paths"])
+    assert schema["components"]["securitySchemes"]["learnerJWT"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "RS256 JWT issued by the platform's main API; `sub` is the learner id.",
+    }
+
+
+def test_every_v1_operation_documents_errors_and_examples(client) -> None:
+    schema = _schema(client)
+    envelope = schema["components"]["schemas"]["ErrorEnvelope"]
+    assert set(envelope["properties"]) == {"error", "request_id"}
+    for path, operations in schema["paths"].items():
+        if not path.startswith("/v1/"):
+            continue
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            assert {"200", "401", "429"} <= set(responses), (method, path)
+            for status in ("401", "429"):
+                content = responses[status]["content"]["application/json"]
+                assert content["schema"] == {"$ref": "#/components/schemas/ErrorEnvelope"}
+                assert content["examples"], (method, path, status)
+            assert operation.get("summary"), (method, path)
+            assert operation["security"] == [{"learnerJWT": []}]
+
+
+def test_docs_page_renders_with_self_hosted_assets(client) -> None:
+    response = client.get("/docs")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "swagger-ui" in html
+    assert "cdn.jsdelivr.net" not in html and "unpkg.com" not in html
+    assert client.get("/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js").status_code == 200
+
+
+def test_schema_generates_without_warnings(tmp_path) -> None:
+    from django.core.management import call_command
+
+    target = tmp_path / "schema.yaml"
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(target))
+    assert "/v1/tracks" in target.read_text()

@@ -1,0 +1,54 @@
+"""Per-learner rate limit: CO_RATE_LIMIT per window, counted atomically in the cache."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from co_project.throttles import parse_rate
+
+pytestmark = pytest.mark.django_db
+
+
+def test_61st_request_in_a_minute_is_throttled_and_others_are_unaffected(learner_client) -> None:
+    alice, bob = learner_client("alice"), learner_client("bob")
+    statuses = [alice.get("/v1/tracks").status_code for _ in range(60)]
+    assert statuses == [200] * 60
+    throttled = alice.get("/v1/tracks")
+    assert throttled.status_code == 429
+    body = throttled.json()
+    assert body["error"]["code"] == "throttled"
+    assert body["request_id"] == throttled["X-Request-ID"]
+    assert 1 <= int(throttled["Retry-After"]) <= 61
+    assert bob.get("/v1/tracks").status_code == 200
+
+
+def test_rate_comes_from_settings(learner_client, settings) -> None:
+    settings.CO_RATE_LIMIT = "3/min"
+    alice = learner_client("alice")
+    assert [alice.get("/v1/tracks").status_code for _ in range(4)] == [200, 200, 200, 429]
+
+
+def test_throttled_requests_count_for_the_learner_not_the_token(learner_client, settings) -> None:
+    settings.CO_RATE_LIMIT = "2/min"
+    assert learner_client("carol").get("/v1/tracks").status_code == 200
+    assert learner_client("carol").get("/v1/tracks").status_code == 200
+    assert learner_client("carol").get("/v1/tracks").status_code == 429
+
+
+def test_unauthenticated_health_is_not_throttled(settings, client) -> None:
+    settings.CO_RATE_LIMIT = "1/min"
+    assert [client.get("/health").status_code for _ in range(3)] == [200, 200, 200]
+
+
+@pytest.mark.parametrize(
+    ("rate", "parsed"), [("60/min", (60, 60)), ("5/s", (5, 1)), ("100/hour", (100, 3600)), ("1/day", (1, 86400))]
+)
+def test_parse_rate(rate: str, parsed: tuple[int, int]) -> None:
+    assert parse_rate(rate) == parsed
+
+
+@pytest.mark.parametrize("rate", ["60", "x/min", "10/fortnight", "0/min"])
+def test_parse_rate_rejects_nonsense(rate: str) -> None:
+    with pytest.raises(ImproperlyConfigured):
+        parse_rate(rate)

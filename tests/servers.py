@@ -1,0 +1,151 @@
+"""Small real HTTP servers that stand in for services we do not run, started by the tests.
+
+`FakeProblemBank` speaks the remote problem bank's protocol (seeds/000 §5):
+`GET /internal/problems/{id}/bundle` → 200 with the bundle as JSON, 404 when it has no such
+problem. Its behaviour can be switched per test (404 for everything, 500 for the first N
+requests, answering slower than the client's timeout, invalid JSON), and it logs every request
+it receives (method, path, headers) so tests can count attempts and inspect headers.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import unquote
+
+BUNDLE_PREFIX = "/internal/problems/"
+BUNDLE_SUFFIX = "/bundle"
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]  # names lower-cased
+
+
+@dataclass
+class ProblemBankBehaviour:
+    """What the fake bank does with the next requests; tests flip these fields."""
+
+    always_status: int | None = None  # answer every request with this status (e.g. 404, 500)
+    fail_first: int = 0  # answer the first N requests with 500, then behave normally
+    delay_seconds: float = 0.0  # wait this long before answering (interrupted on shutdown)
+    invalid_json: bool = False  # answer 200 with a body that is not JSON
+
+
+@dataclass
+class FakeProblemBank:
+    """A real HTTP problem bank on 127.0.0.1:<free port>, served from a thread."""
+
+    bundles: dict[str, Any] = field(default_factory=dict)
+    behaviour: ProblemBankBehaviour = field(default_factory=ProblemBankBehaviour)
+    requests: list[RecordedRequest] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> FakeProblemBank:
+        bank = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                bank._handle(self)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # keep test output clean
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-problem-bank", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()  # wakes handlers that are sleeping to simulate a slow bank
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> FakeProblemBank:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start() the fake problem bank first"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    # --- inspection ------------------------------------------------------------------------
+
+    @property
+    def request_count(self) -> int:
+        with self._lock:
+            return len(self.requests)
+
+    def requested_paths(self) -> list[str]:
+        with self._lock:
+            return [request.path for request in self.requests]
+
+    # --- the protocol ------------------------------------------------------------------------
+
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        with self._lock:
+            self.requests.append(
+                RecordedRequest(
+                    method=handler.command,
+                    path=handler.path,
+                    headers={name.lower(): value for name, value in handler.headers.items()},
+                )
+            )
+            number = len(self.requests)
+        behaviour = self.behaviour
+        if behaviour.delay_seconds and self._stopping.wait(behaviour.delay_seconds):
+            return  # shutting down: the client gave up long ago
+        if behaviour.always_status is not None:
+            self._send(handler, behaviour.always_status, {"detail": f"status {behaviour.always_status}"})
+            return
+        if number <= behaviour.fail_first:
+            self._send(handler, 500, {"detail": "internal error"})
+            return
+        path = handler.path.split("?", 1)[0]
+        if not (path.startswith(BUNDLE_PREFIX) and path.endswith(BUNDLE_SUFFIX)):
+            self._send(handler, 404, {"detail": "no such route"})
+            return
+        problem_id = unquote(path[len(BUNDLE_PREFIX) : -len(BUNDLE_SUFFIX)])
+        if problem_id not in self.bundles:
+            self._send(handler, 404, {"detail": "no such problem"})
+            return
+        if behaviour.invalid_json:
+            self._send_raw(handler, 200, b'{"id": "truncated', "application/json")
+            return
+        self._send(handler, 200, self.bundles[problem_id])
+
+    def _send(self, handler: BaseHTTPRequestHandler, status: int, body: Any) -> None:
+        self._send_raw(handler, status, json.dumps(body).encode(), "application/json")
+
+    @staticmethod
+    def _send_raw(handler: BaseHTTPRequestHandler, status: int, payload: bytes, content_type: str) -> None:
+        try:
+            handler.send_response(status)
+            handler.send_header("Content-Type", content_type)
+            handler.send_header("Content-Length", str(len(payload)))
+            handler.end_headers()
+            handler.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client timed out and went away

@@ -1,0 +1,1 @@
+"""Tutor turns, context preparation, built-in and LLM tutors, the SSE stream."""
