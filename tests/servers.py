@@ -67,7 +67,9 @@ class FakeProblemBank:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-problem-bank", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-problem-bank", daemon=True
+        )
         self._thread.start()
         return self
 

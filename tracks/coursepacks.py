@@ -285,7 +285,7 @@ def _run_references(document: dict[str, Any], check: PackCheck) -> None:
         result = python_results.get(slug)
         if result is not None:
             if result["error"]:
-                check.error(f"{path}.languages.python", result["error"])
+                check.error(f"{path}.{result.get('error_at') or 'languages.python'}", result["error"])
                 continue
             outputs = result["outputs"]
             _compare(problem, path, "python", authored, outputs[: len(authored)], check)

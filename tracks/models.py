@@ -34,6 +34,8 @@ class Comparison(models.TextChoices):
 class MathForm(models.TextChoices):
     EQUIVALENT = "equivalent", "Any equivalent expression"
     SIMPLIFIED = "simplified", "Equivalent and simplified"
+    EXPANDED = "expanded", "Equivalent and fully expanded"
+    FACTORED = "factored", "Equivalent and fully factored"
 
 
 class RubricDomain(models.TextChoices):

@@ -9,6 +9,7 @@ has no field for anything hidden.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import uuid
@@ -17,12 +18,13 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
+import jsonschema
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Prefetch
 
 from co_project.errors import ProblemRepositoryNotReady
-from tracks.coursepacks import schema_validator
+from tracks.coursepacks import coursepack_schema
 from tracks.models import HiddenTest, Problem, ProblemLanguage
 
 logger = logging.getLogger("co.problem_bank")
@@ -149,7 +151,7 @@ class HttpProblemBank:
         self.token = token
 
     def _cache_key(self, reference: str) -> str:
-        return f"problem-bank:v1:{reference}"
+        return f"problem-bank:v1:{hashlib.sha256(reference.encode()).hexdigest()}"
 
     def fetch(self, reference: str) -> dict[str, Any] | None:
         """The raw bundle, or None when the bank says it has no such problem (404)."""
@@ -192,8 +194,62 @@ class HttpProblemBank:
         return bundle_from_remote(raw, reference, include_hidden=include_hidden) if raw is not None else None
 
 
+def _remote_bundle_schema() -> dict[str, Any]:
+    """What we accept from the remote bank: the course pack problem shape, loosely (a bank may
+    omit fields and may use the older seeds/000 §5 `expect` / `hidden_spec` names)."""
+    return {
+        "$defs": coursepack_schema()["$defs"],
+        "type": "object",
+        "properties": {
+            "id": {"type": ["string", "integer"]},
+            "slug": {"type": "string", "minLength": 1},
+            "title": {"type": "string"},
+            "statement": {"type": "string"},
+            "subject": {"$ref": "#/$defs/subject"},
+            "difficulty": {"type": "integer", "minimum": 1, "maximum": 5},
+            "topics": {"type": "array", "items": {"type": "string"}},
+            "parameters": {"$ref": "#/$defs/parameters"},
+            "languages": {
+                "type": "object",
+                "additionalProperties": {
+                    "type": "object",
+                    "required": ["entrypoint"],
+                    "properties": {k: {"type": "string"} for k in ("entrypoint", "starter", "reference")},
+                },
+            },
+            "comparison": {"enum": ["exact", "unordered", "float"]},
+            "float_tolerance": {"type": "number", "exclusiveMinimum": 0},
+            "limits": {"type": "object", "properties": {k: {"type": "integer", "minimum": 1} for k in ("time_ms", "memory_mb")}},
+            "hidden_spec": {
+                "type": "object",
+                "properties": {k: {"type": "integer", "minimum": 1} for k in ("time_limit_ms", "mem_limit_mb")},
+            },
+            "visible_tests": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["input"],
+                    "properties": {"input": {"type": "object"}},
+                    "anyOf": [{"required": ["expected"]}, {"required": ["expect"]}],
+                },
+            },
+            "hidden_tests": {"$ref": "#/$defs/hiddenTests"},
+            "hints": {"type": "array", "items": {"type": "string"}},
+            "remediation": {"type": "object", "additionalProperties": {"type": "string"}},
+            "math": {"$ref": "#/$defs/math"},
+        },
+    }
+
+
 def bundle_from_remote(raw: dict[str, Any], reference: str, *, include_hidden: bool) -> ProblemBundle:
-    """Map a remote bundle (the course pack problem shape, or the older seeds/000 §5 shape) to ours."""
+    """Map a remote bundle (the course pack problem shape, or the older seeds/000 §5 shape) to ours.
+    A bundle that does not match is treated like an unreachable bank, never a 500."""
+    errors = sorted(
+        jsonschema.Draft202012Validator(_remote_bundle_schema()).iter_errors(raw), key=lambda e: [str(p) for p in e.absolute_path]
+    )
+    if errors:
+        where = "/".join(map(str, errors[0].absolute_path)) or "(bundle)"
+        raise ProblemBankUnavailable(f"remote bundle for {reference[:100]!r} is malformed at {where}: {errors[0].message[:200]}")
     visible = [
         {"input": case.get("input", {}), "expected": case["expected"] if "expected" in case else case.get("expect")}
         for case in raw.get("visible_tests", [])
@@ -201,10 +257,6 @@ def bundle_from_remote(raw: dict[str, Any], reference: str, *, include_hidden: b
     hidden_spec = raw.get("hidden_spec") or {}
     limits = raw.get("limits") or {}
     hidden_raw = raw.get("hidden_tests", [])
-    for definition, value in (("visibleTests", visible), ("hiddenTests", hidden_raw)):
-        errors = list(schema_validator(definition).iter_errors(value))
-        if errors:
-            raise ProblemBankUnavailable(f"remote bundle for {reference!r} is malformed: {errors[0].message}")
     return ProblemBundle(
         id=str(raw.get("id") or raw.get("slug") or reference),
         slug=str(raw.get("slug") or raw.get("id") or reference),

@@ -190,7 +190,9 @@ def test_malformed_yaml_is_reported_with_line_and_column(tmp_path: Path) -> None
 
     assert check.report() == {
         "ok": False,
-        "errors": [{"path": "(file)", "message": "is not valid YAML/JSON at line 4, column 9: mapping values are not allowed here"}],
+        "errors": [
+            {"path": "(file)", "message": "is not valid YAML/JSON at line 4, column 9: mapping values are not allowed here"}
+        ],
         "warnings": [],
         "summary": {},
     }
@@ -347,17 +349,23 @@ def test_generated_case_the_reference_fails_on_is_reported_at_the_generator() ->
 
     check = coursepack_dry_run(content=factories.pack_bytes(factories.pack_document(problems=[shout])))
 
-    assert findings(check.report()) == [
-        (
-            "problems[shout].hidden_generators[0]",
-            "python reference failed on a generated case: AttributeError: 'int' object has no attribute 'upper'",
-        )
-    ] * 2
+    assert (
+        findings(check.report())
+        == [
+            (
+                "problems[shout].hidden_generators[0]",
+                "python reference failed on a generated case: AttributeError: 'int' object has no attribute 'upper'",
+            )
+        ]
+        * 2
+    )
 
 
 def expected_generated_inputs(seed: int, count: int) -> list[dict[str, str]]:
     """What the shout generator returns, with the documented seeding ("{seed}:{index}")."""
-    return [{"text": "zqx-generated-9b1c" + str(random.Random(f"{seed}:{index}").randint(0, 9) + index)} for index in range(count)]
+    return [
+        {"text": "zqx-generated-9b1c" + str(random.Random(f"{seed}:{index}").randint(0, 9) + index)} for index in range(count)
+    ]
 
 
 def test_generated_cases_get_expected_outputs_from_the_python_reference() -> None:

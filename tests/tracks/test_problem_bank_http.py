@@ -46,7 +46,11 @@ REMOTE_BUNDLE = {
         {"input": {"nums": [3, 3], "t": 6}, "expect": [0, 1]},
     ],
     "hidden_tests": [
-        {"category": "large-n", "input": {"nums": ["zqx-remote-hidden-input-31c4"], "t": 1}, "expected": "zqx-remote-hidden-expected-31c4"},
+        {
+            "category": "large-n",
+            "input": {"nums": ["zqx-remote-hidden-input-31c4"], "t": 1},
+            "expected": "zqx-remote-hidden-expected-31c4",
+        },
         {"category": "negatives", "input": {"nums": [-1, -2], "t": -3}, "expected": [0, 1]},
     ],
     "hints": ["Think about complements.", "Use a dictionary."],
@@ -323,7 +327,11 @@ def test_require_with_hidden_returns_remote_hidden_cases(bank: FakeProblemBank) 
 
     assert bundle.source == "remote"
     assert bundle.hidden_tests == [
-        HiddenCase(category="large-n", input={"nums": ["zqx-remote-hidden-input-31c4"], "t": 1}, expected="zqx-remote-hidden-expected-31c4"),
+        HiddenCase(
+            category="large-n",
+            input={"nums": ["zqx-remote-hidden-input-31c4"], "t": 1},
+            expected="zqx-remote-hidden-expected-31c4",
+        ),
         HiddenCase(category="negatives", input={"nums": [-1, -2], "t": -3}, expected=[0, 1]),
     ]
     assert bundle.visible_tests == REMOTE_PUBLIC_VIEW["visible_tests"]

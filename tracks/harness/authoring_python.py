@@ -11,7 +11,7 @@ import sys
 
 
 def run_job(job):
-    result = {"generated": [], "outputs": [], "error": None}
+    result = {"generated": [], "outputs": [], "error": None, "error_at": None}
     namespace = {"__name__": "reference"}
     try:
         exec(compile(job["reference"], "<reference>", "exec"), namespace)
@@ -34,7 +34,8 @@ def run_job(job):
                 result["generated"].append({"generator": generator_index, "input": case})
                 inputs.append(case)
         except BaseException as exc:
-            result["error"] = f"hidden_generators[{generator_index}] failed: {type(exc).__name__}: {exc}"
+            result["error"] = f"generator failed: {type(exc).__name__}: {exc}"
+            result["error_at"] = f"hidden_generators[{generator_index}]"
             return result
     for case in inputs:
         try:

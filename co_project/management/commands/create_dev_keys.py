@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -13,10 +14,12 @@ from django.core.management.base import BaseCommand, CommandError
 def write_key_pair(private_path: Path, public_path: Path) -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private_path.parent.mkdir(parents=True, exist_ok=True)
-    private_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    private_path.chmod(0o600)
+    # Created 0600 from the start: never readable by others, not even briefly.
+    descriptor = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        )
     public_path.write_bytes(
         key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
