@@ -83,3 +83,9 @@ def learner_client(make_token: Callable[..., str]) -> Callable[[str], APIClient]
 @pytest.fixture
 def api(learner_client: Callable[[str], APIClient]) -> APIClient:
     return learner_client("alice")
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Uploaded course pack files go to a temporary folder, never the checkout's var/media."""
+    settings.MEDIA_ROOT = tmp_path_factory.mktemp("media")

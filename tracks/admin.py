@@ -61,6 +61,7 @@ class TopicAdmin(admin.ModelAdmin):
 
 class ProblemLanguageInline(admin.StackedInline):
     model = ProblemLanguage
+    form = forms.ProblemLanguageAdminForm
     extra = 0
 
 

@@ -136,9 +136,19 @@ def parse_coursepack(raw: bytes, check: PackCheck) -> dict[str, Any] | None:
     return document
 
 
-def _check_schema(document: dict[str, Any], check: PackCheck) -> None:
+def _check_schema(document: dict[str, Any], check: PackCheck) -> set[int] | None:
+    """Report schema errors. Returns the indexes of problems with structural errors, or None
+    when the pack's frame (format, track, rubrics, the problems list itself) is broken."""
+    broken: set[int] = set()
+    frame_ok = True
     for error in sorted(schema_validator().iter_errors(document), key=lambda e: list(map(str, e.absolute_path))):
-        check.error(_json_path(document, list(error.absolute_path)), error.message)
+        parts = list(error.absolute_path)
+        check.error(_json_path(document, parts), error.message)
+        if len(parts) >= 2 and parts[0] == "problems" and isinstance(parts[1], int):
+            broken.add(parts[1])
+        else:
+            frame_ok = False
+    return broken if frame_ok else None
 
 
 def _check_references(document: dict[str, Any], check: PackCheck) -> None:
@@ -357,12 +367,17 @@ def check_coursepack(raw: bytes) -> PackCheck:
     if document is None:
         return check
     check.document = document
-    _check_schema(document, check)
-    if check.errors:  # later checks assume the structure is right
+    broken = _check_schema(document, check)
+    if broken is None:  # the frame is wrong: nothing below can be checked meaningfully
         return check
-    _check_references(document, check)
-    _check_math(document, check)
-    if check.errors:
+    # Report every mistake in one pass: structurally sound problems are checked further even
+    # when others are broken; references run only for problems with no findings so far.
+    sound = {**document, "problems": [p for i, p in enumerate(document["problems"]) if i not in broken]}
+    _check_references(sound, check)
+    _check_math(sound, check)
+    if any(not finding.path.startswith("problems[") for finding in check.errors):
         return check
-    _run_references(document, check)
+    flagged = {finding.path.split("]", 1)[0] + "]" for finding in check.errors}
+    runnable = [p for p in sound["problems"] if f"problems[{p['slug']}]" not in flagged]
+    _run_references({**sound, "problems": runnable}, check)
     return check

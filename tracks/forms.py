@@ -13,7 +13,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from tracks.coursepacks import schema_validator
-from tracks.models import HiddenTest, Module, Problem, Rubric, Subject
+from tracks.models import HiddenTest, Module, Problem, ProblemLanguage, Rubric, Subject
 
 
 class SchemaJSONField(forms.JSONField):
@@ -51,7 +51,22 @@ class SchemaJSONField(forms.JSONField):
             raise ValidationError(messages[:10])
 
 
+class AuthoredTextField(forms.CharField):
+    """Statements and code are saved exactly as authored: no stripping, and the CRLF line endings
+    browsers send normalised to LF (so an unchanged save changes nothing)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("strip", False)
+        kwargs.setdefault("widget", forms.Textarea(attrs={"rows": 12, "cols": 100, "style": "font-family: monospace"}))
+        super().__init__(*args, **kwargs)
+
+    def to_python(self, value: Any) -> str:
+        text = super().to_python(value)
+        return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 class ProblemAdminForm(forms.ModelForm):
+    statement = AuthoredTextField(help_text="Markdown shown to learners.")
     parameters = SchemaJSONField(definition="parameters", required=False, initial=list)
     visible_tests = SchemaJSONField(definition="visibleTests", required=False, initial=list)
     hidden_generators = SchemaJSONField(definition="hiddenGenerators", required=False, initial=list)
@@ -105,6 +120,15 @@ class ProblemAdminForm(forms.ModelForm):
         if subject == Subject.MATH and not data.get("math_answer"):
             self.add_error("math_answer", "A math problem needs its answer.")
         return data
+
+
+class ProblemLanguageAdminForm(forms.ModelForm):
+    starter_code = AuthoredTextField()
+    reference_solution = AuthoredTextField(help_text="Staff-only; never shown to learners.")
+
+    class Meta:
+        model = ProblemLanguage
+        fields = ("language", "entrypoint", "starter_code", "reference_solution")
 
 
 class HiddenTestAdminForm(forms.ModelForm):

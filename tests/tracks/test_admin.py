@@ -33,7 +33,7 @@ def superuser(django_user_model: Any) -> Any:
 
 
 @pytest.fixture
-def staff(superuser: Client) -> Client:
+def staff(superuser: Any) -> Client:
     client = Client()
     client.force_login(superuser)
     return client

@@ -160,14 +160,20 @@ def test_runner_mistakes_name_problem_and_field() -> None:
     assert content_counts() == NOTHING
 
 
-def test_pack_with_every_mistake_at_once_is_invalid_and_publishes_nothing(tmp_path: Path) -> None:
-    """All the mistakes above in one file. Validation is staged (later checks assume the
-    structure is right), so the report leads with the structural ones."""
+def test_pack_with_every_mistake_at_once_reports_them_all_in_one_pass(tmp_path: Path) -> None:
+    """Structural, cross-section and reference mistakes in one file: one report names every one
+    (structurally sound problems are still checked; references run for the problems without
+    findings), and nothing is published."""
     document = reference_mistakes_pack()
-    runner = runner_mistakes_pack()
-    document["problems"][0]["hints"] = ["Think about the plus sign.", "Add them."]
-    document["problems"][0]["languages"] = runner["problems"][0]["languages"]
-    document["problems"][1]["languages"] = runner["problems"][1]["languages"]
+    document["problems"] += [
+        factories.add_problem(slug="short-hints", hints=["Think about the plus sign.", "Add them."]),
+        factories.shout_problem(slug="too-hard", difficulty=9),
+    ]
+    wrong_add = factories.add_problem(slug="add-wrong")
+    wrong_add["languages"]["python"]["reference"] = "def add(a, b):\n    return a + b if a or b else None\n"
+    wrong_js = factories.shout_problem(slug="shout-js")
+    wrong_js["languages"]["javascript"]["entrypoint"] = "Shout"
+    document["problems"] += [wrong_add, wrong_js]
     path = write_pack(tmp_path, document)
 
     _, error = run_import(str(path))
@@ -175,11 +181,16 @@ def test_pack_with_every_mistake_at_once_is_invalid_and_publishes_nothing(tmp_pa
     assert str(error) == "The course pack is invalid."
     pack = CoursePack.objects.get()
     assert pack.status == CoursePackStatus.INVALID
-    assert pack.validation_report["ok"] is False
-    assert ("problems[add-numbers].hints", "['Think about the plus sign.', 'Add them.'] is too short") in findings(
-        pack.validation_report
-    )
     assert pack.published_at is None
+    assert findings(pack.validation_report) == sorted(
+        [
+            *REFERENCE_MISTAKES,
+            ("problems[short-hints].hints", "['Think about the plus sign.', 'Add them.'] is too short"),
+            ("problems[too-hard].difficulty", "9 is greater than the maximum of 5"),
+            ("problems[add-wrong].visible_tests[2]", "python reference returned null, expected 0"),
+            ("problems[shout-js].languages.javascript", "'Shout' is not defined in the reference solution"),
+        ]
+    )
     assert content_counts() == NOTHING
 
 
@@ -338,8 +349,7 @@ def test_generator_that_raises_is_reported_at_the_generator() -> None:
 
     report = check.report()
     assert report["ok"] is False
-    assert [item["path"] for item in report["errors"]] == ["problems[shout].hidden_generators[0]"]
-    assert "ValueError: boom" in report["errors"][0]["message"]
+    assert findings(report) == [("problems[shout].hidden_generators[0]", "generator failed: ValueError: boom")]
     assert content_counts() == NOTHING
 
 
