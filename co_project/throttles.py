@@ -2,7 +2,9 @@
 
 DRF's SimpleRateThrottle reads and rewrites a history list, which loses counts under
 concurrency. A fixed-window counter with `add` + `incr` is atomic in Redis (INCR) and in the
-local-memory cache (locked), so the 61st request in a window is refused whatever the load.
+local-memory cache (locked), so the 61st request in a window is refused whatever the load and
+however many web processes share the Redis. Windows are aligned to the clock (a minute window
+starts at :00); Retry-After says when the current one ends.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class LearnerRateThrottle(BaseThrottle):
     """`CO_RATE_LIMIT` requests per window per learner (`sub`); anonymous calls are not counted here."""
 
     scope = "learner"
+    # The clock, as an attribute so tests control time instead of sleeping.
+    timer = staticmethod(time.time)
 
     def rate(self) -> str:
         return settings.CO_RATE_LIMIT
@@ -45,7 +49,7 @@ class LearnerRateThrottle(BaseThrottle):
         if not getattr(request.user, "is_authenticated", False) or learner_id is None:
             return True
         limit, period = parse_rate(self.rate())
-        now = time.time()
+        now = self.timer()
         window = int(now // period)
         # Learner ids are arbitrary strings up to 255 chars: hash them into a bounded, safe key.
         learner_key = hashlib.sha256(str(learner_id).encode()).hexdigest()[:32]

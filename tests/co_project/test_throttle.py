@@ -5,9 +5,19 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from co_project.throttles import parse_rate
+from co_project.throttles import LearnerRateThrottle, parse_rate
 
 pytestmark = pytest.mark.django_db
+
+WINDOW_START = 1_800_000_000.0  # a multiple of 60: the start of a minute window
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """A controllable clock (no sleeping, no straddling a real minute boundary)."""
+    now = [WINDOW_START + 5]
+    monkeypatch.setattr(LearnerRateThrottle, "timer", staticmethod(lambda: now[0]))
+    return now
 
 
 def test_61st_request_in_a_minute_is_throttled_and_others_are_unaffected(learner_client) -> None:
@@ -19,8 +29,19 @@ def test_61st_request_in_a_minute_is_throttled_and_others_are_unaffected(learner
     body = throttled.json()
     assert body["error"]["code"] == "throttled"
     assert body["request_id"] == throttled["X-Request-ID"]
-    assert 1 <= int(throttled["Retry-After"]) <= 61
+    assert throttled["Retry-After"] == "55"
     assert bob.get("/v1/tracks").status_code == 200
+
+
+def test_next_window_allows_requests_again(learner_client, settings, clock: list[float]) -> None:
+    settings.CO_RATE_LIMIT = "2/min"
+    alice = learner_client("alice")
+    assert [alice.get("/v1/tracks").status_code for _ in range(3)] == [200, 200, 429]
+    clock[0] = WINDOW_START + 59.5
+    refused = alice.get("/v1/tracks")
+    assert refused.status_code == 429 and refused["Retry-After"] == "1"
+    clock[0] = WINDOW_START + 60
+    assert [alice.get("/v1/tracks").status_code for _ in range(3)] == [200, 200, 429]
 
 
 def test_rate_comes_from_settings(learner_client, settings) -> None:
