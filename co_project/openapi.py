@@ -25,6 +25,7 @@ _EXAMPLES = {
     401: ("authentication_failed", "Token is invalid.", {}),
     404: ("not_found", "No published track 'unknown'.", {}),
     409: ("problem_repository_not_ready", "Problem repository not ready: the problem bank has no such problem.", {}),
+    413: ("code_too_large", "Code is 70000 bytes; the limit is 65536 bytes (64 KiB).", {}),
     429: ("throttled", "Request was throttled. Expected available in 12 seconds.", {}),
 }
 _DESCRIPTIONS = {
@@ -32,6 +33,7 @@ _DESCRIPTIONS = {
     401: "Missing, malformed, expired or untrusted token.",
     404: "Not found, or not yours.",
     409: "Conflicts with the current state.",
+    413: "Too large (code over 64 KiB, an over-long answer or body).",
     429: "Per-learner rate limit exceeded; see Retry-After.",
 }
 

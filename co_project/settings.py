@@ -231,6 +231,26 @@ CO_TUTOR_MODEL = env.str("CO_TUTOR_MODEL", default="") or None
 CO_TUTOR_API_KEY = env.str("CO_TUTOR_API_KEY", default="") or None
 CO_SSE_MAX_STREAMS = env.int("CO_SSE_MAX_STREAMS", default=2)
 
+# --- evaluation -----------------------------------------------------------------------------
+
+# How long POST /v1/submissions waits for the verdict before answering 202 {id, status: pending}.
+CO_SUBMISSION_WAIT_SECONDS = env.float("CO_SUBMISSION_WAIT_SECONDS", default=5.0)
+# A `running` submission whose evaluation started longer ago than this is presumed lost (worker
+# killed) and may be claimed again; keep it above the task's hard time limit.
+CO_SUBMISSION_STALE_SECONDS = env.int("CO_SUBMISSION_STALE_SECONDS", default=CELERY_TASK_TIME_LIMIT + 30)
+CO_SUBMISSION_REQUEUE_SECONDS = env.int("CO_SUBMISSION_REQUEUE_SECONDS", default=60)
+CO_SUBMISSION_MAX_ATTEMPTS = env.int("CO_SUBMISSION_MAX_ATTEMPTS", default=3)
+# Past this age a submission that has no verdict ends as `error` — never pending forever.
+CO_SUBMISSION_DEADLINE_SECONDS = env.int("CO_SUBMISSION_DEADLINE_SECONDS", default=900)
+CO_SUBMISSION_SWEEP_SECONDS = env.float("CO_SUBMISSION_SWEEP_SECONDS", default=30.0)
+CO_EVAL_TIMEOUT_SECONDS = env.float("CO_EVAL_TIMEOUT_SECONDS", default=20.0)
+CO_EVAL_RETRIES = env.int("CO_EVAL_RETRIES", default=3)
+CO_EVAL_RETRY_BACKOFF_SECONDS = env.float("CO_EVAL_RETRY_BACKOFF_SECONDS", default=0.5)
+
+CELERY_BEAT_SCHEDULE = {
+    "submissions-sweep": {"task": "submissions.sweep", "schedule": CO_SUBMISSION_SWEEP_SECONDS},
+}
+
 # Course packs shipped with the repository, imported by `manage.py seed`.
 CO_SEED_COURSEPACK_DIR = BASE_DIR / "coursepacks"
 # Authoring runs (generators, reference solutions at publish time): wall-clock bound per run.

@@ -17,6 +17,7 @@ urlpatterns = [
         "docs", SpectacularSwaggerView.as_view(url_name="schema", authentication_classes=[], permission_classes=[]), name="docs"
     ),
     path("v1/", include("tracks.urls")),
+    path("v1/", include("submissions.urls")),
     path("admin/", admin.site.urls),
 ]
 

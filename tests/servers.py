@@ -151,3 +151,63 @@ class FakeProblemBank:
             handler.wfile.write(payload)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client timed out and went away
+
+
+@dataclass
+class FakeEvalService:
+    """A real HTTP eval service (seeds/000 §7): `POST /code/eval` → the `answer` dict, after
+    `fail_first` 500s. Records every request body; `stop()` makes it unreachable."""
+
+    answer: dict[str, Any] = field(default_factory=lambda: {"status": "passed"})
+    fail_first: int = 0
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.url = ""
+
+    def start(self) -> FakeEvalService:
+        service = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                with service._lock:
+                    service.bodies.append(body)
+                    number = len(service.bodies)
+                if self.path != "/code/eval":
+                    FakeProblemBank._send_raw(self, 404, b'{"detail": "no such route"}', "application/json")
+                elif number <= service.fail_first:
+                    FakeProblemBank._send_raw(self, 500, b'{"detail": "boom"}', "application/json")
+                else:
+                    FakeProblemBank._send_raw(self, 200, json.dumps(service.answer).encode(), "application/json")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        host, port = self._server.server_address[:2]
+        self.url = f"http://{host}:{port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> FakeEvalService:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

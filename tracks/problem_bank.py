@@ -120,8 +120,10 @@ def _bundle_from_model(problem: Problem, *, include_hidden: bool) -> ProblemBund
 class DatabaseProblemBank:
     """Published problems from course packs, looked up by id (UUID) or slug."""
 
-    def get(self, reference: str, *, include_hidden: bool = False) -> ProblemBundle | None:
-        queryset = Problem.objects.filter(published=True).select_related("module__track", "rubric")
+    def get(self, reference: str, *, include_hidden: bool = False, include_retired: bool = False) -> ProblemBundle | None:
+        queryset = Problem.objects.select_related("module__track", "rubric")
+        if not include_retired:
+            queryset = queryset.filter(published=True)
         prefetches: list[Any] = ["topics", Prefetch("languages", queryset=ProblemLanguage.objects.order_by("language"))]
         if include_hidden:
             prefetches.append(Prefetch("hidden_tests", queryset=HiddenTest.objects.order_by("position")))
@@ -326,6 +328,16 @@ def problem_bundle_get(*, reference: str, include_hidden: bool = False) -> Probl
         raise ProblemRepositoryNotReady(
             "Problem repository not ready: the problem bank could not be reached. Try again shortly."
         ) from exc
+
+
+def problem_bundle_for_grading(*, problem_id: uuid.UUID | None, reference: str) -> ProblemBundle:
+    """The full bundle (hidden tests included) of a problem a learner already submitted to: by
+    row when it came from the database (even if retired since), else from the banks."""
+    if problem_id is not None:
+        bundle = DatabaseProblemBank().get(str(problem_id), include_hidden=True, include_retired=True)
+        if bundle is not None:
+            return bundle
+    return problem_bundle_require(reference=reference, include_hidden=True)
 
 
 def problem_bundle_require(*, reference: str, include_hidden: bool = False) -> ProblemBundle:

@@ -1,0 +1,224 @@
+"""Grading code: the embedded sandbox (default) or the remote eval service (`CO_EVAL_BASE`).
+
+Embedded: visible and hidden tests run in two SEPARATE sandbox runs (started in parallel), so
+nothing a program prints or returns on a visible test can carry a hidden input out. The sandbox
+only ever receives inputs; outputs are compared here, in the trusted process. Hidden results
+leave as counts and failure categories only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from django.conf import settings
+
+from submissions.verdicts import Verdict, error_verdict
+from tracks.comparison import outputs_match
+from tracks.problem_bank import ProblemBundle
+
+if TYPE_CHECKING:
+    from submissions.sandbox import SandboxResult
+
+logger = logging.getLogger("co.evaluation")
+
+_SHOWN_VALUE_CHARS = 2000
+
+
+def _shown(value: Any) -> Any:
+    """A learner's own visible-test output, cut to a readable size."""
+    text = json.dumps(value)
+    return value if len(text) <= _SHOWN_VALUE_CHARS else text[:_SHOWN_VALUE_CHARS] + "…"
+
+
+def _outcomes(bundle: ProblemBundle, result: SandboxResult, expected: list[Any]) -> list[str]:
+    outcomes = []
+    for test, want in zip(result.tests, expected, strict=True):
+        if test.outcome != "ok":
+            outcomes.append(test.outcome)
+        elif outputs_match(want, test.value, mode=bundle.comparison, tolerance=bundle.float_tolerance):
+            outcomes.append("passed")
+        else:
+            outcomes.append("wrong_answer")
+    return outcomes
+
+
+def _run(bundle: ProblemBundle, language: str, code: str, inputs: list[dict[str, Any]]) -> SandboxResult:
+    from submissions.sandbox import SandboxRun, run_in_sandbox
+
+    spec = bundle.languages[language]
+    return run_in_sandbox(
+        SandboxRun(
+            language=language,
+            code=code,
+            entrypoint=spec["entrypoint"],
+            parameters=bundle.parameters,
+            inputs=inputs,
+            time_limit_ms=bundle.time_limit_ms,
+            memory_limit_mb=bundle.memory_limit_mb,
+        )
+    )
+
+
+def evaluate_code_embedded(*, bundle: ProblemBundle, language: str, code: str, include_hidden: bool) -> Verdict:
+    visible = bundle.visible_tests
+    hidden = (bundle.hidden_tests or []) if include_hidden else []
+    from submissions.sandbox import SandboxUnavailable
+
+    started = time.perf_counter()
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            visible_future = pool.submit(_run, bundle, language, code, [t["input"] for t in visible])
+            hidden_future = pool.submit(_run, bundle, language, code, [t.input for t in hidden]) if hidden else None
+            visible_result = visible_future.result()
+            hidden_result = hidden_future.result() if hidden_future else None
+    except SandboxUnavailable as exc:
+        logger.error("sandbox unavailable: %s", exc)
+        return error_verdict("sandbox", "Code execution is unavailable on this server (no isolation).")
+    wall_ms = int((time.perf_counter() - started) * 1000)
+
+    results = [r for r in (visible_result, hidden_result) if r is not None]
+    failed_run = next((r for r in results if r.status == "error"), None)
+    if failed_run is not None:
+        logger.error("sandbox run failed: %s", failed_run.error)
+        return error_verdict("sandbox", "The code could not be run; please try again.")
+    verdict = Verdict(
+        status="failed",
+        visible_total=len(visible),
+        hidden_total=len(hidden),
+        exec_ms=wall_ms,
+        peak_memory_kb=max(r.peak_memory_kb for r in results),
+        isolation=visible_result.isolation,
+    )
+    if visible_result.status == "syntax_error":
+        verdict.error = {"kind": "syntax_error", "message": visible_result.error or "SyntaxError"}
+        return verdict
+
+    visible_outcomes = _outcomes(bundle, visible_result, [t["expected"] for t in visible])
+    verdict.visible_passed = visible_outcomes.count("passed")
+    verdict.visible_details = [
+        {
+            "index": index,
+            "input": test["input"],
+            "expected": test["expected"],
+            "actual": _shown(run.value) if run.outcome == "ok" else None,
+            "outcome": outcome,
+            "time_ms": run.time_ms,
+            "error": run.error,
+        }
+        for index, (test, run, outcome) in enumerate(zip(visible, visible_result.tests, visible_outcomes, strict=True))
+    ]
+    hidden_outcomes: list[str] = []
+    if hidden_result is not None:
+        hidden_outcomes = _outcomes(bundle, hidden_result, [t.expected for t in hidden])
+        verdict.hidden_passed = hidden_outcomes.count("passed")
+        verdict.failed_categories = sorted(
+            {test.category for test, outcome in zip(hidden, hidden_outcomes, strict=True) if outcome != "passed"}
+        )
+    everything = visible_outcomes + hidden_outcomes
+    if all(outcome == "passed" for outcome in everything):
+        verdict.status = "passed"
+    elif "time_limit" in everything:
+        verdict.status = "timeout"
+    return verdict
+
+
+# --- remote eval service (seeds/000 §7) ----------------------------------------------------------
+
+
+class EvalServiceUnavailable(Exception):
+    pass
+
+
+def _post_with_retries(url: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """POST with bounded retries and exponential backoff on transient failures."""
+    attempts = settings.CO_EVAL_RETRIES + 1
+    last = "no attempt made"
+    for attempt in range(attempts):
+        if attempt:
+            time.sleep(min(settings.CO_EVAL_RETRY_BACKOFF_SECONDS * 2 ** (attempt - 1), 10.0))
+        try:
+            response = httpx.post(url, json=payload, timeout=settings.CO_EVAL_TIMEOUT_SECONDS)
+        except httpx.HTTPError as exc:
+            last = type(exc).__name__
+            continue
+        if response.status_code >= 500 or response.status_code == 429:
+            last = f"HTTP {response.status_code}"
+            continue
+        if response.status_code != 200:
+            raise EvalServiceUnavailable(f"eval service answered HTTP {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise EvalServiceUnavailable("eval service answered with something that is not JSON") from exc
+        if not isinstance(body, dict):
+            raise EvalServiceUnavailable("eval service answered with something that is not a result")
+        return body
+    raise EvalServiceUnavailable(f"eval service unreachable after {attempts} attempts ({last})")
+
+
+def _count(section: Any, key: str) -> int:
+    value = section.get(key, 0) if isinstance(section, dict) else 0
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def evaluate_code_remote(*, bundle: ProblemBundle, language: str, code: str, include_hidden: bool) -> Verdict:
+    spec = bundle.languages[language]
+    hidden = (bundle.hidden_tests or []) if include_hidden else []
+    payload = {
+        "language": language,
+        "code": code,
+        "harness": {
+            "entrypoint": spec["entrypoint"],
+            "parameters": bundle.parameters,
+            "visible_tests": bundle.visible_tests,
+            "comparison": bundle.comparison,
+            "float_tolerance": bundle.float_tolerance,
+        },
+        "hidden_spec": {
+            "tests": [{"category": t.category, "input": t.input, "expected": t.expected} for t in hidden],
+            "time_limit_ms": bundle.time_limit_ms,
+            "mem_limit_mb": bundle.memory_limit_mb,
+        },
+    }
+    started = time.perf_counter()
+    try:
+        body = _post_with_retries(f"{settings.CO_EVAL_BASE.rstrip('/')}/code/eval", payload)
+    except EvalServiceUnavailable as exc:
+        logger.warning("eval service unavailable: %s", exc)
+        return error_verdict("eval_service", f"The evaluation service could not be reached: {exc}.")
+    status = body.get("status")
+    if status not in {"passed", "failed", "timeout", "error"}:
+        return error_verdict("eval_service", "The evaluation service answered with an unknown status.")
+    visible_section = body.get("visible") if isinstance(body.get("visible"), dict) else {}
+    hidden_section = body.get("hidden") if isinstance(body.get("hidden"), dict) else {}
+    known = {t.category for t in hidden}
+    categories = hidden_section.get("categories", [])
+    details = visible_section.get("details", [])
+    exec_ms = body.get("exec_ms")
+    return Verdict(
+        status=status,
+        visible_passed=min(_count(visible_section, "passed"), len(bundle.visible_tests)),
+        visible_total=len(bundle.visible_tests),
+        # Only the fields we know, so nothing unexpected is relayed to learners.
+        visible_details=[
+            {key: detail.get(key) for key in ("index", "input", "expected", "actual", "outcome", "time_ms", "error")}
+            for detail in (details if isinstance(details, list) else [])
+            if isinstance(detail, dict)
+        ][: len(bundle.visible_tests)],
+        hidden_passed=min(_count(hidden_section, "passed"), len(hidden)),
+        hidden_total=len(hidden),
+        failed_categories=sorted({c for c in categories if c in known}) if isinstance(categories, list) else [],
+        exec_ms=exec_ms if isinstance(exec_ms, int) and exec_ms >= 0 else int((time.perf_counter() - started) * 1000),
+        isolation="remote",
+        error={"kind": "eval_service", "message": str(body.get("error"))[:500]} if status == "error" else None,
+    )
+
+
+def evaluate_code(*, bundle: ProblemBundle, language: str, code: str, include_hidden: bool) -> Verdict:
+    evaluate = evaluate_code_remote if settings.CO_EVAL_BASE else evaluate_code_embedded
+    return evaluate(bundle=bundle, language=language, code=code, include_hidden=include_hidden)

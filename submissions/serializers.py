@@ -1,0 +1,136 @@
+"""Request and response shapes of /v1/submissions (seeds/001 SubmissionCodingCreate,
+SubmissionMathCreate, SubmissionResult), plus systems answers and run-vs-submit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
+from rest_framework import serializers
+
+from submissions.models import SubmissionKind, SubmissionStatus
+from tracks.models import Language, Subject
+
+
+class SubmissionCodingPayloadSerializer(serializers.Serializer):
+    language = serializers.ChoiceField(choices=Language.choices)
+    code = serializers.CharField(trim_whitespace=False, allow_blank=False)
+
+
+class SubmissionMathPayloadSerializer(serializers.Serializer):
+    steps = serializers.ListField(child=serializers.CharField(max_length=1000), required=False, default=list)
+    expression = serializers.CharField(max_length=1000)
+
+
+class SubmissionSystemsPayloadSerializer(serializers.Serializer):
+    text = serializers.CharField(trim_whitespace=False)
+
+
+_PAYLOADS = {
+    Subject.CODING: SubmissionCodingPayloadSerializer,
+    Subject.MATH: SubmissionMathPayloadSerializer,
+    Subject.SYSTEMS: SubmissionSystemsPayloadSerializer,
+}
+
+
+@extend_schema_field(
+    PolymorphicProxySerializer(
+        component_name="SubmissionPayload",
+        serializers=list(_PAYLOADS.values()),
+        resource_type_field_name=None,
+    )
+)
+class SubmissionPayloadField(serializers.DictField):
+    """`{language, code}` for coding, `{steps, expression}` for math, `{text}` for systems."""
+
+
+class SubmissionCreateSerializer(serializers.Serializer):
+    session_id = serializers.UUIDField(required=False, allow_null=True, default=None)
+    problem_id = serializers.CharField(max_length=255, help_text="Problem id or slug.")
+    subject = serializers.ChoiceField(choices=Subject.choices)
+    kind = serializers.ChoiceField(
+        choices=SubmissionKind.choices,
+        default=SubmissionKind.SUBMIT,
+        help_text="`run`: visible tests only, not graded. `submit` (default): graded against visible and hidden tests.",
+    )
+    payload = SubmissionPayloadField()
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        payload = _PAYLOADS[data["subject"]](data=data["payload"])
+        if not payload.is_valid():
+            raise serializers.ValidationError({"payload": payload.errors})
+        data["payload"] = dict(payload.validated_data)
+        return data
+
+
+class SubmissionPendingSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=[SubmissionStatus.PENDING, SubmissionStatus.RUNNING])
+
+
+class VisibleTestDetailSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    input = serializers.DictField()
+    expected = serializers.JSONField()
+    actual = serializers.JSONField(allow_null=True)
+    outcome = serializers.ChoiceField(
+        choices=["passed", "wrong_answer", "runtime_error", "time_limit", "memory_limit", "output_limit"]
+    )
+    time_ms = serializers.IntegerField()
+    error = serializers.CharField(allow_null=True)
+
+
+class VisibleResultSerializer(serializers.Serializer):
+    passed = serializers.IntegerField()
+    total = serializers.IntegerField()
+    details = VisibleTestDetailSerializer(many=True)
+
+
+class HiddenResultSerializer(serializers.Serializer):
+    passed = serializers.IntegerField()
+    total = serializers.IntegerField()
+    categories = serializers.ListField(child=serializers.CharField(), help_text="Failed hidden-test categories.")
+
+
+class RemediationSerializer(serializers.Serializer):
+    category = serializers.CharField()
+    text = serializers.CharField()
+
+
+class SubmissionResultSerializer(serializers.Serializer):
+    """A finished submission. Hidden tests appear only as counts and failed categories."""
+
+    id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=SubmissionStatus.choices)
+    kind = serializers.ChoiceField(choices=SubmissionKind.choices)
+    problem_id = serializers.CharField()
+    session_id = serializers.UUIDField(allow_null=True)
+    subject = serializers.ChoiceField(choices=Subject.choices)
+    language = serializers.CharField(allow_blank=True)
+    visible = VisibleResultSerializer(required=False, help_text="Coding only.")
+    hidden = HiddenResultSerializer(required=False, allow_null=True, help_text="Coding submits only; null for runs.")
+    categories = serializers.ListField(child=serializers.CharField(), required=False, help_text="Math and systems.")
+    remediation = RemediationSerializer(many=True)
+    exec_ms = serializers.IntegerField()
+    peak_memory_kb = serializers.IntegerField(required=False)
+    isolation = serializers.CharField(required=False)
+    error = serializers.DictField(allow_null=True, help_text="{kind, message}: e.g. a syntax error.")
+    math = serializers.DictField(required=False, help_text="Math: equivalence, form, per-step checks.")
+    rubric = serializers.DictField(required=False, help_text="Systems: per-dimension scores and feedback.")
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField()
+
+
+def submission_representation(submission: Any) -> dict[str, Any]:
+    """The pending shape until there is a verdict, then the stored result."""
+    if not submission.is_final:
+        return {"id": str(submission.id), "status": submission.status}
+    return {
+        "id": str(submission.id),
+        "problem_id": submission.problem_ref,
+        "session_id": str(submission.session_id) if submission.session_id else None,
+        "subject": submission.subject,
+        "language": submission.language,
+        "created_at": submission.created_at.isoformat(),
+        **submission.result,
+    }

@@ -1,0 +1,391 @@
+"""The one evaluation pipeline: persist → commit → enqueue (on commit) → grade → persist → emit.
+
+Every front door (`POST /v1/submissions`, session submissions, study-task submissions) calls
+`submission_create`; the Celery task calls `submission_evaluate`; the beat task calls
+`submission_sweep`. Exactly one verdict per submission is guaranteed by the database, not by
+the queue: an evaluation first *claims* the row (`pending → running` with a fresh claim token,
+a conditional UPDATE) and may only *finish* it while it still holds that claim. A redelivered
+task finds nothing to claim; a task whose worker died leaves a `running` row that only becomes
+claimable again once it is stale, and the sweeper re-queues it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from co_project.errors import InvalidInput, NotFound, PayloadTooLarge
+from co_project.telemetry import telemetry_emit
+from submissions.errors import CodeTooLarge, IdempotencyKeyReused
+from submissions.models import RubricScore, Submission, SubmissionKind, SubmissionStatus
+from submissions.verdicts import Verdict, error_verdict
+from tracks.models import Subject
+from tracks.problem_bank import ProblemBundle, problem_bundle_for_grading, problem_bundle_require
+
+logger = logging.getLogger("co.submissions")
+
+MAX_CODE_BYTES = 64 * 1024
+MAX_MATH_CHARS = 2000
+MAX_MATH_STEPS = 50
+MAX_SYSTEMS_CHARS = 20000
+
+
+# --- create --------------------------------------------------------------------------------------
+
+
+def _payload_digest(*, problem_ref: str, subject: str, kind: str, session_id: uuid.UUID | None, payload: dict) -> str:
+    canonical = json.dumps(
+        {"problem": problem_ref, "subject": subject, "kind": kind, "session": str(session_id or ""), "payload": payload},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _check_session(*, learner_id: str, session_id: uuid.UUID | None) -> None:
+    """The session must be the caller's and active. Sessions arrive with the sessions capability;
+    until then a submission that names a session names one that does not exist."""
+    if session_id is not None:
+        raise NotFound("No such session.")
+
+
+def _check_payload(*, bundle: ProblemBundle, subject: str, kind: str, payload: dict[str, Any]) -> str:
+    """Validate the payload for the problem's subject; returns the language ('' outside coding)."""
+    if subject != bundle.subject:
+        raise InvalidInput(
+            f"Problem '{bundle.slug}' is a {bundle.subject} problem, not {subject}.",
+            fields={"subject": [f"Must be '{bundle.subject}' for this problem."]},
+        )
+    if kind == SubmissionKind.RUN and subject != Subject.CODING:
+        raise InvalidInput("Only code can be run against the visible tests.", fields={"kind": ["Use 'submit'."]})
+    if subject == Subject.CODING:
+        language, code = payload["language"], payload["code"]
+        if language not in bundle.languages:
+            offered = ", ".join(sorted(bundle.languages)) or "none"
+            raise InvalidInput(
+                f"This problem is not offered in {language} (offered: {offered}).",
+                fields={"payload": {"language": [f"Must be one of: {offered}."]}},
+            )
+        if len(code.encode()) > MAX_CODE_BYTES:
+            raise CodeTooLarge(f"Code is {len(code.encode())} bytes; the limit is {MAX_CODE_BYTES} bytes (64 KiB).")
+        return language
+    if subject == Subject.MATH:
+        steps = payload.get("steps", [])
+        if len(steps) > MAX_MATH_STEPS or sum(map(len, steps)) + len(payload["expression"]) > MAX_MATH_CHARS:
+            raise PayloadTooLarge(f"A math answer may have at most {MAX_MATH_STEPS} steps and {MAX_MATH_CHARS} characters.")
+        return ""
+    if len(payload["text"]) > MAX_SYSTEMS_CHARS:
+        raise PayloadTooLarge(f"A design answer may be at most {MAX_SYSTEMS_CHARS} characters.")
+    return ""
+
+
+def submission_create(
+    *,
+    learner_id: str,
+    problem_ref: str,
+    subject: str,
+    payload: dict[str, Any],
+    kind: str = SubmissionKind.SUBMIT,
+    session_id: uuid.UUID | None = None,
+    idempotency_key: str = "",
+) -> tuple[Submission, bool]:
+    """Store a submission and queue its evaluation once the row is committed.
+
+    Returns (submission, created). The same Idempotency-Key returns the first submission; the
+    same key with a different request is a 409.
+    """
+    digest = _payload_digest(problem_ref=problem_ref, subject=subject, kind=kind, session_id=session_id, payload=payload)
+    if idempotency_key:
+        existing = Submission.objects.filter(learner_id=learner_id, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            if existing.payload_sha256 != digest:
+                raise IdempotencyKeyReused()
+            return existing, False
+    _check_session(learner_id=learner_id, session_id=session_id)
+    bundle = problem_bundle_require(reference=problem_ref)
+    language = _check_payload(bundle=bundle, subject=subject, kind=kind, payload=payload)
+    try:
+        with transaction.atomic():
+            submission = Submission.objects.create(
+                learner_id=learner_id,
+                session_id=session_id,
+                problem_id=uuid.UUID(bundle.id) if bundle.source == "database" else None,
+                problem_ref=problem_ref,
+                problem_content_hash=bundle.content_hash,
+                subject=subject,
+                kind=kind,
+                language=language,
+                payload=payload,
+                payload_sha256=digest,
+                idempotency_key=idempotency_key,
+            )
+            transaction.on_commit(lambda: submission_enqueue(submission_id=submission.id))
+    except IntegrityError:
+        # Two requests with one Idempotency-Key raced: the other one inserted first.
+        existing = Submission.objects.filter(learner_id=learner_id, idempotency_key=idempotency_key).first()
+        if existing is None:
+            raise
+        if existing.payload_sha256 != digest:
+            raise IdempotencyKeyReused() from None
+        return existing, False
+    return submission, True
+
+
+def submission_enqueue(*, submission_id: uuid.UUID) -> None:
+    """Queue the evaluation. A broker failure is logged, not raised: the sweeper re-queues."""
+    from submissions.tasks import evaluate_submission
+
+    Submission.objects.filter(id=submission_id).update(enqueued_at=timezone.now())
+    try:
+        evaluate_submission.delay(str(submission_id))
+    except Exception:  # any broker error: the sweeper is the safety net
+        logger.exception("could not enqueue submission %s; the sweeper will retry", submission_id)
+
+
+# --- evaluate -------------------------------------------------------------------------------------
+
+
+def _claim(*, submission_id: uuid.UUID) -> uuid.UUID | None:
+    """Take the submission for evaluation; None when it is final or someone else holds it."""
+    token = uuid.uuid4()
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.CO_SUBMISSION_STALE_SECONDS)
+    claimable = Q(status=SubmissionStatus.PENDING) | Q(status=SubmissionStatus.RUNNING, started_at__lt=stale)
+    claimed = Submission.objects.filter(claimable, id=submission_id).update(
+        status=SubmissionStatus.RUNNING, claim_token=token, started_at=now, attempts=F("attempts") + 1
+    )
+    return token if claimed else None
+
+
+def _grade(submission: Submission) -> Verdict:
+    bundle = problem_bundle_for_grading(problem_id=submission.problem_id, reference=submission.problem_ref)
+    payload = submission.payload
+    if submission.subject == Subject.CODING:
+        from submissions.evaluators.coding import evaluate_code
+
+        verdict = evaluate_code(
+            bundle=bundle,
+            language=submission.language,
+            code=payload["code"],
+            include_hidden=submission.kind == SubmissionKind.SUBMIT,
+        )
+    elif submission.subject == Subject.MATH:
+        from submissions.evaluators.math import evaluate_math
+
+        math = bundle.math or {}
+        result = evaluate_math(
+            expression=payload["expression"],
+            steps=payload.get("steps", []),
+            answer=math.get("answer", ""),
+            variables=math.get("variables", []),
+            form=math.get("form") or "equivalent",
+        )
+        verdict = Verdict(
+            status=result.status,
+            failed_categories=list(result.categories),
+            exec_ms=result.exec_ms,
+            details={
+                "math": {
+                    "equivalent": result.equivalent,
+                    "form_ok": result.form_ok,
+                    "first_invalid_step": result.first_invalid_step,
+                    "steps": [
+                        {"index": s.index, "expression": s.expression, "ok": s.ok, "reason": s.reason} for s in result.steps
+                    ],
+                    "message": result.message,
+                }
+            },
+        )
+        if result.status == "error":
+            verdict.error = {"kind": "math", "message": result.message}
+    else:
+        from submissions.evaluators.rubric import grade_rubric
+
+        result = grade_rubric(text=payload["text"], rubric=bundle.rubric or {}, expectations=bundle.rubric_expectations)
+        verdict = Verdict(
+            status=result.status,
+            failed_categories=list(result.categories),
+            details={
+                "rubric": {
+                    "grader": result.grader,
+                    "total": result.total,
+                    "max_total": result.max_total,
+                    "dimensions": [
+                        {"id": d.id, "name": d.name, "score": d.score, "max_score": d.max_score, "feedback": d.feedback}
+                        for d in result.dimensions
+                    ],
+                    "message": result.message,
+                }
+            },
+            rubric_scores={"scores": result.scores, "feedback": result.feedback, "grader": result.grader},
+        )
+        if result.status == "error":
+            verdict.error = {"kind": "rubric", "message": result.message}
+    verdict.details["remediation"] = [
+        {"category": category, "text": bundle.remediation[category]}
+        for category in verdict.failed_categories
+        if category in bundle.remediation
+    ]
+    return verdict
+
+
+def _learner_result(submission: Submission, verdict: Verdict, finished_at: Any) -> dict[str, Any]:
+    """The learner-facing result, stored with the verdict so reading it is one query."""
+    graded = submission.kind == SubmissionKind.SUBMIT
+    result: dict[str, Any] = {
+        "status": verdict.status,
+        "kind": submission.kind,
+        "exec_ms": verdict.exec_ms,
+        "error": verdict.error,
+        "remediation": verdict.details.get("remediation", []),
+    }
+    if submission.subject == Subject.CODING:
+        result["visible"] = {
+            "passed": verdict.visible_passed,
+            "total": verdict.visible_total,
+            "details": verdict.visible_details,
+        }
+        result["hidden"] = (
+            {"passed": verdict.hidden_passed, "total": verdict.hidden_total, "categories": verdict.failed_categories}
+            if graded
+            else None
+        )
+        result["peak_memory_kb"] = verdict.peak_memory_kb
+        result["isolation"] = verdict.isolation
+    else:
+        result["categories"] = verdict.failed_categories
+    for key in ("math", "rubric"):
+        if key in verdict.details:
+            result[key] = verdict.details[key]
+    result["finished_at"] = finished_at.isoformat()
+    return result
+
+
+def _finish(submission: Submission, token: uuid.UUID, verdict: Verdict) -> bool:
+    """Record the verdict if we still hold the claim; emit the event in the same transaction."""
+    now = timezone.now()
+    with transaction.atomic():
+        finished = Submission.objects.filter(id=submission.id, status=SubmissionStatus.RUNNING, claim_token=token).update(
+            status=verdict.status,
+            visible_passed=verdict.visible_passed,
+            visible_total=verdict.visible_total,
+            visible_details=verdict.visible_details,
+            hidden_passed=verdict.hidden_passed,
+            hidden_total=verdict.hidden_total,
+            failed_categories=verdict.failed_categories,
+            result=_learner_result(submission, verdict, now),
+            exec_ms=verdict.exec_ms,
+            peak_memory_kb=verdict.peak_memory_kb,
+            isolation=verdict.isolation,
+            error_reason=verdict.error_reason,
+            finished_at=now,
+        )
+        if not finished:
+            return False
+        if verdict.rubric_scores is not None and submission.problem_id is not None:
+            from tracks.models import Problem
+
+            rubric_id = Problem.objects.filter(id=submission.problem_id).values_list("rubric_id", flat=True).first()
+            if rubric_id is not None:
+                RubricScore.objects.create(submission_id=submission.id, rubric_id=rubric_id, **verdict.rubric_scores)
+        telemetry_emit(
+            event="attempt_submit" if submission.kind == SubmissionKind.SUBMIT else "attempt_run",
+            user_id=submission.learner_id,
+            session_id=submission.session_id,
+            problem_id=submission.problem_ref,
+            attrs={
+                "submission_id": str(submission.id),
+                "status": verdict.status,
+                "language": submission.language,
+                "visible_passed": verdict.visible_passed,
+                "visible_total": verdict.visible_total,
+                "hidden_passed": verdict.hidden_passed,
+                "hidden_total": verdict.hidden_total,
+                "categories": verdict.failed_categories,
+                "exec_ms": verdict.exec_ms,
+            },
+            ts=now,
+        )
+    return True
+
+
+def submission_evaluate(*, submission_id: uuid.UUID | str) -> str:
+    """Grade a submission at most once. Returns what happened: graded, skipped, or gave-up."""
+    submission_id = uuid.UUID(str(submission_id))
+    token = _claim(submission_id=submission_id)
+    if token is None:
+        return "skipped"
+    submission = Submission.objects.get(id=submission_id)
+    if submission.attempts > settings.CO_SUBMISSION_MAX_ATTEMPTS:
+        _finish(submission, token, error_verdict("pipeline", "Evaluation failed repeatedly; please submit again."))
+        return "gave-up"
+    try:
+        verdict = _grade(submission)
+    except SoftTimeLimitExceeded:
+        verdict = error_verdict("pipeline", "Evaluation took too long and was stopped.")
+    except Exception as exc:
+        # A bug or an outage of something we depend on: the submission still gets a verdict.
+        logger.exception("evaluation of %s failed", submission_id)
+        message = getattr(exc, "message", None) or "Evaluation failed unexpectedly; please submit again."
+        verdict = error_verdict("pipeline", str(message))
+    _finish(submission, token, verdict)
+    return "graded"
+
+
+# --- sweep ---------------------------------------------------------------------------------------
+
+
+def submission_sweep() -> dict[str, int]:
+    """Re-queue submissions whose enqueue or worker was lost; end the hopeless ones as error."""
+    now = timezone.now()
+    counts = {"requeued": 0, "expired": 0}
+    deadline = now - timedelta(seconds=settings.CO_SUBMISSION_DEADLINE_SECONDS)
+    unfinished = Q(status__in=[SubmissionStatus.PENDING, SubmissionStatus.RUNNING])
+    for submission in Submission.objects.filter(unfinished, created_at__lt=deadline).only("id", "claim_token", "status"):
+        with transaction.atomic():
+            token = uuid.uuid4()
+            taken = Submission.objects.filter(unfinished, id=submission.id, claim_token=submission.claim_token).update(
+                status=SubmissionStatus.RUNNING, claim_token=token
+            )
+            if taken:
+                fresh = Submission.objects.get(id=submission.id)
+                _finish(fresh, token, error_verdict("pipeline", "Evaluation did not finish in time; please submit again."))
+                counts["expired"] += 1
+
+    requeue_before = now - timedelta(seconds=settings.CO_SUBMISSION_REQUEUE_SECONDS)
+    stale = now - timedelta(seconds=settings.CO_SUBMISSION_STALE_SECONDS)
+    lost = Submission.objects.filter(
+        Q(status=SubmissionStatus.PENDING) & (Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=requeue_before))
+        | Q(status=SubmissionStatus.RUNNING, started_at__lt=stale)
+    ).values_list("id", flat=True)[:500]
+    for submission_id in lost:
+        submission_enqueue(submission_id=submission_id)
+        counts["requeued"] += 1
+    return counts
+
+
+# --- waiting for a verdict in a request ------------------------------------------------------------
+
+
+def submission_wait(*, submission: Submission, timeout: float) -> Submission:
+    """Poll for the verdict for up to `timeout` seconds (eager mode has it already)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    submission.refresh_from_db()
+    while not submission.is_final and time.monotonic() < deadline:
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, 0.2)
+        submission.refresh_from_db()
+    return submission

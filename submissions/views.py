@@ -1,0 +1,131 @@
+"""`POST /v1/submissions` and `GET /v1/submissions/{id}`."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from co_project.errors import InvalidInput
+from co_project.openapi import error_responses
+from submissions import selectors, services
+from submissions.serializers import (
+    SubmissionCreateSerializer,
+    SubmissionPendingSerializer,
+    SubmissionResultSerializer,
+    submission_representation,
+)
+
+_RESULT_EXAMPLE = {
+    "id": "6a0d8f9e-3b2c-4d1e-9f8a-7b6c5d4e3f21",
+    "status": "failed",
+    "kind": "submit",
+    "problem_id": "two-sum",
+    "session_id": None,
+    "subject": "coding",
+    "language": "python",
+    "visible": {
+        "passed": 3,
+        "total": 3,
+        "details": [
+            {
+                "index": 0,
+                "input": {"nums": [2, 7, 11, 15], "t": 9},
+                "expected": [0, 1],
+                "actual": [0, 1],
+                "outcome": "passed",
+                "time_ms": 0,
+                "error": None,
+            }
+        ],
+    },
+    "hidden": {"passed": 12, "total": 17, "categories": ["duplicates"]},
+    "remediation": [{"category": "duplicates", "text": "Arrays can hold the same value twice: ..."}],
+    "exec_ms": 41,
+    "peak_memory_kb": 9120,
+    "isolation": "bubblewrap",
+    "error": None,
+    "created_at": "2026-11-22T10:00:00Z",
+    "finished_at": "2026-11-22T10:00:00.041Z",
+}
+
+
+class SubmissionViewSet(viewsets.GenericViewSet):
+    lookup_url_kwarg = "submission_id"
+    lookup_value_regex = "[^/]+"
+
+    @extend_schema(
+        operation_id="submissions_create",
+        summary="Submit code, math or a design answer for grading",
+        description=(
+            "Stores the submission, queues its evaluation and waits briefly for the verdict: 200 with "
+            "the result when it is ready, else 202 `{id, status: pending}` — then poll "
+            "`GET /v1/submissions/{id}`. Send an `Idempotency-Key` header to make retries safe: the "
+            "same key returns the first submission and never grades twice. `kind: run` grades "
+            "against the visible tests only (not counted)."
+        ),
+        tags=["submissions"],
+        parameters=[
+            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False, description="≤ 255 characters.")
+        ],
+        request=SubmissionCreateSerializer,
+        responses={
+            200: SubmissionResultSerializer,
+            202: OpenApiResponse(SubmissionPendingSerializer, description="Accepted; the verdict is not ready yet."),
+            **error_responses(400, 404, 409, 413),
+        },
+        examples=[
+            OpenApiExample(
+                "coding",
+                value={
+                    "problem_id": "two-sum",
+                    "subject": "coding",
+                    "payload": {"language": "python", "code": "def two_sum(nums, t):\n    ..."},
+                },
+                request_only=True,
+            ),
+            OpenApiExample(
+                "math",
+                value={
+                    "problem_id": "expand-binomial-square",
+                    "subject": "math",
+                    "payload": {"steps": ["(x+3)*(x+3)"], "expression": "x^2 + 6x + 9"},
+                },
+                request_only=True,
+            ),
+            OpenApiExample("result", value=_RESULT_EXAMPLE, response_only=True, status_codes=["200"]),
+        ],
+    )
+    def create(self, request: Request) -> Response:
+        key = request.headers.get("Idempotency-Key", "")
+        if len(key) > 255:
+            raise InvalidInput("Idempotency-Key may be at most 255 characters.", fields={"Idempotency-Key": ["Too long."]})
+        serializer = SubmissionCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        submission, _ = services.submission_create(
+            learner_id=request.user.id,
+            problem_ref=data["problem_id"],
+            subject=data["subject"],
+            payload=data["payload"],
+            kind=data["kind"],
+            session_id=data["session_id"],
+            idempotency_key=key,
+        )
+        submission = services.submission_wait(submission=submission, timeout=settings.CO_SUBMISSION_WAIT_SECONDS)
+        code = status.HTTP_200_OK if submission.is_final else status.HTTP_202_ACCEPTED
+        return Response(submission_representation(submission), status=code)
+
+    @extend_schema(
+        operation_id="submissions_retrieve",
+        summary="A submission's result (or its pending status)",
+        tags=["submissions"],
+        parameters=[OpenApiParameter("submission_id", str, OpenApiParameter.PATH)],
+        responses={200: SubmissionResultSerializer, 202: SubmissionPendingSerializer, **error_responses(404)},
+    )
+    def retrieve(self, request: Request, submission_id: str) -> Response:
+        submission = selectors.submission_get_for_learner(learner_id=request.user.id, submission_id=submission_id)
+        code = status.HTTP_200_OK if submission.is_final else status.HTTP_202_ACCEPTED
+        return Response(submission_representation(submission), status=code)
