@@ -142,7 +142,9 @@ CELERY_TASK_TIME_LIMIT = env.int("CO_CELERY_TIME_LIMIT", default=90)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Redis redelivers an unacknowledged task (its worker died) after this many seconds; keep it
+# above the longest task. The sweeper re-queues sooner (CO_SUBMISSION_STALE_SECONDS).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CO_CELERY_VISIBILITY_TIMEOUT", default=3600)}
 CELERY_TIMEZONE = "UTC"
 
 # --- authentication ---------------------------------------------------------------------

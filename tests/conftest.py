@@ -50,6 +50,18 @@ def _jwt_settings(settings, jwt_keys: tuple[str, str]) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _eager_celery(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tasks run in-process unless a test uses a real worker (marker `real_worker`)."""
+    from co_project.celery import app
+
+    eager = "real_worker" not in request.keywords
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = eager
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture(autouse=True)
 def _clean_cache() -> Iterator[None]:
     cache.clear()
     yield

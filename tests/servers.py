@@ -160,12 +160,14 @@ class FakeEvalService:
 
     answer: dict[str, Any] = field(default_factory=lambda: {"status": "passed"})
     fail_first: int = 0
+    delay_seconds: float = 0.0  # answer this much later (interrupted by stop())
     bodies: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
         self.url = ""
 
     def start(self) -> FakeEvalService:
@@ -180,6 +182,8 @@ class FakeEvalService:
                 with service._lock:
                     service.bodies.append(body)
                     number = len(service.bodies)
+                if service.delay_seconds and service._stopping.wait(service.delay_seconds):
+                    return
                 if self.path != "/code/eval":
                     FakeProblemBank._send_raw(self, 404, b'{"detail": "no such route"}', "application/json")
                 elif number <= service.fail_first:
@@ -199,6 +203,7 @@ class FakeEvalService:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -208,6 +213,10 @@ class FakeEvalService:
 
     def __enter__(self) -> FakeEvalService:
         return self.start()
+
+    def request_count(self) -> int:
+        with self._lock:
+            return len(self.bodies)
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()

@@ -1,0 +1,175 @@
+"""With a real Celery worker, Redis broker and PostgreSQL: a worker SIGKILLed mid-evaluation
+still leaves exactly one verdict; an eval service that is down ends in `error`, never stuck
+`pending`; a verdict not ready within the wait bound answers 202 and arrives later."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from co_project.models import TelemetryEvent
+from submissions import services
+from submissions.models import Submission, SubmissionStatus
+from tests.servers import FakeEvalService
+from tests.tracks.factories import pack_document, publish
+
+pytestmark = [pytest.mark.requires_services, pytest.mark.real_worker, pytest.mark.django_db(transaction=True)]
+
+REPO = Path(__file__).resolve().parents[2]
+STALE_SECONDS = 4
+
+
+def _until(condition: Callable[[], bool], timeout: float, message: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for: {message}")
+
+
+class Worker:
+    """A `celery worker` process (own process group) on the test database and the real broker."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "co_project", "worker", "--pool", "prefork", "--concurrency", "1",
+             "--without-heartbeat", "--without-mingle", "--without-gossip", "--loglevel", "INFO"],
+            cwd=REPO,
+            env=env,
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path, settings) -> Iterator[Callable[..., Worker]]:
+    from co_project.celery import app
+
+    db = connection.settings_dict
+    db_url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    settings.CO_SUBMISSION_STALE_SECONDS = STALE_SECONDS
+    app.control.purge()  # nothing left over from earlier runs
+    workers: list[Worker] = []
+
+    def start(**extra_env: str) -> Worker:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("CO_")},
+            "CO_ENV": "test",
+            "CO_DB_URL": db_url,
+            "CO_REDIS_URL": settings.REDIS_URL,
+            "CO_JWT_PUBLIC_KEY": "unused-by-the-worker",
+            "CO_SUBMISSION_STALE_SECONDS": str(STALE_SECONDS),
+            "CO_CELERY_VISIBILITY_TIMEOUT": "3",
+            **extra_env,
+        }
+        worker = Worker(env, tmp_path / f"worker-{len(workers)}.log")
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+    app.control.purge()
+
+
+def _submit(learner_client, **overrides) -> dict:
+    body = {
+        "problem_id": "shout",
+        "subject": "coding",
+        "payload": {"language": "python", "code": "def shout(text):\n    return text.upper()\n"},
+        **overrides,
+    }
+    response = learner_client("alice").post("/v1/submissions", body, format="json")
+    assert response.status_code in {200, 202}, response.content
+    return response.json()
+
+
+def _status(submission_id: str) -> str:
+    return Submission.objects.get(id=submission_id).status
+
+
+def test_verdict_not_ready_in_time_is_202_then_arrives(learner_client, start_worker, settings) -> None:
+    publish(pack_document())
+    with FakeEvalService(answer={"status": "passed"}, delay_seconds=1.5) as eval_service:
+        settings.CO_SUBMISSION_WAIT_SECONDS = 0.2
+        start_worker(CO_EVAL_BASE=eval_service.url)
+        pending = _submit(learner_client)
+        assert set(pending) == {"id", "status"} and pending["status"] in {"pending", "running"}
+        client = learner_client("alice")
+        assert client.get(f"/v1/submissions/{pending['id']}").status_code == 202
+        _until(lambda: _status(pending["id"]) == SubmissionStatus.PASSED, 60, "the worker's verdict")
+        final = client.get(f"/v1/submissions/{pending['id']}")
+        assert final.status_code == 200 and final.json()["status"] == "passed"
+
+
+def test_worker_killed_mid_evaluation_still_gives_exactly_one_verdict(learner_client, start_worker, settings) -> None:
+    publish(pack_document())
+    with FakeEvalService(answer={"status": "passed"}, delay_seconds=30) as eval_service:
+        settings.CO_SUBMISSION_WAIT_SECONDS = 0
+        first = start_worker(CO_EVAL_BASE=eval_service.url)
+        submission_id = _submit(learner_client)["id"]
+        # The worker has claimed it and is mid-evaluation (waiting on the eval service).
+        _until(lambda: eval_service.request_count() == 1, 60, "the first worker to call the eval service")
+        assert _status(submission_id) == SubmissionStatus.RUNNING
+        first.kill()
+
+        eval_service.delay_seconds = 0
+        start_worker(CO_EVAL_BASE=eval_service.url)
+        time.sleep(STALE_SECONDS + 0.5)  # the dead worker's claim goes stale
+        # Redis redelivers the unacknowledged task and the sweeper re-queues it: both reach the
+        # new worker, and only one may grade.
+        services.submission_sweep()
+        _until(lambda: _status(submission_id) == SubmissionStatus.PASSED, 60, "the second worker's verdict")
+        time.sleep(3)  # let any duplicate delivery arrive and be refused
+
+    submission = Submission.objects.get(id=submission_id)
+    assert submission.status == SubmissionStatus.PASSED
+    assert submission.attempts == 2
+    assert TelemetryEvent.objects.filter(event="attempt_submit", attrs__submission_id=submission_id).count() == 1
+    assert eval_service.request_count() == 2
+
+
+def test_eval_service_down_ends_in_error_never_pending(learner_client, start_worker, settings) -> None:
+    publish(pack_document())
+    eval_service = FakeEvalService().start()
+    url = eval_service.url
+    eval_service.stop()  # nothing listens there any more
+    settings.CO_SUBMISSION_WAIT_SECONDS = 0
+    start_worker(CO_EVAL_BASE=url, CO_EVAL_RETRIES="2", CO_EVAL_RETRY_BACKOFF_SECONDS="0.1")
+    submission_id = _submit(learner_client)["id"]
+    _until(lambda: _status(submission_id) == SubmissionStatus.ERROR, 60, "the error verdict")
+    body = learner_client("alice").get(f"/v1/submissions/{submission_id}").json()
+    assert body["status"] == "error"
+    assert body["error"]["kind"] == "eval_service"
+    assert "unreachable after 3 attempts (ConnectError)" in body["error"]["message"]
+
+
+def test_worker_settings_match_the_web(settings) -> None:
+    """The worker and web processes read the same broker from the environment."""
+    assert settings.CELERY_BROKER_URL == settings.REDIS_URL
+    assert not settings.CELERY_TASK_ALWAYS_EAGER
