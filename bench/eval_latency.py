@@ -1,0 +1,207 @@
+"""Verdict latency through the API, against the bare interpreter start-up on this machine.
+
+Starts a real uvicorn server (embedded defaults: SQLite, eager Celery, embedded sandbox) on a
+fresh database seeded with the shipped course packs, then measures:
+
+- p50 / p95 of `POST /v1/submissions` → verdict for a correct `two-sum` in Python and in
+  JavaScript (one client, sequential);
+- submissions per second with several concurrent clients;
+- `python3 -I -S -c pass` and `node -e 0` (the sandbox's interpreters), same run;
+
+and prints each latency as a ratio to the matching bare start-up. Usage:
+
+    .venv/bin/python bench/eval_latency.py [--requests 40] [--clients 4] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+
+PYTHON_TWO_SUM = """
+def two_sum(nums, t):
+    first = {}
+    best = None
+    for j, value in enumerate(nums):
+        i = first.get(t - value)
+        if i is not None and (best is None or (i, j) < best):
+            best = (i, j)
+        first.setdefault(value, j)
+    return list(best) if best else [-1, -1]
+"""
+
+JAVASCRIPT_TWO_SUM = """
+function twoSum(nums, t) {
+  const first = new Map();
+  let best = null;
+  nums.forEach((value, j) => {
+    const i = first.get(t - value);
+    if (i !== undefined && (best === null || i < best[0] || (i === best[0] && j < best[1]))) best = [i, j];
+    if (!first.has(value)) first.set(value, j);
+  });
+  return best || [-1, -1];
+}
+"""
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def time_command(command: list[str], runs: int) -> list[float]:
+    subprocess.run(command, check=True, capture_output=True)  # warm the page cache
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=REPO, env=env, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+class Server:
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("CO_")},
+            "CO_ENV": "development",
+            "CO_DB_URL": f"sqlite:///{workdir / 'bench.sqlite3'}",
+            "CO_MEDIA_ROOT": str(workdir / "media"),
+            "CO_RATE_LIMIT": "1000000/min",
+            "CO_LOG_LEVEL": "WARNING",
+        }
+        manage(self.env, "migrate", "--no-input")
+        manage(self.env, "create_dev_keys")
+        manage(self.env, "seed")
+        self.token = manage(self.env, "issue_token", "--sub", "bench", "--ttl", "7200")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "co_project.asgi:application", "--port", str(self.port),
+             "--lifespan", "off", "--log-level", "warning", "--no-access-log"],
+            cwd=REPO, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        self.url = f"http://127.0.0.1:{self.port}"
+        for _ in range(200):
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise SystemExit("the server did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def submit(client: httpx.Client, language: str, code: str) -> float:
+    started = time.perf_counter()
+    response = client.post(
+        "/v1/submissions",
+        json={"problem_id": "two-sum", "subject": "coding", "payload": {"language": language, "code": code}},
+        headers={"Idempotency-Key": uuid.uuid4().hex},
+    )
+    elapsed = (time.perf_counter() - started) * 1000
+    body = response.json()
+    if response.status_code != 200 or body["status"] != "passed":
+        raise SystemExit(f"unexpected verdict: {response.status_code} {body}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=40, help="sequential submissions per language")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent clients for the throughput run")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of the throughput run")
+    args = parser.parse_args()
+
+    python = os.environ.get("CO_SANDBOX_PYTHON") or ("/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable)
+    node = shutil.which("node")
+    bare_python = time_command([python, "-I", "-S", "-c", "pass"], args.requests)
+    bare_node = time_command([node, "-e", "0"], args.requests) if node else []
+
+    with tempfile.TemporaryDirectory(prefix="co-bench-") as workdir:
+        server = Server(Path(workdir))
+        try:
+            headers = {"Authorization": f"Bearer {server.token}"}
+            with httpx.Client(base_url=server.url, headers=headers, timeout=60) as client:
+                submit(client, "python", PYTHON_TWO_SUM)  # warm-up
+                python_latency = [submit(client, "python", PYTHON_TWO_SUM) for _ in range(args.requests)]
+                javascript_latency = []
+                if node:
+                    submit(client, "javascript", JAVASCRIPT_TWO_SUM)
+                    javascript_latency = [submit(client, "javascript", JAVASCRIPT_TWO_SUM) for _ in range(args.requests)]
+
+            done: list[float] = []
+            lock = threading.Lock()
+            stop_at = time.monotonic() + args.seconds
+
+            def client_loop() -> None:
+                with httpx.Client(base_url=server.url, headers=headers, timeout=60) as client:
+                    while time.monotonic() < stop_at:
+                        elapsed = submit(client, "python", PYTHON_TWO_SUM)
+                        with lock:
+                            done.append(elapsed)
+
+            started = time.monotonic()
+            threads = [threading.Thread(target=client_loop) for _ in range(args.clients)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            throughput = len(done) / (time.monotonic() - started)
+        finally:
+            server.stop()
+
+    p50_bare_python = statistics.median(bare_python)
+    print(f"machine: {os.cpu_count()} cores; sandbox python {python}; node {node or 'not installed'}")
+    print(f"bare `python3 -I -S -c pass`   p50 {p50_bare_python:7.1f} ms  p95 {percentile(bare_python, 0.95):7.1f} ms")
+    if bare_node:
+        print(
+            f"bare `node -e 0`               p50 {statistics.median(bare_node):7.1f} ms  "
+            f"p95 {percentile(bare_node, 0.95):7.1f} ms"
+        )
+    for name, samples, baseline in (
+        ("python two-sum verdict", python_latency, p50_bare_python),
+        ("javascript two-sum verdict", javascript_latency, statistics.median(bare_node) if bare_node else 0),
+    ):
+        if not samples:
+            continue
+        p50, p95 = statistics.median(samples), percentile(samples, 0.95)
+        print(
+            f"{name:29s}  p50 {p50:7.1f} ms  p95 {p95:7.1f} ms   "
+            f"ratio to bare start-up: p50 {p50 / baseline:4.2f}x  p95 {p95 / baseline:4.2f}x"
+        )
+    print(
+        f"throughput: {throughput:6.1f} submissions/s with {args.clients} concurrent clients "
+        f"({len(done)} verdicts in {args.seconds:g} s; p50 {statistics.median(done):.1f} ms under load)"
+    )
+
+
+if __name__ == "__main__":
+    main()
