@@ -64,8 +64,24 @@ def _broker() -> dict[str, Any]:
     return {"mode": "broker"}
 
 
+def _sandbox() -> dict[str, Any]:
+    """Which isolation learner code gets. Production without namespace isolation refuses to run
+    code (fails closed), which this reports as unavailable."""
+    from submissions.sandbox import isolation_level
+
+    level = isolation_level()
+    if level == "none" and settings.IS_PRODUCTION:
+        return {"status": "unavailable", "isolation": level}
+    return {"isolation": level}
+
+
 def health_report() -> tuple[int, dict[str, Any]]:
-    checks = {"database": _timed(_database), "cache": _timed(_cache), "broker": _timed(_broker)}
+    checks = {
+        "database": _timed(_database),
+        "cache": _timed(_cache),
+        "broker": _timed(_broker),
+        "sandbox": _timed(_sandbox),
+    }
     if checks["database"]["status"] != "ok":
         overall, status_code = "unavailable", 503
     elif any(check["status"] != "ok" for check in checks.values()):
@@ -98,6 +114,7 @@ _EXAMPLE = {
         "database": {"status": "ok", "engine": "postgresql", "latency_ms": 0.8},
         "cache": {"status": "ok", "backend": "redis", "latency_ms": 0.4},
         "broker": {"status": "ok", "mode": "broker", "latency_ms": 1.2},
+        "sandbox": {"status": "ok", "isolation": "bubblewrap", "latency_ms": 0.0},
     },
 }
 

@@ -249,6 +249,13 @@ CO_EVAL_TIMEOUT_SECONDS = env.float("CO_EVAL_TIMEOUT_SECONDS", default=20.0)
 CO_EVAL_RETRIES = env.int("CO_EVAL_RETRIES", default=3)
 CO_EVAL_RETRY_BACKOFF_SECONDS = env.float("CO_EVAL_RETRY_BACKOFF_SECONDS", default=0.5)
 
+# Math answers: parsing, equivalence and form checks run in a killable worker process.
+CO_MATH_TIME_LIMIT_SECONDS = env.float("CO_MATH_TIME_LIMIT_SECONDS", default=2.0)
+CO_MATH_MEMORY_LIMIT_MB = env.int("CO_MATH_MEMORY_LIMIT_MB", default=1024)
+CO_MATH_WORKER_START_SECONDS = env.float("CO_MATH_WORKER_START_SECONDS", default=30.0)
+# Rubric grading with the LLM (when CO_TUTOR_BASE is set); the built-in grader is the fallback.
+CO_TUTOR_GRADING_TIMEOUT_SECONDS = env.float("CO_TUTOR_GRADING_TIMEOUT_SECONDS", default=20.0)
+
 CELERY_BEAT_SCHEDULE = {
     "submissions-sweep": {"task": "submissions.sweep", "schedule": CO_SUBMISSION_SWEEP_SECONDS},
 }

@@ -83,7 +83,7 @@ class ProblemAdmin(admin.ModelAdmin):
     filter_horizontal = ("topics",)
     readonly_fields = ("content_hash", "created_at", "updated_at")
     inlines = (ProblemLanguageInline, HiddenTestInline)
-    actions = ("retire_problems",)
+    actions = ("check_reference_solutions", "retire_problems")
     fieldsets = (
         (None, {"fields": ("slug", "title", "subject", "module", "position", "difficulty", "topics", "published", "statement")}),
         ("Hints and remediation", {"fields": ("hints", "remediation")}),
@@ -109,6 +109,15 @@ class ProblemAdmin(admin.ModelAdmin):
     @admin.display(ordering="module__track__slug")
     def track(self, problem: Problem) -> str:
         return problem.module.track.slug
+
+    @admin.action(description="Check reference solutions against all tests in the sandbox")
+    def check_reference_solutions(self, request: HttpRequest, queryset: Any) -> None:
+        for problem in queryset.prefetch_related("languages"):
+            findings = services.problem_reference_check(problem=problem)
+            if not findings:
+                self.message_user(request, f"{problem.slug}: every reference solution passes all its tests.", messages.SUCCESS)
+            for where, message in findings:
+                self.message_user(request, f"{where}: {message}", messages.ERROR)
 
     @admin.action(description="Retire selected problems (hide from learners, keep history)")
     def retire_problems(self, request: HttpRequest, queryset: Any) -> None:

@@ -21,6 +21,7 @@ from django.conf import settings
 from tracks import authoring
 from tracks.comparison import outputs_match
 from tracks.models import HiddenTestOrigin, Problem, Rubric, Subject
+from tracks.reference_check import ReferenceCase, ReferenceProblem, check_references
 
 SCHEMA_PATH = Path(settings.BASE_DIR) / "docs" / "coursepack.schema.json"
 MAX_PACK_BYTES = 5 * 1024 * 1024
@@ -244,6 +245,8 @@ def _check_math(document: dict[str, Any], check: PackCheck) -> None:
     from sympy import Symbol
     from sympy.parsing.sympy_parser import parse_expr, standard_transformations
 
+    from submissions.evaluators.math import ExpressionRejected, canonical_expression
+
     for problem in document["problems"]:
         if "math" not in problem:
             continue
@@ -261,6 +264,11 @@ def _check_math(document: dict[str, Any], check: PackCheck) -> None:
             unknown = {str(symbol) for symbol in getattr(expression, "free_symbols", set())} - set(allowed)
             if unknown:
                 check.error(f"{path}.{field_path}", f"uses undeclared variables {sorted(unknown)}")
+                continue
+            try:  # answers must be gradable: the learners' whitelist applies to them too
+                canonical_expression(text, block["variables"])
+            except ExpressionRejected as exc:
+                check.error(f"{path}.{field_path}", f"is not an expression learners could be graded against: {exc}")
 
 
 def _run_references(document: dict[str, Any], check: PackCheck) -> None:
@@ -348,6 +356,40 @@ def _run_references(document: dict[str, Any], check: PackCheck) -> None:
         _compare(problem, path, "javascript", expectations, result["outputs"], check)
 
 
+def _check_references_in_sandbox(document: dict[str, Any], check: PackCheck) -> None:
+    """Last stage: every reference, in every language, against all its tests in the learner
+    sandbox with the problem's own limits (a reference too slow for its limits is refused)."""
+    flagged = {finding.path.split("]", 1)[0] + "]" for finding in check.errors}
+    node_missing = authoring.node_path() is None
+    problems = []
+    for problem in document["problems"]:
+        path = f"problems[{problem['slug']}]"
+        if "languages" not in problem or path in flagged:
+            continue
+        limits = problem.get("limits", {})
+        hidden = check.hidden_tests.get(problem["slug"], [])
+        problems.append(
+            ReferenceProblem(
+                path=path,
+                languages={
+                    name: spec for name, spec in problem["languages"].items() if not (name == "javascript" and node_missing)
+                },
+                parameters=problem["parameters"],
+                comparison=problem.get("comparison", "exact"),
+                float_tolerance=problem.get("float_tolerance"),
+                time_limit_ms=limits.get("time_ms", 1000),
+                memory_limit_mb=limits.get("memory_mb", 256),
+                cases=[
+                    ReferenceCase(f"visible_tests[{i}]", c["input"], c["expected"])
+                    for i, c in enumerate(problem["visible_tests"])
+                ]
+                + [ReferenceCase(f"hidden test #{i + 1} ({c.category})", c.input, c.expected) for i, c in enumerate(hidden)],
+            )
+        )
+    for path, message in check_references(problems):
+        check.error(path, message)
+
+
 def _compare(
     problem: dict[str, Any], path: str, language: str, cases: list[tuple[str, int, dict]], outputs: list[dict], check: PackCheck
 ) -> None:
@@ -380,4 +422,5 @@ def check_coursepack(raw: bytes) -> PackCheck:
     flagged = {finding.path.split("]", 1)[0] + "]" for finding in check.errors}
     runnable = [p for p in sound["problems"] if f"problems[{p['slug']}]" not in flagged]
     _run_references({**sound, "problems": runnable}, check)
+    _check_references_in_sandbox({**sound, "problems": runnable}, check)
     return check

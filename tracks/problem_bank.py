@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote
 
-import httpx
 import jsonschema
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Prefetch
 
 from co_project.errors import ProblemRepositoryNotReady
+from co_project.outbound import ServiceUnreachable, request_with_retries
 from tracks.coursepacks import coursepack_schema
 from tracks.models import HiddenTest, Problem, ProblemLanguage
 
@@ -164,32 +163,31 @@ class HttpProblemBank:
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         url = f"{self.base_url}/internal/problems/{quote(reference, safe='')}/bundle"
-        last_error = "no attempt made"
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(min(0.1 * 2 ** (attempt - 1), 1.0))
-            try:
-                response = httpx.get(url, headers=headers, timeout=self.timeout)
-            except httpx.HTTPError as exc:
-                last_error = type(exc).__name__
-                continue
-            if response.status_code == 404:
-                cache.set(self._cache_key(reference), self._MISSING, timeout=min(30, self.cache_seconds))
-                return None
-            if response.status_code >= 500 or response.status_code == 429:
-                last_error = f"HTTP {response.status_code}"
-                continue
-            if response.status_code != 200:
-                raise ProblemBankUnavailable(f"problem bank answered HTTP {response.status_code}")
-            try:
-                bundle = response.json()
-            except ValueError as exc:
-                raise ProblemBankUnavailable("problem bank answered with something that is not JSON") from exc
-            if not isinstance(bundle, dict):
-                raise ProblemBankUnavailable("problem bank answered with something that is not a bundle")
-            cache.set(self._cache_key(reference), bundle, timeout=self.cache_seconds)
-            return bundle
-        raise ProblemBankUnavailable(f"problem bank unreachable after {self.retries + 1} attempts ({last_error})")
+        try:
+            response = request_with_retries(
+                "GET",
+                url,
+                headers=headers,
+                retries=self.retries,
+                backoff_seconds=0.1,
+                max_backoff_seconds=1.0,
+                timeout=self.timeout,
+            )
+        except ServiceUnreachable as exc:
+            raise ProblemBankUnavailable(f"problem bank {exc}") from exc
+        if response.status_code == 404:
+            cache.set(self._cache_key(reference), self._MISSING, timeout=min(30, self.cache_seconds))
+            return None
+        if response.status_code != 200:
+            raise ProblemBankUnavailable(f"problem bank answered HTTP {response.status_code}")
+        try:
+            bundle = response.json()
+        except ValueError as exc:
+            raise ProblemBankUnavailable("problem bank answered with something that is not JSON") from exc
+        if not isinstance(bundle, dict):
+            raise ProblemBankUnavailable("problem bank answered with something that is not a bundle")
+        cache.set(self._cache_key(reference), bundle, timeout=self.cache_seconds)
+        return bundle
 
     def get(self, reference: str, *, include_hidden: bool = False) -> ProblemBundle | None:
         raw = self.fetch(reference)

@@ -365,6 +365,28 @@ def _publish_document(check: PackCheck) -> PublishSummary:
 # --- staff edits in the admin ------------------------------------------------------------------
 
 
+def problem_reference_check(*, problem: Problem) -> list[tuple[str, str]]:
+    """Run the problem's stored reference solutions against all its stored tests in the sandbox;
+    (where, what) for each failure, empty when every reference passes."""
+    from tracks.reference_check import ReferenceCase, ReferenceProblem, check_references
+
+    hidden = list(problem.hidden_tests.order_by("position"))
+    reference_problem = ReferenceProblem(
+        path=f"problems[{problem.slug}]",
+        languages={
+            row.language: {"entrypoint": row.entrypoint, "reference": row.reference_solution} for row in problem.languages.all()
+        },
+        parameters=problem.parameters,
+        comparison=problem.comparison,
+        float_tolerance=problem.float_tolerance,
+        time_limit_ms=problem.time_limit_ms,
+        memory_limit_mb=problem.memory_limit_mb,
+        cases=[ReferenceCase(f"visible_tests[{i}]", t["input"], t["expected"]) for i, t in enumerate(problem.visible_tests)]
+        + [ReferenceCase(f"hidden test #{t.position + 1} ({t.category})", t.input, t.expected) for t in hidden],
+    )
+    return check_references([reference_problem]) if reference_problem.languages else []
+
+
 def problem_retire(*, problem: Problem) -> None:
     """Hide a problem from learners without breaking references from their history."""
     if problem.published:

@@ -14,9 +14,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-import httpx
 from django.conf import settings
 
+from co_project.outbound import ServiceUnreachable, request_with_retries
 from submissions.verdicts import Verdict, error_verdict
 from tracks.comparison import outputs_match
 from tracks.problem_bank import ProblemBundle
@@ -136,29 +136,26 @@ class EvalServiceUnavailable(Exception):
 
 def _post_with_retries(url: str, payload: dict[str, Any]) -> dict[str, Any]:
     """POST with bounded retries and exponential backoff on transient failures."""
-    attempts = settings.CO_EVAL_RETRIES + 1
-    last = "no attempt made"
-    for attempt in range(attempts):
-        if attempt:
-            time.sleep(min(settings.CO_EVAL_RETRY_BACKOFF_SECONDS * 2 ** (attempt - 1), 10.0))
-        try:
-            response = httpx.post(url, json=payload, timeout=settings.CO_EVAL_TIMEOUT_SECONDS)
-        except httpx.HTTPError as exc:
-            last = type(exc).__name__
-            continue
-        if response.status_code >= 500 or response.status_code == 429:
-            last = f"HTTP {response.status_code}"
-            continue
-        if response.status_code != 200:
-            raise EvalServiceUnavailable(f"eval service answered HTTP {response.status_code}")
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise EvalServiceUnavailable("eval service answered with something that is not JSON") from exc
-        if not isinstance(body, dict):
-            raise EvalServiceUnavailable("eval service answered with something that is not a result")
-        return body
-    raise EvalServiceUnavailable(f"eval service unreachable after {attempts} attempts ({last})")
+    try:
+        response = request_with_retries(
+            "POST",
+            url,
+            json=payload,
+            retries=settings.CO_EVAL_RETRIES,
+            backoff_seconds=settings.CO_EVAL_RETRY_BACKOFF_SECONDS,
+            timeout=settings.CO_EVAL_TIMEOUT_SECONDS,
+        )
+    except ServiceUnreachable as exc:
+        raise EvalServiceUnavailable(f"eval service {exc}") from exc
+    if response.status_code != 200:
+        raise EvalServiceUnavailable(f"eval service answered HTTP {response.status_code}")
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise EvalServiceUnavailable("eval service answered with something that is not JSON") from exc
+    if not isinstance(body, dict):
+        raise EvalServiceUnavailable("eval service answered with something that is not a result")
+    return body
 
 
 def _count(section: Any, key: str) -> int:

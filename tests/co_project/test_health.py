@@ -40,7 +40,7 @@ def test_health_without_authentication_is_ok(client) -> None:
     assert set(body) == {"status", "environment", "checks"}
     assert body["status"] == "ok"
     assert body["environment"] == settings.CO_ENV == "test"
-    assert set(body["checks"]) == {"database", "cache", "broker"}
+    assert set(body["checks"]) == {"database", "cache", "broker", "sandbox"}
     assert _without_latency(body["checks"]["database"]) == {"status": "ok", "engine": connection.vendor}
     assert _without_latency(body["checks"]["cache"]) == {
         "status": "ok",
@@ -48,6 +48,8 @@ def test_health_without_authentication_is_ok(client) -> None:
     }
     expected_mode = "eager" if settings.CELERY_TASK_ALWAYS_EAGER else "broker"
     assert _without_latency(body["checks"]["broker"]) == {"status": "ok", "mode": expected_mode}
+    # bubblewrap is installed here and in CI (.ci/run installs it).
+    assert _without_latency(body["checks"]["sandbox"]) == {"status": "ok", "isolation": "bubblewrap"}
 
 
 @pytest.mark.django_db

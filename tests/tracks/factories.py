@@ -24,8 +24,8 @@ HIDDEN_MARKERS = (
     "zqx-reference-js-8e5f",
     "zqx-generator-source-2a6b",
     "zqx-remediation-5c7d",
-    "zqx_math_answer_1e9f",
-    "zqx_math_step_3b8a",
+    "73162940581",
+    "91827364510",
     "zqx-rubric-expectation-6f0c",
 )
 
@@ -126,9 +126,9 @@ def math_problem(slug: str = "expand-square", module: str = "algebra", **overrid
         "statement": "Expand $(x+1)^2$.",
         "math": {
             "variables": ["x"],
-            "answer": "x**2 + 2*x + 1 + zqx_math_answer_1e9f - zqx_math_answer_1e9f",
+            "answer": "x**2 + 2*x + 1 + 0*73162940581",
             "form": "equivalent",
-            "steps": ["(x + 1)*(x + 1)", "x**2 + 2*x + 1 + 0*zqx_math_step_3b8a"],
+            "steps": ["(x + 1)*(x + 1)", "x**2 + 2*x + 1 + 0*91827364510"],
         },
         "hints": ["Multiply it out.", "Use (a+b)^2 = a^2 + 2ab + b^2.", "Square x, double x, square 1."],
         "remediation": {"algebra-slip": "zqx-remediation-5c7d"},

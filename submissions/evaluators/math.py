@@ -1,0 +1,865 @@
+"""Math evaluator: is the learner's final expression equal to the answer, in the required form,
+and does each step of their derivation follow from the one before?
+
+Learner text is untrusted, so it crosses three fences before SymPy sees it:
+
+1. A whitelist tokenizer here, in the calling process (no SymPy import): at most 500
+   characters of digits, letters, whitespace and ``+ - * / ^ ( ) . ,``; every name must be a
+   declared variable or one of ``sin cos tan asin acos atan sinh cosh tanh exp log ln sqrt abs
+   pi e E oo``; numbers have at most 30 digits; brackets nest at most 20 deep; a chain of
+   powers has at most 3 operators; a small grammar check rejects dangling operators and empty
+   brackets. It emits a canonical, fully explicit string (``2x`` becomes ``2*x``, ``x^2``
+   becomes ``x**2``, ``xy`` becomes ``x*y`` when ``x`` and ``y`` are declared), so nothing a
+   learner types reaches a parser that could name anything else.
+2. A separate worker process parses that string with ``parse_expr(evaluate=False)``, a global
+   namespace holding only the whitelisted SymPy callables and the number/symbol classes the
+   transformations emit (``__builtins__`` empty), and the declared symbols as locals. Before
+   anything is evaluated the unevaluated tree is checked: numeric exponents within ±1000,
+   powers nested at most 3 deep in exponents, no intermediate number beyond ~10^10000.
+3. Everything that computes (evaluation, simplification, form checks) runs in that worker under
+   a wall-clock limit (``CO_MATH_TIME_LIMIT_SECONDS``, default 2 s) and an address-space limit
+   (``CO_MATH_MEMORY_LIMIT_MB``, default 1024). On timeout the worker is killed and a fresh one
+   starts on the next call. The worker is a plain ``subprocess`` (``python -I`` running this
+   file, empty environment, cwd ``/``): ``multiprocessing`` refuses to start children from a
+   Celery prefork child (billiard marks it daemonic) and ``spawn`` would re-import the host's
+   ``__main__`` (gunicorn, celery). One long-lived worker per process, SymPy imported once,
+   guarded by a lock and forgotten after ``fork()``.
+
+Rules:
+
+- Equivalence: equal trees, else evaluate both at seeded random real points (30 digits; a point
+  where both are finite and differ is a counterexample: not equivalent), else
+  ``simplify(a - b) == 0``; when simplify cannot decide, agreement at >= 4 points decides.
+- Steps: a derivation is a chain of equal expressions (as the shipped packs write them, e.g.
+  ``(8 + 7)/(5 - 2)``, ``15/3``, ``5``). Steps are numbered from 1. Step 1 is the learner's
+  starting point and only has to be valid (the statement is prose, there is nothing to compare
+  it with); step k > 1 must be equivalent to the nearest valid step before it; the last step
+  must also be equivalent to the submitted final expression. Steps are not checked for form.
+- Forms (only of the final expression, judged on what was written, before SymPy's automatic
+  evaluation rewrites it): ``equivalent`` always holds. ``expanded``: no bracketed sum is
+  multiplied or raised to a power, and ``expand(e) == e`` (products and powers only).
+  ``factored``: every factor written is irreducible over the rationals with no numeric content
+  of its own, so ``3(x + 1)`` is factored and ``3x + 3`` or ``(x^2 - 1)(x + 2)`` are not
+  (``factor(e) == e`` up to the numeric coefficient SymPy always multiplies into a sum).
+  ``simplified``: no more operations (``count_ops``) than the reference answer as authored, no
+  common factor left in a polynomial fraction, and a single fraction when the answer is one.
+- Symbols are real; decimals become exact rationals; ``x = <expression without x>`` is read as
+  ``<expression>``; Unicode minus, times, dot, divide, ² and ³ are read as ASCII.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import re
+import selectors
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FORMS = ("equivalent", "simplified", "expanded", "factored")
+
+MAX_EXPRESSION_CHARS = 500
+MAX_STEPS = 30
+MAX_NUMBER_DIGITS = 30
+MAX_BRACKET_DEPTH = 20
+MAX_POWER_CHAIN = 3
+MAX_POWER_NESTING = 3
+MAX_EXPONENT = 1000
+MAX_LOG10_MAGNITUDE = 10_000
+MAX_RESPONSE_BYTES = 1_000_000
+WORKER_EVALUATIONS_BEFORE_RECYCLE = 1000
+
+DEFAULT_TIME_LIMIT_SECONDS = 2.0
+DEFAULT_MEMORY_LIMIT_MB = 1024
+DEFAULT_WORKER_START_SECONDS = 30.0
+
+# Learner-visible names -> the SymPy names the worker's namespace binds.
+FUNCTIONS = {
+    "sin": "sin",
+    "cos": "cos",
+    "tan": "tan",
+    "asin": "asin",
+    "acos": "acos",
+    "atan": "atan",
+    "sinh": "sinh",
+    "cosh": "cosh",
+    "tanh": "tanh",
+    "exp": "exp",
+    "log": "log",
+    "ln": "log",
+    "sqrt": "sqrt",
+    "abs": "Abs",
+}
+FUNCTION_ARITY = {"log": (1, 2)}  # (min, max) arguments; every other function takes exactly one
+CONSTANTS = {"pi": "pi", "e": "E", "E": "E", "oo": "oo"}
+# Classes the standard transformations and evaluate=False emit; never learner-visible names.
+PARSER_MACHINERY = ("Integer", "Float", "Rational", "Symbol", "Add", "Mul", "Pow")
+
+_UNICODE_OPERATORS = {"\u2212": "-", "\u00d7": "*", "\u00b7": "*", "\u22c5": "*", "\u00f7": "/", "\u00b2": "^2", "\u00b3": "^3"}
+_VARIABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+_TOKEN = re.compile(r"\s*(?:(?P<number>\d+\.?\d*|\.\d+)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op>\*\*|[-+*/^(),]))")
+_WORKER_ENV = {"LANG": "C.UTF-8", "PATH": os.defpath}
+
+_FORM_PHRASES = {
+    "expanded": "expanded: multiply out every bracket and collect like terms",
+    "factored": "fully factored: write it as a product of factors that cannot be factored further",
+    "simplified": "in its simplest form: cancel common factors and combine terms into as few operations as possible",
+}
+
+
+@dataclass
+class MathStepCheck:
+    index: int  # 1-based, as the learner numbers their steps
+    expression: str
+    ok: bool
+    reason: str | None  # e.g. "does not follow from step 2", "not a valid expression: unknown name 'foo'"
+
+
+@dataclass
+class MathVerdict:
+    status: str  # "passed" | "failed" | "timeout" | "error"
+    equivalent: bool
+    form_ok: bool
+    categories: list[str]
+    first_invalid_step: int | None
+    steps: list[MathStepCheck]
+    message: str
+    exec_ms: int
+    details: dict[str, Any] = field(default_factory=dict)  # staff-side diagnostics (never the answer)
+
+
+class ExpressionRejected(Exception):
+    """Learner text (or a content field) that is not an acceptable expression; the message is
+    safe to show: it never contains anything but the learner's own characters."""
+
+
+# =============================================================================================
+# Fence 1: the whitelist tokenizer (runs in the calling process)
+# =============================================================================================
+
+
+def _shown_character(character: str) -> str:
+    return f"'{character}'" if character.isascii() and character.isprintable() else f"U+{ord(character):04X}"
+
+
+def _split_into_variables(name: str, variables: list[str]) -> list[str] | None:
+    """`xy` -> [x, y] when it is exactly a run of declared variable names (longest names first)."""
+    ordered = sorted(variables, key=len, reverse=True)
+    memo: dict[int, list[str] | None] = {len(name): []}
+
+    def split_from(start: int) -> list[str] | None:
+        if start not in memo:
+            memo[start] = None
+            for variable in ordered:
+                if name.startswith(variable, start):
+                    rest = split_from(start + len(variable))
+                    if rest is not None:
+                        memo[start] = [variable, *rest]
+                        break
+        return memo[start]
+
+    return split_from(0)
+
+
+def _tokens(text: str, variables: list[str]) -> list[tuple[str, str]]:
+    """(kind, canonical text) pairs; kinds: number, variable, constant, function, op."""
+    tokens: list[tuple[str, str]] = []
+    position = 0
+    while position < len(text):
+        match = _TOKEN.match(text, position)
+        if match is None or match.end() == position:
+            rest = text[position:].lstrip()
+            if not rest:
+                break
+            raise ExpressionRejected(f"the character {_shown_character(rest[0])} is not allowed")
+        position = match.end()
+        if match["number"] is not None:
+            number = match["number"]
+            whole, _, fraction = number.partition(".")
+            if len(whole) + len(fraction) > MAX_NUMBER_DIGITS:
+                raise ExpressionRejected(f"numbers may have at most {MAX_NUMBER_DIGITS} digits")
+            canonical = str(int(whole or "0")) + (f".{fraction or '0'}" if "." in number else "")
+            tokens.append(("number", canonical))
+        elif match["name"] is not None:
+            name = match["name"]
+            if name in variables:
+                tokens.append(("variable", name))
+            elif name in FUNCTIONS:
+                tokens.append(("function", name))
+            elif name in CONSTANTS:
+                tokens.append(("constant", CONSTANTS[name]))
+            elif "_" in name:
+                raise ExpressionRejected("the character '_' is not allowed here")
+            elif (parts := _split_into_variables(name, variables)) is not None:
+                tokens.extend(("variable", part) for part in parts)
+            else:
+                names = " and ".join(filter(None, [", ".join(variables), "functions such as sin, cos, exp, log and sqrt"]))
+                raise ExpressionRejected(f"unknown name '{name[:20]}'; you can use {names}")
+        else:
+            tokens.append(("op", "**" if match["op"] == "^" else match["op"]))
+    return tokens
+
+
+def _explicit(tokens: list[tuple[str, str]]) -> str:
+    """Grammar check plus explicit multiplication; returns the canonical expression text."""
+    output: list[str] = []
+    expect_operand = True
+    frames: list[dict[str, Any]] = [{"call": None, "arguments": 0, "power_chain": 0}]
+    pending_function: str | None = None
+
+    def multiply_if_adjacent() -> None:
+        if not expect_operand:
+            output.append("*")
+            frames[-1]["power_chain"] = 0
+
+    for kind, text in tokens:
+        if pending_function is not None and text != "(":
+            raise ExpressionRejected(f"'{pending_function}' must be followed by brackets, like {pending_function}(x)")
+        if kind in ("number", "variable", "constant"):
+            if kind == "number" and not expect_operand and output and output[-1][0].isdigit():
+                raise ExpressionRejected("two numbers in a row need an operator between them")
+            multiply_if_adjacent()
+            output.append(text)
+            expect_operand = False
+        elif kind == "function":
+            multiply_if_adjacent()
+            output.append(FUNCTIONS[text])
+            pending_function = text
+            expect_operand = True
+        elif text == "(":
+            if pending_function is None:
+                multiply_if_adjacent()
+            frames.append({"call": pending_function, "arguments": 0, "power_chain": 0})
+            if len(frames) - 1 > MAX_BRACKET_DEPTH:
+                raise ExpressionRejected(f"brackets may nest at most {MAX_BRACKET_DEPTH} deep")
+            pending_function = None
+            output.append("(")
+            expect_operand = True
+        elif text == ")":
+            if len(frames) == 1:
+                raise ExpressionRejected("a closing bracket has no opening bracket")
+            if expect_operand:
+                raise ExpressionRejected("a bracket is closed before the expression inside it is complete")
+            frame = frames.pop()
+            if frame["call"] is not None:
+                low, high = FUNCTION_ARITY.get(frame["call"], (1, 1))
+                if not low <= frame["arguments"] + 1 <= high:
+                    raise ExpressionRejected(f"'{frame['call']}' takes {low if low == high else f'{low} or {high}'} argument(s)")
+            output.append(")")
+            expect_operand = False
+        elif text == ",":
+            if frames[-1]["call"] is None or expect_operand:
+                raise ExpressionRejected("a comma may only separate the arguments of a function such as log(x, 2)")
+            frames[-1]["arguments"] += 1
+            frames[-1]["power_chain"] = 0
+            output.append(",")
+            expect_operand = True
+        elif text in ("+", "-"):
+            if not expect_operand:
+                frames[-1]["power_chain"] = 0
+            output.append(text)
+            expect_operand = True
+        else:  # * / **
+            if expect_operand:
+                raise ExpressionRejected(f"'{'^' if text == '**' else text}' is missing the expression before it")
+            if text == "**":
+                frames[-1]["power_chain"] += 1
+                if frames[-1]["power_chain"] > MAX_POWER_CHAIN:
+                    raise ExpressionRejected(f"at most {MAX_POWER_CHAIN} powers may be chained")
+            else:
+                frames[-1]["power_chain"] = 0
+            output.append(text)
+            expect_operand = True
+    if pending_function is not None:
+        raise ExpressionRejected(f"'{pending_function}' must be followed by brackets, like {pending_function}(x)")
+    if len(frames) > 1:
+        raise ExpressionRejected("a bracket is never closed")
+    if expect_operand:
+        raise ExpressionRejected("the expression is empty" if not output else "the expression ends with an operator")
+    return " ".join(output)
+
+
+def canonical_expression(text: str, variables: list[str]) -> str:
+    """The whitelisted, fully explicit form of `text`, or ExpressionRejected with a reason to show."""
+    if not isinstance(text, str) or not text.strip():
+        raise ExpressionRejected("the expression is empty")
+    if len(text) > MAX_EXPRESSION_CHARS:
+        raise ExpressionRejected(f"it is longer than {MAX_EXPRESSION_CHARS} characters")
+    for symbol, replacement in _UNICODE_OPERATORS.items():
+        text = text.replace(symbol, replacement)
+    if "=" in text:
+        left, _, right = text.partition("=")
+        solved_for = left.strip()
+        if "=" in right or solved_for not in variables:
+            raise ExpressionRejected("write an expression, not an equation (an answer like x = 5 is fine)")
+        canonical = _explicit(_tokens(right, variables))
+        if any(kind == "variable" and name == solved_for for kind, name in _tokens(right, variables)):
+            raise ExpressionRejected(f"the right-hand side of '{solved_for} =' still contains {solved_for}")
+        return canonical
+    return _explicit(_tokens(text, variables))
+
+
+def _check_variables(variables: Any) -> str | None:
+    if not isinstance(variables, list) or not all(isinstance(name, str) for name in variables):
+        return "variables must be a list of names"
+    for name in variables:
+        if not _VARIABLE_NAME.match(name) or "__" in name:
+            return f"variable name {name[:40]!r} is not allowed"
+        if name in FUNCTIONS or name in PARSER_MACHINERY or name in FUNCTIONS.values():
+            return f"variable name {name!r} collides with a function name"
+    return None
+
+
+# =============================================================================================
+# Fences 2 and 3: the worker process (SymPy lives only here)
+# =============================================================================================
+
+
+def _worker_main(memory_limit_mb: int) -> None:  # pragma: no cover - runs in the child process
+    """Read one JSON request per line from stdin, answer one JSON line on stdout, forever."""
+    import random
+    import resource
+    from math import log10
+
+    import sympy
+    from sympy.parsing.sympy_parser import (
+        convert_xor,
+        implicit_multiplication,
+        parse_expr,
+        rationalize,
+        standard_transformations,
+    )
+
+    transformations = (*standard_transformations, implicit_multiplication, convert_xor, rationalize)
+    namespace_names = {*FUNCTIONS.values(), *CONSTANTS.values(), *PARSER_MACHINERY}
+    namespace = {name: getattr(sympy, name) for name in namespace_names}
+    Add, Mul, Pow = sympy.Add, sympy.Mul, sympy.Pow
+
+    limit = memory_limit_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+    def rebuild(node: Any) -> Any:
+        """Evaluate an unevaluated tree bottom-up (only after `guard` accepted it)."""
+        return node.func(*[rebuild(arg) for arg in node.args]) if node.args else node
+
+    def magnitude(node: Any) -> float:
+        """log10 of how large (or, as a denominator, how small) a number atom is."""
+        if node.is_Rational:
+            return max(log10(abs(node.p)) if node.p else 0.0, log10(node.q))
+        return 1.0
+
+    def guard(node: Any) -> tuple[int, float]:
+        """(power nesting, log10 size of the numbers involved); rejects what could blow up."""
+        if not node.args:
+            return 0, magnitude(node) if node.is_number else 0.0
+        results = [guard(arg) for arg in node.args]
+        nesting = max(result[0] for result in results)
+        sizes = [result[1] for result in results]
+        if isinstance(node, Pow):
+            (base_nesting, base_size), (exponent_nesting, _) = results
+            nesting = max(base_nesting, exponent_nesting + 1)
+            if nesting > MAX_POWER_NESTING:
+                raise ExpressionRejected("powers are nested too deeply")
+            size = base_size
+            if not node.exp.free_symbols:
+                try:
+                    value = complex(rebuild(node.exp).evalf(15))
+                except (TypeError, ValueError, OverflowError) as exc:
+                    raise ExpressionRejected("an exponent is not a number of reasonable size") from exc
+                if not abs(value) <= MAX_EXPONENT:
+                    raise ExpressionRejected(f"exponents must stay between -{MAX_EXPONENT} and {MAX_EXPONENT}")
+                size = base_size * max(1.0, abs(value))
+        elif isinstance(node, Mul):
+            size = sum(sizes)
+        else:
+            size = max(sizes) + 1.0
+        if size > MAX_LOG10_MAGNITUDE:
+            raise ExpressionRejected("the numbers in it are too large")
+        return nesting, size
+
+    def parse(text: str, symbols: dict[str, Any]) -> tuple[Any, Any]:
+        """(as written, evaluated) for a canonical string from `canonical_expression`."""
+        try:
+            written = parse_expr(
+                text,
+                local_dict=dict(symbols),
+                global_dict={"__builtins__": {}, **namespace},
+                transformations=transformations,
+                evaluate=False,
+            )
+        except MemoryError:
+            raise
+        except Exception as exc:  # SymPy's parser raises many types; all mean "unreadable"
+            raise ExpressionRejected("it could not be read as a mathematical expression") from exc
+        if not isinstance(written, sympy.Expr):
+            raise ExpressionRejected("it is not a single mathematical expression")
+        if written.free_symbols - set(symbols.values()):
+            raise ExpressionRejected("it uses a name that is not a variable of this problem")
+        guard(written)
+        return written, rebuild(written)
+
+    def numeric_value(expression: Any, point: dict[Any, Any]) -> complex | None:
+        try:
+            value = complex(expression.evalf(30, subs=point))
+        except (TypeError, ValueError, OverflowError, ZeroDivisionError):
+            return None
+        return value if value == value and abs(value) != float("inf") else None
+
+    def numeric_comparison(a: Any, b: Any) -> str:
+        """'differ' (a counterexample exists), 'agree' (>= 4 points) or 'unknown'."""
+        free = sorted(a.free_symbols | b.free_symbols, key=str)
+        generator = random.Random(20250101)  # noqa: S311 - sample points, not secrets
+        agreeing, attempts = 0, 8 if free else 1
+        for _ in range(attempts):
+            point = {symbol: sympy.Rational(generator.randint(100, 2900), 1000) * generator.choice((-1, 1)) for symbol in free}
+            value_a, value_b = numeric_value(a, point), numeric_value(b, point)
+            if value_a is None or value_b is None:
+                continue
+            if abs(value_a - value_b) > 1e-9 * max(1.0, abs(value_a), abs(value_b)):
+                return "differ"
+            agreeing += 1
+        return "agree" if agreeing >= (4 if free else 1) else "unknown"
+
+    def equivalent(a: Any, b: Any) -> bool:
+        if a == b:
+            return True
+        numeric = numeric_comparison(a, b)
+        if numeric == "differ":
+            return False
+        if sympy.simplify(a - b) == 0:
+            return True
+        return numeric == "agree"
+
+    def has_bracket_product(written: Any) -> bool:
+        for node in sympy.preorder_traversal(written):
+            if isinstance(node, Mul) and any(isinstance(arg, Add) for arg in node.args):
+                return True
+            if isinstance(node, Pow) and isinstance(node.base, Add) and node.exp.is_Integer and node.exp > 1:
+                return True
+        return False
+
+    def written_factors(written: Any) -> list[Any]:
+        if isinstance(written, Mul):
+            return [factor for arg in written.args for factor in written_factors(arg)]
+        if isinstance(written, Pow) and written.exp.is_number:
+            return written_factors(written.base)
+        return [written]
+
+    def irreducible(factor: Any) -> bool:
+        """One factor as written: irreducible over the rationals with no numeric content left
+        inside (so `3(x + 1)` is factored, `3x + 3` and `(2x + 2)(x - 1)` are not)."""
+        try:
+            content, parts = sympy.factor_list(factor)
+        except sympy.polys.polyerrors.BasePolynomialError:
+            return True
+        return abs(content) == 1 and len(parts) <= 1 and all(multiplicity == 1 for _, multiplicity in parts)
+
+    def polynomial_fraction(evaluated: Any, symbols: list[Any]) -> tuple[Any, Any] | None:
+        numerator, denominator = sympy.fraction(evaluated)
+        if numerator.is_polynomial(*symbols) is True and denominator.is_polynomial(*symbols) is True:
+            return numerator, denominator
+        return None
+
+    def form_holds(form: str, learner: tuple[Any, Any], answer: tuple[Any, Any], symbols: list[Any]) -> bool:
+        written, evaluated = learner
+        if form == "expanded":
+            products_only = sympy.expand(evaluated, power_base=False, power_exp=False, log=False)
+            return not has_bracket_product(written) and products_only == evaluated
+        if form == "factored":
+            return all(irreducible(rebuild(factor)) for factor in written_factors(written) if not factor.is_number)
+        if form == "simplified":
+            if sympy.count_ops(written) > sympy.count_ops(answer[0]):
+                return False
+            learner_fraction = polynomial_fraction(evaluated, symbols)
+            if learner_fraction is not None and sympy.gcd(*learner_fraction).free_symbols:
+                return False
+            return learner_fraction is not None or polynomial_fraction(answer[1], symbols) is None
+        return True
+
+    def check(request: dict[str, Any]) -> dict[str, Any]:
+        symbols = {name: sympy.Symbol(name, real=True) for name in request["variables"]}
+        try:
+            answer = parse(request["answer"], symbols)
+        except ExpressionRejected as exc:
+            return {"answer_error": str(exc)}
+        response: dict[str, Any] = {"expression_error": request["expression_error"], "equivalent": False, "form_ok": False}
+        learner = None
+        if request["expression"] is not None:
+            try:
+                learner = parse(request["expression"], symbols)
+            except ExpressionRejected as exc:
+                response["expression_error"] = str(exc)
+        if learner is not None:
+            response["equivalent"] = equivalent(learner[1], answer[1])
+            response["form_ok"] = form_holds(request["form"], learner, answer, list(symbols.values()))
+        steps: list[dict[str, Any]] = []
+        previous: tuple[int, Any] | None = None
+        for number, step in enumerate(request["steps"], start=1):
+            reason = step["error"] and f"not a valid expression: {step['error']}"
+            parsed = None
+            if reason is None:
+                try:
+                    parsed = parse(step["text"], symbols)[1]
+                except ExpressionRejected as exc:
+                    reason = f"not a valid expression: {exc}"
+            if parsed is not None:
+                if previous is not None and not equivalent(parsed, previous[1]):
+                    reason = f"does not follow from step {previous[0]}"
+                previous = (number, parsed)
+            steps.append({"ok": reason is None, "reason": reason})
+        last_step_valid = steps and steps[-1]["ok"] and previous is not None and previous[0] == len(steps)
+        if last_step_valid and learner is not None and not equivalent(previous[1], learner[1]):
+            steps[-1] = {"ok": False, "reason": "does not lead to your final answer"}
+        response["steps"] = steps
+        return response
+
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+
+    def send(message: dict[str, Any]) -> None:
+        stdout.write(json.dumps(message).encode() + b"\n")
+        stdout.flush()
+
+    send({"ready": True})
+    for line in stdin:
+        request = json.loads(line)
+        try:
+            send({"id": request["id"], "result": check(request)})
+        except MemoryError:
+            send({"id": request["id"], "failure": "memory"})
+            return  # a process that ran out of memory is not trusted with the next request
+        except RecursionError:
+            send({"id": request["id"], "failure": "recursion"})
+        except Exception as exc:  # noqa: BLE001 - any SymPy failure is reported, never fatal
+            send({"id": request["id"], "failure": type(exc).__name__})
+
+
+# =============================================================================================
+# The calling side: one long-lived worker per process
+# =============================================================================================
+
+
+class _WorkerTimeout(Exception):
+    pass
+
+
+class _WorkerFailed(Exception):
+    pass
+
+
+def _setting(name: str, default: Any) -> Any:
+    """Limits come from Django settings when configured; plain defaults otherwise (scripts)."""
+    try:
+        from django.conf import settings
+
+        value = getattr(settings, name, None)
+    except Exception:  # noqa: BLE001 - ImproperlyConfigured outside a Django process
+        return default
+    return default if value is None else value
+
+
+class _Worker:
+    def __init__(self, *, memory_limit_mb: int, start_timeout: float) -> None:
+        self.evaluations = 0
+        self._buffer = b""
+        self.process = subprocess.Popen(
+            [sys.executable, "-I", str(Path(__file__).resolve()), str(int(memory_limit_mb))],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd="/",
+            env=_WORKER_ENV,
+            start_new_session=True,
+            bufsize=0,
+        )
+        try:
+            if self._read(time.monotonic() + start_timeout) != {"ready": True}:
+                raise _WorkerFailed("the math worker did not start")
+        except BaseException:  # including a Celery soft time limit: never leave a half-started worker
+            self.kill()
+            raise
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def request(self, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Send one request and wait for its answer; the id guards against ever reading a stale one."""
+        deadline = time.monotonic() + timeout
+        assert self.process.stdin is not None
+        self.evaluations += 1
+        request_id = self.evaluations
+        data = memoryview(json.dumps({**payload, "id": request_id}).encode() + b"\n")
+        try:
+            while data:
+                data = data[self.process.stdin.write(data) or 0 :]
+        except OSError as exc:
+            raise _WorkerFailed("the math worker went away") from exc
+        answer = self._read(deadline)
+        if answer.get("id") != request_id:
+            raise _WorkerFailed("the math worker answered another request")
+        return answer
+
+    def _read(self, deadline: float) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        descriptor = self.process.stdout.fileno()
+        with selectors.DefaultSelector() as selector:
+            selector.register(descriptor, selectors.EVENT_READ)
+            while b"\n" not in self._buffer:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise _WorkerTimeout
+                if not selector.select(remaining):
+                    continue
+                chunk = os.read(descriptor, 65536)
+                if not chunk:
+                    raise _WorkerFailed("the math worker exited")
+                self._buffer += chunk
+                if len(self._buffer) > MAX_RESPONSE_BYTES:
+                    raise _WorkerFailed("the math worker answered too much")
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        try:
+            message = json.loads(line)
+        except ValueError as exc:
+            raise _WorkerFailed("the math worker answered something that is not JSON") from exc
+        if not isinstance(message, dict):
+            raise _WorkerFailed("the math worker answered something that is not an object")
+        return message
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=5)
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                stream.close()
+
+
+_lock = threading.Lock()
+_worker: _Worker | None = None
+
+
+def _forget_worker_after_fork() -> None:
+    """A forked child (Celery prefork, gunicorn) must not share its parent's worker pipes."""
+    global _lock, _worker
+    _lock = threading.Lock()
+    _worker = None
+
+
+def _shutdown_worker() -> None:
+    global _worker
+    with _lock:
+        if _worker is not None:
+            _worker.kill()
+            _worker = None
+
+
+os.register_at_fork(after_in_child=_forget_worker_after_fork)
+atexit.register(_shutdown_worker)
+
+
+def _run_in_worker(payload: dict[str, Any], timeout: float) -> tuple[dict[str, Any], int]:
+    """(the worker's answer, milliseconds it took). Raises _WorkerTimeout / _WorkerFailed."""
+    global _worker
+    with _lock:
+        if _worker is not None and (not _worker.alive() or _worker.evaluations >= WORKER_EVALUATIONS_BEFORE_RECYCLE):
+            _worker.kill()
+            _worker = None
+        if _worker is None:
+            _worker = _Worker(
+                memory_limit_mb=int(_setting("CO_MATH_MEMORY_LIMIT_MB", DEFAULT_MEMORY_LIMIT_MB)),
+                start_timeout=float(_setting("CO_MATH_WORKER_START_SECONDS", DEFAULT_WORKER_START_SECONDS)),
+            )
+        started = time.monotonic()
+        try:
+            answer = _worker.request(payload, timeout)
+        except BaseException:  # a timeout, a dead worker, or the caller interrupted (Celery soft limit):
+            _worker.kill()  # the worker may still be busy with this request, so it is not reused
+            _worker = None
+            raise
+        return answer, int((time.monotonic() - started) * 1000)
+
+
+def warm_up() -> bool:
+    """Start the worker ahead of the first evaluation (e.g. when a Celery worker process starts);
+    False when it could not be started (the next evaluation tries again)."""
+    try:
+        _run_in_worker(
+            {"answer": "1", "expression": "1", "expression_error": None, "steps": [], "variables": [], "form": "equivalent"},
+            timeout=float(_setting("CO_MATH_WORKER_START_SECONDS", DEFAULT_WORKER_START_SECONDS)),
+        )
+    except (_WorkerTimeout, _WorkerFailed):
+        return False
+    return True
+
+
+# =============================================================================================
+# The evaluator
+# =============================================================================================
+
+
+def _unavailable(status: str, message: str, exec_ms: int, **details: Any) -> MathVerdict:
+    return MathVerdict(
+        status=status,
+        equivalent=False,
+        form_ok=False,
+        categories=[],
+        first_invalid_step=None,
+        steps=[],
+        message=message,
+        exec_ms=exec_ms,
+        details=details,
+    )
+
+
+def _step_clause(check: MathStepCheck) -> str:
+    reason = check.reason or ""
+    if reason.startswith("not a valid expression: "):
+        return f"step {check.index} is {reason}"
+    return f"step {check.index} {reason}"
+
+
+def _message(verdict: MathVerdict, form: str, expression_error: str | None) -> str:
+    failing = next((check for check in verdict.steps if not check.ok), None)
+    if "invalid-expression" in verdict.categories:
+        main = f"Your answer is not a valid expression: {expression_error}"
+    elif "wrong-answer" in verdict.categories:
+        main = "Your answer is not equivalent to the expected result"
+        if verdict.steps and failing is None:
+            main += ", although each of your steps follows from the one before, so check your first step"
+    elif "wrong-form" in verdict.categories:
+        main = f"Your answer has the right value but is not {_FORM_PHRASES[form]}"
+    elif failing is not None:
+        return f"Your answer is correct, but {_step_clause(failing)}."
+    else:
+        required = "" if form == "equivalent" else f" and {'in its simplest form' if form == 'simplified' else form}"
+        return f"Correct: your answer is equivalent to the expected result{required}."
+    return f"{main}, and {_step_clause(failing)}." if failing is not None else f"{main}."
+
+
+def evaluate_math(
+    *,
+    expression: str,
+    steps: list[str],
+    answer: str,
+    variables: list[str],
+    form: str,
+    time_limit_s: float | None = None,
+) -> MathVerdict:
+    """Check a learner's final expression (and optional derivation) against the problem's answer."""
+    started = time.monotonic()
+
+    def elapsed() -> int:
+        return int((time.monotonic() - started) * 1000)
+
+    problem_error = _check_variables(variables)
+    if problem_error is None and form not in FORMS:
+        problem_error = f"unknown form {str(form)[:40]!r}"
+    steps = list(steps or [])
+    if problem_error is None:
+        try:
+            canonical_answer = canonical_expression(answer, variables)
+        except ExpressionRejected as exc:
+            problem_error = f"the answer key is not a valid expression: {exc}"
+    if problem_error is not None:
+        return _unavailable(
+            "error", "This problem's answer key could not be read, so it cannot be checked.", elapsed(), problem=problem_error
+        )
+
+    expression_text, expression_error = None, None
+    try:
+        expression_text = canonical_expression(expression, variables)
+    except ExpressionRejected as exc:
+        expression_error = str(exc)
+    if len(steps) > MAX_STEPS:
+        expression_text, expression_error = None, f"a derivation may have at most {MAX_STEPS} steps"
+        steps = []
+    step_parts: list[dict[str, str | None]] = []
+    for step in steps:
+        try:
+            step_parts.append({"text": canonical_expression(step, variables), "error": None})
+        except ExpressionRejected as exc:
+            step_parts.append({"text": None, "error": str(exc)})
+
+    if expression_text is None and all(part["text"] is None for part in step_parts):
+        facts: dict[str, Any] = {
+            "expression_error": expression_error,
+            "equivalent": False,
+            "form_ok": False,
+            "steps": [{"ok": False, "reason": f"not a valid expression: {part['error']}"} for part in step_parts],
+        }
+        exec_ms = elapsed()
+    else:
+        limit = float(
+            time_limit_s if time_limit_s is not None else _setting("CO_MATH_TIME_LIMIT_SECONDS", DEFAULT_TIME_LIMIT_SECONDS)
+        )
+        payload = {
+            "answer": canonical_answer,
+            "expression": expression_text,
+            "expression_error": expression_error,
+            "steps": step_parts,
+            "variables": variables,
+            "form": form,
+        }
+        try:
+            reply, exec_ms = _run_in_worker(payload, limit)
+        except _WorkerTimeout:
+            return _unavailable("timeout", "Your answer took too long to check; try writing it in a simpler form.", elapsed())
+        except _WorkerFailed as exc:
+            return _unavailable(
+                "error", "Your answer could not be checked right now; please try again.", elapsed(), worker=str(exc)
+            )
+        if "failure" in reply:
+            message = (
+                "Your answer needs too much memory to check; try writing it in a simpler form."
+                if reply["failure"] == "memory"
+                else "Your answer could not be checked; try writing it in a simpler form."
+            )
+            return _unavailable("error", message, exec_ms, worker=str(reply["failure"])[:100])
+        facts = reply.get("result") or {}
+        if "answer_error" in facts:
+            return _unavailable(
+                "error",
+                "This problem's answer key could not be read, so it cannot be checked.",
+                exec_ms,
+                problem=facts["answer_error"],
+            )
+        expression_error = facts["expression_error"]
+
+    checks = [
+        MathStepCheck(index=number, expression=str(text)[:MAX_EXPRESSION_CHARS], ok=bool(result["ok"]), reason=result["reason"])
+        for number, (text, result) in enumerate(zip(steps, facts["steps"], strict=True), start=1)
+    ]
+    equivalent, form_ok = bool(facts["equivalent"]), bool(facts["form_ok"])
+    categories = []
+    if expression_error is not None:
+        categories.append("invalid-expression")
+    elif not equivalent:
+        categories.append("wrong-answer")
+    elif not form_ok:
+        categories.append("wrong-form")
+    if any(not check.ok for check in checks):
+        categories.append("step-error")
+    verdict = MathVerdict(
+        status="failed" if categories else "passed",
+        equivalent=equivalent,
+        form_ok=form_ok,
+        categories=categories,
+        first_invalid_step=next((check.index for check in checks if not check.ok), None),
+        steps=checks,
+        message="",
+        exec_ms=exec_ms,
+    )
+    verdict.message = _message(verdict, form, expression_error)
+    return verdict
+
+
+if __name__ == "__main__":  # pragma: no cover - the worker process
+    _worker_main(int(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_MEMORY_LIMIT_MB)

@@ -1,0 +1,295 @@
+"""Sandbox harness (Python): runs learner code INSIDE the sandbox, as the unprivileged uid.
+
+It is not a security boundary — the learner's code runs in this same interpreter and can read or
+patch anything here. The OS sandbox (namespaces, uid, rlimits) is the boundary, and the trusted
+side treats every line this process writes as untrusted.
+
+Protocol. argv[1] is the number of the results fd, argv[2] the scratch dir. The job arrives on stdin as one JSON object
+{code, entrypoint, parameters, inputs, time_limit_ms, wall_limit_ms, output_limit_bytes}; it is
+read to the end, then stdin, stdout and stderr are pointed at /dev/null. Events go to the results
+fd, one JSON line each:
+  {"e":"compiled"} | {"e":"syntax_error","error":...}
+  {"e":"loaded"}   | {"e":"load_error","outcome":...,"error":...}   (module code failed; all tests)
+  {"e":"result","i":k,"outcome":...,"time_ms":...,"value":<JSON>|"error":...}
+  {"e":"done","peak_kb":N}   (after the last test: this process's peak resident memory)
+
+Per test: a CPU-time timer (ITIMER_PROF) at the time limit and a wall-clock timer (ITIMER_REAL) at
+the wall limit raise an exception in the learner's code; both re-fire every 50 ms if swallowed,
+and a test that ran past either limit is `time_limit` even when it returned. Return values must
+be JSON (NaN and Infinity are refused: runtime_error). print()/sys.stdout/sys.stderr count bytes
+per test; more than the output limit ends the test as `output_limit`.
+"""
+
+import _signal as signal  # `signal` itself wraps the constants in enums: ~4 ms of start-up
+import builtins
+import io
+import os
+import sys
+import time
+
+try:  # the C accelerator alone: `import json` pulls in re, enum, collections (~10 ms of start-up)
+    import _json
+
+    class _DecodeContext:
+        strict = True
+        object_hook = None
+        object_pairs_hook = None
+        parse_float = float
+        parse_int = int
+        parse_constant = float
+        memo = {}
+
+    _scan = _json.make_scanner(_DecodeContext())
+
+    def _not_serializable(value):
+        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+    def _dumps(value):
+        encoder = _json.make_encoder({}, _not_serializable, _json.encode_basestring_ascii, None, ":", ",", False, False, False)
+        return "".join(encoder(value, 0))
+
+    def _loads(text):
+        return _scan(text, 0)[0]
+
+    _loads(_dumps({"check": [1, 2.5, "x", None, True]}))
+except Exception:  # noqa: BLE001 - another Python: the json module it is
+    import json
+
+    def _dumps(value):
+        return json.dumps(value, allow_nan=False, ensure_ascii=True, separators=(",", ":"))
+
+    _loads = json.loads
+
+LEARNER_FILE = "<learner>"
+RE_FIRE_SECONDS = 0.05
+
+
+class _TimeLimit(BaseException):
+    pass
+
+
+class _OutputLimit(BaseException):
+    pass
+
+
+class _State:
+    armed = False
+    timed_out = False
+    printed = 0
+    flooded = False
+    output_limit = 65536
+
+
+def _on_timer(signum, frame):
+    if _State.armed:
+        _State.timed_out = True
+        raise _TimeLimit
+
+
+class _CountingOutput(io.TextIOBase):
+    """stdout/stderr for learner code: counts what is written, keeps nothing."""
+
+    def writable(self):
+        return True
+
+    def write(self, text):
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        _State.printed += len(text.encode("utf-8", "replace"))
+        if _State.printed > _State.output_limit:
+            _State.flooded = True
+            raise _OutputLimit
+        return len(text)
+
+    def isatty(self):
+        return False
+
+
+def _write_line(fd, text):
+    data = text.encode("ascii") + b"\n"
+    while data:
+        written = os.write(fd, data)
+        data = data[written:]
+
+
+def _learner_line(exc):
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == LEARNER_FILE:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _describe(exc):
+    name = type(exc).__name__
+    try:
+        message = str(exc)
+    except _TimeLimit:
+        raise
+    except BaseException:  # noqa: BLE001 - learner code may raise anything
+        message = "<the exception message could not be printed>"
+    text = f"{name}: {message}" if message else name
+    text = text if len(text) <= 400 else text[:400] + "…"
+    line = _learner_line(exc)
+    return f"{text} (line {line})" if line else text
+
+
+def _classify(exc):
+    if isinstance(exc, _OutputLimit):
+        return "output_limit", "output limit exceeded (printed too much)"
+    if isinstance(exc, MemoryError):
+        return "memory_limit", "memory limit exceeded"
+    if isinstance(exc, RecursionError):
+        line = _learner_line(exc)
+        return "runtime_error", "RecursionError: maximum recursion depth exceeded" + (f" (line {line})" if line else "")
+    return "runtime_error", _describe(exc)
+
+
+def _timed(call, cpu_limit, wall_limit):
+    """Run call() under the per-test limits: (outcome, payload, cpu_ms). payload is the value's
+    JSON text when outcome is "ok", else an error message."""
+    _State.timed_out = False
+    _State.flooded = False
+    _State.printed = 0
+    cpu_start = time.process_time()
+    wall_start = time.monotonic()
+    outcome, payload = "runtime_error", "the test did not run"
+    try:
+        try:
+            _State.armed = True
+            signal.setitimer(signal.ITIMER_PROF, cpu_limit, RE_FIRE_SECONDS)
+            signal.setitimer(signal.ITIMER_REAL, wall_limit, RE_FIRE_SECONDS)
+            try:
+                value = call()
+            except _TimeLimit:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - learner code may raise anything
+                outcome, payload = _classify(exc)
+            else:
+                try:
+                    outcome, payload = "ok", _dumps(value)
+                except _TimeLimit:
+                    raise
+                except MemoryError:
+                    outcome, payload = "memory_limit", "memory limit exceeded"
+                except RecursionError:
+                    outcome, payload = "runtime_error", "the return value is nested too deeply"
+                except ValueError as exc:
+                    if "Out of range float" in str(exc):
+                        outcome, payload = "runtime_error", "the return value contains NaN or Infinity, which JSON cannot hold"
+                    else:
+                        outcome, payload = "runtime_error", f"the return value is not JSON: {exc}"
+                except BaseException as exc:  # noqa: BLE001 - learner code may raise anything
+                    outcome, payload = "runtime_error", f"the return value is not JSON-serializable: {_describe(exc)}"
+        finally:
+            _State.armed = False
+            signal.setitimer(signal.ITIMER_PROF, 0)
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except _TimeLimit:
+        _State.armed = False
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    cpu = time.process_time() - cpu_start
+    wall = time.monotonic() - wall_start
+    if _State.timed_out or cpu > cpu_limit or wall > wall_limit:
+        outcome, payload = "time_limit", "time limit exceeded"
+    elif _State.flooded:
+        outcome, payload = "output_limit", "output limit exceeded (printed too much)"
+    elif outcome == "ok" and len(payload) > _State.output_limit:
+        outcome, payload = "output_limit", f"the return value is larger than {_State.output_limit} bytes"
+    return outcome, payload, int(cpu * 1000)
+
+
+def main():
+    results_fd, scratch = int(sys.argv[1]), sys.argv[2]
+    chunks = []
+    while True:
+        chunk = os.read(0, 1 << 20)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    job = _loads(b"".join(chunks).decode("utf-8"))
+    del chunks
+    # The job is read: from here on stdin is empty and the learner's raw fd 1/2 go nowhere.
+    devnull = os.open("/dev/null", os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    sys.stdout = _CountingOutput()
+    sys.stderr = _CountingOutput()
+    _State.output_limit = int(job["output_limit_bytes"])
+    signal.signal(signal.SIGPROF, _on_timer)
+    signal.signal(signal.SIGALRM, _on_timer)
+    sys.setrecursionlimit(10000)
+    try:  # noqa: SIM105 - contextlib costs start-up time
+        os.chdir(scratch)
+    except OSError:
+        pass
+
+    def emit(event):
+        _write_line(results_fd, _dumps(event))
+
+    try:
+        code = compile(job["code"], LEARNER_FILE, "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        where = f" (line {exc.lineno}" + (f", column {exc.offset})" if exc.offset else ")") if exc.lineno else ""
+        emit({"e": "syntax_error", "error": f"{type(exc).__name__}: {exc.msg}{where}"})
+        return
+    except (ValueError, MemoryError, RecursionError, OverflowError) as exc:
+        emit({"e": "syntax_error", "error": f"SyntaxError: the program cannot be compiled ({type(exc).__name__})"})
+        return
+    emit({"e": "compiled"})
+
+    cpu_limit = job["time_limit_ms"] / 1000
+    wall_limit = job["wall_limit_ms"] / 1000
+    namespace = {"__name__": "__learner__", "__builtins__": builtins}
+    outcome, payload, _ = _timed(lambda: exec(code, namespace), cpu_limit, wall_limit)  # noqa: S102 - this is the sandbox
+    if outcome != "ok":
+        emit({"e": "load_error", "outcome": outcome, "error": payload})
+        return
+    entrypoint = job["entrypoint"]
+    function = namespace.get(entrypoint)
+    if not callable(function):
+        emit({"e": "load_error", "outcome": "runtime_error", "error": f"entrypoint '{entrypoint}' is not defined"})
+        return
+    emit({"e": "loaded"})
+
+    parameters = job["parameters"]
+    inputs = job.pop("inputs")
+    for index in range(len(inputs)):
+        case = inputs[index]
+        inputs[index] = None
+        arguments = [case[name] for name in parameters]
+        del case
+        outcome, payload, cpu_ms = _timed(lambda arguments=arguments: function(*arguments), cpu_limit, wall_limit)
+        del arguments
+        head = f'{{"e":"result","i":{index},"outcome":"{outcome}","time_ms":{cpu_ms},'
+        if outcome == "ok":
+            _write_line(results_fd, head + '"value":' + payload + "}")
+        else:
+            _write_line(results_fd, head + '"error":' + _dumps(payload) + "}")
+        del payload
+    emit({"e": "done", "peak_kb": _peak_kb()})
+
+
+def _peak_kb():
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, nothing from before exec)."""
+    try:
+        with open("/proc/self/status", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except BaseException:  # noqa: BLE001 - the trusted side reports missing results
+        os._exit(70)
+    # Skip interpreter teardown: no atexit handlers, thread joins or finalizers of learner code.
+    os._exit(0)

@@ -1,0 +1,659 @@
+"""What isolation this machine offers, and the command lines that give it.
+
+`bubblewrap`: the trusted side forks, switches to the sandbox uid (a REAL unprivileged uid, not
+just a user-namespace mapping), and execs `prlimit … bwrap … interpreter harness`: new user,
+mount, pid, network, ipc, uts and cgroup namespaces; no capabilities; no further user namespaces;
+a new session; an empty environment; a read-only root holding only /usr (and the /bin, /lib…
+links or binds the interpreter needs), a fresh /proc and a minimal /dev, plus a size-limited
+tmpfs at /tmp as the private scratch dir; the harness itself is copied in read-only. The
+harness is pid 1 of its namespace, so every process it starts dies with it.
+
+`unshare` (no bubblewrap, running as root): `unshare` gives new mount, pid, network, ipc and
+uts namespaces; a small fixed shell script (pid 1, root) builds the same minimal read-only
+root on a tmpfs mounted over an empty dir in a root-only host temp dir, then execs `chroot …
+setpriv` (uid switch, no capabilities, no_new_privs) `prlimit … interpreter`, which stays pid 1.
+(In a chroot the kernel refuses new user namespaces, so the chroot cannot be undone.) Nothing
+the sandbox writes reaches that host dir; the trusted side only removes it, never reading it and
+never following a link in it.
+
+`none` (development and tests only; production refuses): the interpreter runs directly, with the
+rlimits, an empty environment, a new session, a fresh temp dir, and the sandbox uid when this
+process may switch to it. No namespaces: it does not contain the learner's processes or files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+logger = logging.getLogger("co.sandbox")
+
+SANDBOX_PATH = "/usr/bin:/bin"
+SANDBOX_ENV = {"PATH": SANDBOX_PATH, "LANG": "C.UTF-8", "HOME": "/tmp"}  # noqa: S108 - the sandbox's own /tmp
+HARNESS_DIR = "/sandbox"  # inside the sandbox
+SCRATCH_DIR = "/tmp"  # noqa: S108 - inside the sandbox: its private tmpfs
+_TOOL_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"
+_ROOT_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+
+
+def _default_python() -> str:
+    return "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys._base_executable
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    isolation: str  # "auto" | "bubblewrap" | "unshare" | "none"
+    python: str | None
+    node: str | None
+    uid: int
+    gid: int
+    bwrap: str | None
+    max_processes: int
+    max_open_files: int
+    max_file_bytes: int
+    scratch_bytes: int
+    startup_ms: int
+
+
+def current_config() -> SandboxConfig:
+    uid = int(getattr(settings, "CO_SANDBOX_UID", 65534))
+    return SandboxConfig(
+        isolation=str(getattr(settings, "CO_SANDBOX_ISOLATION", "auto") or "auto"),
+        python=getattr(settings, "CO_SANDBOX_PYTHON", None) or _default_python(),
+        node=getattr(settings, "CO_SANDBOX_NODE", None) or shutil.which("node"),
+        uid=uid,
+        gid=int(getattr(settings, "CO_SANDBOX_GID", uid)),
+        bwrap=getattr(settings, "CO_SANDBOX_BWRAP", None) or shutil.which("bwrap"),
+        max_processes=int(getattr(settings, "CO_SANDBOX_MAX_PROCESSES", 64)),
+        max_open_files=int(getattr(settings, "CO_SANDBOX_MAX_OPEN_FILES", 64)),
+        max_file_bytes=int(getattr(settings, "CO_SANDBOX_MAX_FILE_BYTES", 8 * 1024 * 1024)),
+        scratch_bytes=int(getattr(settings, "CO_SANDBOX_SCRATCH_BYTES", 16 * 1024 * 1024)),
+        startup_ms=int(getattr(settings, "CO_SANDBOX_STARTUP_MS", 3000)),
+    )
+
+
+def tool(name: str) -> str | None:
+    return shutil.which(name, path=_TOOL_PATH)
+
+
+def switch_user(cfg: SandboxConfig) -> tuple[list[str], dict]:
+    """(command prefix, Popen arguments) that make the child the sandbox uid, with no groups and
+    no capabilities. `setpriv` lets Popen use vfork (a fork of a big worker costs milliseconds);
+    without it, Popen switches in C between fork and exec."""
+    if os.geteuid() == cfg.uid:
+        return [], {}
+    setpriv = tool("setpriv")
+    if setpriv is None:
+        return [], {"user": cfg.uid, "group": cfg.gid, "extra_groups": []}
+    return [
+        setpriv,
+        f"--reuid={cfg.uid}",
+        f"--regid={cfg.gid}",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--",
+    ], {}
+
+
+@dataclass(frozen=True)
+class Rlimits:
+    address_space: int | None  # bytes; None = unlimited
+    cpu_seconds: int
+    processes: int
+    open_files: int
+    file_bytes: int
+    stack_bytes: int = 64 * 1024 * 1024
+
+    def prlimit_args(self) -> list[str]:
+        prlimit = tool("prlimit")
+        if prlimit is None:
+            raise FileNotFoundError("prlimit")
+        args = [
+            prlimit,
+            f"--cpu={self.cpu_seconds}",
+            f"--nproc={self.processes}",
+            f"--nofile={self.open_files}",
+            f"--fsize={self.file_bytes}",
+            f"--stack={self.stack_bytes}",
+            "--core=0",
+        ]
+        if self.address_space is not None:
+            args.append(f"--as={self.address_space}")
+        return [*args, "--"]
+
+
+def _interpreter_binds(interpreter: str) -> list[str]:
+    """The host directory holding an interpreter that lives outside /usr (bound read-only)."""
+    real = os.path.realpath(interpreter)
+    if real.startswith("/usr/"):
+        return []
+    return [str(Path(real).parent.parent)]
+
+
+def _root_entries() -> list[tuple[str, str, str]]:
+    """(kind, name, target) for /bin, /lib… as on the host: ("link", "lib", "usr/lib") or ("dir", "lib", "/lib")."""
+    entries = []
+    for name in _ROOT_LINKS:
+        path = f"/{name}"
+        if os.path.islink(path):
+            entries.append(("link", name, os.readlink(path)))
+        elif os.path.isdir(path):
+            entries.append(("dir", name, path))
+    return entries
+
+
+def bwrap_command(
+    cfg: SandboxConfig, interpreter_argv: list[str], *, harness_fd: int, harness_name: str, info_fd: int
+) -> list[str]:
+    """bwrap arguments up to and including the interpreter command (the caller adds prlimit)."""
+    assert cfg.bwrap is not None
+    args = [
+        cfg.bwrap,
+        "--unshare-all",
+        "--unshare-user",
+        "--disable-userns",
+        "--die-with-parent",
+        "--new-session",
+        "--as-pid-1",
+        "--cap-drop",
+        "ALL",
+        "--hostname",
+        "sandbox",
+        "--clearenv",
+    ]
+    for key, value in SANDBOX_ENV.items():
+        args += ["--setenv", key, value]
+    args += ["--ro-bind", "/usr", "/usr"]
+    for kind, name, target in _root_entries():
+        args += ["--symlink", target, f"/{name}"] if kind == "link" else ["--ro-bind", target, f"/{name}"]
+    for directory in _interpreter_binds(interpreter_argv[0]):
+        args += ["--ro-bind", directory, directory]
+    args += [
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--size",
+        str(cfg.scratch_bytes),
+        "--perms",
+        "0700",
+        "--tmpfs",
+        SCRATCH_DIR,
+        "--perms",
+        "0444",
+        "--ro-bind-data",
+        str(harness_fd),
+        f"{HARNESS_DIR}/{harness_name}",
+        "--remount-ro",
+        "/dev",
+        "--remount-ro",
+        "/",
+        "--chdir",
+        SCRATCH_DIR,
+        "--info-fd",
+        str(info_fd),
+        "--",
+        os.path.realpath(interpreter_argv[0]),
+        *interpreter_argv[1:],
+    ]
+    return args
+
+
+# The unshare fallback's pid 1 (root, for a moment): builds a minimal read-only root on a tmpfs
+# mounted over the (empty) host dir $1, then execs chroot → setpriv (uid switch, no capabilities)
+# → prlimit → the interpreter, which stays pid 1. Fixed text: every variable part is a
+# positional argument chosen by the trusted side.
+_UNSHARE_SCRIPT = r"""
+set -eu
+root=$1 harness=$2 harness_name=$3 scratch_bytes=$4 uid=$5 gid=$6 links=$7 binds=$8
+shift 8
+mount -t tmpfs -o size=4m,mode=0755,nosuid,nodev tmpfs "$root"
+mkdir "$root/usr" "$root/proc" "$root/dev" "$root/tmp" "$root/sandbox"
+mount --bind /usr "$root/usr"
+mount -o remount,bind,ro,nosuid,nodev "$root/usr"
+for entry in $links; do
+  ln -s "${entry#*=}" "$root/${entry%%=*}"
+done
+for dir in $binds; do
+  mkdir -p "$root$dir"
+  mount --bind "$dir" "$root$dir"
+  mount -o remount,bind,ro,nosuid,nodev "$root$dir"
+done
+for dev in null zero full random urandom; do
+  touch "$root/dev/$dev"
+  mount --bind "/dev/$dev" "$root/dev/$dev"
+done
+ln -s /proc/self/fd "$root/dev/fd"
+ln -s /proc/self/fd/0 "$root/dev/stdin"
+ln -s /proc/self/fd/1 "$root/dev/stdout"
+ln -s /proc/self/fd/2 "$root/dev/stderr"
+mount -t proc -o nosuid,nodev,noexec proc "$root/proc"
+mount -t tmpfs -o "size=$scratch_bytes,mode=0700,uid=$uid,gid=$gid,nosuid,nodev" tmpfs "$root/tmp"
+if [ "$harness" != - ]; then
+  cat "$harness" > "$root/sandbox/$harness_name"
+  chmod 0444 "$root/sandbox/$harness_name"
+fi
+mount -o remount,bind,ro,nosuid,nodev "$root"
+unset PWD OLDPWD
+exec "$@"
+"""
+
+
+def unshare_command(
+    cfg: SandboxConfig, interpreter_argv: list[str], *, scratch_mount: str, harness_path: str | None, harness_name: str
+) -> tuple[list[str], list[str]]:
+    """(command up to the uid switch, command after it): the caller puts prlimit in between."""
+    unshare, chroot, setpriv = tool("unshare"), tool("chroot"), tool("setpriv")
+    if not (unshare and chroot and setpriv and tool("mount")):
+        raise FileNotFoundError("unshare, chroot, setpriv and mount are needed")
+    links = " ".join(f"{name}={target}" for kind, name, target in _root_entries() if kind == "link")
+    binds = " ".join([target for kind, _, target in _root_entries() if kind == "dir"] + _interpreter_binds(interpreter_argv[0]))
+    head = [
+        setpriv,
+        "--pdeathsig",
+        "SIGKILL",  # this worker thread dies → unshare dies → (--kill-child) the sandbox dies
+        "--",
+        unshare,
+        "--mount",
+        "--propagation",
+        "private",
+        "--net",
+        "--ipc",
+        "--uts",
+        "--pid",
+        "--fork",
+        "--kill-child",
+        "--",
+        "/bin/sh",
+        "-c",
+        _UNSHARE_SCRIPT,
+        "sh",
+        scratch_mount,
+        harness_path or "-",
+        harness_name,
+        str(cfg.scratch_bytes),
+        str(cfg.uid),
+        str(cfg.gid),
+        links,
+        binds,
+        chroot,
+        scratch_mount,
+        setpriv,
+        f"--reuid={cfg.uid}",
+        f"--regid={cfg.gid}",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--no-new-privs",
+        "--pdeathsig",
+        "SIGKILL",  # again: the uid switch clears the parent-death signal
+        "--",
+    ]
+    tail = [os.path.realpath(interpreter_argv[0]), *interpreter_argv[1:]]
+    return head, tail
+
+
+# --- starting, killing and reaping a sandbox ------------------------------------------------
+
+
+def _children(pid: int) -> list[int]:
+    """Host pids whose parent is `pid` (/proc scan; only used to kill the unshare fallback)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) > 1 and int(fields[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
+class SandboxProcess:
+    """A started sandbox: the outer process (prlimit → bwrap / unshare / the interpreter)."""
+
+    def __init__(self, level: str, process: subprocess.Popen, info_fd: int | None, scratch: str | None) -> None:
+        self.level = level
+        self.process = process
+        self.pid = process.pid
+        self._info_fd = info_fd
+        self._info = b""
+        self._ns_init: int | None = None
+        self.scratch = scratch
+        self.status: int | None = None
+        self.rusage = None
+
+    def _read_info(self, timeout: float) -> None:
+        """bwrap's --info-fd: {"child-pid": N, ...}, N being the sandbox's pid 1 on the host."""
+        if self._info_fd is None:
+            return
+        deadline = time.monotonic() + timeout
+        while b"}" not in self._info:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self._info_fd], [], [], left)[0]:
+                return
+            chunk = os.read(self._info_fd, 4096)
+            if not chunk:
+                break
+            self._info += chunk
+        os.close(self._info_fd)
+        self._info_fd = None
+        try:
+            self._ns_init = int(json.loads(self._info)["child-pid"])
+        except (ValueError, KeyError, TypeError):
+            self._ns_init = None
+
+    def kill(self) -> None:
+        """Kill everything in the sandbox and reap it; returns once no sandbox process is left.
+
+        Killing the sandbox's pid 1 makes the kernel kill its whole pid namespace, and the outer
+        process (bwrap, unshare) reaps it only after that; then we reap the outer process."""
+        if self.status is not None:
+            return
+        targets: list[int] = []
+        if self.level == "bubblewrap":
+            self._read_info(timeout=1.0)
+            targets = [self._ns_init] if self._ns_init else []
+        elif self.level == "unshare":
+            targets = _children(self.pid)
+        else:
+            with contextlib.suppress(OSError):
+                os.killpg(self.pid, signal.SIGKILL)
+        for pid in targets or [self.pid]:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        if not self.wait(timeout=5.0):
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, signal.SIGKILL)
+            self.wait(timeout=None)
+
+    def wait(self, timeout: float | None) -> bool:
+        """Reap the outer process (True) or give up after `timeout` seconds (False)."""
+        if self.status is not None:
+            return True
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.001
+        while True:
+            pid, status, rusage = os.wait4(self.pid, 0 if deadline is None else os.WNOHANG)
+            if pid == self.pid:
+                self.status, self.rusage = status, rusage
+                self.process.returncode = os.waitstatus_to_exitcode(status)
+                if self._info_fd is not None:
+                    os.close(self._info_fd)
+                    self._info_fd = None
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(delay)
+            delay = min(delay * 2, 0.02)
+
+    def death_signal(self) -> int | None:
+        """The signal that ended the sandboxed program, if one did (bwrap and the fallback's
+        shell report it as exit code 128 + N)."""
+        if self.status is None:
+            return None
+        if os.WIFSIGNALED(self.status):
+            return os.WTERMSIG(self.status)
+        code = os.WEXITSTATUS(self.status)
+        return code - 128 if self.level != "none" and 128 < code < 128 + 65 else None
+
+    def exit_code(self) -> int | None:
+        if self.status is None or not os.WIFEXITED(self.status):
+            return None
+        return os.WEXITSTATUS(self.status)
+
+    def cleanup(self) -> None:
+        if self._info_fd is not None:
+            os.close(self._info_fd)
+            self._info_fd = None
+        if self.scratch is not None:
+            remove_scratch(self.scratch)
+            self.scratch = None
+
+
+_SCRATCH_PREFIX = "co-sandbox-"
+_swept = False
+
+
+def _new_scratch() -> str:
+    """A fresh root-only host temp dir, named after this process so that a later process can
+    remove what a killed one left behind."""
+    global _swept
+    if not _swept:
+        _swept = True
+        sweep_stale_scratch()
+    return tempfile.mkdtemp(prefix=f"{_SCRATCH_PREFIX}{os.getpid()}-")
+
+
+def sweep_stale_scratch() -> None:
+    """Remove the scratch dirs of processes that are gone (a worker killed mid-run)."""
+    directory = tempfile.gettempdir()
+    for name in os.listdir(directory):
+        if not name.startswith(_SCRATCH_PREFIX):
+            continue
+        owner = name[len(_SCRATCH_PREFIX) :].split("-", 1)[0]
+        if not owner.isdigit() or os.path.exists(f"/proc/{owner}"):
+            continue
+        path = os.path.join(directory, name)
+        with contextlib.suppress(OSError):
+            if os.lstat(path).st_uid == os.geteuid():
+                remove_scratch(path)
+
+
+def remove_scratch(path: str) -> None:
+    """Remove a host scratch dir without following any link in it and without reading any file."""
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        return
+    except OSError:
+        # fd-based walk on Linux: symlinks are unlinked, never followed (shutil.rmtree.avoids_symlink_attacks).
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def start_sandbox(
+    level: str,
+    cfg: SandboxConfig,
+    interpreter_argv: list[str],
+    *,
+    rlimits: Rlimits,
+    harness: tuple[str, bytes] | None,
+    stdin: int,
+    stdout: int,
+    stderr: int,
+    pass_fds: tuple[int, ...] = (),
+    harness_args: tuple[str, ...] = (),
+) -> SandboxProcess:
+    """Start interpreter_argv in a sandbox at `level`.
+
+    `harness` is (file name, contents): it appears read-only at /sandbox/<name> (bubblewrap,
+    unshare) or in the scratch dir (none); the argv gets its path, `harness_args`, and the
+    scratch dir's path as seen inside the sandbox."""
+    popen_kwargs: dict = {
+        "stdin": stdin,
+        "stdout": stdout,
+        "stderr": stderr,
+        "start_new_session": True,
+        "close_fds": True,
+        "env": dict(SANDBOX_ENV),
+        "cwd": "/",  # nothing of the worker's own directory, not even its name
+    }
+    harness_fd = info_r = info_w = None
+    scratch = None
+    argv = list(interpreter_argv)
+    try:
+        if harness is not None and level == "bubblewrap":
+            harness_fd = os.memfd_create("harness", os.MFD_CLOEXEC)
+            os.write(harness_fd, harness[1])
+            os.lseek(harness_fd, 0, os.SEEK_SET)
+        if level == "bubblewrap":
+            if harness is not None:
+                argv += [f"{HARNESS_DIR}/{harness[0]}", *harness_args, SCRATCH_DIR]
+            info_r, info_w = os.pipe()
+            prefix, user_kwargs = switch_user(cfg)
+            popen_kwargs.update(user_kwargs)
+            command = (
+                prefix
+                + rlimits.prlimit_args()
+                + bwrap_command(
+                    cfg,
+                    argv,
+                    harness_fd=harness_fd if harness_fd is not None else -1,
+                    harness_name=harness[0] if harness else "",
+                    info_fd=info_w,
+                )
+            )
+            if harness is None:
+                index = command.index("--ro-bind-data")
+                del command[index - 2 : index + 3]  # --perms 0444 --ro-bind-data FD DEST
+            fds = (*pass_fds, info_w) + ((harness_fd,) if harness_fd is not None else ())
+        elif level == "unshare":
+            # A root-only host dir: the harness, and an empty dir the sandbox's root is mounted on.
+            scratch = _new_scratch()
+            os.mkdir(os.path.join(scratch, "root"), 0o700)
+            harness_path = None
+            if harness is not None:
+                harness_path = os.path.join(scratch, "harness")
+                with open(harness_path, "xb") as handle:
+                    handle.write(harness[1])
+                argv += [f"{HARNESS_DIR}/{harness[0]}", *harness_args, SCRATCH_DIR]
+            head, tail = unshare_command(
+                cfg,
+                argv,
+                scratch_mount=os.path.join(scratch, "root"),
+                harness_path=harness_path,
+                harness_name=harness[0] if harness else "-",
+            )
+            command = head + rlimits.prlimit_args() + tail
+            fds = tuple(pass_fds)
+        elif level == "none":
+            scratch = _new_scratch()
+            if harness is not None:
+                harness_path = os.path.join(scratch, harness[0])
+                with open(harness_path, "xb") as handle:
+                    handle.write(harness[1])
+                os.chmod(harness_path, 0o444)
+                argv += [harness_path, *harness_args, scratch]
+            prefix: list[str] = []
+            if os.geteuid() == 0 and cfg.uid != 0:
+                os.chown(scratch, cfg.uid, cfg.gid)
+                prefix, user_kwargs = switch_user(cfg)
+                popen_kwargs.update(user_kwargs)
+            popen_kwargs["cwd"] = scratch
+            command = prefix + rlimits.prlimit_args() + argv
+            fds = tuple(pass_fds)
+        else:
+            raise ValueError(f"unknown isolation level {level!r}")
+        process = subprocess.Popen(command, pass_fds=fds, **popen_kwargs)
+    except BaseException:
+        for fd in (info_r, info_w):
+            if fd is not None:
+                os.close(fd)
+        if scratch is not None:
+            remove_scratch(scratch)
+        raise
+    finally:
+        if harness_fd is not None:
+            os.close(harness_fd)
+    if info_w is not None:
+        os.close(info_w)
+    return SandboxProcess(level, process, info_r, scratch)
+
+
+# --- what this machine can do -------------------------------------------------------------
+
+_PROBE_CODE = "import os;print([os.getuid(),os.getgid()])"
+_probe_lock = threading.Lock()
+_probe_cache: dict[tuple, bool] = {}
+
+
+def _probe(level: str, cfg: SandboxConfig) -> bool:
+    """Start a tiny sandbox at `level`; True when it runs as the real (host) sandbox uid."""
+    if not cfg.python or not os.path.exists(cfg.python):
+        return False
+    rlimits = Rlimits(address_space=None, cpu_seconds=10, processes=cfg.max_processes, open_files=64, file_bytes=1 << 20)
+    out_r, out_w = os.pipe()
+    try:
+        sandbox = start_sandbox(
+            level,
+            cfg,
+            [cfg.python, "-I", "-S", "-c", _PROBE_CODE],
+            rlimits=rlimits,
+            harness=None,
+            stdin=subprocess.DEVNULL,
+            stdout=out_w,
+            stderr=subprocess.DEVNULL,
+        )
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        os.close(out_r)
+        os.close(out_w)
+        logger.info("sandbox isolation %s unavailable: %s", level, type(exc).__name__)
+        return False
+    os.close(out_w)
+    try:
+        output = b""
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and select.select([out_r], [], [], deadline - time.monotonic())[0]:
+            chunk = os.read(out_r, 4096)
+            if not chunk:
+                break
+            output += chunk
+        if not sandbox.wait(timeout=max(0.0, deadline - time.monotonic())):
+            sandbox.kill()
+    finally:
+        os.close(out_r)
+        sandbox.kill()
+        sandbox.cleanup()
+    try:
+        uid, gid = json.loads(output)
+        # The process was switched to the sandbox uid before exec (and nothing in the sandbox can
+        # gain another uid: no capabilities, no_new_privs), so the uid seen inside is the host uid.
+        ok = uid == cfg.uid and gid == cfg.gid
+    except (ValueError, TypeError):
+        ok = False
+    if not ok:
+        logger.info("sandbox isolation %s unavailable (exit status %s)", level, sandbox.status)
+    return ok
+
+
+def level_available(level: str, cfg: SandboxConfig) -> bool:
+    key = (level, cfg)
+    with _probe_lock:
+        if key not in _probe_cache:
+            _probe_cache[key] = _probe(level, cfg)
+        return _probe_cache[key]
+
+
+def isolation_level() -> str:
+    """What this machine can do: "bubblewrap" | "unshare" | "none" (probed once, then cached).
+
+    `CO_SANDBOX_ISOLATION` ("auto" by default) can pin a level; a pinned level this machine
+    cannot provide gives "none" (so production refuses to run code)."""
+    cfg = current_config()
+    wanted = cfg.isolation
+    if wanted == "none":
+        return "none"
+    if wanted in ("auto", "bubblewrap") and cfg.bwrap and level_available("bubblewrap", cfg):
+        return "bubblewrap"
+    if wanted in ("auto", "unshare") and os.geteuid() == 0 and level_available("unshare", cfg):
+        return "unshare"
+    return "none"

@@ -1,0 +1,589 @@
+"""run_in_sandbox: one sandbox process per run, all of the run's tests in it, in order.
+
+The trusted side (this module) writes the job to the sandbox's stdin (a memfd: inputs only, never
+expected outputs), then reads one JSON event per line from the results pipe. Everything it reads
+is untrusted: at most one result per test index (the first wins), garbage is ignored, a line and
+the whole stream are capped in bytes, values must be plain JSON. It enforces the deadlines the
+harness cannot be trusted with: a start-up deadline, a per-test wall deadline counted from the
+previous event (the harness's wall limit + a grace) and an overall one; on a deadline it kills
+the sandbox's pid namespace, and the test in progress and all later ones are `time_limit`.
+
+Per test: time_limit_ms is CPU time (the harness measures it, and interrupts at it in Python);
+the wall limit is time_limit_ms + min(time_limit_ms, 1 s) (sleeping, blocking, a loaded
+machine). A test past either limit is `time_limit`, even when it returned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import keyword
+import logging
+import math
+import os
+import re
+import select
+import signal
+import subprocess
+import time
+from functools import cache
+from pathlib import Path
+
+from django.conf import settings
+
+from submissions.sandbox.isolation import Rlimits, SandboxConfig, SandboxProcess, current_config, isolation_level, start_sandbox
+from submissions.sandbox.results import LANGUAGES, OUTCOMES, SandboxResult, SandboxRun, SandboxTestResult, SandboxUnavailable
+
+logger = logging.getLogger("co.sandbox")
+
+MAX_CODE_BYTES = 64 * 1024
+MAX_TESTS = 10_000
+MAX_TIME_LIMIT_MS = 60_000
+MIN_MEMORY_MB, MAX_MEMORY_MB = 16, 16_384
+MAX_OUTPUT_LIMIT_BYTES = 64 * 1024 * 1024
+GRACE_MS = 500  # the trusted side's slack over the harness's own wall limit, per test
+_LINE_OVERHEAD = 4096  # bytes of a result line besides the value
+_STDERR_CAP = 16 * 1024
+_HARNESS_DIR = Path(__file__).resolve().parent
+_HARNESSES = {"python": "harness_python.py", "javascript": "harness_node.js"}
+_JS_IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
+_JS_RESERVED = frozenset(
+    [
+        "break",
+        "case",
+        "catch",
+        "class",
+        "const",
+        "continue",
+        "debugger",
+        "default",
+        "delete",
+        "do",
+        "else",
+        "enum",
+        "export",
+        "extends",
+        "false",
+        "finally",
+        "for",
+        "function",
+        "if",
+        "implements",
+        "import",
+        "in",
+        "instanceof",
+        "interface",
+        "let",
+        "new",
+        "null",
+        "package",
+        "private",
+        "protected",
+        "public",
+        "return",
+        "static",
+        "super",
+        "switch",
+        "this",
+        "throw",
+        "true",
+        "try",
+        "typeof",
+        "var",
+        "void",
+        "while",
+        "with",
+        "yield",
+        "await",
+        "arguments",
+        "eval",
+        "undefined",
+    ]
+)
+_NODE_OOM = (b"heap out of memory", b"Reached heap limit", b"allocation failed", b"Allocation failed")
+
+
+def wall_limit_ms(time_limit_ms: int) -> int:
+    return time_limit_ms + min(time_limit_ms, 1000)
+
+
+@cache
+def _harness_source(language: str) -> bytes:
+    return (_HARNESS_DIR / _HARNESSES[language]).read_bytes()
+
+
+_COMPILE_HARNESS = (
+    "import importlib.util,marshal,sys;"
+    "code=compile(sys.stdin.buffer.read(),'/sandbox/harness_python.py','exec',dont_inherit=True);"
+    "sys.stdout.buffer.write(importlib.util.MAGIC_NUMBER+bytes(12)+marshal.dumps(code))"
+)
+
+
+@cache
+def _python_harness_pyc(python: str, stamp: tuple[int, int], source: bytes) -> bytes | None:
+    """The Python harness compiled by the sandbox's own interpreter (run as a .pyc it starts
+    ~3 ms sooner: nothing can be cached inside the read-only sandbox). Trusted code only."""
+    try:
+        done = subprocess.run(  # our interpreter, our harness source
+            [python, "-I", "-S", "-c", _COMPILE_HARNESS], input=source, capture_output=True, timeout=30, check=True, env={}
+        )
+    except (OSError, subprocess.SubprocessError):
+        logger.warning("could not precompile the Python harness with %s; using the source", python)
+        return None
+    return done.stdout or None
+
+
+def _harness(language: str, cfg: SandboxConfig) -> tuple[str, bytes]:
+    """(file name, contents) of the harness the sandbox runs."""
+    source = _harness_source(language)
+    if language == "python" and cfg.python:
+        try:
+            info = os.stat(cfg.python)
+        except OSError:
+            return _HARNESSES[language], source
+        pyc = _python_harness_pyc(os.path.realpath(cfg.python), (info.st_mtime_ns, info.st_size), source)
+        if pyc:
+            return "harness_python.pyc", pyc
+    return _HARNESSES[language], source
+
+
+def _validate(run: SandboxRun) -> None:
+    """The caller's side of the contract (ValueError when broken); the code itself is untrusted."""
+    if run.language not in LANGUAGES:
+        raise ValueError(f"language must be one of {LANGUAGES}, not {run.language!r}")
+    if not isinstance(run.code, str) or len(run.code.encode("utf-8", "surrogatepass")) > MAX_CODE_BYTES:
+        raise ValueError(f"code must be a string of at most {MAX_CODE_BYTES} bytes")
+    entry = run.entrypoint
+    valid = (
+        (
+            entry.isidentifier() and entry.isascii() and not keyword.iskeyword(entry)
+            if run.language == "python"
+            else bool(_JS_IDENTIFIER.match(entry)) and entry not in _JS_RESERVED
+        )
+        if isinstance(entry, str)
+        else False
+    )
+    if not valid:
+        raise ValueError(f"entrypoint must be a {run.language} identifier, not {entry!r}")
+    if not isinstance(run.parameters, list) or not all(isinstance(p, str) for p in run.parameters):
+        raise ValueError("parameters must be a list of names")
+    if not isinstance(run.inputs, list) or len(run.inputs) > MAX_TESTS:
+        raise ValueError(f"inputs must be a list of at most {MAX_TESTS} dicts")
+    for index, case in enumerate(run.inputs):
+        if not isinstance(case, dict) or any(name not in case for name in run.parameters):
+            raise ValueError(f"inputs[{index}] must be a dict with every parameter ({', '.join(run.parameters)})")
+    for name, value, low, high in (
+        ("time_limit_ms", run.time_limit_ms, 1, MAX_TIME_LIMIT_MS),
+        ("memory_limit_mb", run.memory_limit_mb, MIN_MEMORY_MB, MAX_MEMORY_MB),
+        ("output_limit_bytes", run.output_limit_bytes, 1, MAX_OUTPUT_LIMIT_BYTES),
+    ):
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise ValueError(f"{name} must be an integer from {low} to {high}")
+
+
+def _interpreter(run: SandboxRun, cfg: SandboxConfig, job_bytes: int) -> tuple[list[str], int | None] | None:
+    """(interpreter argv, RLIMIT_AS bytes) for the run's language; None when not installed."""
+    mib = 1024 * 1024
+    if run.language == "python":
+        if not cfg.python or not os.path.exists(cfg.python):
+            return None
+        # Python honours RLIMIT_AS precisely (MemoryError): the limit plus the interpreter and the job.
+        return [cfg.python, "-I", "-S", "-B"], (run.memory_limit_mb + 64) * mib + 8 * job_bytes
+    if not cfg.node or not os.path.exists(cfg.node):
+        return None
+    # V8 reserves far more address space than it uses: its heap is bounded by flags, RLIMIT_AS is generous.
+    heap_mb = run.memory_limit_mb + 16 + 4 * math.ceil(job_bytes / mib)
+    flags = [
+        f"--max-old-space-size={heap_mb}",
+        f"--max-semi-space-size={max(1, min(16, run.memory_limit_mb // 16))}",
+        "--stack-size=16384",  # KiB, within the 64 MiB RLIMIT_STACK (V8 must not think it has more than it has)
+        "--v8-pool-size=1",
+        "--no-warnings",
+        "--no-deprecation",
+    ]
+    return [cfg.node, *flags], (2 * heap_mb + 1536) * mib + 8 * job_bytes
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+class _Run:
+    def __init__(self, run: SandboxRun, cfg: SandboxConfig, level: str) -> None:
+        self.run = run
+        self.cfg = cfg
+        self.level = level
+        self.n = len(run.inputs)
+        self.wall_ms = wall_limit_ms(run.time_limit_ms)
+        self.results: list[SandboxTestResult | None] = [None] * self.n
+        self.events = 0
+        self.compiled = False
+        self.syntax_error: str | None = None
+        self.loaded = False
+        self.load_error: tuple[str, str] | None = None
+        self.current = 0
+        self.mark = 0.0
+        self.killed_for: str | None = None  # "time" | "output" | "start"
+        self.buffer = bytearray()
+        self.discarding = False
+        self.read_total = 0
+        self.line_cap = run.output_limit_bytes + _LINE_OVERHEAD
+        self.total_cap = (self.n + 2) * self.line_cap + 64 * 1024
+        self.stderr = bytearray()
+        self.peak_kb: int | None = None
+
+    # --- the event stream --------------------------------------------------------------
+
+    def feed(self, data: bytes, now: float) -> None:
+        self.read_total += len(data)
+        if self.read_total > self.total_cap:
+            self.killed_for = "output"
+            return
+        self.buffer += data
+        while True:
+            newline = self.buffer.find(b"\n")
+            if newline < 0:
+                if len(self.buffer) > self.line_cap:
+                    self.buffer.clear()
+                    if not self.discarding:
+                        self.discarding = True
+                        self._oversized(now)
+                return
+            line = bytes(self.buffer[:newline])
+            del self.buffer[: newline + 1]
+            if self.discarding:
+                self.discarding = False
+                continue
+            if len(line) > self.line_cap:
+                self._oversized(now)
+                continue
+            self._event(line, now)
+
+    def _oversized(self, now: float) -> None:
+        """A line longer than any the harness writes: the test in progress exceeded the output limit."""
+        if self.loaded and self.current < self.n:
+            self._record(self.current, SandboxTestResult("output_limit", error="output limit exceeded"), now)
+
+    def _record(self, index: int, result: SandboxTestResult, now: float) -> None:
+        self.results[index] = result
+        while self.current < self.n and self.results[self.current] is not None:
+            self.current += 1
+        self.mark = now
+
+    def _event(self, line: bytes, now: float) -> None:
+        try:
+            event = json.loads(line, parse_constant=_reject_constant)
+        except (ValueError, RecursionError):
+            return
+        if not isinstance(event, dict):
+            return
+        kind = event.get("e")
+        first = self.events == 0
+        self.events += 1
+        if kind == "syntax_error" and first:
+            self.syntax_error = str(event.get("error") or "SyntaxError")[:1000]
+        elif kind == "compiled" and first:
+            self.compiled = True
+            self.mark = now
+        elif kind == "loaded" and self.compiled and not self.loaded and self.load_error is None:
+            self.loaded = True
+            self.mark = now
+        elif kind == "load_error" and self.compiled and not self.loaded and self.load_error is None:
+            outcome = event.get("outcome")
+            if outcome in OUTCOMES and outcome != "ok":
+                self.load_error = (outcome, str(event.get("error") or outcome)[:1000])
+        elif kind == "result" and self.loaded:
+            self._result(event, now)
+        elif kind == "done" and self.peak_kb is None:
+            peak = event.get("peak_kb")
+            if isinstance(peak, int) and not isinstance(peak, bool) and peak >= 0:
+                self.peak_kb = peak
+
+    def _result(self, event: dict, now: float) -> None:
+        index, outcome = event.get("i"), event.get("outcome")
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < self.n or self.results[index] is not None:
+            return
+        if outcome not in OUTCOMES or (outcome == "ok" and "value" not in event):
+            return
+        time_ms = event.get("time_ms")
+        time_ms = min(max(time_ms, 0), 10**7) if isinstance(time_ms, int) and not isinstance(time_ms, bool) else 0
+        if index == self.current and (now - self.mark) * 1000 > self.wall_ms + GRACE_MS:
+            # The harness's clocks are the learner's to tamper with; this one is not.
+            result = SandboxTestResult("time_limit", error="time limit exceeded", time_ms=time_ms)
+        elif outcome == "ok":
+            result = SandboxTestResult("ok", value=event["value"], time_ms=time_ms)
+        else:
+            result = SandboxTestResult(outcome, error=str(event.get("error") or outcome)[:1000], time_ms=time_ms)
+        self._record(index, result, now)
+
+    @property
+    def finished(self) -> bool:
+        return (
+            self.syntax_error is not None
+            or self.load_error is not None
+            or (self.loaded and self.current >= self.n and self.peak_kb is not None)
+            or (self.events > 0 and not self.compiled)
+        )
+
+    # --- deadlines ----------------------------------------------------------------------
+
+    def deadline(self, started: float, startup_s: float) -> float:
+        budget = (self.wall_ms + GRACE_MS) / 1000
+        overall = started + startup_s + (self.n + 1) * budget
+        if not self.compiled:
+            return min(overall, started + startup_s)
+        return min(overall, self.mark + budget)
+
+    # --- the run ------------------------------------------------------------------------
+
+    def execute(self) -> SandboxResult:
+        run, cfg = self.run, self.cfg
+        started = time.monotonic()
+        job_fd = os.memfd_create("job", os.MFD_CLOEXEC)
+        results_r = results_w = stderr_r = stderr_w = None
+        sandbox: SandboxProcess | None = None
+        try:
+            job = json.dumps(
+                {
+                    "entrypoint": run.entrypoint,
+                    "parameters": run.parameters,
+                    "time_limit_ms": run.time_limit_ms,
+                    "wall_limit_ms": self.wall_ms,
+                    "output_limit_bytes": run.output_limit_bytes,
+                    "code": run.code,
+                    "inputs": run.inputs,
+                },
+                allow_nan=False,
+            ).encode()
+            interpreter = _interpreter(run, cfg, len(job))
+            if interpreter is None:
+                return self._error(f"{run.language} is not available on this server", started)
+            argv, address_space = interpreter
+            view = memoryview(job)
+            while view:
+                view = view[os.write(job_fd, view) :]
+            os.lseek(job_fd, 0, os.SEEK_SET)
+            results_r, results_w = os.pipe()
+            stderr_r, stderr_w = os.pipe()
+            startup_s = cfg.startup_ms / 1000 + len(job) / (10 * 1024 * 1024)
+            budget_s = startup_s + (self.n + 1) * (self.wall_ms + GRACE_MS) / 1000
+            rlimits = Rlimits(
+                address_space=address_space,
+                cpu_seconds=math.ceil(budget_s) + 1,
+                processes=cfg.max_processes,
+                open_files=cfg.max_open_files,
+                file_bytes=cfg.max_file_bytes,
+            )
+            sandbox = start_sandbox(
+                self.level,
+                cfg,
+                [*argv],
+                rlimits=rlimits,
+                harness=_harness(run.language, cfg),
+                stdin=job_fd,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr_w,
+                pass_fds=(results_w,),
+                harness_args=(str(results_w),),
+            )
+            os.close(results_w)
+            os.close(stderr_w)
+            results_w = stderr_w = None
+            self._loop(sandbox, results_r, stderr_r, started, startup_s)
+            return self._result_of(sandbox, started)
+        finally:
+            if sandbox is not None:
+                sandbox.kill()
+                sandbox.cleanup()
+            for fd in (job_fd, results_r, results_w, stderr_r, stderr_w):
+                if fd is not None:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+
+    def _loop(self, sandbox: SandboxProcess, results_r: int, stderr_r: int, started: float, startup_s: float) -> None:
+        os.set_blocking(results_r, False)
+        os.set_blocking(stderr_r, False)
+        try:
+            pidfd = os.pidfd_open(sandbox.pid)
+        except OSError:
+            pidfd = None
+        poller = select.poll()
+        poller.register(results_r, select.POLLIN)
+        poller.register(stderr_r, select.POLLIN)
+        if pidfd is not None:
+            poller.register(pidfd, select.POLLIN)
+        open_fds = {results_r, stderr_r}
+        exited = False
+        finished_at: float | None = None
+        try:
+            while results_r in open_fds or not exited:
+                now = time.monotonic()
+                if self.killed_for is not None:
+                    break
+                if self.finished and finished_at is None:
+                    finished_at = now
+                if exited and finished_at is None and results_r not in open_fds:
+                    break
+                deadline = self.deadline(started, startup_s)
+                if finished_at is not None:
+                    # Everything is in: the process has a moment to exit, then it is killed.
+                    deadline = finished_at + 1.0
+                    if exited:
+                        deadline = min(deadline, finished_at + 0.1)
+                if now >= deadline:
+                    if finished_at is None:
+                        self.killed_for = "time" if self.compiled else "start"
+                    break
+                timeout_ms = max(1, math.ceil((deadline - now) * 1000))
+                if pidfd is None:
+                    timeout_ms = min(timeout_ms, 20)
+                ready = poller.poll(timeout_ms)
+                now = time.monotonic()
+                for fd, _mask in ready:
+                    if fd == pidfd:
+                        exited = True
+                        poller.unregister(pidfd)
+                        continue
+                    try:
+                        data = os.read(fd, 1 << 16)
+                    except BlockingIOError:
+                        continue
+                    if fd == results_r:
+                        if data:
+                            self.feed(data, now)
+                        else:
+                            poller.unregister(fd)
+                            open_fds.discard(fd)
+                    elif data and len(self.stderr) < _STDERR_CAP:
+                        self.stderr += data[: _STDERR_CAP - len(self.stderr)]
+                    else:
+                        # Enough diagnostics: stop reading (further writes fail with EPIPE).
+                        poller.unregister(fd)
+                        open_fds.discard(fd)
+                        os.close(os.dup(fd))
+                if pidfd is None and not exited and sandbox.wait(timeout=0):
+                    exited = True
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
+        sandbox.kill()
+        # Lines the harness wrote before it ended still count (the namespace is gone: EOF comes).
+        if self.killed_for != "output":
+            self._drain(results_r, time.monotonic())
+
+    def _drain(self, fd: int, now: float) -> None:
+        with contextlib.suppress(OSError):
+            while self.killed_for != "output":
+                data = os.read(fd, 1 << 16)
+                if not data:
+                    break
+                self.feed(data, now)
+
+    # --- the verdict --------------------------------------------------------------------
+
+    def _error(self, reason: str, started: float, sandbox: SandboxProcess | None = None) -> SandboxResult:
+        return SandboxResult(
+            status="error",
+            tests=[],
+            error=reason,
+            wall_ms=int((time.monotonic() - started) * 1000),
+            peak_memory_kb=self._peak(sandbox),
+            isolation=self.level,
+        )
+
+    def _peak(self, sandbox: SandboxProcess | None) -> int:
+        """The harness's own report (it alone knows its VmHWM; the kernel's ru_maxrss for our child
+        starts with this process's size, inherited by fork), capped by the address-space limit."""
+        if self.peak_kb is not None:
+            return min(self.peak_kb, (MAX_MEMORY_MB + 4096) * 1024)
+        return 0
+
+    def _stop_cause(self, sandbox: SandboxProcess) -> tuple[str, str]:
+        """(outcome, error) for the test that was running when the program stopped."""
+        if self.killed_for == "time":
+            return "time_limit", "time limit exceeded"
+        if self.killed_for == "output":
+            return "output_limit", "output limit exceeded"
+        number = sandbox.death_signal()
+        cpu = sandbox.rusage.ru_utime + sandbox.rusage.ru_stime if sandbox.rusage is not None else 0.0
+        if self.run.language == "javascript" and (
+            number in (signal.SIGABRT, signal.SIGTRAP) or any(marker in self.stderr for marker in _NODE_OOM)
+        ):
+            return "memory_limit", "memory limit exceeded"
+        if number == signal.SIGXCPU:
+            return "time_limit", "time limit exceeded (CPU)"
+        if number == signal.SIGKILL:
+            limit = self.run.time_limit_ms / 1000 * (self.n + 1)
+            if cpu >= limit:
+                return "time_limit", "time limit exceeded (CPU)"
+            return "memory_limit", "the program was killed (out of memory)"
+        if number is not None:
+            return "runtime_error", f"the program crashed ({_signal_name(number)})"
+        code = sandbox.exit_code()
+        if code == 70:
+            return "runtime_error", "the program stopped during the test"
+        return "runtime_error", f"the program exited during the test (exit code {code})"
+
+    def _result_of(self, sandbox: SandboxProcess, started: float) -> SandboxResult:
+        wall = int((time.monotonic() - started) * 1000)
+        peak = self._peak(sandbox)
+
+        def done(status: str, tests: list[SandboxTestResult], error: str | None = None) -> SandboxResult:
+            return SandboxResult(status, tests, error, wall, peak, self.level)
+
+        if self.syntax_error is not None:
+            return done("syntax_error", [], self.syntax_error)
+        if not self.compiled:
+            if self.killed_for == "start":
+                logger.warning("sandbox did not start in time (%s)", self.level)
+                return self._error("the sandbox did not start in time", started, sandbox)
+            logger.warning(
+                "sandbox failed to start (%s): status %s, stderr %r",
+                self.level,
+                sandbox.status,
+                bytes(self.stderr[-2000:]),
+            )
+            return self._error(f"the sandbox failed to start (exit status {sandbox.exit_code()})", started, sandbox)
+        if self.load_error is not None:
+            outcome, error = self.load_error
+            return done("completed", [SandboxTestResult(outcome, error=error) for _ in range(self.n)])
+        if not self.loaded:
+            outcome, error = self._stop_cause(sandbox)
+            return done(
+                "completed", [SandboxTestResult(outcome, error=f"{error} (while loading the program)") for _ in range(self.n)]
+            )
+        tests: list[SandboxTestResult] = []
+        stopped_at: int | None = None
+        cause = ("runtime_error", "")
+        for index, result in enumerate(self.results):
+            if result is not None:
+                tests.append(result)
+            elif stopped_at is None:
+                stopped_at = index
+                cause = self._stop_cause(sandbox)
+                spent = int((time.monotonic() - self.mark) * 1000) if self.killed_for == "time" else 0
+                tests.append(SandboxTestResult(cause[0], error=cause[1], time_ms=spent))
+            else:
+                tests.append(SandboxTestResult(cause[0], error=f"not run: the program was stopped during test {stopped_at}"))
+        return done("completed", tests)
+
+
+def run_in_sandbox(run: SandboxRun) -> SandboxResult:
+    """Run the learner's code on every input, in one fresh sandboxed process.
+
+    Raises SandboxUnavailable when this machine has no namespace isolation and this is
+    production (fail closed); ValueError when `run` breaks the contract (see _validate)."""
+    _validate(run)
+    level = isolation_level()
+    if level == "none" and getattr(settings, "IS_PRODUCTION", True):
+        raise SandboxUnavailable(
+            "no namespace isolation (install bubblewrap, or run the worker as root for the unshare fallback)"
+        )
+    return _Run(run, current_config(), level).execute()

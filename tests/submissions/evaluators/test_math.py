@@ -1,0 +1,487 @@
+"""The math evaluator against the shipped math pack, forms, derivations and hostile input.
+
+Everything goes through the real worker process; nothing of ours is mocked.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from django.conf import settings as django_settings
+
+from submissions.evaluators import math as math_evaluator
+from submissions.evaluators.math import ExpressionRejected, MathStepCheck, MathVerdict, canonical_expression, evaluate_math
+
+PACK = yaml.safe_load((Path(django_settings.BASE_DIR) / "coursepacks" / "math-foundations.yaml").read_text())
+PROBLEMS = {problem["slug"]: problem["math"] for problem in PACK["problems"]}
+SLOW_TO_CHECK = "sin(exp(exp(exp(x))))"  # numeric evaluation needs ~10^7 digits of precision
+
+CORRECT = {
+    "equivalent": "Correct: your answer is equivalent to the expected result.",
+    "expanded": "Correct: your answer is equivalent to the expected result and expanded.",
+    "simplified": "Correct: your answer is equivalent to the expected result and in its simplest form.",
+    "factored": "Correct: your answer is equivalent to the expected result and factored.",
+}
+WRONG_FORM = {
+    "expanded": "Your answer has the right value but is not expanded: multiply out every bracket and collect like terms.",
+    "simplified": (
+        "Your answer has the right value but is not in its simplest form: cancel common factors and combine terms "
+        "into as few operations as possible."
+    ),
+    "factored": (
+        "Your answer has the right value but is not fully factored: write it as a product of factors that cannot "
+        "be factored further."
+    ),
+}
+WRONG_ANSWER = "Your answer is not equivalent to the expected result."
+TIMEOUT = "Your answer took too long to check; try writing it in a simpler form."
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _warm_worker() -> Iterator[None]:
+    """Start the worker once so timing bounds below never include SymPy's import."""
+    math_evaluator.warm_up()
+    yield
+
+
+def evaluate(slug: str, expression: str, steps: list[str] | None = None, **overrides: Any) -> MathVerdict:
+    problem = PROBLEMS[slug]
+    arguments = {
+        "expression": expression,
+        "steps": steps or [],
+        "answer": problem["answer"],
+        "variables": problem["variables"],
+        "form": problem["form"],
+        **overrides,
+    }
+    return evaluate_math(**arguments)
+
+
+# --- the shipped pack ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("slug", sorted(PROBLEMS))
+def test_every_shipped_answer_passes(slug: str) -> None:
+    verdict = evaluate(slug, PROBLEMS[slug]["answer"])
+
+    assert (verdict.status, verdict.equivalent, verdict.form_ok) == ("passed", True, True)
+    assert (verdict.categories, verdict.first_invalid_step, verdict.steps) == ([], None, [])
+    assert verdict.message == CORRECT[PROBLEMS[slug]["form"]]
+    assert verdict.exec_ms >= 0
+
+
+@pytest.mark.parametrize("slug", sorted(PROBLEMS))
+def test_every_shipped_reference_derivation_passes_as_learner_steps(slug: str) -> None:
+    steps = PROBLEMS[slug]["steps"]
+
+    verdict = evaluate(slug, PROBLEMS[slug]["answer"], steps)
+
+    assert verdict.status == "passed"
+    assert verdict.steps == [
+        MathStepCheck(index=number, expression=step, ok=True, reason=None) for number, step in enumerate(steps, start=1)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("slug", "expression"),
+    [
+        ("derivative-product-rule", "x*(2*sin(x) + x*cos(x))"),
+        ("derivative-product-rule", "2x sin(x) + x^2 cos(x)"),
+        ("derivative-chain-rule", "6x cos(1 + 3x^2)"),
+        ("derivative-log-chain", "(2x)/(1 + x^2)"),
+        ("derivative-exp-cos", "-exp(-2x)(2cos(x) + sin(x))"),
+        ("derivative-exp-cos", "-e^(-2x) (sin(x) + 2 cos(x))"),
+        ("definite-integral-polynomial", "24/2"),
+        ("solve-linear-equation", "15/3"),
+        ("solve-linear-equation", "x = 5"),
+    ],
+)
+def test_an_equivalent_form_passes_when_any_form_is_accepted(slug: str, expression: str) -> None:
+    verdict = evaluate(slug, expression)
+
+    assert (verdict.status, verdict.equivalent, verdict.form_ok, verdict.categories) == ("passed", True, True, [])
+
+
+@pytest.mark.parametrize(
+    ("slug", "expression"),
+    [
+        ("expand-binomial-square", "x^2 + 9"),
+        ("simplify-rational-expression", "x - 1"),
+        ("solve-linear-equation", "23/3"),
+        ("combine-fractions", "3/(2x + 1)"),
+        ("exponent-rules", "x^3 y"),
+        ("derivative-product-rule", "2x cos(x)"),
+        ("derivative-chain-rule", "cos(3x^2 + 1)"),
+        ("derivative-log-chain", "1/(x^2 + 1)"),
+        ("derivative-exp-cos", "2 exp(-2x) sin(x)"),
+        ("definite-integral-polynomial", "-12"),
+    ],
+)
+def test_a_wrong_answer_fails_without_revealing_the_answer(slug: str, expression: str) -> None:
+    verdict = evaluate(slug, expression)
+
+    assert (verdict.status, verdict.equivalent, verdict.categories) == ("failed", False, ["wrong-answer"])
+    assert verdict.message == WRONG_ANSWER
+
+
+@pytest.mark.parametrize(
+    ("slug", "expression"),
+    [
+        ("expand-binomial-square", "(x + 3)^2"),
+        ("expand-binomial-square", "(x+3)(x+3)"),
+        ("expand-binomial-square", "x(x + 6) + 9"),
+        ("expand-binomial-square", "x^2 + 3(2x + 3)"),
+        ("simplify-rational-expression", "(x^2 - 1)/(x - 1)"),
+        ("simplify-rational-expression", "(x - 1)(x + 1)/(x - 1)"),
+        ("simplify-rational-expression", "x + 2 - 1"),
+        ("combine-fractions", "1/x + 2/(x + 1)"),
+        ("exponent-rules", "x^5 y^2/(x^2 y^-1)"),
+        ("exponent-rules", "x^3/y^-3"),
+    ],
+)
+def test_right_value_in_the_wrong_form_is_reported_as_such(slug: str, expression: str) -> None:
+    verdict = evaluate(slug, expression)
+
+    assert (verdict.status, verdict.equivalent, verdict.form_ok) == ("failed", True, False)
+    assert verdict.categories == ["wrong-form"]
+    assert verdict.message == WRONG_FORM[PROBLEMS[slug]["form"]]
+
+
+@pytest.mark.parametrize(
+    ("slug", "expression"),
+    [
+        ("expand-binomial-square", "9 + 6x + x^2"),
+        ("expand-binomial-square", "x*x + 3x + 3x + 9"),
+        ("simplify-rational-expression", "1 + x"),
+        ("combine-fractions", "(3x + 1)/(x^2 + x)"),
+        ("combine-fractions", "(1 + 3x)/(x(x + 1))"),
+        ("exponent-rules", "y^3 x^3"),
+        ("exponent-rules", "(xy)^3"),
+    ],
+)
+def test_other_ways_of_writing_the_required_form_pass(slug: str, expression: str) -> None:
+    verdict = evaluate(slug, expression)
+
+    assert (verdict.status, verdict.categories, verdict.message) == ("passed", [], CORRECT[PROBLEMS[slug]["form"]])
+
+
+@pytest.mark.parametrize(
+    ("expression", "form_ok"),
+    [
+        ("3(x + 1)(x - 2)", True),
+        ("(x - 2)*3*(x + 1)", True),
+        ("-3(2 - x)(x + 1)", True),
+        ("(3x + 3)(x - 2)", False),
+        ("3x^2 - 3x - 6", False),
+        ("3(x^2 - x - 2)", False),
+    ],
+)
+def test_factored_form(expression: str, form_ok: bool) -> None:
+    verdict = evaluate_math(expression=expression, steps=[], answer="3*(x + 1)*(x - 2)", variables=["x"], form="factored")
+
+    assert (verdict.equivalent, verdict.form_ok) == (True, form_ok)
+    assert verdict.categories == ([] if form_ok else ["wrong-form"])
+    assert verdict.message == (CORRECT["factored"] if form_ok else WRONG_FORM["factored"])
+
+
+def test_implicit_multiplication_caret_and_common_symbols_are_read_as_a_learner_means_them() -> None:
+    assert canonical_expression("2x", ["x"]) == "2 * x"
+    assert canonical_expression("x^2", ["x"]) == "x ** 2"
+    assert canonical_expression("xy", ["x", "y"]) == "x * y"
+    assert canonical_expression("2(x+1)(x-1)", ["x"]) == "2 * ( x + 1 ) * ( x - 1 )"
+    assert canonical_expression("x sin(x)", ["x"]) == "x * sin ( x )"
+    assert canonical_expression("ln(x) + e^x + abs(x)", ["x"]) == "log ( x ) + E ** x + Abs ( x )"
+    assert canonical_expression("x² − 1", ["x"]) == "x ** 2 - 1"
+    assert canonical_expression("x = 007.50", ["x"]) == "7.50"
+
+
+# --- derivations ---------------------------------------------------------------------------------
+
+
+def test_a_correct_derivation_passes() -> None:
+    steps = ["(x + 3)(x + 3)", "x^2 + 3x + 3x + 9", "x^2 + 6x + 9"]
+
+    verdict = evaluate("expand-binomial-square", "x^2 + 6x + 9", steps)
+
+    assert (verdict.status, verdict.categories, verdict.first_invalid_step) == ("passed", [], None)
+    assert [check.ok for check in verdict.steps] == [True, True, True]
+
+
+def test_the_first_step_that_does_not_follow_is_reported() -> None:
+    steps = ["(x + 3)(x + 3)", "x^2 + 9", "x^2 + 6x + 9"]
+
+    verdict = evaluate("expand-binomial-square", "x^2 + 6x + 9", steps)
+
+    assert (verdict.status, verdict.equivalent, verdict.form_ok) == ("failed", True, True)
+    assert (verdict.categories, verdict.first_invalid_step) == (["step-error"], 2)
+    assert verdict.steps == [
+        MathStepCheck(index=1, expression="(x + 3)(x + 3)", ok=True, reason=None),
+        MathStepCheck(index=2, expression="x^2 + 9", ok=False, reason="does not follow from step 1"),
+        MathStepCheck(index=3, expression="x^2 + 6x + 9", ok=False, reason="does not follow from step 2"),
+    ]
+    assert verdict.message == "Your answer is correct, but step 2 does not follow from step 1."
+
+
+def test_an_unreadable_step_is_reported_and_the_next_step_is_compared_with_the_last_readable_one() -> None:
+    steps = ["(8 + 7)/(5 - 2)", "15//3", "15/3"]
+
+    verdict = evaluate("solve-linear-equation", "5", steps)
+
+    assert (verdict.categories, verdict.first_invalid_step) == (["step-error"], 2)
+    assert [(check.ok, check.reason) for check in verdict.steps] == [
+        (True, None),
+        (False, "not a valid expression: '/' is missing the expression before it"),
+        (True, None),
+    ]
+    assert (
+        verdict.message
+        == "Your answer is correct, but step 2 is not a valid expression: '/' is missing the expression before it."
+    )
+
+
+def test_a_final_answer_that_does_not_follow_from_the_last_step_is_a_step_error_too() -> None:
+    verdict = evaluate("expand-binomial-square", "x^2 + 6x + 8", ["(x + 3)^2", "x^2 + 6x + 9"])
+
+    assert (verdict.categories, verdict.first_invalid_step) == (["wrong-answer", "step-error"], 2)
+    assert verdict.steps[1].reason == "does not lead to your final answer"
+    assert (
+        verdict.message == "Your answer is not equivalent to the expected result, and step 2 does not lead to your final answer."
+    )
+
+
+def test_a_consistent_derivation_from_a_wrong_start_points_at_the_first_step() -> None:
+    verdict = evaluate("expand-binomial-square", "x^2 + 9", ["x^2 + 3^2", "x^2 + 9"])
+
+    assert (verdict.categories, verdict.first_invalid_step) == (["wrong-answer"], None)
+    assert verdict.message == (
+        "Your answer is not equivalent to the expected result, although each of your steps follows from the one "
+        "before, so check your first step."
+    )
+
+
+def test_too_many_steps_are_refused() -> None:
+    verdict = evaluate("solve-linear-equation", "5", ["5"] * 31)
+
+    assert (verdict.status, verdict.categories, verdict.steps) == ("failed", ["invalid-expression"], [])
+    assert verdict.message == "Your answer is not a valid expression: a derivation may have at most 30 steps."
+
+
+# --- invalid input ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expression", "reason"),
+    [
+        ("", "the expression is empty"),
+        ("x^^2", "'^' is missing the expression before it"),
+        ("2x +", "the expression ends with an operator"),
+        ("(x + 1", "a bracket is never closed"),
+        ("x + 1)", "a closing bracket has no opening bracket"),
+        ("sin x", "'sin' must be followed by brackets, like sin(x)"),
+        ("sin()", "a bracket is closed before the expression inside it is complete"),
+        ("log(x, 2, 3)", "'log' takes 1 or 2 argument(s)"),
+        ("(1, 2)", "a comma may only separate the arguments of a function such as log(x, 2)"),
+        ("2 3", "two numbers in a row need an operator between them"),
+        ("foo(x)", "unknown name 'foo'; you can use x and functions such as sin, cos, exp, log and sqrt"),
+        ("x > 1", "the character '>' is not allowed"),
+        ("x == 1", "write an expression, not an equation (an answer like x = 5 is fine)"),
+        ("x = 2x - 5", "the right-hand side of 'x =' still contains x"),
+    ],
+)
+def test_invalid_syntax_fails_with_a_reason_and_no_internals(expression: str, reason: str) -> None:
+    verdict = evaluate("derivative-product-rule", expression)
+
+    assert (verdict.status, verdict.equivalent, verdict.form_ok) == ("failed", False, False)
+    assert verdict.categories == ["invalid-expression"]
+    assert verdict.message == f"Your answer is not a valid expression: {reason}."
+
+
+@pytest.mark.parametrize(
+    ("overrides", "problem"),
+    [
+        ({"form": "tidy"}, "unknown form 'tidy'"),
+        ({"variables": ["x", "__class__"]}, "variable name '__class__' is not allowed"),
+        ({"variables": ["sin"]}, "variable name 'sin' collides with a function name"),
+        ({"answer": "x +"}, "the answer key is not a valid expression: the expression ends with an operator"),
+        ({"answer": "2**2**100"}, "exponents must stay between -1000 and 1000"),
+    ],
+)
+def test_a_broken_problem_is_an_error_not_the_learners_fault(overrides: dict[str, Any], problem: str) -> None:
+    verdict = evaluate("derivative-product-rule", "2x sin(x)", **overrides)
+
+    assert (verdict.status, verdict.categories) == ("error", [])
+    assert verdict.message == "This problem's answer key could not be read, so it cannot be checked."
+    assert verdict.details == {"problem": problem}
+
+
+# --- hostile input ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "__import__('os').system('id')",
+        "().__class__.__bases__[0].__subclasses__()",
+        "lambda: 1",
+        "x.__class__",
+        'exec("1")',
+        "open('/etc/passwd')",
+        "Symbol('x')",
+        "Integer(2)",
+        "globals()",
+        "x" * 501,
+        "(" * 30 + "x" + ")" * 30,
+        "9**9**9**9",
+        "9^9^9^9^9",
+        "factorial(10**10)",
+        "x**(10**100)",
+        "2^(2^(2^(2^x)))",
+        "((10^30)^1000)^1000",
+        "((9^999)^999)^999",
+        "123456789012345678901234567890123 * x",
+    ],
+)
+def test_attacks_are_rejected_or_time_out_cleanly(attack: str) -> None:
+    math_evaluator.warm_up()
+    started = time.monotonic()
+
+    verdict = evaluate("derivative-product-rule", attack, time_limit_s=2.0)
+
+    assert time.monotonic() - started < 2.0 + 1.0
+    assert verdict.status in {"failed", "timeout"}
+    if verdict.status == "failed":
+        assert verdict.categories == ["invalid-expression"]
+        assert verdict.message.startswith("Your answer is not a valid expression: ")
+    assert "Traceback" not in verdict.message
+    assert evaluate("derivative-product-rule", "2x sin(x) + x^2 cos(x)").status == "passed"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "__import__('os').system('touch {marker}')",
+        "__import__('pathlib').Path('{marker}').touch()",
+        "open('{marker}', 'w')",
+        "eval(\"open('{marker}', 'w')\")",
+    ],
+)
+def test_planted_payloads_are_never_executed(tmp_path: Path, payload: str) -> None:
+    marker = tmp_path / "pwned"
+    text = payload.format(marker=marker)
+
+    verdicts = [
+        evaluate("derivative-product-rule", text),
+        evaluate("derivative-product-rule", "2x sin(x) + x^2 cos(x)", [text, "2x sin(x) + x^2 cos(x)"]),
+        evaluate("derivative-product-rule", "x", answer=text),
+    ]
+
+    assert [verdict.status for verdict in verdicts] == ["failed", "failed", "error"]
+    assert not marker.exists()
+    with pytest.raises(ExpressionRejected):
+        canonical_expression(text, ["x"])
+
+
+def test_a_slow_check_times_out_within_the_limit_and_the_next_evaluation_still_works() -> None:
+    math_evaluator.warm_up()
+    first_worker = math_evaluator._worker
+    started = time.monotonic()
+
+    verdict = evaluate("derivative-product-rule", SLOW_TO_CHECK, time_limit_s=1.0)
+
+    assert time.monotonic() - started < 1.0 + 1.0
+    assert (verdict.status, verdict.equivalent, verdict.categories, verdict.message) == ("timeout", False, [], TIMEOUT)
+    assert math_evaluator._worker is None  # the stuck worker was killed
+    assert first_worker is not None and first_worker.process.returncode is not None
+    assert evaluate("derivative-product-rule", "2x sin(x) + x^2 cos(x)").status == "passed"
+
+
+def test_the_time_limit_comes_from_settings(settings) -> None:
+    settings.CO_MATH_TIME_LIMIT_SECONDS = 0.5
+    math_evaluator.warm_up()
+    started = time.monotonic()
+
+    verdict = evaluate("derivative-product-rule", SLOW_TO_CHECK)
+
+    assert time.monotonic() - started < 0.5 + 1.0
+    assert verdict.status == "timeout"
+
+
+class SoftTimeLimit(Exception):
+    """Stands in for Celery's SoftTimeLimitExceeded: raised by a signal handler mid-evaluation."""
+
+
+def test_an_evaluation_interrupted_by_the_caller_does_not_leave_a_busy_worker_behind() -> None:
+    def interrupt(signum: int, frame: object) -> None:
+        raise SoftTimeLimit
+
+    assert math_evaluator.warm_up() is True
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.3)
+    try:
+        with pytest.raises(SoftTimeLimit):
+            evaluate("derivative-product-rule", SLOW_TO_CHECK, time_limit_s=5.0)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+    assert math_evaluator._worker is None
+    assert evaluate("derivative-product-rule", "2x sin(x) + x^2 cos(x)").status == "passed"
+    assert evaluate("derivative-product-rule", "2x cos(x)").status == "failed"
+
+
+def test_a_worker_that_died_is_replaced() -> None:
+    math_evaluator.warm_up()
+    assert math_evaluator._worker is not None
+    math_evaluator._worker.process.kill()
+    math_evaluator._worker.process.wait()
+
+    verdict = evaluate("derivative-chain-rule", "6x cos(3x^2 + 1)")
+
+    assert verdict.status == "passed"
+
+
+def test_concurrent_evaluations_from_threads_each_get_their_own_answer() -> None:
+    cases = [("derivative-chain-rule", "6x cos(3x^2 + 1)", "passed"), ("derivative-chain-rule", "cos(3x^2 + 1)", "failed")] * 6
+    results: list[tuple[str, str]] = [("", "")] * len(cases)
+
+    def run(index: int, slug: str, expression: str) -> None:
+        results[index] = (evaluate(slug, expression).status, expression)
+
+    threads = [threading.Thread(target=run, args=(index, slug, expression)) for index, (slug, expression, _) in enumerate(cases)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert results == [(status, expression) for _, expression, status in cases]
+
+
+def test_a_forked_child_starts_its_own_worker_and_leaves_the_parents_alone() -> None:
+    math_evaluator.warm_up()
+    parent_worker = math_evaluator._worker
+    read_end, write_end = os.pipe()
+
+    pid = os.fork()
+    if pid == 0:  # the child: like a Celery prefork child after the parent evaluated something
+        try:
+            os.close(read_end)
+            status = evaluate("derivative-log-chain", "2x/(x^2 + 1)").status
+            os.write(write_end, status.encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        child_status = pipe.read().decode()
+    os.waitpid(pid, 0)
+
+    assert child_status == "passed"
+    assert math_evaluator._worker is parent_worker
+    assert evaluate("derivative-log-chain", "2x/(x^2 + 1)").status == "passed"

@@ -1,0 +1,284 @@
+"""Which isolation runs, that it is what it says (a real unprivileged uid seen from the host, an
+empty environment, no capabilities), failing closed in production, the unshare fallback, and
+sandboxes dying with the worker that started them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from submissions.sandbox import SandboxRun, SandboxUnavailable, isolation_level, run_in_sandbox
+from submissions.sandbox import isolation as isolation_module
+from tests.submissions.sandbox.conftest import processes_of, sandbox_uid
+from tests.submissions.sandbox.helpers import Context, assert_clean, run_attack
+from tests.submissions.sandbox.test_attacks import JS_ATTACKS, PY_ATTACKS
+from tests.submissions.sandbox.test_outcomes import PAIRS, PROGRAMS
+
+REPO_ROOT = Path(__file__).parents[3]
+CAN_SWITCH_UID = os.geteuid() == 0
+
+
+def test_bubblewrap_is_used_when_installed() -> None:
+    if shutil.which("bwrap") is None:
+        if os.environ.get("CI"):
+            pytest.fail("bubblewrap is not installed: CI must install it (.ci/run: apt_install bubblewrap)")
+        pytest.skip("bubblewrap is not installed here")
+    if not CAN_SWITCH_UID:
+        pytest.skip("not root: the sandbox uid cannot be switched to here")
+
+    assert isolation_level() == "bubblewrap"
+
+
+def test_isolation_level_is_probed_once_and_cached(settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real_probe = isolation_module._probe
+
+    def counting_probe(level, cfg):
+        calls.append(level)
+        return real_probe(level, cfg)
+
+    monkeypatch.setattr(isolation_module, "_probe", counting_probe)
+    settings.CO_SANDBOX_MAX_PROCESSES = 63  # a configuration not probed yet
+    first = isolation_level()
+    second = isolation_level()
+
+    assert first == second
+    assert len(calls) == len(set(calls)) <= 2
+
+
+def test_production_without_isolation_refuses_to_run_code(settings) -> None:
+    settings.CO_SANDBOX_ISOLATION = "none"
+    settings.IS_PRODUCTION = True
+    run = SandboxRun("python", PROGRAMS["python"]["correct"], "solve", ["a", "b"], PAIRS, 1000, 64)
+
+    assert isolation_level() == "none"
+    with pytest.raises(SandboxUnavailable):
+        run_in_sandbox(run)
+
+
+def test_a_pinned_level_this_machine_cannot_provide_is_none_and_production_refuses(settings) -> None:
+    settings.CO_SANDBOX_ISOLATION = "bubblewrap"
+    settings.CO_SANDBOX_BWRAP = "/nonexistent/bwrap"
+    settings.IS_PRODUCTION = True
+
+    assert isolation_level() == "none"
+    with pytest.raises(SandboxUnavailable):
+        run_in_sandbox(SandboxRun("python", PROGRAMS["python"]["correct"], "solve", ["a", "b"], PAIRS, 1000, 64))
+
+
+@pytest.mark.parametrize("language", ["python", "javascript"])
+def test_development_without_isolation_runs_with_rlimits_only_and_says_so(settings, language: str) -> None:
+    settings.CO_SANDBOX_ISOLATION = "none"
+    settings.IS_PRODUCTION = False
+    run = SandboxRun(language, PROGRAMS[language]["correct"], "solve", ["a", "b"], PAIRS, 1000, 64)
+
+    result = run_in_sandbox(run)
+
+    assert result.isolation == "none"
+    assert [(t.outcome, t.value) for t in result.tests] == [("ok", 3), ("ok", 7), ("ok", 6)]
+
+
+def test_a_missing_interpreter_is_a_sandbox_error(settings) -> None:
+    settings.CO_SANDBOX_NODE = "/nonexistent/node"
+    result = run_in_sandbox(SandboxRun("javascript", PROGRAMS["javascript"]["correct"], "solve", ["a", "b"], PAIRS, 1000, 64))
+
+    assert (result.status, result.error, result.tests) == ("error", "javascript is not available on this server", [])
+
+
+# --- what the sandboxed process is, seen from the host ------------------------------------------
+
+
+def _is_interpreter(command: str) -> bool:
+    """The sandboxed interpreter itself (not bwrap, setpriv or prlimit around it)."""
+    return Path(command.split()[0]).name.startswith(("python", "node")) and "harness" in command
+
+
+def _watch_running_sandbox(code: str, language: str) -> dict[str, str]:
+    """Start a run whose program sleeps, and read the sandboxed process's /proc entry from the host."""
+    before = set(processes_of(sandbox_uid()))
+    result_box = []
+    run = SandboxRun(language, code, "solve", ["a", "b"], [{"a": 1, "b": 2}], 3000, 64)
+    thread = threading.Thread(target=lambda: result_box.append(run_in_sandbox(run)))
+    thread.start()
+    seen: dict[str, str] = {}
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not seen:
+        for pid, command in processes_of(sandbox_uid()).items():
+            if pid not in before and _is_interpreter(command):
+                try:
+                    seen = {
+                        "status": Path(f"/proc/{pid}/status").read_text(),
+                        "environ": Path(f"/proc/{pid}/environ").read_bytes().decode(),
+                        "cwd": os.readlink(f"/proc/{pid}/cwd"),
+                        "root": os.readlink(f"/proc/{pid}/root"),
+                        "net": os.readlink(f"/proc/{pid}/ns/net"),
+                        "pid_ns": os.readlink(f"/proc/{pid}/ns/pid"),
+                        "sid": Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[3],
+                    }
+                except OSError:
+                    continue
+                break
+        time.sleep(0.01)
+    thread.join()
+    assert result_box[0].tests[0].value == 3, result_box
+    return seen
+
+
+SLEEPY = {
+    "python": "import time\n\ndef solve(a, b):\n    time.sleep(0.5)\n    return a + b\n",
+    "javascript": (
+        "function solve(a, b) {\n  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 500);\n  return a + b;\n}\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("language", ["python", "javascript"])
+def test_the_sandboxed_process_is_the_real_unprivileged_uid_without_anything(isolated: str, language: str) -> None:
+    seen = _watch_running_sandbox(SLEEPY[language], language)
+
+    assert seen, "the sandboxed process was not found"
+    fields = {line.split(":")[0]: line.split(":", 1)[1].split() for line in seen["status"].splitlines() if ":" in line}
+    uid, gid = str(sandbox_uid()), str(isolation_module.current_config().gid)
+    assert fields["Uid"] == [uid] * 4  # real, effective, saved, filesystem — on the host
+    assert fields["Gid"] == [gid] * 4
+    assert fields["Groups"] in ([], [gid])
+    assert fields["CapEff"] == fields["CapPrm"] == fields["CapInh"] == fields["CapAmb"] == ["0000000000000000"]
+    assert fields["NoNewPrivs"] == ["1"]
+    environment = dict(item.split("=", 1) for item in seen["environ"].split("\0") if item)
+    environment.pop("PWD", None)
+    assert environment == {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp"}
+    assert seen["net"] != os.readlink("/proc/self/ns/net")
+    assert seen["pid_ns"] != os.readlink("/proc/self/ns/pid")
+    assert seen["sid"] != str(os.getsid(0))
+
+
+# --- the unshare fallback --------------------------------------------------------------------
+
+
+@pytest.fixture
+def unshare_fallback(settings) -> str:
+    if not CAN_SWITCH_UID:
+        if os.environ.get("CI"):
+            pytest.fail("CI runs as root: the unshare fallback must work there")
+        pytest.skip("the unshare fallback needs root")
+    settings.CO_SANDBOX_ISOLATION = "unshare"
+    assert isolation_level() == "unshare"
+    return "unshare"
+
+
+@pytest.mark.parametrize("language", ["python", "javascript"])
+def test_unshare_fallback_outcomes(unshare_fallback: str, sandbox, language: str) -> None:
+    programs = PROGRAMS[language]
+
+    correct = sandbox(language, programs["correct"], PAIRS)
+    assert correct.isolation == "unshare"
+    assert [(t.outcome, t.value) for t in correct.tests] == [("ok", 3), ("ok", 7), ("ok", 6)]
+    assert [t.outcome for t in sandbox(language, programs["runtime_error"], PAIRS).tests] == ["ok", "runtime_error", "ok"]
+    assert sandbox(language, programs["syntax_error"], PAIRS).status == "syntax_error"
+    assert [t.outcome for t in sandbox(language, programs["busy_loop"], PAIRS, time_limit_ms=500).tests] == [
+        "ok",
+        "time_limit",
+        "ok",
+    ]
+    assert [t.outcome for t in sandbox(language, programs["memory"], PAIRS[:2]).tests] == ["ok", "memory_limit"]
+    assert [t.outcome for t in sandbox(language, programs["print_flood"], PAIRS[:1]).tests] == ["output_limit"]
+    assert [t.value[0] for t in sandbox(language, programs["counter"], PAIRS).tests] == [1, 2, 3]
+
+
+FALLBACK_ATTACKS = {
+    "fork_bomb",
+    "memory_bomb",
+    "sleep_forever",
+    "read_secrets",
+    "environment",
+    "proc_environ",
+    "list_root",
+    "connect_postgresql",
+    "connect_api",
+    "dns",
+    "write_outside_scratch",
+    "symlinks_for_the_host",
+    "privileges",
+    "syscalls_via_ctypes",
+    "huge_file",
+    "kill_parent_and_everyone",
+    "daemon",
+    "shell_fork_bomb",
+    "detached_daemon",
+    "read_stdin_again",
+}
+SELECTED = [("python", *a) for a in PY_ATTACKS if a[0] in FALLBACK_ATTACKS] + [
+    ("javascript", *a) for a in JS_ATTACKS if a[0] in FALLBACK_ATTACKS
+]
+
+
+@pytest.mark.parametrize(("language", "name", "code", "inputs", "check"), SELECTED, ids=[f"{s[0]}-{s[1]}" for s in SELECTED])
+def test_unshare_fallback_attacks(unshare_fallback: str, context: Context, language, name, code, inputs, check) -> None:
+    cases = inputs(context)
+    result = run_attack(language, code, cases)
+
+    assert result.isolation == "unshare"
+    assert_clean(result, context, len(cases))
+    check(result, context)
+
+
+# --- a sandbox dies with the worker that started it ------------------------------------------
+
+_WORKER = """
+import sys, django
+django.setup()
+from django.conf import settings
+settings.CO_SANDBOX_ISOLATION = sys.argv[1]
+from submissions.sandbox import SandboxRun, run_in_sandbox
+print("starting", flush=True)
+code = "import time\\ndef solve(a):\\n    time.sleep(1000)\\n"
+run_in_sandbox(SandboxRun("python", code, "solve", ["a"], [{"a": 1}], 60000, 64))
+"""
+
+
+@pytest.mark.parametrize("level", ["bubblewrap", "unshare"])
+def test_a_killed_worker_takes_its_sandbox_with_it(isolated: str, level: str) -> None:
+    if level == "unshare" and not CAN_SWITCH_UID:
+        pytest.skip("the unshare fallback needs root")
+    if level == "bubblewrap" and isolated != "bubblewrap":
+        pytest.skip("bubblewrap is not available here")
+    before = set(processes_of(sandbox_uid()))
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "co_project.settings", "CO_ENV": "test", "PYTHONPATH": str(REPO_ROOT)}
+    worker = subprocess.Popen([sys.executable, "-c", _WORKER, level], env=environment, cwd=REPO_ROOT, stdout=subprocess.PIPE)
+    try:
+        assert worker.stdout is not None
+        assert worker.stdout.readline().strip() == b"starting"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            started = [p for p, command in processes_of(sandbox_uid()).items() if p not in before and _is_interpreter(command)]
+            if started:
+                break
+            time.sleep(0.02)
+        assert started, "the sandbox did not start"
+    finally:
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(pid in processes_of(sandbox_uid()) for pid in started):
+        time.sleep(0.02)
+    assert not any(pid in processes_of(sandbox_uid()) for pid in started)
+    # What the killed worker could not clean up (its scratch dir) goes with the next sweep.
+    isolation_module.sweep_stale_scratch()
+    assert not [name for name in os.listdir(tempfile.gettempdir()) if name.startswith(f"co-sandbox-{worker.pid}-")]
+
+
+def test_settings_are_read_with_defaults() -> None:
+    cfg = isolation_module.current_config()
+    assert cfg.uid == getattr(settings, "CO_SANDBOX_UID", 65534)
+    assert cfg.isolation == getattr(settings, "CO_SANDBOX_ISOLATION", "auto")
+    assert cfg.max_processes >= 16

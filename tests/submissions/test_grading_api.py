@@ -1,0 +1,222 @@
+"""Grading for real through the API, on the shipped course packs: sandboxed Python and
+JavaScript, SymPy math, rubric grading; hidden data never leaves; the service keeps serving."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.core.management import call_command
+
+from submissions.models import RubricScore, Submission
+from tracks.models import HiddenTest, Problem
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TWO_SUM_PY = """
+import bisect
+
+def two_sum(nums, t):
+    positions = {}
+    for index, value in enumerate(nums):
+        positions.setdefault(value, []).append(index)
+    for i, value in enumerate(nums):
+        candidates = positions.get(t - value, [])
+        k = bisect.bisect_right(candidates, i)
+        if k < len(candidates):
+            return [i, candidates[k]]
+    return [-1, -1]
+"""
+
+# The classic one-pass hash map: finds the pair with the smallest j, not the smallest i.
+TWO_SUM_PY_FIRST_COMPLEMENT = """
+def two_sum(nums, t):
+    seen = {}
+    for j, value in enumerate(nums):
+        if t - value in seen:
+            return [seen[t - value], j]
+        seen[value] = j
+    return [-1, -1]
+"""
+
+TWO_SUM_JS = """
+function twoSum(nums, t) {
+  const positions = new Map();
+  nums.forEach((v, i) => { if (!positions.has(v)) positions.set(v, []); positions.get(v).push(i); });
+  for (let i = 0; i < nums.length; i++) {
+    const c = positions.get(t - nums[i]) || [];
+    const j = c.find((k) => k > i);
+    if (j !== undefined) return [i, j];
+  }
+  return [-1, -1];
+}
+"""
+
+TWO_SUM_JS_FIRST_COMPLEMENT = """
+function twoSum(nums, t) {
+  const seen = new Map();
+  for (let j = 0; j < nums.length; j++) {
+    if (seen.has(t - nums[j])) return [seen.get(t - nums[j]), j];
+    seen.set(nums[j], j);
+  }
+  return [-1, -1];
+}
+"""
+
+
+@pytest.fixture
+def seeded() -> None:
+    call_command("seed", verbosity=0)
+
+
+def _submit(api, language: str, code: str, problem: str = "two-sum", **extra) -> dict:
+    response = api.post(
+        "/v1/submissions",
+        {"problem_id": problem, "subject": "coding", "payload": {"language": language, "code": code}, **extra},
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def _hidden_strings(problem: str) -> list[str]:
+    """Distinctive serialized hidden inputs/outputs of a problem (long enough not to collide)."""
+    import json
+
+    values = []
+    for test in HiddenTest.objects.filter(problem__slug=problem):
+        for value in (test.input, test.expected):
+            text = json.dumps(value)
+            if len(text) > 24:
+                values.append(text)
+    return values
+
+
+@pytest.mark.parametrize(("language", "code"), [("python", TWO_SUM_PY), ("javascript", TWO_SUM_JS)])
+def test_correct_two_sum_passes_every_hidden_test(api, seeded, language: str, code: str) -> None:
+    body = _submit(api, language, code)
+    total = HiddenTest.objects.filter(problem__slug="two-sum").count()
+    assert body["status"] == "passed", body
+    assert body["visible"]["passed"] == body["visible"]["total"] == len(Problem.objects.get(slug="two-sum").visible_tests)
+    assert body["hidden"] == {"passed": total, "total": total, "categories": []}
+    assert body["remediation"] == [] and body["error"] is None
+    assert body["isolation"] == "bubblewrap"
+    assert {d["outcome"] for d in body["visible"]["details"]} == {"passed"}
+
+
+@pytest.mark.parametrize(
+    ("language", "code"), [("python", TWO_SUM_PY_FIRST_COMPLEMENT), ("javascript", TWO_SUM_JS_FIRST_COMPLEMENT)]
+)
+def test_mishandling_duplicates_fails_with_the_category_and_its_remediation(api, seeded, language: str, code: str) -> None:
+    body = _submit(api, language, code)
+    problem = Problem.objects.get(slug="two-sum")
+    assert body["status"] == "failed"
+    assert "duplicates" in body["hidden"]["categories"]
+    assert {"category": "duplicates", "text": problem.remediation["duplicates"]} in body["remediation"]
+    assert [r["category"] for r in body["remediation"]] == body["hidden"]["categories"]
+    assert body["hidden"]["passed"] < body["hidden"]["total"]
+    # Only counts and categories: no hidden input or expected output in the response.
+    text = str(body)
+    for hidden in _hidden_strings("two-sum"):
+        assert hidden not in text
+
+
+@pytest.mark.parametrize(
+    ("language", "code"),
+    [
+        ("python", "def two_sum(nums, t):\n    while True:\n        pass\n"),
+        ("javascript", "function twoSum(nums, t) {\n  for (;;) {}\n}\n"),
+    ],
+)
+def test_an_infinite_loop_ends_as_timeout_within_the_limit(api, seeded, language: str, code: str) -> None:
+    limit_ms = Problem.objects.get(slug="two-sum").time_limit_ms
+    started = time.monotonic()
+    body = _submit(api, language, code)
+    elapsed = time.monotonic() - started
+    assert body["status"] == "timeout"
+    assert body["visible"]["details"][0]["outcome"] == "time_limit"
+    # A safety bound, not a benchmark: both runs stop at the per-test limit (+ start-up).
+    assert elapsed < limit_ms / 1000 + 3
+
+
+@pytest.mark.parametrize(
+    ("language", "code", "message"),
+    [
+        ("python", "def two_sum(nums, t):\n    return [\n", "SyntaxError"),
+        ("javascript", "function twoSum(nums, t) { return [; }", "SyntaxError"),
+    ],
+)
+def test_syntax_errors_are_reported_as_such(api, seeded, language: str, code: str, message: str) -> None:
+    body = _submit(api, language, code)
+    assert body["status"] == "failed"
+    assert body["error"]["kind"] == "syntax_error"
+    assert message in body["error"]["message"]
+
+
+def test_run_kind_grades_visible_tests_only(api, seeded) -> None:
+    body = _submit(api, "python", TWO_SUM_PY_FIRST_COMPLEMENT, kind="run")
+    assert body["kind"] == "run" and body["hidden"] is None
+    assert body["status"] == "passed"  # the visible tests do not separate the two
+
+
+def test_math_answer_in_an_equivalent_form_passes(api, seeded) -> None:
+    problem = Problem.objects.get(slug="derivative-product-rule")
+    assert problem.math_form == "equivalent"
+    response = api.post(
+        "/v1/submissions",
+        {"problem_id": "derivative-product-rule", "subject": "math", "payload": {"expression": problem.math_answer + " + 0*x"}},
+        format="json",
+    )
+    assert response.status_code == 200
+    assert response.json()["status"] == "passed"
+
+
+def test_math_right_value_wrong_form_is_reported(api, seeded) -> None:
+    response = api.post(
+        "/v1/submissions",
+        {"problem_id": "expand-binomial-square", "subject": "math", "payload": {"expression": "(x+3)^2"}},
+        format="json",
+    )
+    body = response.json()
+    assert body["status"] == "failed"
+    assert body["categories"] == ["wrong-form"]
+    assert body["math"]["equivalent"] is True and body["math"]["form_ok"] is False
+    assert body["remediation"][0]["category"] == "wrong-form"
+
+
+def test_systems_answer_is_scored_per_rubric_dimension(api, seeded) -> None:
+    text = (
+        "Requirements: shorten URLs and redirect; read-heavy traffic, 100:1 read write ratio, low latency, high availability. "
+        "API: POST /urls returns a short code; GET /{code} redirects with 301. Data model: code, long url, owner, created_at. "
+        "High-level design: stateless app servers behind a load balancer, a key-value store, base62 encoding of a counter. "
+        "Scaling: cache hot codes in Redis, shard by code, replicate reads, CDN for redirects. "
+        "Trade-offs: counter versus random codes and collisions, eventual consistency of replicas, cache invalidation."
+    )
+    response = api.post(
+        "/v1/submissions",
+        {"problem_id": "design-url-shortener", "subject": "systems", "payload": {"text": text}},
+        format="json",
+    )
+    body = response.json()
+    assert response.status_code == 200
+    assert body["rubric"]["grader"] == "builtin"
+    assert len(body["rubric"]["dimensions"]) == 5
+    score = RubricScore.objects.get(submission_id=body["id"])
+    assert set(score.scores) == {d["id"] for d in body["rubric"]["dimensions"]}
+    assert set(score.feedback) == set(score.scores)
+
+
+def test_service_keeps_serving_after_hostile_submissions(api, seeded, client) -> None:
+    hostile = [
+        ("python", "import os\ndef two_sum(nums, t):\n    while True:\n        os.fork()\n"),
+        ("python", "def two_sum(nums, t):\n    return open('/etc/shadow').read()\n"),
+        ("python", "import os\ndef two_sum(nums, t):\n    os.kill(os.getppid(), 9)\n    return [0, 1]\n"),
+        ("javascript", "function twoSum(){ const a=[]; for(;;) a.push(new Array(1e6).fill(1)); }"),
+        ("javascript", "function twoSum(){ return require('fs').readFileSync('/etc/shadow', 'utf8'); }"),
+    ]
+    for language, code in hostile:
+        body = _submit(api, language, code)
+        assert body["status"] in {"failed", "timeout"}, body
+        assert "root:" not in str(body)
+    assert client.get("/health").status_code == 200
+    assert Submission.objects.filter(status__in=["pending", "running"]).count() == 0
