@@ -249,6 +249,20 @@ CO_EVAL_TIMEOUT_SECONDS = env.float("CO_EVAL_TIMEOUT_SECONDS", default=20.0)
 CO_EVAL_RETRIES = env.int("CO_EVAL_RETRIES", default=3)
 CO_EVAL_RETRY_BACKOFF_SECONDS = env.float("CO_EVAL_RETRY_BACKOFF_SECONDS", default=0.5)
 
+# The embedded sandbox (submissions/sandbox). "auto" picks bubblewrap, else unshare; a pinned
+# level the machine cannot provide becomes "none", which production refuses (fails closed).
+CO_SANDBOX_ISOLATION = env.str("CO_SANDBOX_ISOLATION", default="auto")
+CO_SANDBOX_PYTHON = env.str("CO_SANDBOX_PYTHON", default="")
+CO_SANDBOX_NODE = env.str("CO_SANDBOX_NODE", default="")
+CO_SANDBOX_BWRAP = env.str("CO_SANDBOX_BWRAP", default="")
+CO_SANDBOX_UID = env.int("CO_SANDBOX_UID", default=65534)
+CO_SANDBOX_GID = env.int("CO_SANDBOX_GID", default=65534)
+CO_SANDBOX_MAX_PROCESSES = env.int("CO_SANDBOX_MAX_PROCESSES", default=64)
+CO_SANDBOX_MAX_OPEN_FILES = env.int("CO_SANDBOX_MAX_OPEN_FILES", default=64)
+CO_SANDBOX_MAX_FILE_BYTES = env.int("CO_SANDBOX_MAX_FILE_BYTES", default=8 * 1024 * 1024)
+CO_SANDBOX_SCRATCH_BYTES = env.int("CO_SANDBOX_SCRATCH_BYTES", default=16 * 1024 * 1024)
+CO_SANDBOX_STARTUP_MS = env.int("CO_SANDBOX_STARTUP_MS", default=3000)
+
 # Math answers: parsing, equivalence and form checks run in a killable worker process.
 CO_MATH_TIME_LIMIT_SECONDS = env.float("CO_MATH_TIME_LIMIT_SECONDS", default=2.0)
 CO_MATH_MEMORY_LIMIT_MB = env.int("CO_MATH_MEMORY_LIMIT_MB", default=1024)

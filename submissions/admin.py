@@ -19,8 +19,8 @@ class SubmissionAdmin(admin.ModelAdmin):
     search_fields = ("learner_id", "problem_ref", "id")
     inlines = (RubricScoreInline,)
 
-    def has_add_permission(self, request) -> bool:  # noqa: ANN001
+    def has_add_permission(self, request) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None) -> bool:  # noqa: ANN001
+    def has_change_permission(self, request, obj=None) -> bool:
         return False

@@ -351,7 +351,8 @@ def _run_references(document: dict[str, Any], check: PackCheck) -> None:
             check.error(f"{path}.languages.javascript", result["error"])
             continue
         expectations = [("visible_tests", i, c) for i, c in enumerate(problem.get("visible_tests", []))] + [
-            ("hidden tests", i, {"expected": c.expected}) for i, c in enumerate(check.hidden_tests.get(problem["slug"], []))
+            ("hidden tests", i, {"expected": c.expected, "category": c.category})
+            for i, c in enumerate(check.hidden_tests.get(problem["slug"], []))
         ]
         _compare(problem, path, "javascript", expectations, result["outputs"], check)
 
@@ -394,7 +395,7 @@ def _compare(
     problem: dict[str, Any], path: str, language: str, cases: list[tuple[str, int, dict]], outputs: list[dict], check: PackCheck
 ) -> None:
     for (group, index, case), output in zip(cases, outputs, strict=True):
-        where = f"{path}.{group}[{index}]" if group != "hidden tests" else f"{path}.hidden test #{index + 1}"
+        where = f"{path}.{group}[{index}]" if group != "hidden tests" else f"{path}.hidden test #{index + 1} ({case['category']})"
         if not output["ok"]:
             check.error(where, f"{language} reference raised {output['error']}")
         elif not outputs_match(

@@ -10,7 +10,8 @@
 //
 // Per test: the call runs under vm's watchdog with the wall limit (it terminates busy loops and
 // Atomics.wait); a promise result is awaited up to the wall limit; CPU time is measured with
-// process.cpuUsage() and a test over its time limit is `time_limit` even when it returned.
+// process.cpuUsage() and a test over its time limit is `time_limit` even when it returned; it is
+// the last test run (the trusted side reports the rest as not run).
 // Return values must be JSON: NaN/Infinity, BigInt, cycles and the like are a runtime_error;
 // `undefined` is null. console.* / process.stdout / process.stderr count bytes per test; past
 // the output limit the test is `output_limit`.
@@ -96,7 +97,7 @@ function describe(err) {
   try {
     if (err instanceof Error || (err && typeof err === "object" && "message" in err)) {
       const name = String(err.name || "Error");
-      const message = String(err.message);
+      const message = String(err.message).split("\nRequire stack:")[0]; // not the harness's paths
       text = message ? `${name}: ${message}` : name;
     } else {
       text = `Uncaught ${typeof err === "string" ? JSON.stringify(err) : String(err)}`;
@@ -150,7 +151,9 @@ async function timed(fn, cpuLimitMs, wallLimitMs) {
   globalThis.__coCall = fn;
   try {
     let value = callScript.runInThisContext({ timeout: wallLimitMs, breakOnSigint: false });
-    if (value !== null && (typeof value === "object" || typeof value === "function") && typeof value.then === "function") {
+    // `then` may be the learner's getter: looked up under the watchdog too.
+    globalThis.__coCall = () => value !== null && (typeof value === "object" || typeof value === "function") && typeof value.then === "function";
+    if (callScript.runInThisContext({ timeout: wallLimitMs, breakOnSigint: false })) {
       const left = Math.max(1, wallLimitMs - Number(process.hrtime.bigint() - wallStart) / 1e6);
       let timer;
       const expired = new Promise((resolve) => { timer = setTimeout(() => resolve(TIMED_OUT), left); });
@@ -257,6 +260,7 @@ async function main() {
     [outcome, payload, cpuMs] = await timed(() => fn(...args), cpuLimit, wallLimit);
     const head = `{"e":"result","i":${index},"outcome":"${outcome}","time_ms":${cpuMs},`;
     writeLine(outcome === "ok" ? `${head}"value":${payload}}` : `${head}"error":${JSON.stringify(payload)}}`);
+    if (outcome === "time_limit") break; // the first test over its time limit ends the run
   }
   emit({ e: "done", peak_kb: peakKb() });
 }

@@ -1,15 +1,16 @@
 """What isolation this machine offers, and the command lines that give it.
 
-`bubblewrap`: the trusted side forks, switches to the sandbox uid (a REAL unprivileged uid, not
-just a user-namespace mapping), and execs `prlimit … bwrap … interpreter harness`: new user,
+`bubblewrap`: the trusted side execs `setpriv` (switch to the sandbox uid: a REAL unprivileged
+uid on the host, not just a user-namespace mapping; no groups, no capabilities) → `prlimit`
+(the rlimits) → `bwrap … interpreter harness` (no shell, no Python in between): new user,
 mount, pid, network, ipc, uts and cgroup namespaces; no capabilities; no further user namespaces;
 a new session; an empty environment; a read-only root holding only /usr (and the /bin, /lib…
 links or binds the interpreter needs), a fresh /proc and a minimal /dev, plus a size-limited
 tmpfs at /tmp as the private scratch dir; the harness itself is copied in read-only. The
 harness is pid 1 of its namespace, so every process it starts dies with it.
 
-`unshare` (no bubblewrap, running as root): `unshare` gives new mount, pid, network, ipc and
-uts namespaces; a small fixed shell script (pid 1, root) builds the same minimal read-only
+`unshare` (no bubblewrap, running as root): `unshare` gives new mount, pid, network, ipc, uts
+and cgroup namespaces; a small fixed shell script (pid 1, root) builds the same minimal read-only
 root on a tmpfs mounted over an empty dir in a root-only host temp dir, then execs `chroot …
 setpriv` (uid switch, no capabilities, no_new_privs) `prlimit … interpreter`, which stays pid 1.
 (In a chroot the kernel refuses new user namespaces, so the chroot cannot be undone.) Nothing
@@ -158,7 +159,7 @@ def _root_entries() -> list[tuple[str, str, str]]:
 
 
 def bwrap_command(
-    cfg: SandboxConfig, interpreter_argv: list[str], *, harness_fd: int, harness_name: str, info_fd: int
+    cfg: SandboxConfig, interpreter_argv: list[str], *, harness_fd: int | None, harness_name: str, info_fd: int
 ) -> list[str]:
     """bwrap arguments up to and including the interpreter command (the caller adds prlimit)."""
     assert cfg.bwrap is not None
@@ -194,11 +195,10 @@ def bwrap_command(
         "0700",
         "--tmpfs",
         SCRATCH_DIR,
-        "--perms",
-        "0444",
-        "--ro-bind-data",
-        str(harness_fd),
-        f"{HARNESS_DIR}/{harness_name}",
+    ]
+    if harness_fd is not None:
+        args += ["--perms", "0444", "--ro-bind-data", str(harness_fd), f"{HARNESS_DIR}/{harness_name}"]
+    args += [
         "--remount-ro",
         "/dev",
         "--remount-ro",
@@ -275,6 +275,7 @@ def unshare_command(
         "--net",
         "--ipc",
         "--uts",
+        "--cgroup",
         "--pid",
         "--fork",
         "--kill-child",
@@ -517,14 +518,11 @@ def start_sandbox(
                 + bwrap_command(
                     cfg,
                     argv,
-                    harness_fd=harness_fd if harness_fd is not None else -1,
+                    harness_fd=harness_fd,
                     harness_name=harness[0] if harness else "",
                     info_fd=info_w,
                 )
             )
-            if harness is None:
-                index = command.index("--ro-bind-data")
-                del command[index - 2 : index + 3]  # --perms 0444 --ro-bind-data FD DEST
             fds = (*pass_fds, info_w) + ((harness_fd,) if harness_fd is not None else ())
         elif level == "unshare":
             # A root-only host dir: the harness, and an empty dir the sandbox's root is mounted on.

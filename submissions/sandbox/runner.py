@@ -10,7 +10,9 @@ the sandbox's pid namespace, and the test in progress and all later ones are `ti
 
 Per test: time_limit_ms is CPU time (the harness measures it, and interrupts at it in Python);
 the wall limit is time_limit_ms + min(time_limit_ms, 1 s) (sleeping, blocking, a loaded
-machine). A test past either limit is `time_limit`, even when it returned.
+machine). A test past either limit is `time_limit`, even when it returned — and it ends the run:
+the tests after it are `time_limit` too ("not run"), so a program that loops on every input
+costs one time limit, not one per test. Other outcomes (errors, memory, output) do not stop it.
 """
 
 from __future__ import annotations
@@ -47,58 +49,10 @@ _STDERR_CAP = 16 * 1024
 _HARNESS_DIR = Path(__file__).resolve().parent
 _HARNESSES = {"python": "harness_python.py", "javascript": "harness_node.js"}
 _JS_IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
-_JS_RESERVED = frozenset(
-    [
-        "break",
-        "case",
-        "catch",
-        "class",
-        "const",
-        "continue",
-        "debugger",
-        "default",
-        "delete",
-        "do",
-        "else",
-        "enum",
-        "export",
-        "extends",
-        "false",
-        "finally",
-        "for",
-        "function",
-        "if",
-        "implements",
-        "import",
-        "in",
-        "instanceof",
-        "interface",
-        "let",
-        "new",
-        "null",
-        "package",
-        "private",
-        "protected",
-        "public",
-        "return",
-        "static",
-        "super",
-        "switch",
-        "this",
-        "throw",
-        "true",
-        "try",
-        "typeof",
-        "var",
-        "void",
-        "while",
-        "with",
-        "yield",
-        "await",
-        "arguments",
-        "eval",
-        "undefined",
-    ]
+_JS_RESERVED = re.compile(
+    r"^(?:break|case|catch|class|const|continue|debugger|default|delete|do|else|enum|export|extends|false|finally|for"
+    r"|function|if|implements|import|in|instanceof|interface|let|new|null|package|private|protected|public|return"
+    r"|static|super|switch|this|throw|true|try|typeof|var|void|while|with|yield|await|arguments|eval|undefined)$"
 )
 _NODE_OOM = (b"heap out of memory", b"Reached heap limit", b"allocation failed", b"Allocation failed")
 
@@ -158,7 +112,7 @@ def _validate(run: SandboxRun) -> None:
         (
             entry.isidentifier() and entry.isascii() and not keyword.iskeyword(entry)
             if run.language == "python"
-            else bool(_JS_IDENTIFIER.match(entry)) and entry not in _JS_RESERVED
+            else bool(_JS_IDENTIFIER.match(entry)) and not _JS_RESERVED.match(entry)
         )
         if isinstance(entry, str)
         else False
@@ -215,6 +169,31 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
+class _Fds:
+    """The run's file descriptors by name, each closed exactly once (fd numbers are reused at
+    once by other threads: a second close could hit someone else's file)."""
+
+    def __init__(self) -> None:
+        self._fds: dict[str, int] = {}
+
+    def add(self, name: str, fd: int) -> int:
+        self._fds[name] = fd
+        return fd
+
+    def __getitem__(self, name: str) -> int:
+        return self._fds[name]
+
+    def close(self, name: str) -> None:
+        fd = self._fds.pop(name, None)
+        if fd is not None:
+            os.close(fd)
+
+    def close_all(self) -> None:
+        for name in list(self._fds):
+            with contextlib.suppress(OSError):
+                self.close(name)
+
+
 class _Run:
     def __init__(self, run: SandboxRun, cfg: SandboxConfig, level: str) -> None:
         self.run = run
@@ -231,6 +210,8 @@ class _Run:
         self.current = 0
         self.mark = 0.0
         self.killed_for: str | None = None  # "time" | "output" | "start"
+        self.killed_at = 0.0
+        self.timed_out_at: int | None = None  # the first test that exceeded its time limit
         self.buffer = bytearray()
         self.discarding = False
         self.read_total = 0
@@ -273,6 +254,9 @@ class _Run:
 
     def _record(self, index: int, result: SandboxTestResult, now: float) -> None:
         self.results[index] = result
+        if result.outcome == "time_limit" and self.timed_out_at is None:
+            # Time is what a run can waste: the first test over its limit ends the run.
+            self.timed_out_at = index
         while self.current < self.n and self.results[self.current] is not None:
             self.current += 1
         self.mark = now
@@ -330,6 +314,7 @@ class _Run:
             or self.load_error is not None
             or (self.loaded and self.current >= self.n and self.peak_kb is not None)
             or (self.events > 0 and not self.compiled)
+            or self.timed_out_at is not None
         )
 
     # --- deadlines ----------------------------------------------------------------------
@@ -346,9 +331,6 @@ class _Run:
     def execute(self) -> SandboxResult:
         run, cfg = self.run, self.cfg
         started = time.monotonic()
-        job_fd = os.memfd_create("job", os.MFD_CLOEXEC)
-        results_r = results_w = stderr_r = stderr_w = None
-        sandbox: SandboxProcess | None = None
         try:
             job = json.dumps(
                 {
@@ -361,57 +343,68 @@ class _Run:
                     "inputs": run.inputs,
                 },
                 allow_nan=False,
-            ).encode()
-            interpreter = _interpreter(run, cfg, len(job))
-            if interpreter is None:
-                return self._error(f"{run.language} is not available on this server", started)
-            argv, address_space = interpreter
+            ).encode("utf-8", "surrogatepass")
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"inputs must be JSON values: {exc}") from exc
+        interpreter = _interpreter(run, cfg, len(job))
+        if interpreter is None:
+            return self._error(f"{run.language} is not available on this server", started)
+        argv, address_space = interpreter
+        startup_s = cfg.startup_ms / 1000 + len(job) / (10 * 1024 * 1024)
+        budget_s = startup_s + (self.n + 1) * (self.wall_ms + GRACE_MS) / 1000
+        rlimits = Rlimits(
+            address_space=address_space,
+            cpu_seconds=math.ceil(budget_s) + 1,
+            processes=cfg.max_processes,
+            open_files=cfg.max_open_files,
+            file_bytes=cfg.max_file_bytes,
+        )
+        fds = _Fds()
+        sandbox: SandboxProcess | None = None
+        try:
+            job_fd = fds.add("job", os.memfd_create("job", os.MFD_CLOEXEC))
             view = memoryview(job)
             while view:
                 view = view[os.write(job_fd, view) :]
             os.lseek(job_fd, 0, os.SEEK_SET)
-            results_r, results_w = os.pipe()
-            stderr_r, stderr_w = os.pipe()
-            startup_s = cfg.startup_ms / 1000 + len(job) / (10 * 1024 * 1024)
-            budget_s = startup_s + (self.n + 1) * (self.wall_ms + GRACE_MS) / 1000
-            rlimits = Rlimits(
-                address_space=address_space,
-                cpu_seconds=math.ceil(budget_s) + 1,
-                processes=cfg.max_processes,
-                open_files=cfg.max_open_files,
-                file_bytes=cfg.max_file_bytes,
-            )
-            sandbox = start_sandbox(
-                self.level,
-                cfg,
-                [*argv],
-                rlimits=rlimits,
-                harness=_harness(run.language, cfg),
-                stdin=job_fd,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr_w,
-                pass_fds=(results_w,),
-                harness_args=(str(results_w),),
-            )
-            os.close(results_w)
-            os.close(stderr_w)
-            results_w = stderr_w = None
-            self._loop(sandbox, results_r, stderr_r, started, startup_s)
+            for pipe in ("results", "stderr"):
+                read_end, write_end = os.pipe()
+                fds.add(f"{pipe}_r", read_end)
+                fds.add(f"{pipe}_w", write_end)
+            results_w, stderr_w = fds["results_w"], fds["stderr_w"]
+            try:
+                sandbox = start_sandbox(
+                    self.level,
+                    cfg,
+                    argv,
+                    rlimits=rlimits,
+                    harness=_harness(run.language, cfg),
+                    stdin=job_fd,
+                    stdout=subprocess.DEVNULL,
+                    stderr=stderr_w,
+                    pass_fds=(results_w,),
+                    harness_args=(str(results_w),),
+                )
+            except (OSError, subprocess.SubprocessError) as exc:
+                logger.error("sandbox could not be started (%s): %s", self.level, exc)
+                return self._error("the sandbox could not be started", started)
+            fds.close("results_w")
+            fds.close("stderr_w")
+            fds.close("job")
+            self._loop(sandbox, fds, started, startup_s)
             return self._result_of(sandbox, started)
         finally:
             if sandbox is not None:
                 sandbox.kill()
                 sandbox.cleanup()
-            for fd in (job_fd, results_r, results_w, stderr_r, stderr_w):
-                if fd is not None:
-                    with contextlib.suppress(OSError):
-                        os.close(fd)
+            fds.close_all()
 
-    def _loop(self, sandbox: SandboxProcess, results_r: int, stderr_r: int, started: float, startup_s: float) -> None:
+    def _loop(self, sandbox: SandboxProcess, fds: _Fds, started: float, startup_s: float) -> None:
+        results_r, stderr_r = fds["results_r"], fds["stderr_r"]
         os.set_blocking(results_r, False)
         os.set_blocking(stderr_r, False)
         try:
-            pidfd = os.pidfd_open(sandbox.pid)
+            pidfd = fds.add("pidfd", os.pidfd_open(sandbox.pid))
         except OSError:
             pidfd = None
         poller = select.poll()
@@ -419,63 +412,60 @@ class _Run:
         poller.register(stderr_r, select.POLLIN)
         if pidfd is not None:
             poller.register(pidfd, select.POLLIN)
-        open_fds = {results_r, stderr_r}
+        results_open = True
         exited = False
         finished_at: float | None = None
-        try:
-            while results_r in open_fds or not exited:
-                now = time.monotonic()
-                if self.killed_for is not None:
-                    break
-                if self.finished and finished_at is None:
-                    finished_at = now
-                if exited and finished_at is None and results_r not in open_fds:
-                    break
-                deadline = self.deadline(started, startup_s)
-                if finished_at is not None:
-                    # Everything is in: the process has a moment to exit, then it is killed.
-                    deadline = finished_at + 1.0
-                    if exited:
-                        deadline = min(deadline, finished_at + 0.1)
-                if now >= deadline:
-                    if finished_at is None:
-                        self.killed_for = "time" if self.compiled else "start"
-                    break
-                timeout_ms = max(1, math.ceil((deadline - now) * 1000))
-                if pidfd is None:
-                    timeout_ms = min(timeout_ms, 20)
-                ready = poller.poll(timeout_ms)
-                now = time.monotonic()
-                for fd, _mask in ready:
-                    if fd == pidfd:
-                        exited = True
-                        poller.unregister(pidfd)
-                        continue
-                    try:
-                        data = os.read(fd, 1 << 16)
-                    except BlockingIOError:
-                        continue
-                    if fd == results_r:
-                        if data:
-                            self.feed(data, now)
-                        else:
-                            poller.unregister(fd)
-                            open_fds.discard(fd)
-                    elif data and len(self.stderr) < _STDERR_CAP:
-                        self.stderr += data[: _STDERR_CAP - len(self.stderr)]
-                    else:
-                        # Enough diagnostics: stop reading (further writes fail with EPIPE).
-                        poller.unregister(fd)
-                        open_fds.discard(fd)
-                        os.close(os.dup(fd))
-                if pidfd is None and not exited and sandbox.wait(timeout=0):
+        while results_open or not exited:
+            now = time.monotonic()
+            if self.killed_for is not None:
+                break
+            if self.finished and finished_at is None:
+                finished_at = now
+            if exited and finished_at is None and not results_open:
+                break
+            deadline = self.deadline(started, startup_s)
+            if finished_at is not None:
+                # Everything is in: the process has a moment to exit, then it is killed
+                # (at once when a test ran out of time: the rest are not run).
+                deadline = finished_at + (0.0 if self.timed_out_at is not None else 1.0)
+                if exited:
+                    deadline = min(deadline, finished_at + 0.1)
+            if now >= deadline:
+                if finished_at is None:
+                    self.killed_for = "time" if self.compiled else "start"
+                    self.killed_at = now
+                break
+            timeout_ms = max(1, math.ceil((deadline - now) * 1000))
+            if pidfd is None:
+                timeout_ms = min(timeout_ms, 20)
+            ready = poller.poll(timeout_ms)
+            now = time.monotonic()
+            for fd, _mask in ready:
+                if fd == pidfd:
                     exited = True
-        finally:
-            if pidfd is not None:
-                os.close(pidfd)
+                    poller.unregister(pidfd)
+                    continue
+                try:
+                    data = os.read(fd, 1 << 16)
+                except BlockingIOError:
+                    continue
+                if fd == results_r:
+                    if data:
+                        self.feed(data, now)
+                    else:
+                        poller.unregister(fd)
+                        results_open = False
+                elif data and len(self.stderr) < _STDERR_CAP:
+                    self.stderr += data[: _STDERR_CAP - len(self.stderr)]
+                else:
+                    # End of stderr, or enough of it: stop reading (later writes fail with EPIPE).
+                    poller.unregister(fd)
+                    fds.close("stderr_r")
+            if pidfd is None and not exited and sandbox.wait(timeout=0):
+                exited = True
         sandbox.kill()
         # Lines the harness wrote before it ended still count (the namespace is gone: EOF comes).
-        if self.killed_for != "output":
+        if self.killed_for != "output" and results_open:
             self._drain(results_r, time.monotonic())
 
     def _drain(self, fd: int, now: float) -> None:
@@ -563,13 +553,17 @@ class _Run:
         stopped_at: int | None = None
         cause = ("runtime_error", "")
         for index, result in enumerate(self.results):
-            if result is not None:
+            if result is not None and (self.timed_out_at is None or index <= self.timed_out_at):
                 tests.append(result)
+            elif self.timed_out_at is not None:
+                tests.append(SandboxTestResult("time_limit", error=f"not run: test {self.timed_out_at} exceeded the time limit"))
             elif stopped_at is None:
                 stopped_at = index
                 cause = self._stop_cause(sandbox)
-                spent = int((time.monotonic() - self.mark) * 1000) if self.killed_for == "time" else 0
+                spent = int((self.killed_at - self.mark) * 1000) if self.killed_for == "time" else 0
                 tests.append(SandboxTestResult(cause[0], error=cause[1], time_ms=spent))
+                if cause[0] == "time_limit":
+                    self.timed_out_at = index
             else:
                 tests.append(SandboxTestResult(cause[0], error=f"not run: the program was stopped during test {stopped_at}"))
         return done("completed", tests)

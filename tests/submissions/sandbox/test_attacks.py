@@ -466,6 +466,14 @@ PY_ATTACKS: list[tuple[str, str, Callable[[Context], list[dict[str, Any]]], Call
         everyone_survives,
     ),
     ("daemon", PY_DAEMON, one(), value_is("daemon started")),
+    (
+        # A forked child that returns goes back through the harness: only the harness reports.
+        "fork_and_return",
+        "import os\n\ndef attack(x):\n    pid = os.fork()\n    if pid == 0:\n        return 'child'\n"
+        "    os.waitpid(pid, 0)\n    return 'parent'\n",
+        lambda c: [{"x": 0}, {"x": 1}],
+        values_are("parent", "parent"),
+    ),
 ]
 
 
@@ -600,6 +608,7 @@ JS_ATTACKS: list[tuple[str, str, Callable[[Context], list[dict[str, Any]]], Call
     ("connect_postgresql", JS_CONNECT, one(5432), value_check(unreachable)),
     ("connect_redis", JS_CONNECT, one(6379), value_check(unreachable)),
     ("connect_api", JS_CONNECT, lambda c: [{"x": c.api_port}], value_check(unreachable)),
+    ("connect_web", JS_CONNECT, one(8000), value_check(unreachable)),
     (
         "dns",
         "function attack(x) {\n  return new Promise((resolve) =>\n"

@@ -5,6 +5,7 @@ entrypoint, and all tests of a run sharing one process."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -142,6 +143,23 @@ def test_errors_from_the_runtime_carry_no_host_paths_or_harness_frames(sandbox, 
 
 
 @pytest.mark.parametrize(
+    ("language", "code", "message"),
+    [
+        ("python", "import numpy\n\ndef solve(a, b):\n    return a\n", "ModuleNotFoundError: No module named 'numpy' (line 1)"),
+        (
+            "javascript",
+            "const _ = require('lodash');\nfunction solve(a, b) {\n  return a;\n}\n",
+            "Error: Cannot find module 'lodash' (line 1)",
+        ),
+    ],
+)
+def test_only_the_standard_library_is_there(sandbox, language: str, code: str, message: str) -> None:
+    result = sandbox(language, code, PAIRS[:1])
+
+    assert outcomes(result) == [("runtime_error", None, message)]
+
+
+@pytest.mark.parametrize(
     ("language", "message"),
     [
         ("python", "ValueError: math domain error (line 2)"),
@@ -172,7 +190,7 @@ def test_syntax_error_is_reported_as_such_with_line_and_column(sandbox, language
 
 @pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize("program", ["busy_loop", "sleep"])
-def test_time_limit_in_the_middle_test_keeps_the_other_results(sandbox, language: str, program: str) -> None:
+def test_time_limit_in_the_middle_test_keeps_the_earlier_results_and_ends_the_run(sandbox, language, program) -> None:
     limit_ms = 500
     started = time.monotonic()
     result = sandbox(language, PROGRAMS[language][program], FIVE, time_limit_ms=limit_ms)
@@ -183,12 +201,37 @@ def test_time_limit_in_the_middle_test_keeps_the_other_results(sandbox, language
         ("ok", 1, None),
         ("ok", 2, None),
         ("time_limit", None, "time limit exceeded"),
-        ("ok", 4, None),
-        ("ok", 5, None),
+        ("time_limit", None, "not run: test 2 exceeded the time limit"),
+        ("time_limit", None, "not run: test 2 exceeded the time limit"),
     ]
-    # The limit is enforced inside the run, per test: the others are not held up.
+    assert result.tests[2].time_ms >= limit_ms * 0.9 or program == "sleep"
+    # The limit is enforced inside the run: it ends right after the test that ran out of time.
     assert elapsed < wall_limit_ms(limit_ms) / 1000 + 1.5
     assert elapsed < limit_ms / 1000 * len(FIVE) + 5  # generous safety bound
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_program_slow_on_every_input_costs_one_time_limit_not_one_per_test(sandbox, language: str) -> None:
+    limit_ms = 500
+    inputs = [{"a": 2, "b": 0}] * 10
+    started = time.monotonic()
+    result = sandbox(language, PROGRAMS[language]["busy_loop"], inputs, time_limit_ms=limit_ms)
+    elapsed = time.monotonic() - started
+
+    assert [t.outcome for t in result.tests] == ["time_limit"] * 10
+    assert elapsed < wall_limit_ms(limit_ms) / 1000 + 1.5
+
+
+def test_a_slow_test_that_still_returns_is_time_limit(sandbox) -> None:
+    # The CPU-time timer is the harness's; a program that dodges it still ran too long.
+    code = (
+        "import signal, time\n\ndef solve(a, b):\n    signal.setitimer(signal.ITIMER_PROF, 0)\n"
+        "    signal.setitimer(signal.ITIMER_REAL, 0)\n    end = time.process_time() + 0.7\n"
+        "    while time.process_time() < end:\n        pass\n    return a + b\n"
+    )
+    result = sandbox("python", code, PAIRS[:1], time_limit_ms=500)
+
+    assert outcomes(result) == [("time_limit", None, "time limit exceeded")]
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -294,6 +337,21 @@ def test_json_values_round_trip(sandbox, language: str) -> None:
     result = sandbox(language, PROGRAMS[language]["echo"], values)
 
     assert [t.value for t in result.tests] == [[v["a"], v["b"]] for v in values]
+
+
+def test_concurrent_runs_from_threads_keep_to_themselves(sandbox) -> None:
+    # The pipeline runs visible and hidden tests in parallel, reference checks four at a time.
+    jobs = [(language, offset) for offset in range(4) for language in LANGUAGES]
+
+    def one(job: tuple[str, int]):
+        language, offset = job
+        return sandbox(language, PROGRAMS[language]["correct"], [{"a": offset, "b": k} for k in range(5)])
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(one, jobs))
+
+    for (_language, offset), result in zip(jobs, results, strict=True):
+        assert [(t.outcome, t.value) for t in result.tests] == [("ok", offset + k) for k in range(5)]
 
 
 def test_javascript_async_entrypoints_are_awaited(sandbox) -> None:
