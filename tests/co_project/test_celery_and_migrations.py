@@ -22,8 +22,9 @@ def test_celery_is_json_only_acks_late_and_time_limited() -> None:
     assert conf.task_time_limit == settings.CELERY_TASK_TIME_LIMIT == 90
     assert conf.task_soft_time_limit == settings.CELERY_TASK_SOFT_TIME_LIMIT == 60
     assert conf.worker_prefetch_multiplier == 1
-    # Eager exactly when no broker is configured (SQLite run); a real broker in the PostgreSQL run.
-    assert conf.task_always_eager is (not settings.CELERY_BROKER_URL)
+    # Configured eager exactly when no broker is configured (SQLite run), a real broker in the
+    # PostgreSQL run; tests other than the real-worker ones force eager themselves.
+    assert settings.CELERY_TASK_ALWAYS_EAGER is (not settings.CELERY_BROKER_URL)
     if settings.CELERY_BROKER_URL:
         assert conf.broker_url == settings.CELERY_BROKER_URL
 
