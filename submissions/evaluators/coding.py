@@ -116,8 +116,14 @@ def evaluate_code_embedded(*, bundle: ProblemBundle, language: str, code: str, i
     if hidden_result is not None:
         hidden_outcomes = _outcomes(bundle, hidden_result, [t.expected for t in hidden])
         verdict.hidden_passed = hidden_outcomes.count("passed")
+        # Tests never reached (the run stopped at an earlier one) count as not passed, but only
+        # the categories of tests that actually failed are named, with their remediation.
         verdict.failed_categories = sorted(
-            {test.category for test, outcome in zip(hidden, hidden_outcomes, strict=True) if outcome != "passed"}
+            {
+                test.category
+                for test, run, outcome in zip(hidden, hidden_result.tests, hidden_outcomes, strict=True)
+                if outcome != "passed" and run.ran
+            }
         )
     everything = visible_outcomes + hidden_outcomes
     if all(outcome == "passed" for outcome in everything):

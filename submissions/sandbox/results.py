@@ -36,6 +36,7 @@ class SandboxTestResult:
     value: Any = None  # the returned value (JSON-decoded) when outcome == "ok"
     error: str | None = None  # short readable reason; never host paths or environment
     time_ms: int = 0
+    ran: bool = True  # False for tests never reached (the run stopped at an earlier test)
 
 
 @dataclass

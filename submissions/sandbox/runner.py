@@ -556,7 +556,9 @@ class _Run:
             if result is not None and (self.timed_out_at is None or index <= self.timed_out_at):
                 tests.append(result)
             elif self.timed_out_at is not None:
-                tests.append(SandboxTestResult("time_limit", error=f"not run: test {self.timed_out_at} exceeded the time limit"))
+                tests.append(
+                    SandboxTestResult("time_limit", error=f"not run: test {self.timed_out_at} exceeded the time limit", ran=False)
+                )
             elif stopped_at is None:
                 stopped_at = index
                 cause = self._stop_cause(sandbox)
@@ -565,7 +567,9 @@ class _Run:
                 if cause[0] == "time_limit":
                     self.timed_out_at = index
             else:
-                tests.append(SandboxTestResult(cause[0], error=f"not run: the program was stopped during test {stopped_at}"))
+                tests.append(
+                    SandboxTestResult(cause[0], error=f"not run: the program was stopped during test {stopped_at}", ran=False)
+                )
         return done("completed", tests)
 
 

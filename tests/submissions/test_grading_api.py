@@ -135,6 +135,12 @@ def test_an_infinite_loop_ends_as_timeout_within_the_limit(api, seeded, language
     elapsed = time.monotonic() - started
     assert body["status"] == "timeout"
     assert body["visible"]["details"][0]["outcome"] == "time_limit"
+    # The run stops at its first timeout: only that test's category is named, with its
+    # remediation; the tests never reached count as not passed.
+    first = HiddenTest.objects.filter(problem__slug="two-sum").order_by("position").first()
+    assert body["hidden"]["passed"] == 0
+    assert body["hidden"]["categories"] == [first.category]
+    assert [r["category"] for r in body["remediation"]] == [first.category]
     # A safety bound, not a benchmark: both runs stop at the per-test limit (+ start-up).
     assert elapsed < limit_ms / 1000 + 3
 

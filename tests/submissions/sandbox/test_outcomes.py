@@ -204,6 +204,7 @@ def test_time_limit_in_the_middle_test_keeps_the_earlier_results_and_ends_the_ru
         ("time_limit", None, "not run: test 2 exceeded the time limit"),
         ("time_limit", None, "not run: test 2 exceeded the time limit"),
     ]
+    assert [test.ran for test in result.tests] == [True, True, True, False, False]
     assert result.tests[2].time_ms >= limit_ms * 0.9 or program == "sleep"
     # The limit is enforced inside the run: it ends right after the test that ran out of time.
     assert elapsed < wall_limit_ms(limit_ms) / 1000 + 1.5
