@@ -255,8 +255,12 @@ CO_SANDBOX_ISOLATION = env.str("CO_SANDBOX_ISOLATION", default="auto")
 CO_SANDBOX_PYTHON = env.str("CO_SANDBOX_PYTHON", default="")
 CO_SANDBOX_NODE = env.str("CO_SANDBOX_NODE", default="")
 CO_SANDBOX_BWRAP = env.str("CO_SANDBOX_BWRAP", default="")
-CO_SANDBOX_UID = env.int("CO_SANDBOX_UID", default=65534)
-CO_SANDBOX_GID = env.int("CO_SANDBOX_GID", default=65534)
+# Each run gets its own real unprivileged uid/gid, CO_SANDBOX_UID + slot for slot < POOL (a free
+# slot is locked for the run's life), so RLIMIT_NPROC bounds one run: a fork bomb in one
+# learner's run cannot stop another's. The range must not belong to anything else on the host.
+CO_SANDBOX_UID = env.int("CO_SANDBOX_UID", default=200000)
+CO_SANDBOX_GID = env.int("CO_SANDBOX_GID", default=200000)
+CO_SANDBOX_UID_POOL = env.int("CO_SANDBOX_UID_POOL", default=32)
 CO_SANDBOX_MAX_PROCESSES = env.int("CO_SANDBOX_MAX_PROCESSES", default=64)
 CO_SANDBOX_MAX_OPEN_FILES = env.int("CO_SANDBOX_MAX_OPEN_FILES", default=64)
 CO_SANDBOX_MAX_FILE_BYTES = env.int("CO_SANDBOX_MAX_FILE_BYTES", default=8 * 1024 * 1024)

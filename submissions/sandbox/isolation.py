@@ -25,9 +25,12 @@ process may switch to it. No namespaces: it does not contain the learner's proce
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import fcntl
 import json
 import logging
 import os
+import secrets
 import select
 import shutil
 import signal
@@ -36,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +68,7 @@ class SandboxConfig:
     gid: int
     bwrap: str | None
     max_processes: int
+    uid_pool: int  # runs get uid/gid + slot, slot in [0, uid_pool): RLIMIT_NPROC is per run
     max_open_files: int
     max_file_bytes: int
     scratch_bytes: int
@@ -80,11 +85,46 @@ def current_config() -> SandboxConfig:
         gid=int(getattr(settings, "CO_SANDBOX_GID", uid)),
         bwrap=getattr(settings, "CO_SANDBOX_BWRAP", None) or shutil.which("bwrap"),
         max_processes=int(getattr(settings, "CO_SANDBOX_MAX_PROCESSES", 64)),
+        uid_pool=max(1, int(getattr(settings, "CO_SANDBOX_UID_POOL", 1))),
         max_open_files=int(getattr(settings, "CO_SANDBOX_MAX_OPEN_FILES", 64)),
         max_file_bytes=int(getattr(settings, "CO_SANDBOX_MAX_FILE_BYTES", 8 * 1024 * 1024)),
         scratch_bytes=int(getattr(settings, "CO_SANDBOX_SCRATCH_BYTES", 16 * 1024 * 1024)),
         startup_ms=int(getattr(settings, "CO_SANDBOX_STARTUP_MS", 3000)),
     )
+
+
+# Not "co-sandbox-*": that prefix is reserved for per-run scratch dirs.
+_SLOT_DIR = os.path.join(tempfile.gettempdir(), "co-uid-slots")
+
+
+@contextlib.contextmanager
+def uid_slot(cfg: SandboxConfig) -> Iterator[SandboxConfig]:
+    """The config for one run, with a uid (and gid) of its own from the pool.
+
+    RLIMIT_NPROC counts every process of a uid on the machine: with one shared uid, a fork bomb
+    in one learner's run would stop concurrent runs from starting. Each run holds an exclusive
+    `flock` on its slot's lock file for its whole life, across threads and processes (web,
+    workers); the kernel releases it if the holder dies. When every slot is busy the run waits
+    for one."""
+    if cfg.uid_pool <= 1:
+        yield cfg
+        return
+    os.makedirs(_SLOT_DIR, mode=0o700, exist_ok=True)
+    first = secrets.randbelow(cfg.uid_pool)
+    order = [(first + step) % cfg.uid_pool for step in range(cfg.uid_pool)]
+    for attempt, slot in enumerate([*order, first]):
+        descriptor = os.open(os.path.join(_SLOT_DIR, f"{slot}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            # Try every slot without waiting; then wait for the first one tried.
+            fcntl.flock(descriptor, fcntl.LOCK_EX if attempt == len(order) else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            continue
+        try:
+            yield dataclasses.replace(cfg, uid=cfg.uid + slot, gid=cfg.gid + slot)
+        finally:
+            os.close(descriptor)  # releases the lock
+        return
 
 
 def tool(name: str) -> str | None:

@@ -33,7 +33,15 @@ from pathlib import Path
 
 from django.conf import settings
 
-from submissions.sandbox.isolation import Rlimits, SandboxConfig, SandboxProcess, current_config, isolation_level, start_sandbox
+from submissions.sandbox.isolation import (
+    Rlimits,
+    SandboxConfig,
+    SandboxProcess,
+    current_config,
+    isolation_level,
+    start_sandbox,
+    uid_slot,
+)
 from submissions.sandbox.results import LANGUAGES, OUTCOMES, SandboxResult, SandboxRun, SandboxTestResult, SandboxUnavailable
 
 logger = logging.getLogger("co.sandbox")
@@ -584,4 +592,5 @@ def run_in_sandbox(run: SandboxRun) -> SandboxResult:
         raise SandboxUnavailable(
             "no namespace isolation (install bubblewrap, or run the worker as root for the unshare fallback)"
         )
-    return _Run(run, current_config(), level).execute()
+    with uid_slot(current_config()) as cfg:
+        return _Run(run, cfg, level).execute()

@@ -27,8 +27,20 @@ def sandbox_uid() -> int:
     return current_config().uid
 
 
-def processes_of(uid: int) -> dict[int, str]:
-    """{pid: command} of every process whose real uid is `uid` (zombies included)."""
+def sandbox_uids() -> range:
+    """Every uid a run may get (the base uid plus its slot in the pool)."""
+    cfg = current_config()
+    return range(cfg.uid, cfg.uid + cfg.uid_pool)
+
+
+def sandbox_gids() -> range:
+    cfg = current_config()
+    return range(cfg.gid, cfg.gid + cfg.uid_pool)
+
+
+def processes_of(uids: int | range) -> dict[int, str]:
+    """{pid: command} of every process whose real uid is in `uids` (zombies included)."""
+    uids = range(uids, uids + 1) if isinstance(uids, int) else uids
     found = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -41,7 +53,7 @@ def processes_of(uid: int) -> dict[int, str]:
         except OSError:
             continue
         uid_line = next((line for line in status.splitlines() if line.startswith("Uid:")), "")
-        if uid_line and int(uid_line.split()[1]) == uid:
+        if uid_line and int(uid_line.split()[1]) in uids:
             found[int(entry)] = command or "<zombie>"
     return found
 
@@ -60,7 +72,7 @@ def temp_entries() -> dict[str, int]:
 
 @pytest.fixture(autouse=True)
 def _leaves_nothing_behind() -> Iterator[None]:
-    uid = sandbox_uid()
+    uid = sandbox_uids()
     processes_before = set(processes_of(uid))
     temp_before = temp_entries()
     yield

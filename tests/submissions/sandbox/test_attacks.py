@@ -19,6 +19,7 @@ import pytest
 
 from submissions.sandbox import SandboxResult, SandboxRun, run_in_sandbox
 from submissions.sandbox.isolation import current_config
+from tests.submissions.sandbox.conftest import sandbox_gids, sandbox_uids
 from tests.submissions.sandbox.helpers import (
     ROOT_ALLOWED,
     SANDBOX_ENV,
@@ -405,8 +406,9 @@ PY_ATTACKS: list[tuple[str, str, Callable[[Context], list[dict[str, Any]]], Call
         one(),
         value_check(
             lambda v, c: (
-                v["uid"] == v["euid"] == current_config().uid
-                and v["groups"] in ([], [current_config().gid])
+                v["uid"] == v["euid"]
+                and v["uid"] in sandbox_uids()
+                and v["groups"] in ([], *([gid] for gid in sandbox_gids()))
                 # EINVAL: uid 0 does not even exist in the sandbox's user namespace (bubblewrap)
                 and {v["setuid"], v["setgid"], v["chown"], v["chroot"]} <= DENIED
                 and v["caps"] == ["0000000000000000"]
@@ -419,7 +421,7 @@ PY_ATTACKS: list[tuple[str, str, Callable[[Context], list[dict[str, Any]]], Call
         one(),
         value_check(
             lambda v, c: (
-                v["uid"] == current_config().uid
+                v["uid"] in sandbox_uids()
                 and all(v[name][0] == -1 for name in ("setuid", "unshare_user", "unshare_net", "mount", "reboot"))
             )
         ),
@@ -639,8 +641,8 @@ JS_ATTACKS: list[tuple[str, str, Callable[[Context], list[dict[str, Any]]], Call
         one(),
         value_check(
             lambda v, c: (
-                v["uid"] == current_config().uid
-                and v["groups"] in ([], [current_config().gid])
+                v["uid"] in sandbox_uids()
+                and v["groups"] in ([], *([gid] for gid in sandbox_gids()))
                 and {v["setuid"], v["setgid"], v["chown"]} <= DENIED
             )
         ),

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from submissions.sandbox import SandboxRun, SandboxUnavailable, isolation_level, run_in_sandbox
+from submissions.sandbox import SandboxResult, SandboxRun, SandboxUnavailable, isolation_level, run_in_sandbox
 from submissions.sandbox import isolation as isolation_module
-from tests.submissions.sandbox.conftest import processes_of, sandbox_uid
+from tests.submissions.sandbox.conftest import processes_of, sandbox_gids, sandbox_uids
 from tests.submissions.sandbox.helpers import Context, assert_clean, run_attack
 from tests.submissions.sandbox.test_attacks import JS_ATTACKS, PY_ATTACKS
 from tests.submissions.sandbox.test_outcomes import PAIRS, PROGRAMS
@@ -105,7 +105,7 @@ def _is_interpreter(command: str) -> bool:
 
 def _watch_running_sandbox(code: str, language: str) -> dict[str, str]:
     """Start a run whose program sleeps, and read the sandboxed process's /proc entry from the host."""
-    before = set(processes_of(sandbox_uid()))
+    before = set(processes_of(sandbox_uids()))
     result_box = []
     run = SandboxRun(language, code, "solve", ["a", "b"], [{"a": 1, "b": 2}], 3000, 64)
     thread = threading.Thread(target=lambda: result_box.append(run_in_sandbox(run)))
@@ -113,7 +113,7 @@ def _watch_running_sandbox(code: str, language: str) -> dict[str, str]:
     seen: dict[str, str] = {}
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not seen:
-        for pid, command in processes_of(sandbox_uid()).items():
+        for pid, command in processes_of(sandbox_uids()).items():
             if pid not in before and _is_interpreter(command):
                 try:
                     seen = {
@@ -153,7 +153,8 @@ def test_the_sandboxed_process_is_the_real_unprivileged_uid_without_anything(iso
 
     assert seen, "the sandboxed process was not found"
     fields = {line.split(":")[0]: line.split(":", 1)[1].split() for line in seen["status"].splitlines() if ":" in line}
-    uid, gid = str(sandbox_uid()), str(isolation_module.current_config().gid)
+    uid, gid = fields["Uid"][0], fields["Gid"][0]
+    assert int(uid) in sandbox_uids() and int(gid) in sandbox_gids()
     assert fields["Uid"] == [uid] * 4  # real, effective, saved, filesystem — on the host
     assert fields["Gid"] == [gid] * 4
     assert fields["Groups"] in ([], [gid])
@@ -257,7 +258,7 @@ def test_a_killed_worker_takes_its_sandbox_with_it(isolated: str, level: str) ->
         pytest.skip("the unshare fallback needs root")
     if level == "bubblewrap" and isolated != "bubblewrap":
         pytest.skip("bubblewrap is not available here")
-    before = set(processes_of(sandbox_uid()))
+    before = set(processes_of(sandbox_uids()))
     environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "co_project.settings", "CO_ENV": "test", "PYTHONPATH": str(REPO_ROOT)}
     worker = subprocess.Popen([sys.executable, "-c", _WORKER, level], env=environment, cwd=REPO_ROOT, stdout=subprocess.PIPE)
     try:
@@ -265,7 +266,7 @@ def test_a_killed_worker_takes_its_sandbox_with_it(isolated: str, level: str) ->
         assert worker.stdout.readline().strip() == b"starting"
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            started = [p for p, command in processes_of(sandbox_uid()).items() if p not in before and _is_interpreter(command)]
+            started = [p for p, command in processes_of(sandbox_uids()).items() if p not in before and _is_interpreter(command)]
             if started:
                 break
             time.sleep(0.02)
@@ -274,9 +275,9 @@ def test_a_killed_worker_takes_its_sandbox_with_it(isolated: str, level: str) ->
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait()
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and any(pid in processes_of(sandbox_uid()) for pid in started):
+    while time.monotonic() < deadline and any(pid in processes_of(sandbox_uids()) for pid in started):
         time.sleep(0.02)
-    assert not any(pid in processes_of(sandbox_uid()) for pid in started)
+    assert not any(pid in processes_of(sandbox_uids()) for pid in started)
     # What the killed worker could not clean up (its scratch dir) goes with the next sweep.
     isolation_module.sweep_stale_scratch()
     assert not [name for name in os.listdir(tempfile.gettempdir()) if name.startswith(f"co-sandbox-{worker.pid}-")]
@@ -287,3 +288,48 @@ def test_settings_are_read_with_defaults() -> None:
     assert cfg.uid == getattr(settings, "CO_SANDBOX_UID", 65534)
     assert cfg.isolation == getattr(settings, "CO_SANDBOX_ISOLATION", "auto")
     assert cfg.max_processes >= 16
+
+
+FORK_BOMB_HOLDING = """
+import os, time
+
+def f(x):
+    children = 0
+    try:
+        while True:
+            if os.fork() == 0:
+                time.sleep(5)
+                os._exit(0)
+            children += 1
+    except OSError:
+        pass
+    time.sleep(1.5)  # hold every process this uid may have while the other run starts
+    return [children, os.getuid()]
+"""
+
+
+def test_a_fork_bomb_in_one_run_does_not_stop_a_concurrent_run() -> None:
+    """RLIMIT_NPROC is per uid: each concurrent run has a uid of its own from the pool."""
+    if isolation_module.current_config().uid_pool < 2:
+        pytest.fail("CO_SANDBOX_UID_POOL must be at least 2 so runs do not share a uid")
+    results: dict[str, SandboxResult] = {}
+
+    def bomb() -> None:
+        results["bomb"] = run_in_sandbox(
+            SandboxRun("python", FORK_BOMB_HOLDING, "f", ["x"], [{"x": 1}], time_limit_ms=3000, memory_limit_mb=256)
+        )
+
+    thread = threading.Thread(target=bomb)
+    thread.start()
+    time.sleep(0.6)  # the bomb has filled its process limit by now
+    victim = run_in_sandbox(
+        SandboxRun("python", "import os\ndef f(x):\n    return os.getuid()\n", "f", ["x"], [{"x": 1}], 1000, 128)
+    )
+    thread.join()
+    assert victim.status == "completed" and victim.tests[0].outcome == "ok", victim
+    bomb_result = results["bomb"]
+    assert bomb_result.tests[0].outcome == "ok", bomb_result
+    children, bomb_uid = bomb_result.tests[0].value
+    assert 1 <= children < isolation_module.current_config().max_processes
+    assert victim.tests[0].value != bomb_uid
+    assert {victim.tests[0].value, bomb_uid} <= set(sandbox_uids())
