@@ -274,8 +274,32 @@ CO_MATH_WORKER_START_SECONDS = env.float("CO_MATH_WORKER_START_SECONDS", default
 # Rubric grading with the LLM (when CO_TUTOR_BASE is set); the built-in grader is the fallback.
 CO_TUTOR_GRADING_TIMEOUT_SECONDS = env.float("CO_TUTOR_GRADING_TIMEOUT_SECONDS", default=20.0)
 
+# --- learner model (personalization, sessions) -------------------------------------------------
+
+# Recommendation weights (seeds/001 §D): score = Σ weight × term, each term in [0, 1].
+CO_RECOMMENDATION_WEIGHTS = {
+    "weakness": 0.35,
+    "novelty": 0.25,
+    "pacing": 0.30,
+    "diversity": 0.10,
+    **env.dict("CO_RECOMMENDATION_WEIGHTS", cast={"value": float}, default={}),
+}
+# Mastery: how far one attempt moves the EMA (before the difficulty weighting), and how long a
+# problem of each difficulty (1..5) should take before a pass counts as slow.
+CO_MASTERY_ALPHA = env.float("CO_MASTERY_ALPHA", default=0.35)
+CO_EXPECTED_MINUTES = env.list("CO_EXPECTED_MINUTES", cast=int, default=[10, 15, 25, 35, 45])
+# Mock interviews: default and allowed time box and problem count.
+CO_MOCK_DEFAULT_MINUTES = env.int("CO_MOCK_DEFAULT_MINUTES", default=45)
+CO_MOCK_MINUTES_RANGE = (10, 180)
+CO_MOCK_DEFAULT_PROBLEMS = env.int("CO_MOCK_DEFAULT_PROBLEMS", default=2)
+CO_MOCK_PROBLEMS_RANGE = (1, 5)
+CO_MOCK_SWEEP_SECONDS = env.float("CO_MOCK_SWEEP_SECONDS", default=15.0)
+CO_REVIEW_SURFACE_SECONDS = env.float("CO_REVIEW_SURFACE_SECONDS", default=300.0)
+
 CELERY_BEAT_SCHEDULE = {
     "submissions-sweep": {"task": "submissions.sweep", "schedule": CO_SUBMISSION_SWEEP_SECONDS},
+    "sessions-finish-expired-mocks": {"task": "sessions.finish_expired_mocks", "schedule": CO_MOCK_SWEEP_SECONDS},
+    "personalization-surface-due-reviews": {"task": "personalization.surface_due_reviews", "schedule": CO_REVIEW_SURFACE_SECONDS},
 }
 
 # Course packs shipped with the repository, imported by `manage.py seed`.

@@ -18,6 +18,8 @@ urlpatterns = [
     ),
     path("v1/", include("tracks.urls")),
     path("v1/", include("submissions.urls")),
+    path("v1/", include("sessions_app.urls")),
+    path("v1/", include("personalization.urls")),
     path("admin/", admin.site.urls),
 ]
 

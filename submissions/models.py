@@ -35,7 +35,9 @@ class SubmissionKind(models.TextChoices):
 class Submission(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     learner_id = models.CharField(max_length=255)
-    session_id = models.UUIDField(null=True, blank=True)
+    session = models.ForeignKey(
+        "sessions_app.Session", null=True, blank=True, on_delete=models.CASCADE, related_name="submissions"
+    )
     # The problem row when it came from the database bank (kept on retirement: PROTECT);
     # `problem_ref` is what the learner named (a remote bank id when there is no row).
     problem = models.ForeignKey("tracks.Problem", null=True, blank=True, on_delete=models.PROTECT, related_name="submissions")
@@ -74,7 +76,6 @@ class Submission(models.Model):
             models.Index(fields=("learner_id", "created_at"), name="submission_learner_created"),
             models.Index(fields=("status", "created_at"), name="submission_status_created"),
             models.Index(fields=("learner_id", "problem_ref"), name="submission_learner_problem"),
-            models.Index(fields=("session_id",), name="submission_session"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(status__in=SubmissionStatus.values), name="submission_status_valid"),

@@ -45,7 +45,7 @@ class SubmissionPayloadField(serializers.DictField):
 
 
 class SubmissionCreateSerializer(serializers.Serializer):
-    session_id = serializers.UUIDField(required=False, allow_null=True, default=None)
+    session_id = serializers.UUIDField(help_text="The caller's active session that presented the problem.")
     problem_id = serializers.CharField(max_length=255, help_text="Problem id or slug.")
     subject = serializers.ChoiceField(choices=Subject.choices)
     kind = serializers.ChoiceField(

@@ -24,8 +24,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from co_project.errors import InvalidInput, NotFound, PayloadTooLarge
+from co_project.errors import InvalidInput, PayloadTooLarge
 from co_project.telemetry import telemetry_emit
+from personalization.services import GradedAttempt, attempt_record
+from sessions_app.services import session_check_for_submission, session_record_attempt
 from submissions.errors import CodeTooLarge, IdempotencyKeyReused
 from submissions.models import RubricScore, Submission, SubmissionKind, SubmissionStatus
 from submissions.verdicts import Verdict, error_verdict
@@ -50,13 +52,6 @@ def _payload_digest(*, problem_ref: str, subject: str, kind: str, session_id: uu
         separators=(",", ":"),
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _check_session(*, learner_id: str, session_id: uuid.UUID | None) -> None:
-    """The session must be the caller's and active. Sessions arrive with the sessions capability;
-    until then a submission that names a session names one that does not exist."""
-    if session_id is not None:
-        raise NotFound("No such session.")
 
 
 def _check_payload(*, bundle: ProblemBundle, subject: str, kind: str, payload: dict[str, Any]) -> str:
@@ -111,8 +106,14 @@ def submission_create(
             if existing.payload_sha256 != digest:
                 raise IdempotencyKeyReused()
             return existing, False
-    _check_session(learner_id=learner_id, session_id=session_id)
     bundle = problem_bundle_require(reference=problem_ref)
+    if session_id is not None:
+        # The session must be the caller's, active (a mock within its time box), and hold the problem.
+        session_check_for_submission(
+            learner_id=learner_id,
+            session_id=session_id,
+            problem_id=uuid.UUID(bundle.id) if bundle.source == "database" else None,
+        )
     language = _check_payload(bundle=bundle, subject=subject, kind=kind, payload=payload)
     try:
         with transaction.atomic():
@@ -316,7 +317,43 @@ def _finish(submission: Submission, token: uuid.UUID, verdict: Verdict) -> bool:
             },
             ts=now,
         )
+        _update_learner_model(submission, verdict, now)
     return True
+
+
+LEARNER_GRADED_STATUSES = (SubmissionStatus.PASSED, SubmissionStatus.FAILED, SubmissionStatus.TIMEOUT)
+
+
+def _update_learner_model(submission: Submission, verdict: Verdict, now: Any) -> None:
+    """Session bookkeeping and mastery / review queue, in the verdict's transaction. Runs are
+    counted but not graded; an `error` verdict is our failure, not the learner's, and counts for nothing."""
+    if submission.problem_id is None or verdict.status not in (*LEARNER_GRADED_STATUSES, SubmissionStatus.ERROR):
+        return
+    graded = submission.kind == SubmissionKind.SUBMIT and verdict.status in LEARNER_GRADED_STATUSES
+    context = {"max_hint_level": 0, "seconds_taken": None}
+    if submission.session_id is not None and verdict.status != SubmissionStatus.ERROR:
+        context = session_record_attempt(
+            session_id=submission.session_id,
+            problem_id=submission.problem_id,
+            graded=graded,
+            status=verdict.status,
+            categories=verdict.failed_categories,
+            at=now,
+        )
+    if not graded:
+        return
+    attempt_record(
+        attempt=GradedAttempt(
+            learner_id=submission.learner_id,
+            problem_id=submission.problem_id,
+            passed=verdict.status == SubmissionStatus.PASSED,
+            tests_passed=verdict.visible_passed + verdict.hidden_passed,
+            tests_total=verdict.visible_total + verdict.hidden_total,
+            max_hint_level=context["max_hint_level"],
+            seconds_taken=context["seconds_taken"],
+            at=now,
+        )
+    )
 
 
 def submission_evaluate(*, submission_id: uuid.UUID | str) -> str:

@@ -48,3 +48,15 @@ def track_get(*, reference: str) -> Track:
     if track is None:
         raise NotFound(f"No published track '{reference[:100]}'.")
     return track
+
+
+def track_id_for(*, reference: str) -> uuid.UUID:
+    """The id of a published track named by id or slug (one query)."""
+    try:
+        lookup = {"id": uuid.UUID(reference)}
+    except ValueError:
+        lookup = {"slug": reference}
+    track_id = Track.objects.filter(published=True, **lookup).values_list("id", flat=True).first()
+    if track_id is None:
+        raise NotFound(f"No published track '{reference[:100]}'.", fields={"track": ["No such track."]})
+    return track_id

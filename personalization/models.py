@@ -1,0 +1,111 @@
+"""The learner model: mastery per topic and outcome, the spaced-repetition review queue, and the
+small per-learner state the recommender's guardrails read (level, failure streak, progress per
+problem). Everything here is bounded by the catalogue, not by the length of a learner's history,
+so reading it costs the same after 10 attempts or 10,000.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+
+class MasteryKeyType(models.TextChoices):
+    TOPIC = "topic", "Topic"
+    OUTCOME = "outcome", "Module outcome"
+
+
+class Mastery(models.Model):
+    learner_id = models.CharField(max_length=255)
+    key_type = models.CharField(max_length=16, choices=MasteryKeyType.choices)
+    key_id = models.CharField(max_length=100)
+    score = models.PositiveSmallIntegerField(default=0, help_text="0–100: the EMA, rounded.")
+    ema = models.FloatField(default=0.0, help_text="Exponential moving average of attempt performance (0–100).")
+    attempts = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "mastery"
+        ordering = ("learner_id", "key_type", "key_id")
+        constraints = [
+            models.UniqueConstraint(fields=("learner_id", "key_type", "key_id"), name="mastery_unique"),
+            models.CheckConstraint(condition=Q(score__lte=100), name="mastery_score_range"),
+            models.CheckConstraint(condition=Q(key_type__in=MasteryKeyType.values), name="mastery_key_type_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.learner_id} {self.key_type}:{self.key_id} = {self.score}"
+
+
+class ReviewReason(models.TextChoices):
+    FAIL = "fail", "Failed"
+    SLOW = "slow", "Solved slowly"
+    HEAVY_HINT = "heavy-hint", "Solved with heavy hints"
+    MOCK_GAP = "mock-gap", "Gap found in a mock interview"
+
+
+REVIEW_INTERVAL_DAYS = (1, 3, 7, 21)  # bucket 0..3
+
+
+class ReviewItem(models.Model):
+    """One row per learner and problem (seeds/001 `review_queue`). Retired rows are kept, so a
+    later failure puts the problem back at bucket 0 instead of creating a second row."""
+
+    learner_id = models.CharField(max_length=255)
+    problem = models.ForeignKey("tracks.Problem", on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=16, choices=ReviewReason.choices)
+    bucket = models.PositiveSmallIntegerField(default=0, help_text="0–3 = due after 1 / 3 / 7 / 21 days.")
+    next_due_at = models.DateTimeField()
+    last_reviewed_at = models.DateTimeField(null=True, blank=True)
+    surfaced_at = models.DateTimeField(null=True, blank=True, help_text="When the scheduler last surfaced it as due.")
+    retired_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("next_due_at",)
+        indexes = [
+            models.Index(fields=("learner_id", "retired_at", "next_due_at"), name="review_learner_due"),
+            models.Index(fields=("next_due_at",), name="review_due"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=("learner_id", "problem"), name="review_item_unique"),
+            models.CheckConstraint(condition=Q(bucket__lte=3), name="review_bucket_range"),
+            models.CheckConstraint(condition=Q(reason__in=ReviewReason.values), name="review_reason_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.learner_id} review {self.problem_id} (bucket {self.bucket})"
+
+
+class ProblemProgress(models.Model):
+    """What one learner has done on one problem: the recommender's novelty and recency input."""
+
+    learner_id = models.CharField(max_length=255)
+    problem = models.ForeignKey("tracks.Problem", on_delete=models.CASCADE, related_name="+")
+    attempts = models.PositiveIntegerField(default=0)
+    passes = models.PositiveIntegerField(default=0)
+    misses = models.PositiveIntegerField(default=0, help_text="Failed attempts and give-ups.")
+    last_outcome = models.CharField(max_length=16, blank=True, default="")
+    last_attempt_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=("learner_id", "last_attempt_at"), name="progress_learner_recent")]
+        constraints = [models.UniqueConstraint(fields=("learner_id", "problem"), name="progress_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.learner_id} on {self.problem_id}: {self.passes}/{self.attempts}"
+
+
+class LearnerState(models.Model):
+    """The learner's level and current failure streak, kept up to date with every attempt."""
+
+    learner_id = models.CharField(max_length=255, primary_key=True)
+    level = models.PositiveSmallIntegerField(default=1, help_text="Highest difficulty passed cleanly (≥ 1).")
+    fail_streak = models.PositiveIntegerField(default=0, help_text="Consecutive misses since the last pass.")
+    fail_streak_difficulty = models.PositiveSmallIntegerField(default=0, help_text="Difficulty of the latest miss.")
+    attempts = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.learner_id}: level {self.level}, streak {self.fail_streak}"

@@ -1,0 +1,88 @@
+"""Response shapes of /v1/mastery, /v1/review-queue and /v1/recommendations/next."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+from rest_framework import serializers
+
+from personalization.models import REVIEW_INTERVAL_DAYS, Mastery, MasteryKeyType, ReviewItem, ReviewReason
+from tracks.models import Subject
+
+
+class MasteryQuerySerializer(serializers.Serializer):
+    key_type = serializers.ChoiceField(choices=MasteryKeyType.choices, required=False)
+
+
+class MasterySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Mastery
+        fields = ("key_type", "key_id", "score", "ema", "attempts", "updated_at")
+
+
+class ReviewProblemSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    slug = serializers.CharField()
+    title = serializers.CharField()
+    difficulty = serializers.IntegerField()
+
+
+class ReviewItemSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    problem = ReviewProblemSerializer()
+    reason = serializers.ChoiceField(choices=ReviewReason.choices)
+    bucket = serializers.IntegerField(help_text="0–3: due 1 / 3 / 7 / 21 days after the last result.")
+    interval_days = serializers.SerializerMethodField()
+    next_due_at = serializers.DateTimeField()
+    due = serializers.SerializerMethodField(help_text="True when the review is due now.")
+    last_reviewed_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+    def get_interval_days(self, item: ReviewItem) -> int:
+        return REVIEW_INTERVAL_DAYS[item.bucket]
+
+    def get_due(self, item: ReviewItem) -> bool:
+        return item.next_due_at <= self.context.get("now", timezone.now())
+
+
+class RecommendationQuerySerializer(serializers.Serializer):
+    track = serializers.CharField(max_length=100, required=False, help_text="Track id or slug.")
+    subject = serializers.ChoiceField(choices=Subject.choices, required=False)
+
+
+class RecommendationTermSerializer(serializers.Serializer):
+    value = serializers.FloatField(help_text="The term, 0–1.")
+    weight = serializers.FloatField()
+    contribution = serializers.FloatField(help_text="weight × value")
+
+
+class RecommendationTermsSerializer(serializers.Serializer):
+    weakness = RecommendationTermSerializer()
+    novelty = RecommendationTermSerializer()
+    pacing = RecommendationTermSerializer()
+    diversity = RecommendationTermSerializer()
+
+
+class RecommendedProblemSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    slug = serializers.CharField()
+    title = serializers.CharField()
+    subject = serializers.CharField()
+    difficulty = serializers.IntegerField()
+    topics = serializers.ListField(child=serializers.CharField())
+    track = serializers.CharField()
+
+
+class RecommendationSerializer(serializers.Serializer):
+    problem = RecommendedProblemSerializer()
+    kind = serializers.ChoiceField(choices=["new", "review", "practice"])
+    score = serializers.FloatField()
+    terms = RecommendationTermsSerializer()
+    reasons = serializers.ListField(child=serializers.CharField())
+    guardrails = serializers.ListField(child=serializers.CharField(), help_text="Guardrails that shaped this pick.")
+    learner = serializers.DictField(child=serializers.IntegerField(), help_text="{level, fail_streak, due_reviews}")
+
+
+def as_items(data: list[Any]) -> dict[str, Any]:
+    return {"items": data, "next": None}

@@ -1,0 +1,296 @@
+"""Writes to the learner model. Every graded attempt — from a session, `/v1/submissions` or a
+study task — and every give-up goes through `attempt_record`, inside the transaction that
+records the verdict, so the learner model never disagrees with the submissions table.
+
+The mastery rule (also in the README):
+
+* An attempt's **performance** p (0–100):
+  - a pass scores 100 × hint factor × pace factor. The hint factor depends on the highest hint
+    level the learner asked for on that problem: none 1.0, level 1 (a nudge) 0.85, level 2 (an
+    approach) 0.65, level 3 (a near-solution) 0.45 — a pass after heavy hints counts for less
+    than a clean pass. The pace factor is 0.85 when the problem took longer than expected for its
+    difficulty (`CO_EXPECTED_MINUTES`), else 1.0;
+  - a failed attempt scores partial credit, 25 × the fraction of tests passed (0 when unknown);
+  - giving up scores 0.
+* The **EMA** moves towards p by α: ema += α (p − ema), starting at 0. α is `CO_MASTERY_ALPHA`
+  (0.35) weighted by difficulty d (1–5): passes on hard problems move it more
+  (× (0.6 + 0.2 d)), misses on hard problems move it less (× (1.4 − 0.2 d)).
+* The **score** is the EMA rounded to an integer 0–100.
+* Every topic of the problem and every outcome of its module is updated the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from co_project.errors import NotFound
+from co_project.telemetry import telemetry_emit
+from personalization.models import (
+    REVIEW_INTERVAL_DAYS,
+    LearnerState,
+    Mastery,
+    MasteryKeyType,
+    ProblemProgress,
+    ReviewItem,
+    ReviewReason,
+)
+from personalization.recommendation import catalogue_load, learner_snapshot, recommend
+from tracks.models import Problem
+from tracks.selectors import track_id_for
+
+logger = logging.getLogger("co.personalization")
+
+HINT_FACTOR = {0: 1.0, 1: 0.85, 2: 0.65, 3: 0.45}
+SLOW_PACE_FACTOR = 0.85
+FAIL_PARTIAL_CREDIT = 25.0
+HEAVY_HINT_LEVEL = 2
+
+
+@dataclass(frozen=True)
+class GradedAttempt:
+    """One graded outcome on a problem: a pass, a failed attempt or a give-up."""
+
+    learner_id: str
+    problem_id: uuid.UUID
+    passed: bool
+    gave_up: bool = False
+    tests_passed: int = 0
+    tests_total: int = 0
+    max_hint_level: int = 0
+    seconds_taken: float | None = None
+    at: datetime | None = None
+
+
+def expected_seconds(difficulty: int) -> int:
+    minutes = settings.CO_EXPECTED_MINUTES
+    return 60 * minutes[max(0, min(difficulty, len(minutes)) - 1)]
+
+
+def attempt_performance(attempt: GradedAttempt, difficulty: int) -> tuple[float, bool]:
+    """(performance 0–100, was it slow) for one attempt — the mastery rule's first step."""
+    slow = attempt.seconds_taken is not None and attempt.seconds_taken > expected_seconds(difficulty)
+    if attempt.passed:
+        performance = 100.0 * HINT_FACTOR[min(max(attempt.max_hint_level, 0), 3)]
+        if slow:
+            performance *= SLOW_PACE_FACTOR
+        return performance, slow
+    if attempt.gave_up or not attempt.tests_total:
+        return 0.0, slow
+    return FAIL_PARTIAL_CREDIT * attempt.tests_passed / attempt.tests_total, slow
+
+
+def mastery_alpha(*, passed: bool, difficulty: int) -> float:
+    d = max(1, min(difficulty, 5))
+    weight = 0.6 + 0.2 * d if passed else 1.4 - 0.2 * d
+    return settings.CO_MASTERY_ALPHA * weight
+
+
+def _locked_state(learner_id: str) -> LearnerState:
+    """The learner's state row, locked: per-learner updates of the model are serialized here."""
+    LearnerState.objects.get_or_create(learner_id=learner_id)
+    return LearnerState.objects.select_for_update().get(learner_id=learner_id)
+
+
+def _update_mastery(*, learner_id: str, keys: list[tuple[str, str]], performance: float, alpha: float) -> dict[str, Any]:
+    existing = {
+        (row.key_type, row.key_id): row
+        for row in Mastery.objects.filter(
+            learner_id=learner_id, key_id__in=[key_id for _, key_id in keys], key_type__in={t for t, _ in keys}
+        )
+    }
+    changed: list[Mastery] = []
+    created: list[Mastery] = []
+    deltas: dict[str, Any] = {}
+    for key in keys:
+        row = existing.get(key)
+        if row is None:
+            row = Mastery(learner_id=learner_id, key_type=key[0], key_id=key[1], ema=0.0, score=0, attempts=0)
+            created.append(row)
+        else:
+            changed.append(row)
+        before = row.score
+        row.ema = row.ema + alpha * (performance - row.ema)
+        row.score = max(0, min(100, round(row.ema)))
+        row.attempts += 1
+        deltas[f"{key[0]}:{key[1]}"] = {"before": before, "after": row.score}
+    now = timezone.now()
+    for row in changed:
+        row.updated_at = now
+    if changed:
+        Mastery.objects.bulk_update(changed, ["ema", "score", "attempts", "updated_at"])
+    if created:
+        Mastery.objects.bulk_create(created)
+    return deltas
+
+
+def _review_after(*, attempt: GradedAttempt, slow: bool, now: datetime) -> dict[str, Any] | None:
+    """Apply the review-queue rules for one attempt; returns the item's new state (or None)."""
+    item = ReviewItem.objects.filter(learner_id=attempt.learner_id, problem_id=attempt.problem_id).first()
+    if not attempt.passed:
+        # A miss (re)starts the item at bucket 0, due in a day.
+        if item is None:
+            item = ReviewItem(learner_id=attempt.learner_id, problem_id=attempt.problem_id)
+        item.reason = ReviewReason.FAIL
+        item.bucket = 0
+        item.next_due_at = now + timedelta(days=REVIEW_INTERVAL_DAYS[0])
+        item.retired_at = None
+        item.surfaced_at = None
+        item.save()
+        return {"action": "reset", "bucket": 0, "next_due_at": item.next_due_at}
+    if item is not None and item.retired_at is None:
+        item.last_reviewed_at = now
+        if item.bucket >= len(REVIEW_INTERVAL_DAYS) - 1:
+            item.retired_at = now
+            item.save(update_fields=["last_reviewed_at", "retired_at", "updated_at"])
+            return {"action": "retired", "bucket": item.bucket}
+        item.bucket += 1
+        item.next_due_at = now + timedelta(days=REVIEW_INTERVAL_DAYS[item.bucket])
+        item.surfaced_at = None
+        item.save(update_fields=["bucket", "next_due_at", "last_reviewed_at", "surfaced_at", "updated_at"])
+        return {"action": "promoted", "bucket": item.bucket, "next_due_at": item.next_due_at}
+    reason = None
+    if attempt.max_hint_level >= HEAVY_HINT_LEVEL:
+        reason = ReviewReason.HEAVY_HINT
+    elif slow:
+        reason = ReviewReason.SLOW
+    if reason is None:
+        return None
+    if item is None:
+        item = ReviewItem(learner_id=attempt.learner_id, problem_id=attempt.problem_id)
+    item.reason = reason
+    item.bucket = 0
+    item.next_due_at = now + timedelta(days=REVIEW_INTERVAL_DAYS[0])
+    item.retired_at = None
+    item.surfaced_at = None
+    item.save()
+    return {"action": "added", "reason": reason, "bucket": 0, "next_due_at": item.next_due_at}
+
+
+def attempt_record(*, attempt: GradedAttempt) -> dict[str, Any]:
+    """Update mastery, the review queue, progress and level/streak for one graded outcome.
+
+    Call it inside the transaction that records the verdict (or the give-up).
+    """
+    now = attempt.at or timezone.now()
+    problem = (
+        Problem.objects.select_related("module")
+        .only("id", "difficulty", "module__outcomes")
+        .prefetch_related("topics")
+        .get(id=attempt.problem_id)
+    )
+    difficulty = problem.difficulty
+    performance, slow = attempt_performance(attempt, difficulty)
+    keys = [(MasteryKeyType.TOPIC.value, topic.slug) for topic in problem.topics.all()]
+    keys += [(MasteryKeyType.OUTCOME.value, str(outcome)[:100]) for outcome in problem.module.outcomes or []]
+    outcome = "passed" if attempt.passed else ("gave_up" if attempt.gave_up else "failed")
+    with transaction.atomic():
+        state = _locked_state(attempt.learner_id)
+        mastery = _update_mastery(
+            learner_id=attempt.learner_id,
+            keys=list(dict.fromkeys(keys)),
+            performance=performance,
+            alpha=mastery_alpha(passed=attempt.passed, difficulty=difficulty),
+        )
+        review = _review_after(attempt=attempt, slow=slow, now=now)
+        updated = ProblemProgress.objects.filter(learner_id=attempt.learner_id, problem_id=attempt.problem_id).update(
+            attempts=F("attempts") + 1,
+            passes=F("passes") + int(attempt.passed),
+            misses=F("misses") + int(not attempt.passed),
+            last_outcome=outcome,
+            last_attempt_at=now,
+        )
+        if not updated:
+            ProblemProgress.objects.create(
+                learner_id=attempt.learner_id,
+                problem_id=attempt.problem_id,
+                attempts=1,
+                passes=int(attempt.passed),
+                misses=int(not attempt.passed),
+                last_outcome=outcome,
+                last_attempt_at=now,
+            )
+        if attempt.passed:
+            state.fail_streak = 0
+            if attempt.max_hint_level < HEAVY_HINT_LEVEL and difficulty > state.level:
+                state.level = min(difficulty, state.level + 1)
+        else:
+            state.fail_streak += 1
+            state.fail_streak_difficulty = difficulty
+        state.attempts += 1
+        state.save(update_fields=["level", "fail_streak", "fail_streak_difficulty", "attempts", "updated_at"])
+    logger.info(
+        "learner model updated",
+        extra={"learner_id": attempt.learner_id, "problem_id": str(attempt.problem_id), "outcome": outcome},
+    )
+    return {
+        "outcome": outcome,
+        "performance": round(performance, 1),
+        "slow": slow,
+        "mastery": mastery,
+        "review": review,
+        "level": state.level,
+        "fail_streak": state.fail_streak,
+    }
+
+
+def review_record_mock_gap(*, learner_id: str, problem_id: uuid.UUID, at: datetime | None = None) -> None:
+    """A problem not solved in a mock interview enters the queue (bucket 0, due in a day)."""
+    now = at or timezone.now()
+    ReviewItem.objects.update_or_create(
+        learner_id=learner_id,
+        problem_id=problem_id,
+        defaults={
+            "reason": ReviewReason.MOCK_GAP,
+            "bucket": 0,
+            "next_due_at": now + timedelta(days=REVIEW_INTERVAL_DAYS[0]),
+            "retired_at": None,
+            "surfaced_at": None,
+        },
+    )
+
+
+def review_surface_due(*, now: datetime | None = None) -> int:
+    """Mark review items that have come due since they were last surfaced; returns how many.
+
+    Run by Celery beat (`personalization.surface_due_reviews`) and `manage.py surface_due_reviews`.
+    Surfaced items are what `GET /v1/review-queue` lists as due and what the recommender injects.
+    """
+    now = now or timezone.now()
+    due = ReviewItem.objects.filter(
+        Q(surfaced_at__isnull=True) | Q(surfaced_at__lt=F("next_due_at")), retired_at__isnull=True, next_due_at__lte=now
+    )
+    surfaced = due.update(surfaced_at=now)
+    if surfaced:
+        logger.info("review items surfaced", extra={"count": surfaced})
+    return surfaced
+
+
+def recommendation_next(*, learner_id: str, track_ref: str | None = None, subject: str | None = None) -> dict[str, Any]:
+    """The next problem for the learner, explained; emits `recommendation_served`."""
+    track_id = track_id_for(reference=track_ref) if track_ref else None
+    now = timezone.now()
+    pick = recommend(
+        catalogue=catalogue_load(track_id=track_id, subject=subject),
+        snapshot=learner_snapshot(learner_id=learner_id),
+        now=now,
+    )
+    if pick is None:
+        raise NotFound("There is nothing to recommend here yet: no published problems.")
+    result = pick.as_dict()
+    telemetry_emit(
+        event="recommendation_served",
+        user_id=learner_id,
+        problem_id=pick.problem.slug,
+        attrs={"kind": pick.kind, "score": pick.score, "track": track_ref or "", "subject": subject or ""},
+        ts=now,
+    )
+    return result

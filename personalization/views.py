@@ -1,0 +1,82 @@
+"""`GET /v1/mastery`, `GET /v1/review-queue`, `GET /v1/recommendations/next`."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from co_project.openapi import error_responses
+from co_project.pagination import ItemsCursorPagination
+from personalization import selectors, services
+from personalization.serializers import (
+    MasteryQuerySerializer,
+    MasterySerializer,
+    RecommendationQuerySerializer,
+    RecommendationSerializer,
+    ReviewItemSerializer,
+    as_items,
+)
+
+
+class ReviewQueuePagination(ItemsCursorPagination):
+    ordering = ("next_due_at", "id")
+
+
+class MasteryView(APIView):
+    @extend_schema(
+        operation_id="mastery_list",
+        summary="The learner's mastery per topic and per module outcome",
+        description="Score 0–100 (the EMA of attempt performance, rounded) and the EMA itself; see the README for the rule.",
+        tags=["learner model"],
+        parameters=[MasteryQuerySerializer],
+        responses={
+            200: inline_serializer(
+                "MasteryList", {"items": MasterySerializer(many=True), "next": serializers.CharField(allow_null=True)}
+            ),
+            **error_responses(400),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        query = MasteryQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        rows = selectors.mastery_list(learner_id=request.user.id, key_type=query.validated_data.get("key_type"))
+        return Response(as_items(MasterySerializer(rows, many=True).data))
+
+
+class ReviewQueueView(APIView):
+    @extend_schema(
+        operation_id="review_queue_list",
+        summary="Due and upcoming reviews (spaced repetition), soonest first",
+        description="Reasons fail / slow / heavy-hint / mock-gap; buckets 0–3 are due after 1 / 3 / 7 / 21 days.",
+        tags=["learner model"],
+        responses={200: ReviewItemSerializer(many=True)},
+    )
+    def get(self, request: Request) -> Response:
+        paginator = ReviewQueuePagination()
+        page = paginator.paginate_queryset(selectors.review_queue(learner_id=request.user.id), request, view=self)
+        data = ReviewItemSerializer(page, many=True, context={"now": timezone.now()}).data
+        return paginator.get_paginated_response(data)
+
+
+class RecommendationNextView(APIView):
+    @extend_schema(
+        operation_id="recommendations_next",
+        summary="The next problem to practise, with its score, each term's contribution and the reasons",
+        tags=["learner model"],
+        parameters=[
+            RecommendationQuerySerializer,
+            OpenApiParameter("track", str, description="Limit to a track (id or slug)."),
+        ],
+        responses={200: RecommendationSerializer, **error_responses(400, 404)},
+    )
+    def get(self, request: Request) -> Response:
+        query = RecommendationQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        return Response(
+            services.recommendation_next(learner_id=request.user.id, track_ref=data.get("track"), subject=data.get("subject"))
+        )
