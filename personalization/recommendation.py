@@ -311,10 +311,18 @@ def recommend(
         # The module has nothing within reach: prepare with an unsolved problem elsewhere in the catalogue.
         elsewhere = best(e for e in catalogue if fits(e) and not snapshot.progress.get(e.id, (0, 0, None))[1])
         if elsewhere is not None:
-            return build(elsewhere, "new", ["The next module's problems are above your level; preparing first."], guardrails)
+            return build(elsewhere, "new", ["The next problems are above your level; preparing first."], guardrails)
+    practice = best(e for e in catalogue if fits(e) and snapshot.progress.get(e.id, (0, 0, None))[1])
+    if practice is not None:
+        return build(
+            practice,
+            "practice",
+            ["Solve one at your level without heavy hints to unlock harder problems."],
+            [*guardrails, f"Nothing unsolved at or below difficulty {ceiling}: practising what you know."],
+        )
     open_pool = [e for e in pool if e.id not in exclude]
     if open_pool:
-        # Everything left is above the level cap: serve the easiest, and say why.
+        # Nothing at all within the cap (e.g. a track that starts above the learner's level).
         lowest = min(e.difficulty for e in open_pool)
         choice = best(e for e in open_pool if e.difficulty == lowest)
         assert choice is not None
@@ -322,10 +330,6 @@ def recommend(
             choice,
             "new",
             [],
-            [*guardrails, f"Nothing left at or below difficulty {ceiling}; serving the easiest remaining problem."],
+            [*guardrails, f"Nothing exists at or below difficulty {ceiling}; serving the easiest remaining problem."],
         )
-    if among is None:
-        practice = best(e for e in catalogue if fits(e))
-        if practice is not None:
-            return build(practice, "practice", ["You have solved everything new at your level."], guardrails)
     return None

@@ -75,7 +75,8 @@ class Session(models.Model):
 
 
 class SessionProblem(models.Model):
-    """A problem a session presented, in order, with what the learner did on it."""
+    """A problem a session presented, in order, with what the learner did on it. A track session
+    may present a solved problem again (a step-down after misses); the latest row is the live one."""
 
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="problems")
     problem = models.ForeignKey("tracks.Problem", on_delete=models.PROTECT, related_name="+")
@@ -97,7 +98,6 @@ class SessionProblem(models.Model):
         ordering = ("session", "position")
         constraints = [
             models.UniqueConstraint(fields=("session", "position"), name="session_problem_position_unique"),
-            models.UniqueConstraint(fields=("session", "problem"), name="session_problem_once"),
             models.CheckConstraint(condition=Q(state__in=SessionProblemState.values), name="session_problem_state_valid"),
             models.CheckConstraint(condition=Q(max_hint_level__lte=3), name="session_problem_hint_level_valid"),
         ]

@@ -89,7 +89,7 @@ def _brief(problem: Any) -> dict[str, Any]:
 def session_representation(session: Session) -> dict[str, Any]:
     """The session as the API shows it (from a session loaded by `session_get_for_learner`)."""
     rows = list(session.problems.all())
-    current = next((row for row in rows if row.problem_id == session.current_problem_id), None)
+    current = next((row for row in reversed(rows) if row.problem_id == session.current_problem_id), None)
     remaining = None
     if session.deadline_at is not None:
         remaining = (

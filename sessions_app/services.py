@@ -124,7 +124,10 @@ def _next_track_problem(session: Session, *, now: datetime) -> tuple[CatalogueEn
     """The recommender's pick within the first module that still has unfinished problems."""
     catalogue = catalogue_load(track_id=session.track_id)
     snapshot = learner_snapshot(learner_id=session.learner_id)
-    presented = set(session.problems.values_list("problem_id", flat=True))
+    states = dict(session.problems.order_by("position").values_list("problem_id", "state"))
+    presented = set(states)
+    # Solved problems may come back as a step-down or practice; anything else shown is not repeated.
+    unsolved_shown = {problem_id for problem_id, state in states.items() if state != SessionProblemState.PASSED}
     modules: dict[uuid.UUID, tuple[int, set[uuid.UUID]]] = {}
     for entry in catalogue:
         _, members = modules.setdefault(entry.module_id, (entry.module_position, set()))
@@ -133,7 +136,7 @@ def _next_track_problem(session: Session, *, now: datetime) -> tuple[CatalogueEn
     for _, members in sorted(modules.values(), key=lambda module: module[0]):
         if not members:
             continue
-        pick = recommend(catalogue=catalogue, snapshot=snapshot, now=now, among=members, exclude=presented)
+        pick = recommend(catalogue=catalogue, snapshot=snapshot, now=now, among=members, exclude=unsolved_shown)
         if pick is not None:
             return pick.problem, _recommendation_payload(pick)
     return None
@@ -268,7 +271,7 @@ def _plan_mock(session: Session, *, first: Problem | None, now: datetime) -> Non
 def _current(session: Session) -> SessionProblem | None:
     if session.current_problem_id is None:
         return None
-    return session.problems.select_for_update().filter(problem_id=session.current_problem_id).first()
+    return session.problems.select_for_update().filter(problem_id=session.current_problem_id).order_by("-position").first()
 
 
 def _end(session: Session, status: str, now: datetime) -> None:
@@ -482,7 +485,12 @@ def session_record_attempt(
 ) -> dict[str, Any]:
     """Count a finished attempt on the session's problem; returns the hints used and the time taken
     so far, which the learner model weighs. Called inside the verdict's transaction."""
-    row = SessionProblem.objects.select_for_update().filter(session_id=session_id, problem_id=problem_id).first()
+    row = (
+        SessionProblem.objects.select_for_update()
+        .filter(session_id=session_id, problem_id=problem_id)
+        .order_by("-position")
+        .first()
+    )
     if row is None:
         return {"max_hint_level": 0, "seconds_taken": None}
     if graded:
@@ -503,7 +511,7 @@ def session_record_hint(*, learner_id: str, session_id: uuid.UUID | str, problem
     """A hint was requested on a session's problem: count it and raise `last_hint_level`."""
     with transaction.atomic():
         session = _locked_session(learner_id=learner_id, session_id=session_id)
-        row = session.problems.select_for_update().filter(problem_id=problem_id).first()
+        row = session.problems.select_for_update().filter(problem_id=problem_id).order_by("-position").first()
         if row is None:
             raise Conflict("This problem is not part of the session.", fields={"problem_id": ["Not in this session."]})
         row.hints_used += 1

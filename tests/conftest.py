@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Callable, Iterator
 
 import jwt
@@ -80,20 +81,53 @@ def make_token(jwt_keys: tuple[str, str]) -> Callable[..., str]:
     return make
 
 
+class LearnerClient(APIClient):
+    """An APIClient with a learner's token.
+
+    A submission needs the learner's active session that holds the problem. Tests about grading
+    do not care which session, so a `POST /v1/submissions` body without `session_id` gets one:
+    a practice session for that problem, opened through the API once per client and problem.
+    Tests of the session rule itself send `session_id` explicitly. When no session can be opened
+    (the problem does not exist), a random id is sent and the API decides what that means.
+    """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.practice_sessions: dict[tuple[str, str], str] = {}
+
+    def practice_session(self, problem: str, subject: str) -> str:
+        key = (problem, subject)
+        if key not in self.practice_sessions:
+            response = super().post(
+                "/v1/sessions", {"subject": subject, "mode": "practice", "problem_id": problem}, format="json"
+            )
+            if response.status_code != 201:
+                return str(uuid.uuid4())
+            self.practice_sessions[key] = response.json()["id"]
+        return self.practice_sessions[key]
+
+    def post(self, path: str, data: object = None, *args: object, **kwargs: object):  # type: ignore[override]
+        if path == "/v1/submissions" and isinstance(data, dict) and "session_id" not in data:
+            problem, subject = data.get("problem_id"), data.get("subject")
+            if isinstance(problem, str) and subject in {"coding", "math", "systems"}:
+                data = {**data, "session_id": self.practice_session(problem, subject)}
+        return super().post(path, data, *args, **kwargs)
+
+
 @pytest.fixture
-def learner_client(make_token: Callable[..., str]) -> Callable[[str], APIClient]:
+def learner_client(make_token: Callable[..., str]) -> Callable[[str], LearnerClient]:
     """learner_client("alice") → an APIClient sending alice's bearer token."""
 
-    def make(sub: str = "alice") -> APIClient:
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {make_token(sub)}")
+    def make(sub: str = "alice", ttl: int = 3600) -> LearnerClient:
+        client = LearnerClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {make_token(sub, ttl=ttl)}")
         return client
 
     return make
 
 
 @pytest.fixture
-def api(learner_client: Callable[[str], APIClient]) -> APIClient:
+def api(learner_client: Callable[[str], LearnerClient]) -> LearnerClient:
     return learner_client("alice")
 
 
@@ -101,3 +135,16 @@ def api(learner_client: Callable[[str], APIClient]) -> APIClient:
 def _media_root(settings, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Uploaded course pack files go to a temporary folder, never the checkout's var/media."""
     settings.MEDIA_ROOT = tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture
+def fake_grader(settings) -> Iterator[object]:
+    """A real HTTP eval service (tests/servers.py) as CO_EVAL_BASE: tests set `.answer` to decide
+    each verdict, so learner histories are quick to build and still go through the whole pipeline."""
+    from tests.servers import FakeEvalService
+
+    with FakeEvalService(answer={"status": "passed"}) as service:
+        settings.CO_EVAL_BASE = service.url
+        settings.CO_EVAL_RETRIES = 0
+        settings.CO_EVAL_TIMEOUT_SECONDS = 5
+        yield service

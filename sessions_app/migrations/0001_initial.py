@@ -103,10 +103,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='sessionproblem',
-            constraint=models.UniqueConstraint(fields=('session', 'problem'), name='session_problem_once'),
-        ),
-        migrations.AddConstraint(
-            model_name='sessionproblem',
             constraint=models.CheckConstraint(condition=models.Q(('state__in', ['open', 'passed', 'given_up', 'skipped'])), name='session_problem_state_valid'),
         ),
         migrations.AddConstraint(
