@@ -233,6 +233,23 @@ CO_TUTOR_MODEL = env.str("CO_TUTOR_MODEL", default="") or None
 CO_TUTOR_API_KEY = env.str("CO_TUTOR_API_KEY", default="") or None
 CO_SSE_MAX_STREAMS = env.int("CO_SSE_MAX_STREAMS", default=2)
 
+# --- tutor (tutoring/: hint turns streamed over SSE) ---------------------------------------------
+# Hint requests (POST /v1/tutor/messages) per learner, on top of CO_RATE_LIMIT.
+CO_TUTOR_HINT_RATE = env.str("CO_TUTOR_HINT_RATE", default="20/min")
+# A stream token is single-use and must be redeemed within this many seconds.
+CO_TUTOR_STREAM_TOKEN_SECONDS = env.int("CO_TUTOR_STREAM_TOKEN_SECONDS", default=60)
+# An SSE comment every interval; a stream's slot lease lasts one interval and is renewed every
+# half interval, so a slot held by a crashed process is free again within one interval.
+CO_TUTOR_HEARTBEAT_SECONDS = env.float("CO_TUTOR_HEARTBEAT_SECONDS", default=15.0)
+# The built-in tutor streams its answer in chunks of a few words, this far apart.
+CO_TUTOR_BUILTIN_CHUNK_DELAY_SECONDS = env.float("CO_TUTOR_BUILTIN_CHUNK_DELAY_SECONDS", default=0.03)
+# The LLM tutor: connect timeout, the longest wait for the next streamed chunk, the whole answer's
+# bound, and its length. Past any of them the built-in tutor answers instead.
+CO_TUTOR_CONNECT_TIMEOUT_SECONDS = env.float("CO_TUTOR_CONNECT_TIMEOUT_SECONDS", default=5.0)
+CO_TUTOR_READ_TIMEOUT_SECONDS = env.float("CO_TUTOR_READ_TIMEOUT_SECONDS", default=20.0)
+CO_TUTOR_TOTAL_TIMEOUT_SECONDS = env.float("CO_TUTOR_TOTAL_TIMEOUT_SECONDS", default=90.0)
+CO_TUTOR_MAX_TOKENS = env.int("CO_TUTOR_MAX_TOKENS", default=400)
+
 # --- evaluation -----------------------------------------------------------------------------
 
 # How long POST /v1/submissions waits for the verdict before answering 202 {id, status: pending}.
