@@ -220,3 +220,101 @@ class FakeEvalService:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+@dataclass
+class FakeChatCompletions:
+    """A real OpenAI-compatible chat-completions server: `POST /v1/chat/completions` with
+    `stream: true` answers `data: {chunk}` lines (one per `deltas` item, `delay_seconds` apart)
+    and `data: [DONE]`. `status` answers an error instead, `first_delay_seconds` stalls before the
+    first byte, `drop_after` closes the connection after that many deltas without `[DONE]`.
+    Records every request's JSON body and headers."""
+
+    deltas: list[str] = field(default_factory=lambda: ["Look at ", "the string ", "methods."])
+    status: int = 200
+    first_delay_seconds: float = 0.0
+    delay_seconds: float = 0.0
+    drop_after: int | None = None
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.url = ""
+
+    def start(self) -> FakeChatCompletions:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                raw = self.rfile.read(length)
+                with fake._lock:
+                    fake.bodies.append(json.loads(raw or b"{}"))
+                    fake.headers.append({name.lower(): value for name, value in self.headers.items()})
+                if self.path != "/v1/chat/completions":
+                    FakeProblemBank._send_raw(self, 404, b'{"error": "no such route"}', "application/json")
+                    return
+                if fake.first_delay_seconds and fake._stopping.wait(fake.first_delay_seconds):
+                    return
+                if fake.status != 200:
+                    FakeProblemBank._send_raw(self, fake.status, b'{"error": {"message": "boom"}}', "application/json")
+                    return
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    for index, delta in enumerate(fake.deltas):
+                        if fake.drop_after is not None and index >= fake.drop_after:
+                            return
+                        if index and fake.delay_seconds and fake._stopping.wait(fake.delay_seconds):
+                            return
+                        chunk = {
+                            "id": "chatcmpl-1",
+                            "object": "chat.completion.chunk",
+                            "choices": [{"index": 0, "delta": {"content": delta}}],
+                        }
+                        self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                        self.wfile.flush()
+                    self.wfile.write(b"data: [DONE]\n\n")
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                finally:
+                    self.close_connection = True
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        host, port = self._server.server_address[:2]
+        self.url = f"http://{host}:{port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> FakeChatCompletions:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def request_count(self) -> int:
+        with self._lock:
+            return len(self.bodies)
