@@ -279,8 +279,9 @@ def test_slots_are_shared_across_processes_and_a_crashed_process_frees_them(depl
     with crashable_server(env, deployment["dir"]) as (doomed, process), httpx.Client(timeout=30) as client:
         responses = [client.send(client.build_request("GET", _stream_url(doomed, started)), stream=True) for started in on_doomed]
         assert [r.status_code for r in responses] == [200, 200]
-        for response in responses:
-            assert next(response.iter_lines()) == "event: start"
+        # Keep the line iterators alive: a dropped one closes its connection.
+        lines = [response.iter_lines() for response in responses]
+        assert [next(stream_lines) for stream_lines in lines] == ["event: start", "event: start"]
 
         assert httpx.get(_stream_url(deployment["slow"], elsewhere), timeout=30).status_code == 429
 
