@@ -119,11 +119,31 @@ class Server:
         self.process.wait(timeout=10)
 
 
+_sessions: dict[str, str] = {}
+
+
+def practice_session(client: httpx.Client) -> str:
+    """Submissions need the learner's active session: one practice session on two-sum per client."""
+    key = str(id(client))
+    if key not in _sessions:
+        response = client.post("/v1/sessions", json={"subject": "coding", "mode": "practice", "problem_id": "two-sum"})
+        if response.status_code != 201:
+            raise SystemExit(f"could not start a session: {response.status_code} {response.text}")
+        _sessions[key] = response.json()["id"]
+    return _sessions[key]
+
+
 def submit(client: httpx.Client, language: str, code: str) -> float:
+    session_id = practice_session(client)
     started = time.perf_counter()
     response = client.post(
         "/v1/submissions",
-        json={"problem_id": "two-sum", "subject": "coding", "payload": {"language": language, "code": code}},
+        json={
+            "session_id": session_id,
+            "problem_id": "two-sum",
+            "subject": "coding",
+            "payload": {"language": language, "code": code},
+        },
         headers={"Idempotency-Key": uuid.uuid4().hex},
     )
     elapsed = (time.perf_counter() - started) * 1000

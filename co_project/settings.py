@@ -207,6 +207,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "SubmissionKindEnum": "submissions.models.SubmissionKind",
+        "RecommendationKindEnum": "personalization.recommendation.RecommendationKind",
+    },
 }
 
 CORS_ALLOWED_ORIGINS = env.list("CO_CORS_ALLOWED_ORIGINS", default=["https://coding.scimigo.com", "https://app.scimigo.com"])

@@ -1,6 +1,6 @@
 """The learner model: mastery per topic and outcome, the spaced-repetition review queue, and the
-small per-learner state the recommender's guardrails read (level, failure streak, progress per
-problem). Everything here is bounded by the catalogue, not by the length of a learner's history,
+small per-learner state the recommender and its guardrails read (level, failure streak, progress
+per problem). Everything here is bounded by the catalogue, not by the length of a learner's history,
 so reading it costs the same after 10 attempts or 10,000.
 """
 
@@ -78,25 +78,6 @@ class ReviewItem(models.Model):
         return f"{self.learner_id} review {self.problem_id} (bucket {self.bucket})"
 
 
-class ProblemProgress(models.Model):
-    """What one learner has done on one problem: the recommender's novelty and recency input."""
-
-    learner_id = models.CharField(max_length=255)
-    problem = models.ForeignKey("tracks.Problem", on_delete=models.CASCADE, related_name="+")
-    attempts = models.PositiveIntegerField(default=0)
-    passes = models.PositiveIntegerField(default=0)
-    misses = models.PositiveIntegerField(default=0, help_text="Failed attempts and give-ups.")
-    last_outcome = models.CharField(max_length=16, blank=True, default="")
-    last_attempt_at = models.DateTimeField()
-
-    class Meta:
-        indexes = [models.Index(fields=("learner_id", "last_attempt_at"), name="progress_learner_recent")]
-        constraints = [models.UniqueConstraint(fields=("learner_id", "problem"), name="progress_unique")]
-
-    def __str__(self) -> str:
-        return f"{self.learner_id} on {self.problem_id}: {self.passes}/{self.attempts}"
-
-
 class LearnerState(models.Model):
     """The learner's level and current failure streak, kept up to date with every attempt."""
 
@@ -105,6 +86,10 @@ class LearnerState(models.Model):
     fail_streak = models.PositiveIntegerField(default=0, help_text="Consecutive misses since the last pass.")
     fail_streak_difficulty = models.PositiveSmallIntegerField(default=0, help_text="Difficulty of the latest miss.")
     attempts = models.PositiveIntegerField(default=0)
+    # Per problem tried: [attempts, passes] by problem id — one row read gives the recommender its
+    # novelty input, however long the history (bounded by the catalogue, not by attempts).
+    progress = models.JSONField(default=dict, blank=True)
+    recent = models.JSONField(default=list, blank=True, help_text="The last problems attempted, newest first.")
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

@@ -14,7 +14,8 @@ Weights come from `CO_RECOMMENDATION_WEIGHTS`. Guardrails, applied before scorin
 2. after two consecutive misses at difficulty d, nothing at d or above is served (never a third
    consecutive failure at the same level): the recommender steps down, or serves a review item,
    and says so. Only when no easier problem exists at all does it serve the easiest one left;
-3. due review items are injected: the most overdue one that fits the guardrails is served first.
+3. due review items are injected: the most overdue one that fits the guardrails is served first
+   (after two misses that is the "review instead" of stepping down).
 
 Everything the recommender reads is bounded by the catalogue (mastery per topic, progress per
 problem, review items), so its cost and query count do not grow with the learner's history.
@@ -22,6 +23,7 @@ problem, review items), so its cost and query count do not grow with the learner
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -29,11 +31,23 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
+from django.db import models
+from django.utils import timezone
 
-from personalization.models import LearnerState, Mastery, MasteryKeyType, ProblemProgress, ReviewItem
+from personalization.models import LearnerState, Mastery, MasteryKeyType, ReviewItem
 from tracks.models import Problem
+from tracks.selectors import catalogue_version
 
 TERMS = ("weakness", "novelty", "pacing", "diversity")
+
+
+class RecommendationKind(models.TextChoices):
+    NEW = "new", "A problem not solved yet"
+    REVIEW = "review", "From the review queue"
+    PRACTICE = "practice", "Practice of a solved problem"
+
+
 STREAK_LIMIT = 2
 RECENT_PROBLEMS = 3
 
@@ -59,8 +73,10 @@ class LearnerSnapshot:
     fail_streak: int = 0
     fail_streak_difficulty: int = 0
     mastery: dict[str, int] = field(default_factory=dict)
-    progress: dict[uuid.UUID, tuple[int, int, datetime]] = field(default_factory=dict)  # attempts, passes, last
-    reviews: dict[uuid.UUID, tuple[datetime, int, str]] = field(default_factory=dict)  # due, bucket, reason
+    progress: dict[uuid.UUID, tuple[int, int]] = field(default_factory=dict)  # attempts, passes
+    recent: list[uuid.UUID] = field(default_factory=list)  # the last problems attempted, newest first
+    reviews: dict[uuid.UUID, tuple[datetime, int, str]] = field(default_factory=dict)  # due ones: due, bucket, reason
+    due_count: int = 0
 
 
 @dataclass
@@ -97,8 +113,31 @@ class Recommendation:
 # --- loading -------------------------------------------------------------------------------------
 
 
+CATALOGUE_CACHE_SECONDS = 300
+
+
 def catalogue_load(*, track_id: uuid.UUID | None = None, subject: str | None = None) -> list[CatalogueEntry]:
-    """Published problems of published tracks, with their topics: two queries."""
+    """Published problems of published tracks with their topics, cached per catalogue version
+    (two queries on a miss, none on a hit)."""
+    key = f"co:catalogue:{catalogue_version()}:{track_id or '-'}:{subject or '-'}"
+    entries = _process_catalogues.get(key)
+    if entries is not None and entries[0] > time.monotonic():
+        return entries[1]
+    catalogue = cache.get(key)
+    if catalogue is None:
+        catalogue = _catalogue_query(track_id=track_id, subject=subject)
+        cache.set(key, catalogue, timeout=CATALOGUE_CACHE_SECONDS)
+    if len(_process_catalogues) >= 64:
+        _process_catalogues.clear()
+    _process_catalogues[key] = (time.monotonic() + CATALOGUE_CACHE_SECONDS, catalogue)
+    return catalogue
+
+
+# This process's copies (unpickling 1,000 entries from the shared cache costs more than scoring them).
+_process_catalogues: dict[str, tuple[float, list[CatalogueEntry]]] = {}
+
+
+def _catalogue_query(*, track_id: uuid.UUID | None, subject: str | None) -> list[CatalogueEntry]:
     problems = Problem.objects.filter(published=True, module__published=True, module__track__published=True)
     if track_id is not None:
         problems = problems.filter(module__track_id=track_id)
@@ -127,29 +166,32 @@ def catalogue_load(*, track_id: uuid.UUID | None = None, subject: str | None = N
     ]
 
 
-def learner_snapshot(*, learner_id: str, problem_ids: Iterable[uuid.UUID] | None = None) -> LearnerSnapshot:
-    """The learner's state, topic mastery, progress and active review items: four queries."""
+DUE_REVIEWS_LOADED = 100
+
+
+def learner_snapshot(*, learner_id: str) -> LearnerSnapshot:
+    """The learner's state (level, streak, progress), topic mastery and the most overdue due
+    reviews: three queries (four when more than DUE_REVIEWS_LOADED are due)."""
     snapshot = LearnerSnapshot()
+    now = timezone.now()
     state = LearnerState.objects.filter(learner_id=learner_id).first()
     if state is not None:
         snapshot.level = max(1, state.level)
         snapshot.fail_streak = state.fail_streak
         snapshot.fail_streak_difficulty = state.fail_streak_difficulty
+        snapshot.progress = {uuid.UUID(key): (tried, solved) for key, (tried, solved) in state.progress.items()}
+        snapshot.recent = [uuid.UUID(key) for key in state.recent]
     snapshot.mastery = dict(
         Mastery.objects.filter(learner_id=learner_id, key_type=MasteryKeyType.TOPIC).values_list("key_id", "score")
     )
-    snapshot.progress = {
-        problem_id: (attempts, passes, last)
-        for problem_id, attempts, passes, last in ProblemProgress.objects.filter(learner_id=learner_id).values_list(
-            "problem_id", "attempts", "passes", "last_attempt_at"
-        )
-    }
+    due = ReviewItem.objects.filter(learner_id=learner_id, retired_at__isnull=True, next_due_at__lte=now)
     snapshot.reviews = {
-        problem_id: (due, bucket, reason)
-        for problem_id, due, bucket, reason in ReviewItem.objects.filter(
-            learner_id=learner_id, retired_at__isnull=True
-        ).values_list("problem_id", "next_due_at", "bucket", "reason")
+        problem_id: (due_at, bucket, reason)
+        for problem_id, due_at, bucket, reason in due.order_by("next_due_at").values_list(
+            "problem_id", "next_due_at", "bucket", "reason"
+        )[:DUE_REVIEWS_LOADED]
     }
+    snapshot.due_count = len(snapshot.reviews) if len(snapshot.reviews) < DUE_REVIEWS_LOADED else due.count()
     return snapshot
 
 
@@ -157,10 +199,9 @@ def learner_snapshot(*, learner_id: str, problem_ids: Iterable[uuid.UUID] | None
 
 
 def _recent_topics(snapshot: LearnerSnapshot, by_id: dict[uuid.UUID, CatalogueEntry]) -> tuple[set[str], list[str]]:
-    recent = sorted(snapshot.progress.items(), key=lambda item: item[1][2], reverse=True)[:RECENT_PROBLEMS]
     topics: set[str] = set()
     slugs = []
-    for problem_id, _ in recent:
+    for problem_id in snapshot.recent:
         entry = by_id.get(problem_id)
         if entry is not None:
             topics.update(entry.topics)
@@ -182,7 +223,7 @@ def score_candidate(
     known = [snapshot.mastery.get(topic) for topic in entry.topics]
     levels = [50 if score is None else score for score in known] or [50]
     weakness = 1.0 - sum(levels) / len(levels) / 100.0
-    attempts, passes, _ = snapshot.progress.get(entry.id, (0, 0, None))
+    attempts, passes = snapshot.progress.get(entry.id, (0, 0))
     novelty = 1.0 if not attempts else (0.0 if passes else 0.5)
     pacing = max(0.0, 1.0 - abs(entry.difficulty - pacing_target(snapshot)) / 2.0)
     overlap = len(set(entry.topics) & recent_topics) / len(entry.topics) if entry.topics else 0.0
@@ -239,7 +280,7 @@ def recommend(
     learner = {
         "level": snapshot.level,
         "fail_streak": snapshot.fail_streak,
-        "due_reviews": sum(1 for due, _, _ in snapshot.reviews.values() if due <= now),
+        "due_reviews": snapshot.due_count,
     }
     ceiling = snapshot.level + 1
     guardrails = []
@@ -284,19 +325,16 @@ def recommend(
                 [*guardrails, "Due reviews are served before new problems."],
             )
 
-    pool = [e for e in catalogue if (among is None or e.id in among) and not snapshot.progress.get(e.id, (0, 0, None))[1]]
+    pool = [e for e in catalogue if (among is None or e.id in among) and not snapshot.progress.get(e.id, (0, 0))[1]]
     choice = best(e for e in pool if fits(e))
     if choice is not None:
         return build(choice, "new", [], guardrails)
 
     if streak_cap is not None:
-        # Step down: a review item below the failing level, else any easier problem.
-        easier_reviews = sorted((r for r in reviews if fits(r[0])), key=lambda r: (r[1], r[0].slug))
-        if easier_reviews:
-            return build(easier_reviews[0][0], "review", ["Reviewing an easier problem you missed before."], guardrails)
+        # Step down (due reviews that fit were served above): any easier problem.
         easier = best(e for e in catalogue if fits(e))
         if easier is not None:
-            kind = "practice" if snapshot.progress.get(easier.id, (0, 0, None))[1] else "new"
+            kind = "practice" if snapshot.progress.get(easier.id, (0, 0))[1] else "new"
             return build(easier, kind, ["Stepping down to an easier problem."], guardrails)
         fallback = [e for e in pool if e.id not in exclude and e.difficulty <= ceiling]
         if fallback:
@@ -309,10 +347,10 @@ def recommend(
 
     if among is not None:
         # The module has nothing within reach: prepare with an unsolved problem elsewhere in the catalogue.
-        elsewhere = best(e for e in catalogue if fits(e) and not snapshot.progress.get(e.id, (0, 0, None))[1])
+        elsewhere = best(e for e in catalogue if fits(e) and not snapshot.progress.get(e.id, (0, 0))[1])
         if elsewhere is not None:
             return build(elsewhere, "new", ["The next problems are above your level; preparing first."], guardrails)
-    practice = best(e for e in catalogue if fits(e) and snapshot.progress.get(e.id, (0, 0, None))[1])
+    practice = best(e for e in catalogue if fits(e) and snapshot.progress.get(e.id, (0, 0))[1])
     if practice is not None:
         return build(
             practice,

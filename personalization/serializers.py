@@ -8,6 +8,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from personalization.models import REVIEW_INTERVAL_DAYS, Mastery, MasteryKeyType, ReviewItem, ReviewReason
+from personalization.recommendation import RecommendationKind
 from tracks.models import Subject
 
 
@@ -76,7 +77,7 @@ class RecommendedProblemSerializer(serializers.Serializer):
 
 class RecommendationSerializer(serializers.Serializer):
     problem = RecommendedProblemSerializer()
-    kind = serializers.ChoiceField(choices=["new", "review", "practice"])
+    kind = serializers.ChoiceField(choices=RecommendationKind.choices)
     score = serializers.FloatField()
     terms = RecommendationTermsSerializer()
     reasons = serializers.ListField(child=serializers.CharField())

@@ -39,11 +39,10 @@ from personalization.models import (
     LearnerState,
     Mastery,
     MasteryKeyType,
-    ProblemProgress,
     ReviewItem,
     ReviewReason,
 )
-from personalization.recommendation import catalogue_load, learner_snapshot, recommend
+from personalization.recommendation import RECENT_PROBLEMS, catalogue_load, learner_snapshot, recommend
 from tracks.models import Problem
 from tracks.selectors import track_id_for
 
@@ -201,23 +200,10 @@ def attempt_record(*, attempt: GradedAttempt) -> dict[str, Any]:
             alpha=mastery_alpha(passed=attempt.passed, difficulty=difficulty),
         )
         review = _review_after(attempt=attempt, slow=slow, now=now)
-        updated = ProblemProgress.objects.filter(learner_id=attempt.learner_id, problem_id=attempt.problem_id).update(
-            attempts=F("attempts") + 1,
-            passes=F("passes") + int(attempt.passed),
-            misses=F("misses") + int(not attempt.passed),
-            last_outcome=outcome,
-            last_attempt_at=now,
-        )
-        if not updated:
-            ProblemProgress.objects.create(
-                learner_id=attempt.learner_id,
-                problem_id=attempt.problem_id,
-                attempts=1,
-                passes=int(attempt.passed),
-                misses=int(not attempt.passed),
-                last_outcome=outcome,
-                last_attempt_at=now,
-            )
+        key = str(attempt.problem_id)
+        tried, solved = state.progress.get(key, (0, 0))
+        state.progress[key] = [tried + 1, solved + int(attempt.passed)]
+        state.recent = [key, *(k for k in state.recent if k != key)][:RECENT_PROBLEMS]
         if attempt.passed:
             state.fail_streak = 0
             if attempt.max_hint_level < HEAVY_HINT_LEVEL and difficulty > state.level:
@@ -226,7 +212,9 @@ def attempt_record(*, attempt: GradedAttempt) -> dict[str, Any]:
             state.fail_streak += 1
             state.fail_streak_difficulty = difficulty
         state.attempts += 1
-        state.save(update_fields=["level", "fail_streak", "fail_streak_difficulty", "attempts", "updated_at"])
+        state.save(
+            update_fields=["level", "fail_streak", "fail_streak_difficulty", "attempts", "progress", "recent", "updated_at"]
+        )
     logger.info(
         "learner model updated",
         extra={"learner_id": attempt.learner_id, "problem_id": str(attempt.problem_id), "outcome": outcome},

@@ -53,7 +53,7 @@ class ReviewQueueView(APIView):
         summary="Due and upcoming reviews (spaced repetition), soonest first",
         description="Reasons fail / slow / heavy-hint / mock-gap; buckets 0–3 are due after 1 / 3 / 7 / 21 days.",
         tags=["learner model"],
-        responses={200: ReviewItemSerializer(many=True)},
+        responses={200: ReviewItemSerializer(many=True), **error_responses()},
     )
     def get(self, request: Request) -> Response:
         paginator = ReviewQueuePagination()

@@ -131,7 +131,7 @@ def _next_track_problem(session: Session, *, now: datetime) -> tuple[CatalogueEn
     modules: dict[uuid.UUID, tuple[int, set[uuid.UUID]]] = {}
     for entry in catalogue:
         _, members = modules.setdefault(entry.module_id, (entry.module_position, set()))
-        if entry.id not in presented and not snapshot.progress.get(entry.id, (0, 0, None))[1]:
+        if entry.id not in presented and not snapshot.progress.get(entry.id, (0, 0))[1]:
             members.add(entry.id)
     for _, members in sorted(modules.values(), key=lambda module: module[0]):
         if not members:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -40,8 +41,20 @@ class ModuleInline(admin.TabularInline):
     ordering = ("position",)
 
 
+class CatalogueChangeMixin:
+    """Edits of published content in the admin invalidate the catalogue caches once committed."""
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)  # type: ignore[misc]
+        transaction.on_commit(services.catalogue_changed)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        super().delete_model(request, obj)  # type: ignore[misc]
+        transaction.on_commit(services.catalogue_changed)
+
+
 @admin.register(Track)
-class TrackAdmin(admin.ModelAdmin):
+class TrackAdmin(CatalogueChangeMixin, admin.ModelAdmin):
     list_display = ("slug", "title", "subject", "version", "published", "updated_at")
     list_filter = ("subject", "published", "labels")
     search_fields = ("slug", "title")
@@ -74,7 +87,7 @@ class HiddenTestInline(admin.TabularInline):
 
 
 @admin.register(Problem)
-class ProblemAdmin(admin.ModelAdmin):
+class ProblemAdmin(CatalogueChangeMixin, admin.ModelAdmin):
     form = forms.ProblemAdminForm
     list_display = ("slug", "title", "track", "module", "subject", "difficulty", "published", "updated_at")
     list_filter = ("module__track", "module", "subject", "difficulty", "topics", "published")

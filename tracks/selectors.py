@@ -4,6 +4,7 @@ with the number of tracks, modules or problems."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from django.db.models import Prefetch, QuerySet
@@ -60,3 +61,18 @@ def track_id_for(*, reference: str) -> uuid.UUID:
     if track_id is None:
         raise NotFound(f"No published track '{reference[:100]}'.", fields={"track": ["No such track."]})
     return track_id
+
+
+CATALOGUE_VERSION_KEY = "co:catalogue-version"
+
+
+def catalogue_version() -> int:
+    """Bumped whenever published content changes (publish, retire, admin edits), so caches of
+    the catalogue (the recommender's) are keyed by it and never serve stale content for long."""
+    from django.core.cache import cache
+
+    version = cache.get(CATALOGUE_VERSION_KEY)
+    if version is None:  # never set, or evicted: start a version no earlier process can have cached
+        cache.add(CATALOGUE_VERSION_KEY, time.time_ns() // 1000, timeout=None)
+        version = cache.get(CATALOGUE_VERSION_KEY, 0)
+    return int(version)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,8 @@ def coursepack_publish(*, pack: CoursePack, published_by: AbstractBaseUser | Non
     with transaction.atomic():
         locked = CoursePack.objects.select_for_update().get(pk=pack.pk)
         summary = _publish_document(check)
+        catalogue_changed()  # now, and again once committed (a reader may cache in between)
+        transaction.on_commit(catalogue_changed)
         if locked.status != CoursePackStatus.PUBLISHED:
             locked.status = CoursePackStatus.PUBLISHED
             locked.published_at = timezone.now()
@@ -392,3 +395,17 @@ def problem_retire(*, problem: Problem) -> None:
     if problem.published:
         problem.published = False
         problem.save(update_fields=["published", "updated_at"])
+        catalogue_changed()
+        transaction.on_commit(catalogue_changed)
+
+
+def catalogue_changed() -> None:
+    """Published content changed: invalidate catalogue caches (see `selectors.catalogue_version`)."""
+    from django.core.cache import cache
+
+    from tracks.selectors import CATALOGUE_VERSION_KEY
+
+    try:
+        cache.incr(CATALOGUE_VERSION_KEY)
+    except ValueError:  # not set yet (or evicted): a fresh time-based value invalidates everything
+        cache.set(CATALOGUE_VERSION_KEY, time.time_ns() // 1000, timeout=None)
