@@ -297,14 +297,25 @@ CO_TUTOR_GRADING_TIMEOUT_SECONDS = env.float("CO_TUTOR_GRADING_TIMEOUT_SECONDS",
 
 # --- learner model (personalization, sessions) -------------------------------------------------
 
+
 # Recommendation weights (seeds/001 §D): score = Σ weight × term, each term in [0, 1].
-CO_RECOMMENDATION_WEIGHTS = {
-    "weakness": 0.35,
-    "novelty": 0.25,
-    "pacing": 0.30,
-    "diversity": 0.10,
-    **env.dict("CO_RECOMMENDATION_WEIGHTS", cast={"value": float}, default={}),
-}
+def _recommendation_weights(raw: str) -> dict[str, float]:
+    """`weakness=0.35,novelty=0.25,...`: any subset of the four terms overrides the default."""
+    weights = {"weakness": 0.35, "novelty": 0.25, "pacing": 0.30, "diversity": 0.10}
+    for part in filter(None, (piece.strip() for piece in raw.split(","))):
+        name, _, value = part.partition("=")
+        try:
+            if name.strip() not in weights:
+                raise ValueError(name)
+            weights[name.strip()] = float(value)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"CO_RECOMMENDATION_WEIGHTS: '{part}' is not term=number (terms: {', '.join(weights)})."
+            ) from None
+    return weights
+
+
+CO_RECOMMENDATION_WEIGHTS = _recommendation_weights(env.str("CO_RECOMMENDATION_WEIGHTS", default=""))
 # Mastery: how far one attempt moves the EMA (before the difficulty weighting), and how long a
 # problem of each difficulty (1..5) should take before a pass counts as slow.
 CO_MASTERY_ALPHA = env.float("CO_MASTERY_ALPHA", default=0.35)

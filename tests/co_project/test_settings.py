@@ -166,3 +166,17 @@ def test_separate_celery_broker_url_wins() -> None:
     assert values["CACHE_LOCATION"] == "redis://127.0.0.1:6379/3"
     assert values["CELERY_BROKER_URL"] == "redis://127.0.0.1:6379/4"
     assert values["CELERY_TASK_ALWAYS_EAGER"] is False
+
+
+def test_recommendation_weights_override_any_subset_and_reject_unknown_terms() -> None:
+    code = (
+        "import django, json; django.setup(); from django.conf import settings; "
+        "print(json.dumps(settings.CO_RECOMMENDATION_WEIGHTS))"
+    )
+    result = _run(code, CO_ENV="development", CO_RECOMMENDATION_WEIGHTS="novelty=0.5, pacing=0.2")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"weakness": 0.35, "novelty": 0.5, "pacing": 0.2, "diversity": 0.1}
+
+    bad = _run(code, CO_ENV="development", CO_RECOMMENDATION_WEIGHTS="luck=1")
+    assert bad.returncode != 0
+    assert "CO_RECOMMENDATION_WEIGHTS: 'luck=1' is not term=number" in bad.stderr
