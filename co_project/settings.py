@@ -322,7 +322,7 @@ CO_MASTERY_ALPHA = env.float("CO_MASTERY_ALPHA", default=0.35)
 CO_EXPECTED_MINUTES = env.list("CO_EXPECTED_MINUTES", cast=int, default=[10, 15, 25, 35, 45])
 # Mock interviews: default and allowed time box and problem count.
 CO_MOCK_DEFAULT_MINUTES = env.int("CO_MOCK_DEFAULT_MINUTES", default=45)
-CO_MOCK_MINUTES_RANGE = (10, 180)
+CO_MOCK_MINUTES_RANGE = (1, 180)
 CO_MOCK_DEFAULT_PROBLEMS = env.int("CO_MOCK_DEFAULT_PROBLEMS", default=2)
 CO_MOCK_PROBLEMS_RANGE = (1, 5)
 CO_MOCK_SWEEP_SECONDS = env.float("CO_MOCK_SWEEP_SECONDS", default=15.0)

@@ -35,7 +35,7 @@ class SessionViewSet(viewsets.GenericViewSet):
             "`practice`: one problem (the one named, else the recommender's pick for the subject). "
             "`track`: walks the track's modules in order, each next problem chosen by the recommender. "
             "`mock`: a time-boxed interview (default 45 minutes, 2 problems; `duration_minutes` "
-            "10–180, `problem_count` 1–5); after the deadline submissions get 409 and the session "
+            "1–180, `problem_count` 1–5); after the deadline submissions get 409 and the session "
             "ends on its own with a report."
         ),
         tags=["sessions"],
