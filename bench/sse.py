@@ -12,7 +12,7 @@ a slow built-in tutor so every stream stays open for the whole measurement. Then
 and prints time to first event (p50 / p95), the tracks p50 / p99 without and with the streams,
 and the p99 ratio (target: ≤ 1.20). Usage:
 
-    .venv/bin/python bench/sse.py [--streams 200] [--learners 100] [--requests 300] [--chunk-delay 2]
+    .venv/bin/python bench/sse.py [--streams 200] [--learners 100] [--requests 1000] [--chunk-delay 2]
 """
 
 from __future__ import annotations
@@ -217,8 +217,8 @@ def main() -> None:
     parser.add_argument(
         "--learners", type=int, default=100, help="learners holding them (CO_SSE_MAX_STREAMS = streams / learners)"
     )
-    parser.add_argument("--requests", type=int, default=300, help="GET /v1/tracks requests per measurement")
-    parser.add_argument("--chunk-delay", type=float, default=1.0, help="seconds between the built-in tutor's chunks")
+    parser.add_argument("--requests", type=int, default=1000, help="GET /v1/tracks requests per measurement")
+    parser.add_argument("--chunk-delay", type=float, default=2.0, help="seconds between the built-in tutor's chunks")
     parser.add_argument("--probes", type=int, default=20, help="single streams opened one by one while the others are held")
     args = parser.parse_args()
     per_learner = -(-args.streams // args.learners)

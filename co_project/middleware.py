@@ -15,7 +15,9 @@ from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings as django_settings
 from django.http import HttpRequest, HttpResponseBase
+from whitenoise.middleware import WhiteNoiseMiddleware
 
 _request_id: ContextVar[str | None] = ContextVar("co_request_id", default=None)
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -81,3 +83,32 @@ class RequestIdMiddleware:
             ).encode()
             response["Content-Type"] = "application/json"
         return response
+
+
+class StaticFilesMiddleware(WhiteNoiseMiddleware):
+    """WhiteNoise, usable in an async middleware chain.
+
+    WhiteNoise's middleware is sync-only; one sync middleware makes Django run the whole async
+    stack through a thread per request — including every open tutor stream. Static files are a
+    dictionary lookup (or a file-system check in development), so serving them on the event
+    loop is cheap, and every other request passes straight through to the async chain.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable, settings: object = django_settings) -> None:
+        super().__init__(get_response, settings)
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
+        if iscoroutinefunction(self):
+            return self._acall(request)
+        return super().__call__(request)
+
+    async def _acall(self, request: HttpRequest) -> HttpResponseBase:
+        static_file = self.find_file(request.path_info) if self.autorefresh else self.files.get(request.path_info)
+        if static_file is not None:
+            return self.serve(static_file, request)
+        return await self.get_response(request)

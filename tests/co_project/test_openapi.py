@@ -60,3 +60,16 @@ def test_schema_generates_without_warnings(tmp_path) -> None:
     target = tmp_path / "schema.yaml"
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(target))
     assert "/v1/tracks" in target.read_text()
+
+
+def test_static_files_are_served_on_the_async_path_too() -> None:
+    """The ASGI stack (what uvicorn runs) serves static files through the async-capable WhiteNoise."""
+    from asgiref.sync import async_to_sync
+    from django.test import AsyncClient
+
+    client = AsyncClient()
+    response = async_to_sync(client.get)("/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
+    assert response.status_code == 200
+    assert "javascript" in response["Content-Type"]
+    missing = async_to_sync(client.get)("/static/no-such-file.js")
+    assert missing.status_code == 404

@@ -291,3 +291,25 @@ def test_slots_are_shared_across_processes_and_a_crashed_process_frees_them(depl
         for response in responses:
             with contextlib.suppress(httpx.HTTPError):
                 response.close()
+
+
+def _threads(process: subprocess.Popen) -> int:
+    return len(os.listdir(f"/proc/{process.pid}/task"))
+
+
+def test_open_streams_hold_no_threads(deployment, learner) -> None:
+    """Each open stream waits on the event loop: eight open streams add no thread per stream to
+    the server process (Django's per-request sync thread is not kept for a stream's life)."""
+    env = {**deployment["env"], "CO_TUTOR_BUILTIN_CHUNK_DELAY_SECONDS": "1.0"}
+    with crashable_server(env, deployment["dir"]) as (base, process), ExitStack() as streams:
+        learners = [learner() for _ in range(4)]
+        starts = []
+        for auth in learners:
+            session_id = _session(base, auth)
+            starts += [_hint(base, auth, session_id) for _ in range(2)]
+        httpx.get(f"{base}/v1/tracks", headers=learners[0], timeout=30)  # warm: database, caches
+        idle = _threads(process)
+        opened = [streams.enter_context(open_stream(_stream_url(base, started))) for started in starts]
+        assert [response.status_code for response in opened] == [200] * 8
+        held = _threads(process)
+        assert held - idle <= 2, f"{idle} threads idle, {held} with 8 streams open"
