@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -31,3 +32,71 @@ def submission_last_graded_by_problem(*, session_id: uuid.UUID) -> dict[uuid.UUI
     for problem_id, status, categories, finished_at in rows:
         latest[problem_id] = {"status": status, "categories": categories, "finished_at": finished_at}
     return latest
+
+
+PAST_RESULTS_LIMIT = 5
+FAILING_DETAILS_LIMIT = 3
+DETAIL_VALUE_CHARS = 400
+# What a visible test's detail may carry into the tutor's context (all of it visible to the learner).
+VISIBLE_DETAIL_FIELDS = ("index", "input", "expected", "actual", "outcome", "error")
+
+
+def _short(value: Any) -> Any:
+    """A visible value, bounded: long values become a truncated JSON text."""
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    if len(text) <= DETAIL_VALUE_CHARS:
+        return value
+    return text[:DETAIL_VALUE_CHARS] + "…"
+
+
+def visible_failures(details: Any) -> list[dict[str, Any]]:
+    """The first failing visible tests, with only the fields a learner already sees."""
+    if not isinstance(details, list):
+        return []
+    failing = [d for d in details if isinstance(d, dict) and d.get("outcome") not in (None, "passed")]
+    return [
+        {key: _short(detail[key]) for key in VISIBLE_DETAIL_FIELDS if detail.get(key) is not None}
+        for detail in failing[:FAILING_DETAILS_LIMIT]
+    ]
+
+
+def submission_results_for_tutor(*, learner_id: str, problem_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The learner's latest finished runs and submissions of a problem, newest first: visible
+    details, hidden counts and failed hidden categories only (never a hidden input or output)."""
+    rows = (
+        Submission.objects.filter(learner_id=learner_id, problem_id=problem_id, status__in=FINAL_STATUSES)
+        .order_by("-created_at")
+        .only(
+            "kind",
+            "status",
+            "language",
+            "visible_passed",
+            "visible_total",
+            "visible_details",
+            "hidden_passed",
+            "hidden_total",
+            "failed_categories",
+            "error_reason",
+            "created_at",
+        )[:PAST_RESULTS_LIMIT]
+    )
+    return [
+        {
+            "kind": row.kind,
+            "status": row.status,
+            "language": row.language,
+            "visible": {
+                "passed": row.visible_passed,
+                "total": row.visible_total,
+                "failing": visible_failures(row.visible_details),
+            },
+            "hidden": {
+                "passed": row.hidden_passed,
+                "total": row.hidden_total,
+                "failed_categories": [str(c) for c in row.failed_categories or []],
+            },
+            "error": row.error_reason[:200],
+            "at": row.created_at.isoformat(),
+        }
+        for row in rows
+    ]

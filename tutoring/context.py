@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from submissions.selectors import visible_failures
 from tracks.problem_bank import ProblemBundle
-from tutoring.selectors import visible_failures
 
 LEVEL_NAMES = {1: "nudge", 2: "approach", 3: "near-solution"}
 MAX_CODE_CHARS = 64 * 1024

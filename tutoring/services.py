@@ -25,6 +25,7 @@ from co_project.telemetry import telemetry_emit
 from sessions_app.models import SessionProblem, SessionStatus
 from sessions_app.selectors import session_get_for_learner
 from sessions_app.services import session_record_hint, session_refresh
+from submissions.selectors import submission_results_for_tutor
 from tracks.problem_bank import DatabaseProblemBank, problem_bundle_get
 from tutoring import selectors
 from tutoring.context import context_prepare
@@ -106,7 +107,7 @@ def tutor_turn_start(
         code=code,
         language=language,
         last_eval=last_eval,
-        past_results=selectors.problem_results_for_learner(learner_id=learner_id, problem_id=row.problem_id),
+        past_results=submission_results_for_tutor(learner_id=learner_id, problem_id=row.problem_id),
         mastery=selectors.mastery_for_problem(
             learner_id=learner_id, topics=bundle.topics, outcomes=(bundle.module or {}).get("outcomes") or []
         ),
