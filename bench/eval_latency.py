@@ -7,6 +7,9 @@ fresh database seeded with the shipped course packs, then measures:
   JavaScript (one client, sequential);
 - submissions per second with several concurrent clients;
 - `python3 -I -S -c pass` and `node -e 0` (the sandbox's interpreters), same run;
+- the Python grading alone, in a separate process on the same database (no HTTP, no pipeline):
+  one sandbox run with the visible tests, and the visible and hidden runs in parallel as a
+  submission gets them, so the verdict latency splits into sandbox time and everything around it;
 
 and prints each latency as a ratio to the matching bare start-up. Usage:
 
@@ -16,6 +19,7 @@ and prints each latency as a ratio to the matching bare start-up. Usage:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import socket
@@ -119,6 +123,42 @@ class Server:
         self.process.wait(timeout=10)
 
 
+def grading_samples(env: dict[str, str], runs: int) -> dict[str, list[float]]:
+    """Time `evaluate_code` on two-sum in a fresh process on the bench database (see grading_only)."""
+    output = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--grading-only", str(runs)],
+        cwd=REPO,
+        env={**env, "DJANGO_SETTINGS_MODULE": "co_project.settings"},
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def grading_only(runs: int) -> None:
+    """Print {"visible": [...], "both": [...]} in ms: the embedded grader without the API around it,
+    so the verdict latency can be split into sandbox time and request/database time."""
+    sys.path.insert(0, str(REPO))
+    import django
+
+    django.setup()
+    from submissions.evaluators.coding import evaluate_code
+    from tracks.problem_bank import problem_bundle_require
+
+    bundle = problem_bundle_require(reference="two-sum", include_hidden=True)
+    samples: dict[str, list[float]] = {"visible": [], "both": []}
+    for name, include_hidden in (("visible", False), ("both", True)):
+        evaluate_code(bundle=bundle, language="python", code=PYTHON_TWO_SUM, include_hidden=include_hidden)  # warm-up
+        for _ in range(runs):
+            started = time.perf_counter()
+            verdict = evaluate_code(bundle=bundle, language="python", code=PYTHON_TWO_SUM, include_hidden=include_hidden)
+            samples[name].append((time.perf_counter() - started) * 1000)
+            if verdict.status != "passed":
+                raise SystemExit(f"unexpected verdict: {verdict}")
+    print(json.dumps(samples))
+
+
 _sessions: dict[str, str] = {}
 
 
@@ -158,7 +198,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=40, help="sequential submissions per language")
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients for the throughput run")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the throughput run")
+    parser.add_argument("--grading-only", type=int, metavar="RUNS", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.grading_only:
+        grading_only(args.grading_only)
+        return
 
     python = os.environ.get("CO_SANDBOX_PYTHON") or ("/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable)
     node = shutil.which("node")
@@ -195,6 +239,7 @@ def main() -> None:
             for thread in threads:
                 thread.join()
             throughput = len(done) / (time.monotonic() - started)
+            grading = grading_samples(server.env, args.requests)
         finally:
             server.stop()
 
@@ -217,6 +262,17 @@ def main() -> None:
             f"{name:29s}  p50 {p50:7.1f} ms  p95 {p95:7.1f} ms   "
             f"ratio to bare start-up: p50 {p50 / baseline:4.2f}x  p95 {p95 / baseline:4.2f}x"
         )
+    for name, samples in (
+        ("  grading alone, visible run", grading["visible"]),
+        ("  grading alone, both runs", grading["both"]),
+    ):
+        p50, p95 = statistics.median(samples), percentile(samples, 0.95)
+        print(
+            f"{name:29s}  p50 {p50:7.1f} ms  p95 {p95:7.1f} ms   "
+            f"ratio to bare start-up: p50 {p50 / p50_bare_python:4.2f}x  p95 {p95 / p50_bare_python:4.2f}x"
+        )
+    around = statistics.median(python_latency) - statistics.median(grading["both"])
+    print(f"  API + pipeline around the grading (verdict p50 - both runs p50): {around:.1f} ms")
     print(
         f"throughput: {throughput:6.1f} submissions/s with {args.clients} concurrent clients "
         f"({len(done)} verdicts in {args.seconds:g} s; p50 {statistics.median(done):.1f} ms under load)"
