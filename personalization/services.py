@@ -95,8 +95,11 @@ def mastery_alpha(*, passed: bool, difficulty: int) -> float:
 
 def _locked_state(learner_id: str) -> LearnerState:
     """The learner's state row, locked: per-learner updates of the model are serialized here."""
-    LearnerState.objects.get_or_create(learner_id=learner_id)
-    return LearnerState.objects.select_for_update().get(learner_id=learner_id)
+    state = LearnerState.objects.select_for_update().filter(learner_id=learner_id).first()
+    if state is None:  # first attempt ever (a concurrent first attempt makes get_or_create find it)
+        LearnerState.objects.get_or_create(learner_id=learner_id)
+        state = LearnerState.objects.select_for_update().get(learner_id=learner_id)
+    return state
 
 
 def _update_mastery(*, learner_id: str, keys: list[tuple[str, str]], performance: float, alpha: float) -> dict[str, Any]:
@@ -180,18 +183,14 @@ def attempt_record(*, attempt: GradedAttempt) -> dict[str, Any]:
     Call it inside the transaction that records the verdict (or the give-up).
     """
     now = attempt.at or timezone.now()
-    problem = (
-        Problem.objects.select_related("module")
-        .only("id", "difficulty", "module__outcomes")
-        .prefetch_related("topics")
-        .get(id=attempt.problem_id)
-    )
-    difficulty = problem.difficulty
+    difficulty, outcomes = Problem.objects.filter(id=attempt.problem_id).values_list("difficulty", "module__outcomes").get()
+    topics = Problem.topics.through.objects.filter(problem_id=attempt.problem_id).values_list("topic__slug", flat=True)
     performance, slow = attempt_performance(attempt, difficulty)
-    keys = [(MasteryKeyType.TOPIC.value, topic.slug) for topic in problem.topics.all()]
-    keys += [(MasteryKeyType.OUTCOME.value, str(outcome)[:100]) for outcome in problem.module.outcomes or []]
+    keys = [(MasteryKeyType.TOPIC.value, slug) for slug in topics]
+    keys += [(MasteryKeyType.OUTCOME.value, str(outcome)[:100]) for outcome in outcomes or []]
     outcome = "passed" if attempt.passed else ("gave_up" if attempt.gave_up else "failed")
-    with transaction.atomic():
+    # Joins the caller's transaction (the verdict's) without a savepoint; standalone, it is one.
+    with transaction.atomic(savepoint=False):
         state = _locked_state(attempt.learner_id)
         mastery = _update_mastery(
             learner_id=attempt.learner_id,
