@@ -64,6 +64,10 @@ from pathlib import Path
 from typing import Any
 
 FORMS = ("equivalent", "simplified", "expanded", "factored")
+# Mistakes the checker can name (they select the problem's authored remediation), and how many
+# candidate rewrites of the answer it tries for each.
+DIAGNOSES = ("sign-error", "chain-rule")
+DIAGNOSIS_CANDIDATES = 12
 
 MAX_EXPRESSION_CHARS = 500
 MAX_STEPS = 30
@@ -484,6 +488,28 @@ def _worker_main(memory_limit_mb: int) -> None:  # pragma: no cover - runs in th
             return learner_fraction is not None or polynomial_fraction(answer[1], symbols) is None
         return True
 
+    def diagnosis(learner: Any, answer: Any, symbols: list[Any]) -> list[str]:
+        """Name a common mistake when a wrong answer is exactly one: the answer with its sign or
+        one term's sign flipped (`sign-error`), or the answer divided by the derivative of a
+        function's inner argument (`chain-rule`). Numeric comparisons only, a bounded number."""
+        terms = sympy.Add.make_args(sympy.expand(answer))[:DIAGNOSIS_CANDIDATES]
+        sign_flips = [-answer, *(answer - 2 * term for term in terms if len(terms) > 1)]
+        if any(numeric_comparison(learner, candidate) == "agree" for candidate in sign_flips):
+            return ["sign-error"]
+        inner_factors = []
+        for node in sympy.preorder_traversal(answer):
+            if isinstance(node, sympy.Function) or (isinstance(node, Pow) and not node.base.is_Symbol):
+                inner = node.args[0]
+                for symbol in symbols:
+                    factor = sympy.diff(inner, symbol)
+                    if not factor.is_number:
+                        inner_factors.append(factor)
+            if len(inner_factors) >= DIAGNOSIS_CANDIDATES:
+                break
+        if any(numeric_comparison(learner * factor, answer) == "agree" for factor in inner_factors):
+            return ["chain-rule"]
+        return []
+
     def check(request: dict[str, Any]) -> dict[str, Any]:
         symbols = {name: sympy.Symbol(name, real=True) for name in request["variables"]}
         try:
@@ -500,6 +526,8 @@ def _worker_main(memory_limit_mb: int) -> None:  # pragma: no cover - runs in th
         if learner is not None:
             response["equivalent"] = equivalent(learner[1], answer[1])
             response["form_ok"] = form_holds(request["form"], learner, answer, list(symbols.values()))
+            if not response["equivalent"]:
+                response["diagnosis"] = diagnosis(learner[1], answer[1], list(symbols.values()))
         steps: list[dict[str, Any]] = []
         previous: tuple[int, Any] | None = None
         for number, step in enumerate(request["steps"], start=1):
@@ -843,6 +871,7 @@ def evaluate_math(
         categories.append("invalid-expression")
     elif not equivalent:
         categories.append("wrong-answer")
+        categories += [str(name) for name in facts.get("diagnosis", []) if name in DIAGNOSES]
     elif not form_ok:
         categories.append("wrong-form")
     if any(not check.ok for check in checks):

@@ -219,3 +219,16 @@ def test_service_keeps_serving_after_hostile_submissions(api, seeded, client) ->
         assert "root:" not in str(body)
     assert client.get("/health").status_code == 200
     assert Submission.objects.filter(status__in=["pending", "running"]).count() == 0
+
+
+def test_a_named_math_mistake_brings_the_problems_remediation(api, seeded) -> None:
+    response = api.post(
+        "/v1/submissions",
+        {"problem_id": "derivative-chain-rule", "subject": "math", "payload": {"expression": "cos(3x^2 + 1)"}},
+        format="json",
+    )
+    body = response.json()
+    assert response.status_code == 200
+    assert (body["status"], body["categories"]) == ("failed", ["wrong-answer", "chain-rule"])
+    problem = Problem.objects.get(slug="derivative-chain-rule")
+    assert body["remediation"] == [{"category": "chain-rule", "text": problem.remediation["chain-rule"]}]

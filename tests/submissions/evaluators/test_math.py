@@ -110,24 +110,30 @@ def test_an_equivalent_form_passes_when_any_form_is_accepted(slug: str, expressi
 
 
 @pytest.mark.parametrize(
-    ("slug", "expression"),
+    ("slug", "expression", "mistake"),
     [
-        ("expand-binomial-square", "x^2 + 9"),
-        ("simplify-rational-expression", "x - 1"),
-        ("solve-linear-equation", "23/3"),
-        ("combine-fractions", "3/(2x + 1)"),
-        ("exponent-rules", "x^3 y"),
-        ("derivative-product-rule", "2x cos(x)"),
-        ("derivative-chain-rule", "cos(3x^2 + 1)"),
-        ("derivative-log-chain", "1/(x^2 + 1)"),
-        ("derivative-exp-cos", "2 exp(-2x) sin(x)"),
-        ("definite-integral-polynomial", "-12"),
+        ("expand-binomial-square", "x^2 + 9", None),
+        ("simplify-rational-expression", "x - 1", "sign-error"),  # x + 1 with one sign flipped
+        ("solve-linear-equation", "23/3", None),
+        ("combine-fractions", "3/(2x + 1)", None),
+        ("exponent-rules", "x^3 y", None),
+        ("derivative-product-rule", "2x cos(x)", None),
+        ("derivative-product-rule", "2x sin(x) - x^2 cos(x)", "sign-error"),
+        ("derivative-chain-rule", "cos(3x^2 + 1)", "chain-rule"),  # the factor 6x is missing
+        ("derivative-chain-rule", "-6x cos(3x^2 + 1)", "sign-error"),
+        ("derivative-chain-rule", "cos(6x)", None),
+        ("derivative-log-chain", "1/(x^2 + 1)", "chain-rule"),
+        ("derivative-exp-cos", "2 exp(-2x) sin(x)", None),
+        ("definite-integral-polynomial", "-12", "sign-error"),
     ],
 )
-def test_a_wrong_answer_fails_without_revealing_the_answer(slug: str, expression: str) -> None:
+def test_a_wrong_answer_fails_without_revealing_the_answer_and_names_a_known_mistake(
+    slug: str, expression: str, mistake: str | None
+) -> None:
     verdict = evaluate(slug, expression)
 
-    assert (verdict.status, verdict.equivalent, verdict.categories) == ("failed", False, ["wrong-answer"])
+    expected = ["wrong-answer", mistake] if mistake else ["wrong-answer"]
+    assert (verdict.status, verdict.equivalent, verdict.categories) == ("failed", False, expected)
     assert verdict.message == WRONG_ANSWER
 
 
