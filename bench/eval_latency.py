@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,8 +32,7 @@ import uuid
 from pathlib import Path
 
 import httpx
-
-REPO = Path(__file__).resolve().parents[1]
+from support import REPO, UvicornServer, bench_env, manage, percentile
 
 PYTHON_TWO_SUM = """
 def two_sum(nums, t):
@@ -62,11 +60,6 @@ function twoSum(nums, t) {
 """
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
 def time_command(command: list[str], runs: int) -> list[float]:
     subprocess.run(command, check=True, capture_output=True)  # warm the page cache
     samples = []
@@ -77,50 +70,16 @@ def time_command(command: list[str], runs: int) -> list[float]:
     return samples
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+class Server(UvicornServer):
+    """A freshly seeded database with development keys, served by uvicorn, and a learner token."""
 
-
-def manage(env: dict[str, str], *args: str) -> str:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=REPO, env=env, check=True, capture_output=True, text=True
-    ).stdout.strip()
-
-
-class Server:
     def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("CO_")},
-            "CO_ENV": "development",
-            "CO_DB_URL": f"sqlite:///{workdir / 'bench.sqlite3'}",
-            "CO_MEDIA_ROOT": str(workdir / "media"),
-            "CO_RATE_LIMIT": "1000000/min",
-            "CO_LOG_LEVEL": "WARNING",
-        }
+        self.env = bench_env(workdir)
         manage(self.env, "migrate", "--no-input")
         manage(self.env, "create_dev_keys")
         manage(self.env, "seed")
         self.token = manage(self.env, "issue_token", "--sub", "bench", "--ttl", "7200")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "co_project.asgi:application", "--port", str(self.port),
-             "--lifespan", "off", "--log-level", "warning", "--no-access-log"],
-            cwd=REPO, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        self.url = f"http://127.0.0.1:{self.port}"
-        for _ in range(200):
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise SystemExit("the server did not start")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
+        super().__init__(self.env)
 
 
 def grading_samples(env: dict[str, str], runs: int) -> dict[str, list[float]]:

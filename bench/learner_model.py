@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,20 +27,9 @@ import time
 from pathlib import Path
 
 import httpx
+from support import REPO, UvicornServer, bench_env, percentile
 
-REPO = Path(__file__).resolve().parents[1]
 TOPICS = [f"topic-{n:02d}" for n in range(40)]
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def build(problems: int, attempts: int) -> dict[str, dict[str, int]]:
@@ -129,15 +117,9 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="co-bench-") as workdir:
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("CO_")},
-            "CO_ENV": "development",
-            "CO_DB_URL": args.db_url or f"sqlite:///{Path(workdir) / 'bench.sqlite3'}",
-            "CO_MEDIA_ROOT": str(Path(workdir) / "media"),
-            "CO_RATE_LIMIT": "1000000/min",
-            "CO_LOG_LEVEL": "WARNING",
-            "DJANGO_SETTINGS_MODULE": "co_project.settings",
-        }
+        env = bench_env(Path(workdir), DJANGO_SETTINGS_MODULE="co_project.settings")
+        if args.db_url:
+            env["CO_DB_URL"] = args.db_url
         os.environ.update(env)
         sys.path.insert(0, str(REPO))
         os.chdir(REPO)
@@ -146,20 +128,9 @@ def main() -> None:
             [sys.executable, "manage.py", "issue_token", "--sub", "long-history", "--ttl", "7200"],
             cwd=REPO, env=env, check=True, capture_output=True, text=True,
         ).stdout.strip()  # fmt: skip
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "co_project.asgi:application", "--port", str(port),
-             "--lifespan", "off", "--log-level", "warning", "--no-access-log"],
-            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
+        server = UvicornServer(env)
+        url = server.url
         try:
-            for _ in range(300):
-                try:
-                    if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.05)
             paths = ["/v1/tracks", "/v1/recommendations/next", "/v1/mastery"]
             samples: dict[str, list[float]] = {path: [] for path in paths}
             with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
@@ -172,8 +143,7 @@ def main() -> None:
                         client.get(path).raise_for_status()
                         samples[path].append((time.perf_counter() - started) * 1000)
         finally:
-            server.terminate()
-            server.wait(timeout=10)
+            server.stop()
 
     engine = "postgresql" if args.db_url.startswith("postgres") else "sqlite"
     print(f"machine: {os.cpu_count()} cores; database {engine}; {args.requests} requests per endpoint")

@@ -20,10 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -34,59 +31,30 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from support import UvicornServer, bench_env, manage, percentile
 
-REPO = Path(__file__).resolve().parents[1]
 ISSUER = "https://api.scimigo.com"
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
+class Server(UvicornServer):
     def __init__(self, workdir: Path, *, streams_per_learner: int, chunk_delay: float) -> None:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.private_key = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         ).decode()
         public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        self.port = free_port()
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("CO_")},
-            "CO_ENV": "development",
-            "CO_DB_URL": f"sqlite:///{workdir / 'bench.sqlite3'}",
-            "CO_MEDIA_ROOT": str(workdir / "media"),
-            "CO_JWT_PUBLIC_KEY": public.decode(),
-            "CO_RATE_LIMIT": "1000000/min",
-            "CO_TUTOR_HINT_RATE": "1000000/min",
-            "CO_SSE_MAX_STREAMS": str(streams_per_learner),
-            "CO_TUTOR_HEARTBEAT_SECONDS": "30",
-            "CO_TUTOR_BUILTIN_CHUNK_DELAY_SECONDS": str(chunk_delay),
-            "CO_TUTOR_STREAM_TOKEN_SECONDS": "600",
-            "CO_LOG_LEVEL": "WARNING",
-        }
-        for command in (["migrate", "--no-input"], ["seed"]):
-            subprocess.run([sys.executable, "manage.py", *command], cwd=REPO, env=self.env, check=True, capture_output=True)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "co_project.asgi:application", "--port", str(self.port),
-             "--lifespan", "off", "--log-level", "warning", "--no-access-log", "--limit-concurrency", "2000"],
-            cwd=REPO, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        self.url = f"http://127.0.0.1:{self.port}"
-        for _ in range(400):
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise SystemExit("the server did not start")
+        self.env = bench_env(
+            workdir,
+            CO_JWT_PUBLIC_KEY=public.decode(),
+            CO_TUTOR_HINT_RATE="1000000/min",
+            CO_SSE_MAX_STREAMS=str(streams_per_learner),
+            CO_TUTOR_HEARTBEAT_SECONDS="30",
+            CO_TUTOR_BUILTIN_CHUNK_DELAY_SECONDS=str(chunk_delay),
+            CO_TUTOR_STREAM_TOKEN_SECONDS="600",
+        )
+        manage(self.env, "migrate", "--no-input")
+        manage(self.env, "seed")
+        super().__init__(self.env, "--limit-concurrency", "2000")
 
     def token(self, learner: str) -> str:
         now = int(time.time())
@@ -99,14 +67,6 @@ class Server:
             if line.startswith("Threads:"):
                 return int(line.split()[1])
         return -1
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
 
 
 def stream_tokens(server: Server, learners: int, per_learner: int, prefix: str = "bench-learner") -> list[str]:

@@ -13,7 +13,7 @@ import json
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import unquote
 
 BUNDLE_PREFIX = "/internal/problems/"
@@ -153,8 +153,51 @@ class FakeProblemBank:
             pass  # the client timed out and went away
 
 
+class LocalServer:
+    """Serving on a free loopback port, stopping, and counting requests: shared by the fakes
+    below, each of which defines only its handler (in `start`) and what it records."""
+
+    def _init_server(self) -> None:
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.url = ""
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler]) -> Self:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        host, port = self._server.server_address[:2]
+        self.url = f"http://{host}:{port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def request_count(self) -> int:
+        with self._lock:
+            return len(self.bodies)  # type: ignore[attr-defined]
+
+
 @dataclass
-class FakeEvalService:
+class FakeEvalService(LocalServer):
     """A real HTTP eval service (seeds/000 §7): `POST /code/eval` → the `answer` dict, after
     `fail_first` 500s. Records every request body; `stop()` makes it unreachable."""
 
@@ -164,11 +207,7 @@ class FakeEvalService:
     bodies: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
-        self.url = ""
+        self._init_server()
 
     def start(self) -> FakeEvalService:
         service = self
@@ -194,36 +233,11 @@ class FakeEvalService:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        host, port = self._server.server_address[:2]
-        self.url = f"http://{host}:{port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeEvalService:
-        return self.start()
-
-    def request_count(self) -> int:
-        with self._lock:
-            return len(self.bodies)
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        return self._serve(Handler)
 
 
 @dataclass
-class FakeChatCompletions:
+class FakeChatCompletions(LocalServer):
     """A real OpenAI-compatible chat-completions server: `POST /v1/chat/completions` with
     `stream: true` answers `data: {chunk}` lines (one per `deltas` item, `delay_seconds` apart)
     and `data: [DONE]`. `status` answers an error instead, `first_delay_seconds` stalls before the
@@ -239,11 +253,7 @@ class FakeChatCompletions:
     headers: list[dict[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self.url = ""
+        self._init_server()
 
     def start(self) -> FakeChatCompletions:
         fake = self
@@ -292,29 +302,4 @@ class FakeChatCompletions:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        host, port = self._server.server_address[:2]
-        self.url = f"http://{host}:{port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeChatCompletions:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def request_count(self) -> int:
-        with self._lock:
-            return len(self.bodies)
+        return self._serve(Handler)

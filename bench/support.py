@@ -1,0 +1,75 @@
+"""What every benchmark needs: percentiles, the bench environment, `manage.py` and a real
+uvicorn server on a free port (started, waited for, stopped)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def bench_env(workdir: Path, **overrides: str) -> dict[str, str]:
+    """Development settings on a fresh SQLite file in `workdir`, no rate limit, quiet logs; no
+    CO_* variable of the caller's shell leaks in."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CO_")},
+        "CO_ENV": "development",
+        "CO_DB_URL": f"sqlite:///{workdir / 'bench.sqlite3'}",
+        "CO_MEDIA_ROOT": str(workdir / "media"),
+        "CO_RATE_LIMIT": "1000000/min",
+        "CO_LOG_LEVEL": "WARNING",
+        **overrides,
+    }
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=REPO, env=env, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+class UvicornServer:
+    """`co_project.asgi` under uvicorn in its own process, answering `/health` before use."""
+
+    def __init__(self, env: dict[str, str], *extra_args: str) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "co_project.asgi:application", "--port", str(self.port),
+             "--lifespan", "off", "--log-level", "warning", "--no-access-log", *extra_args],
+            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        self.url = f"http://127.0.0.1:{self.port}"
+        for _ in range(400):
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        self.stop()
+        raise SystemExit("the server did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
