@@ -287,6 +287,9 @@ CO_SANDBOX_MAX_OPEN_FILES = env.int("CO_SANDBOX_MAX_OPEN_FILES", default=64)
 CO_SANDBOX_MAX_FILE_BYTES = env.int("CO_SANDBOX_MAX_FILE_BYTES", default=8 * 1024 * 1024)
 CO_SANDBOX_SCRATCH_BYTES = env.int("CO_SANDBOX_SCRATCH_BYTES", default=16 * 1024 * 1024)
 CO_SANDBOX_STARTUP_MS = env.int("CO_SANDBOX_STARTUP_MS", default=3000)
+# Pre-started sandboxes per language (and Node memory limit), per process, so a run does not
+# wait for its sandbox to start (submissions/sandbox/warm.py); 0 starts every sandbox on demand.
+CO_SANDBOX_WARM = env.int("CO_SANDBOX_WARM", default=2)
 
 # Math answers: parsing, equivalence and form checks run in a killable worker process.
 CO_MATH_TIME_LIMIT_SECONDS = env.float("CO_MATH_TIME_LIMIT_SECONDS", default=2.0)

@@ -6,7 +6,7 @@
 //
 // Protocol (same as harness_python.py): argv[2] is the results fd, argv[3] the scratch dir; the job JSON arrives on stdin
 // and is read to the end, then stdin and stdout are pointed at /dev/null; one JSON event per line
-// on the results fd: compiled | syntax_error | loaded | load_error | result | done.
+// on the results fd: ready (before reading the job) | compiled | syntax_error | loaded | load_error | result | done.
 //
 // Per test: the call runs under vm's watchdog with the wall limit (it terminates busy loops and
 // Atomics.wait); a promise result is awaited up to the wall limit; CPU time is measured with
@@ -194,6 +194,7 @@ async function timed(fn, cpuLimitMs, wallLimitMs) {
 }
 
 async function main() {
+  emit({ e: "ready" }); // started: a pre-started sandbox now waits for its job
   const job = JSON.parse(readStdin());
   // The job is read: stdin and stdout now point at /dev/null (close, then open takes the lowest fd).
   fs.closeSync(0);

@@ -4,10 +4,14 @@ It is not a security boundary — the learner's code runs in this same interpret
 patch anything here. The OS sandbox (namespaces, uid, rlimits) is the boundary, and the trusted
 side treats every line this process writes as untrusted.
 
-Protocol. argv[1] is the number of the results fd, argv[2] the scratch dir. The job arrives on stdin as one JSON object
+Protocol. argv[1] is the number of the results fd, the last argument the scratch dir; with
+`--self-limit` in between (a pre-started sandbox, see warm.py) the job also carries the run's
+{"rlimits": {address_space, cpu_seconds}}, applied before the learner's code is even compiled.
+The job arrives on stdin as one JSON object
 {code, entrypoint, parameters, inputs, time_limit_ms, wall_limit_ms, output_limit_bytes}; it is
 read to the end, then stdin, stdout and stderr are pointed at /dev/null. Events go to the results
 fd, one JSON line each:
+  {"e":"ready"}    (started, before reading the job: see warm.py)
   {"e":"compiled"} | {"e":"syntax_error","error":...}
   {"e":"loaded"}   | {"e":"load_error","outcome":...,"error":...}   (module code failed; all tests)
   {"e":"result","i":k,"outcome":...,"time_ms":...,"value":<JSON>|"error":...}
@@ -204,7 +208,13 @@ def _timed(call, cpu_limit, wall_limit):
 
 
 def main():
-    results_fd, scratch = int(sys.argv[1]), sys.argv[2]
+    results_fd, scratch = int(sys.argv[1]), sys.argv[-1]
+    resource = None
+    if "--self-limit" in sys.argv[2:-1]:  # pre-started: the job brings the run's rlimits
+        import resource
+    # The interpreter's first compile() costs ~2 ms of one-time set-up: pay it before the job.
+    exec(compile("def _warm(a):\n    return [a, {'k': a}]\n_warm(1)\n", "<warm-up>", "exec", dont_inherit=True), {})  # noqa: S102
+    _write_line(results_fd, '{"e":"ready"}')  # started: a pre-started sandbox now waits for its job
     chunks = []
     while True:
         chunk = os.read(0, 1 << 20)
@@ -213,6 +223,13 @@ def main():
         chunks.append(chunk)
     job = _loads(b"".join(chunks).decode("utf-8"))
     del chunks
+    if resource is not None:
+        # Down to the run's limits before any learner code exists here; without CAP_SYS_RESOURCE
+        # nothing in the sandbox can raise a hard limit again. A failure is a failed start.
+        limits = job["rlimits"]
+        if limits["address_space"] is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (limits["address_space"], limits["address_space"]))
+        resource.setrlimit(resource.RLIMIT_CPU, (limits["cpu_seconds"], limits["cpu_seconds"]))
     # The job is read: from here on stdin is empty and the learner's raw fd 1/2 go nowhere.
     devnull = os.open("/dev/null", os.O_RDWR)
     for fd in (0, 1, 2):

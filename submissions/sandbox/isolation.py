@@ -27,9 +27,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import json
 import logging
 import os
+import queue
 import secrets
 import select
 import shutil
@@ -39,7 +41,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,15 +77,21 @@ class SandboxConfig:
     startup_ms: int
 
 
+@functools.lru_cache(maxsize=64)
+def _which(name: str, path: str | None) -> str | None:
+    """shutil.which, once per PATH (it stats every PATH entry: ~0.3 ms a call, twice a run)."""
+    return shutil.which(name, path=path)
+
+
 def current_config() -> SandboxConfig:
     uid = int(getattr(settings, "CO_SANDBOX_UID", 65534))
     return SandboxConfig(
         isolation=str(getattr(settings, "CO_SANDBOX_ISOLATION", "auto") or "auto"),
         python=getattr(settings, "CO_SANDBOX_PYTHON", None) or _default_python(),
-        node=getattr(settings, "CO_SANDBOX_NODE", None) or shutil.which("node"),
+        node=getattr(settings, "CO_SANDBOX_NODE", None) or _which("node", os.environ.get("PATH")),
         uid=uid,
         gid=int(getattr(settings, "CO_SANDBOX_GID", uid)),
-        bwrap=getattr(settings, "CO_SANDBOX_BWRAP", None) or shutil.which("bwrap"),
+        bwrap=getattr(settings, "CO_SANDBOX_BWRAP", None) or _which("bwrap", os.environ.get("PATH")),
         max_processes=int(getattr(settings, "CO_SANDBOX_MAX_PROCESSES", 64)),
         uid_pool=max(1, int(getattr(settings, "CO_SANDBOX_UID_POOL", 1))),
         max_open_files=int(getattr(settings, "CO_SANDBOX_MAX_OPEN_FILES", 64)),
@@ -97,8 +105,52 @@ def current_config() -> SandboxConfig:
 _SLOT_DIR = os.path.join(tempfile.gettempdir(), "co-uid-slots")
 
 
+@dataclass(frozen=True)
+class UidSlot:
+    """A uid (and gid) of the pool, held until released: `cfg` is the config for the run."""
+
+    cfg: SandboxConfig
+    lock_fd: int | None  # the exclusive flock on the slot's lock file; None without a pool
+
+    def release(self) -> None:
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)  # releases the lock
+
+
+def uid_slot_acquire(cfg: SandboxConfig, *, wait: bool, on_busy: Callable[[], None] | None = None) -> UidSlot | None:
+    """A uid of its own from the pool, for one run (see `uid_slot`); None when every slot is
+    busy and `wait` is false. Before waiting, `on_busy` may free slots this process holds idle."""
+    if cfg.uid_pool <= 1:
+        return UidSlot(cfg, None)
+    os.makedirs(_SLOT_DIR, mode=0o700, exist_ok=True)
+
+    def take(slot: int, blocking: bool) -> UidSlot | None:
+        descriptor = os.open(os.path.join(_SLOT_DIR, f"{slot}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            return None
+        return UidSlot(dataclasses.replace(cfg, uid=cfg.uid + slot, gid=cfg.gid + slot), descriptor)
+
+    first = secrets.randbelow(cfg.uid_pool)
+    order = [(first + step) % cfg.uid_pool for step in range(cfg.uid_pool)]
+    # Try every slot without waiting; free our idle ones and try again; then wait for the first.
+    for slot in order:
+        if taken := take(slot, blocking=False):
+            return taken
+    if not wait:
+        return None
+    if on_busy is not None:
+        on_busy()
+        for slot in order:
+            if taken := take(slot, blocking=False):
+                return taken
+    return take(first, blocking=True)
+
+
 @contextlib.contextmanager
-def uid_slot(cfg: SandboxConfig) -> Iterator[SandboxConfig]:
+def uid_slot(cfg: SandboxConfig, *, on_busy: Callable[[], None] | None = None) -> Iterator[SandboxConfig]:
     """The config for one run, with a uid (and gid) of its own from the pool.
 
     RLIMIT_NPROC counts every process of a uid on the machine: with one shared uid, a fork bomb
@@ -106,29 +158,16 @@ def uid_slot(cfg: SandboxConfig) -> Iterator[SandboxConfig]:
     `flock` on its slot's lock file for its whole life, across threads and processes (web,
     workers); the kernel releases it if the holder dies. When every slot is busy the run waits
     for one."""
-    if cfg.uid_pool <= 1:
-        yield cfg
-        return
-    os.makedirs(_SLOT_DIR, mode=0o700, exist_ok=True)
-    first = secrets.randbelow(cfg.uid_pool)
-    order = [(first + step) % cfg.uid_pool for step in range(cfg.uid_pool)]
-    for attempt, slot in enumerate([*order, first]):
-        descriptor = os.open(os.path.join(_SLOT_DIR, f"{slot}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            # Try every slot without waiting; then wait for the first one tried.
-            fcntl.flock(descriptor, fcntl.LOCK_EX if attempt == len(order) else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(descriptor)
-            continue
-        try:
-            yield dataclasses.replace(cfg, uid=cfg.uid + slot, gid=cfg.gid + slot)
-        finally:
-            os.close(descriptor)  # releases the lock
-        return
+    slot = uid_slot_acquire(cfg, wait=True, on_busy=on_busy)
+    assert slot is not None
+    try:
+        yield slot.cfg
+    finally:
+        slot.release()
 
 
 def tool(name: str) -> str | None:
-    return shutil.which(name, path=_TOOL_PATH)
+    return _which(name, _TOOL_PATH)
 
 
 def switch_user(cfg: SandboxConfig) -> tuple[list[str], dict]:
@@ -403,8 +442,20 @@ class SandboxProcess:
         except (ValueError, KeyError, TypeError):
             self._ns_init = None
 
-    def kill(self) -> None:
-        """Kill everything in the sandbox and reap it; returns once no sandbox process is left.
+    def interpreter_pid(self, timeout: float) -> int | None:
+        """The host pid of the sandboxed interpreter (bubblewrap: its pid 1, from --info-fd;
+        unshare: the child of `unshare`, pid 1 of the namespace; none: the process itself), for
+        prlimit(2) from the trusted side. Call it once the interpreter runs (all execs done)."""
+        if self.level == "bubblewrap":
+            self._read_info(timeout=timeout)
+            return self._ns_init
+        if self.level == "unshare":
+            children = _children(self.pid)
+            return children[0] if len(children) == 1 else None
+        return self.pid
+
+    def kill(self, *, wait: bool = True) -> None:
+        """Kill everything in the sandbox and (`wait`) reap it: then no sandbox process is left.
 
         Killing the sandbox's pid 1 makes the kernel kill its whole pid namespace, and the outer
         process (bwrap, unshare) reaps it only after that; then we reap the outer process."""
@@ -422,6 +473,11 @@ class SandboxProcess:
         for pid in targets or [self.pid]:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
+        if wait:
+            self.reap()
+
+    def reap(self) -> None:
+        """Wait for the killed sandbox to be gone (the outer process last)."""
         if not self.wait(timeout=5.0):
             with contextlib.suppress(OSError):
                 os.kill(self.pid, signal.SIGKILL)
@@ -469,6 +525,48 @@ class SandboxProcess:
         if self.scratch is not None:
             remove_scratch(self.scratch)
             self.scratch = None
+
+
+class _Reaper:
+    """Reaps killed sandboxes off the verdict's path (a namespace takes a millisecond or two to
+    tear down, which no learner needs to wait for). What a run holds — its uid slot, its scratch
+    dir — is let go only once its processes are gone, so nothing reuses them early."""
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[SandboxProcess, Callable[[], None]]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, sandbox: SandboxProcess, then: Callable[[], None]) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._reap_forever, name="sandbox-reaper", daemon=True)
+                self._thread.start()
+        self._queue.put((sandbox, then))
+
+    def _reap_forever(self) -> None:
+        while True:
+            sandbox, then = self._queue.get()
+            try:
+                sandbox.kill()
+                sandbox.cleanup()
+            except Exception:  # this thread must live on
+                logger.exception("reaping a sandbox failed")
+            finally:
+                then()
+
+
+_reaper = _Reaper()
+os.register_at_fork(after_in_child=_reaper._reset)  # the parent's sandboxes are the parent's to reap
+
+
+def reap_later(sandbox: SandboxProcess, then: Callable[[], None]) -> None:
+    """Kill the sandbox now; reap it, remove its scratch dir and then call `then` in the background."""
+    sandbox.kill(wait=False)
+    _reaper.submit(sandbox, then)
 
 
 _SCRATCH_PREFIX = "co-sandbox-"

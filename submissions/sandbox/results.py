@@ -47,6 +47,7 @@ class SandboxResult:
     wall_ms: int = 0
     peak_memory_kb: int = 0
     isolation: str = "none"  # "bubblewrap" | "unshare" | "none"
+    warm: bool = False  # ran in a pre-started sandbox (warm.py)
 
 
 class SandboxUnavailable(Exception):

@@ -18,6 +18,8 @@ costs one time limit, not one per test. Other outcomes (errors, memory, output) 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import json
 import keyword
 import logging
@@ -37,12 +39,15 @@ from submissions.sandbox.isolation import (
     Rlimits,
     SandboxConfig,
     SandboxProcess,
+    UidSlot,
     current_config,
     isolation_level,
+    reap_later,
     start_sandbox,
-    uid_slot,
+    uid_slot_acquire,
 )
 from submissions.sandbox.results import LANGUAGES, OUTCOMES, SandboxResult, SandboxRun, SandboxTestResult, SandboxUnavailable
+from submissions.sandbox.warm import WARM_JOB_BYTES, WarmKey, WarmPool, warm_per_key, warm_pool
 
 logger = logging.getLogger("co.sandbox")
 
@@ -166,6 +171,20 @@ def _interpreter(run: SandboxRun, cfg: SandboxConfig, job_bytes: int) -> tuple[l
     return [cfg.node, *flags], (2 * heap_mb + 1536) * mib + 8 * job_bytes
 
 
+def _release(slot: UidSlot | None, pool: WarmPool) -> None:
+    """A run's sandbox is gone: its uid slot is free, and the pool may start the next one."""
+    if slot is not None:
+        slot.release()
+    pool.refill()
+
+
+def _encode_job(fields: dict) -> bytes:
+    try:
+        return json.dumps(fields, allow_nan=False).encode("utf-8", "surrogatepass")
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"inputs must be JSON values: {exc}") from exc
+
+
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
@@ -227,6 +246,8 @@ class _Run:
         self.total_cap = (self.n + 2) * self.line_cap + 64 * 1024
         self.stderr = bytearray()
         self.peak_kb: int | None = None
+        self.warm = False  # ran in a pre-started sandbox
+        self.job_out: memoryview | None = None  # what is left to write to a pre-started sandbox
 
     # --- the event stream --------------------------------------------------------------
 
@@ -277,6 +298,8 @@ class _Run:
         if not isinstance(event, dict):
             return
         kind = event.get("e")
+        if kind == "ready":  # the harness started (what a pre-started sandbox waits with)
+            return
         first = self.events == 0
         self.events += 1
         if kind == "syntax_error" and first:
@@ -316,6 +339,15 @@ class _Run:
         self._record(index, result, now)
 
     @property
+    def complete(self) -> bool:
+        """The harness reported all there is to report: the run's result needs nothing more."""
+        return (
+            self.syntax_error is not None
+            or self.load_error is not None
+            or (self.loaded and self.current >= self.n and self.peak_kb is not None and self.timed_out_at is None)
+        )
+
+    @property
     def finished(self) -> bool:
         return (
             self.syntax_error is not None
@@ -336,76 +368,124 @@ class _Run:
 
     # --- the run ------------------------------------------------------------------------
 
-    def execute(self) -> SandboxResult:
-        run, cfg = self.run, self.cfg
+    def execute(self, *, allow_warm: bool) -> SandboxResult:
+        """Run in a pre-started sandbox when one is ready (and allowed), else start one."""
+        run, base = self.run, self.cfg
         started = time.monotonic()
-        try:
-            job = json.dumps(
-                {
-                    "entrypoint": run.entrypoint,
-                    "parameters": run.parameters,
-                    "time_limit_ms": run.time_limit_ms,
-                    "wall_limit_ms": self.wall_ms,
-                    "output_limit_bytes": run.output_limit_bytes,
-                    "code": run.code,
-                    "inputs": run.inputs,
-                },
-                allow_nan=False,
-            ).encode("utf-8", "surrogatepass")
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"inputs must be JSON values: {exc}") from exc
-        interpreter = _interpreter(run, cfg, len(job))
+        fields = {
+            "entrypoint": run.entrypoint,
+            "parameters": run.parameters,
+            "time_limit_ms": run.time_limit_ms,
+            "wall_limit_ms": self.wall_ms,
+            "output_limit_bytes": run.output_limit_bytes,
+            "code": run.code,
+            "inputs": run.inputs,
+        }
+        job = _encode_job(fields)
+        interpreter = _interpreter(run, base, len(job))
         if interpreter is None:
             return self._error(f"{run.language} is not available on this server", started)
         argv, address_space = interpreter
-        startup_s = cfg.startup_ms / 1000 + len(job) / (10 * 1024 * 1024)
+        startup_s = base.startup_ms / 1000 + len(job) / (10 * 1024 * 1024)
         budget_s = startup_s + (self.n + 1) * (self.wall_ms + GRACE_MS) / 1000
-        rlimits = Rlimits(
-            address_space=address_space,
-            cpu_seconds=math.ceil(budget_s) + 1,
-            processes=cfg.max_processes,
-            open_files=cfg.max_open_files,
-            file_bytes=cfg.max_file_bytes,
-        )
+        cpu_seconds = math.ceil(budget_s) + 1
+        harness = _harness(run.language, base)
+        pool = warm_pool()
+        warm = None
+        if allow_warm and len(job) <= WARM_JOB_BYTES:
+            warm = pool.take(self._warm_key(argv, harness), warm_per_key())
+            if warm is not None and not warm.limit(address_space=address_space, cpu_seconds=cpu_seconds):
+                warm.discard()
+                warm = None
+            if warm is not None and warm.limits_itself:
+                job = _encode_job({**fields, "rlimits": {"address_space": address_space, "cpu_seconds": cpu_seconds}})
         fds = _Fds()
         sandbox: SandboxProcess | None = None
+        slot: UidSlot | None = None
         try:
-            job_fd = fds.add("job", os.memfd_create("job", os.MFD_CLOEXEC))
-            view = memoryview(job)
-            while view:
-                view = view[os.write(job_fd, view) :]
-            os.lseek(job_fd, 0, os.SEEK_SET)
-            for pipe in ("results", "stderr"):
-                read_end, write_end = os.pipe()
-                fds.add(f"{pipe}_r", read_end)
-                fds.add(f"{pipe}_w", write_end)
-            results_w, stderr_w = fds["results_w"], fds["stderr_w"]
-            try:
-                sandbox = start_sandbox(
-                    self.level,
-                    cfg,
-                    argv,
-                    rlimits=rlimits,
-                    harness=_harness(run.language, cfg),
-                    stdin=job_fd,
-                    stdout=subprocess.DEVNULL,
-                    stderr=stderr_w,
-                    pass_fds=(results_w,),
-                    harness_args=(str(results_w),),
-                )
-            except (OSError, subprocess.SubprocessError) as exc:
-                logger.error("sandbox could not be started (%s): %s", self.level, exc)
-                return self._error("the sandbox could not be started", started)
-            fds.close("results_w")
-            fds.close("stderr_w")
-            fds.close("job")
+            if warm is not None:
+                self.warm = True
+                slot, sandbox, self.cfg = warm.slot, warm.sandbox, warm.slot.cfg
+                fds.add("job_w", warm.job_w)
+                fds.add("results_r", warm.results_r)
+                fds.add("stderr_r", warm.stderr_r)
+                self.job_out = memoryview(job)
+            else:
+                slot = uid_slot_acquire(base, wait=True, on_busy=pool.shrink)
+                assert slot is not None
+                self.cfg = slot.cfg
+                sandbox = self._start_cold(fds, job, argv, address_space, cpu_seconds, harness)
+                if sandbox is None:
+                    return self._error("the sandbox could not be started", started)
             self._loop(sandbox, fds, started, startup_s)
             return self._result_of(sandbox, started)
         finally:
             if sandbox is not None:
-                sandbox.kill()
-                sandbox.cleanup()
+                # Killed now; reaped (then its uid slot freed) in the background.
+                reap_later(sandbox, then=functools.partial(_release, slot, pool))
+            else:
+                _release(slot, pool)
             fds.close_all()
+
+    def _warm_key(self, argv: list[str], harness: tuple[str, bytes]) -> WarmKey:
+        """Python's command line is the same for every run: one key, started with the largest
+        address space any run may get. Node's heap flags follow the run's memory limit."""
+        run = self.run
+        if run.language == "python":
+            run = dataclasses.replace(run, memory_limit_mb=MAX_MEMORY_MB)
+        ceiling = _interpreter(run, self.cfg, WARM_JOB_BYTES)
+        assert ceiling is not None
+        extra = ("--self-limit",) if run.language == "python" else ()
+        return WarmKey(self.level, self.cfg, tuple(argv), harness[0], harness[1], extra, ceiling[1])
+
+    def _start_cold(
+        self,
+        fds: _Fds,
+        job: bytes,
+        argv: list[str],
+        address_space: int | None,
+        cpu_seconds: int,
+        harness: tuple[str, bytes],
+    ) -> SandboxProcess | None:
+        """Start a sandbox for this run, its job in a memfd as stdin."""
+        cfg = self.cfg
+        rlimits = Rlimits(
+            address_space=address_space,
+            cpu_seconds=cpu_seconds,
+            processes=cfg.max_processes,
+            open_files=cfg.max_open_files,
+            file_bytes=cfg.max_file_bytes,
+        )
+        job_fd = fds.add("job", os.memfd_create("job", os.MFD_CLOEXEC))
+        view = memoryview(job)
+        while view:
+            view = view[os.write(job_fd, view) :]
+        os.lseek(job_fd, 0, os.SEEK_SET)
+        for pipe in ("results", "stderr"):
+            read_end, write_end = os.pipe()
+            fds.add(f"{pipe}_r", read_end)
+            fds.add(f"{pipe}_w", write_end)
+        results_w, stderr_w = fds["results_w"], fds["stderr_w"]
+        try:
+            sandbox = start_sandbox(
+                self.level,
+                cfg,
+                argv,
+                rlimits=rlimits,
+                harness=harness,
+                stdin=job_fd,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr_w,
+                pass_fds=(results_w,),
+                harness_args=(str(results_w),),
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            logger.error("sandbox could not be started (%s): %s", self.level, exc)
+            return None
+        fds.close("results_w")
+        fds.close("stderr_w")
+        fds.close("job")
+        return sandbox
 
     def _loop(self, sandbox: SandboxProcess, fds: _Fds, started: float, startup_s: float) -> None:
         results_r, stderr_r = fds["results_r"], fds["stderr_r"]
@@ -418,6 +498,9 @@ class _Run:
         poller = select.poll()
         poller.register(results_r, select.POLLIN)
         poller.register(stderr_r, select.POLLIN)
+        job_w = self._write_job(fds)
+        if job_w is not None:
+            poller.register(job_w, select.POLLOUT)
         if pidfd is not None:
             poller.register(pidfd, select.POLLIN)
         results_open = True
@@ -425,7 +508,7 @@ class _Run:
         finished_at: float | None = None
         while results_open or not exited:
             now = time.monotonic()
-            if self.killed_for is not None:
+            if self.killed_for is not None or self.complete:
                 break
             if self.finished and finished_at is None:
                 finished_at = now
@@ -449,6 +532,11 @@ class _Run:
             ready = poller.poll(timeout_ms)
             now = time.monotonic()
             for fd, _mask in ready:
+                if fd == job_w:
+                    if self._write_job(fds) is None:
+                        poller.unregister(fd)
+                        job_w = None
+                    continue
                 if fd == pidfd:
                     exited = True
                     poller.unregister(pidfd)
@@ -471,10 +559,30 @@ class _Run:
                     fds.close("stderr_r")
             if pidfd is None and not exited and sandbox.wait(timeout=0):
                 exited = True
+        if self.complete:
+            return  # everything is in: the exit status is not needed, nor waited for
         sandbox.kill()
         # Lines the harness wrote before it ended still count (the namespace is gone: EOF comes).
         if self.killed_for != "output" and results_open:
             self._drain(results_r, time.monotonic())
+
+    def _write_job(self, fds: _Fds) -> int | None:
+        """A pre-started sandbox gets its job through a pipe: write what fits without blocking;
+        at the end close it (the harness reads to EOF). Returns the fd while more is to come."""
+        if self.job_out is None:
+            return None
+        fd = fds["job_w"]
+        os.set_blocking(fd, False)
+        try:
+            while self.job_out:
+                self.job_out = self.job_out[os.write(fd, self.job_out) :]
+        except BlockingIOError:
+            return fd
+        except OSError:  # the sandbox is gone (EPIPE): the run reports it
+            pass
+        self.job_out = None
+        fds.close("job_w")
+        return None
 
     def _drain(self, fd: int, now: float) -> None:
         with contextlib.suppress(OSError):
@@ -494,6 +602,7 @@ class _Run:
             wall_ms=int((time.monotonic() - started) * 1000),
             peak_memory_kb=self._peak(sandbox),
             isolation=self.level,
+            warm=self.warm,
         )
 
     def _peak(self, sandbox: SandboxProcess | None) -> int:
@@ -534,7 +643,7 @@ class _Run:
         peak = self._peak(sandbox)
 
         def done(status: str, tests: list[SandboxTestResult], error: str | None = None) -> SandboxResult:
-            return SandboxResult(status, tests, error, wall, peak, self.level)
+            return SandboxResult(status, tests, error, wall, peak, self.level, self.warm)
 
         if self.syntax_error is not None:
             return done("syntax_error", [], self.syntax_error)
@@ -592,5 +701,11 @@ def run_in_sandbox(run: SandboxRun) -> SandboxResult:
         raise SandboxUnavailable(
             "no namespace isolation (install bubblewrap, or run the worker as root for the unshare fallback)"
         )
-    with uid_slot(current_config()) as cfg:
-        return _Run(run, cfg, level).execute()
+    cfg = current_config()
+    attempt = _Run(run, cfg, level)
+    result = attempt.execute(allow_warm=True)
+    if attempt.warm and attempt.events == 0 and result.status == "error":
+        # The pre-started sandbox failed before it said anything about the job: start a fresh one.
+        logger.warning("a pre-started sandbox failed (%s); running in a fresh one", result.error)
+        result = _Run(run, cfg, level).execute(allow_warm=False)
+    return result

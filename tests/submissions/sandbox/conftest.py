@@ -18,6 +18,7 @@ from django.conf import settings
 
 from submissions.sandbox import SandboxResult, SandboxRun, isolation_level, run_in_sandbox
 from submissions.sandbox.isolation import current_config
+from submissions.sandbox.warm import warm_pool
 from tests.submissions.sandbox.helpers import ENV_SENTINEL, FILE_SENTINEL, ApiStandIn, Context
 
 LEFTOVER_PATIENCE_SECONDS = 3.0
@@ -38,10 +39,8 @@ def sandbox_gids() -> range:
     return range(cfg.gid, cfg.gid + cfg.uid_pool)
 
 
-def processes_of(uids: int | range) -> dict[int, str]:
-    """{pid: command} of every process whose real uid is in `uids` (zombies included)."""
-    uids = range(uids, uids + 1) if isinstance(uids, int) else uids
-    found = {}
+def _process_table() -> dict[int, dict[str, str]]:
+    table = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -49,12 +48,43 @@ def processes_of(uids: int | range) -> dict[int, str]:
             with open(f"/proc/{entry}/status") as handle:
                 status = handle.read()
             with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                command = handle.read().replace(b"\0", b" ").decode(errors="replace").strip()
+                status += "\nCmdline:" + handle.read().replace(b"\0", b" ").decode(errors="replace").strip()
         except OSError:
             continue
-        uid_line = next((line for line in status.splitlines() if line.startswith("Uid:")), "")
-        if uid_line and int(uid_line.split()[1]) in uids:
-            found[int(entry)] = command or "<zombie>"
+        table[int(entry)] = {
+            key: value.strip() for key, value in (line.split(":", 1) for line in status.splitlines() if ":" in line)
+        }
+    return table
+
+
+def processes_of(uids: int | range, *, ours: bool = False) -> dict[int, str]:
+    """{pid: command} of every process whose real uid is in `uids`, unreaped children included.
+
+    Not included: zombies of the machine's init (an orphan that has exited and waits for init to
+    reap it — here init reaps every few seconds — is gone as far as we can tell). With `ours`,
+    only what this process started, or what escaped it (a live orphan): other processes on the
+    machine (another test run, a worker) keep pre-started sandboxes of the same uids."""
+    uids = range(uids, uids + 1) if isinstance(uids, int) else uids
+    table = _process_table()
+
+    def ours_or_orphan(pid: int) -> bool:
+        if table[pid].get("PPid") == "1":
+            return True  # an orphan: nobody's, so possibly something that escaped us
+        seen = set()
+        while pid not in seen and pid in table:
+            seen.add(pid)
+            pid = int(table[pid].get("PPid", "0") or 0)
+            if pid == os.getpid():
+                return True
+        return False
+
+    found = {}
+    for pid, fields in table.items():
+        if fields.get("State", "").startswith("Z") and fields.get("PPid") == "1":
+            continue
+        uid = fields.get("Uid", "").split()
+        if uid and int(uid[0]) in uids and (not ours or ours_or_orphan(pid)):
+            found[pid] = fields.get("Cmdline") or "<zombie>"
     return found
 
 
@@ -76,11 +106,13 @@ def _leaves_nothing_behind() -> Iterator[None]:
     processes_before = set(processes_of(uid))
     temp_before = temp_entries()
     yield
+    # Pre-started sandboxes are the pool's, not the learner's: stop them, then look.
+    warm_pool().drain()
     # Another run on this machine may be using the sandbox uid right now: only processes that
     # appeared during this test and are still there after a moment count as left behind.
     deadline = time.monotonic() + LEFTOVER_PATIENCE_SECONDS
     while True:
-        left = {pid: cmd for pid, cmd in processes_of(uid).items() if pid not in processes_before}
+        left = {pid: cmd for pid, cmd in processes_of(uid, ours=True).items() if pid not in processes_before}
         if not left or time.monotonic() > deadline:
             break
         time.sleep(0.05)
@@ -92,6 +124,28 @@ def _leaves_nothing_behind() -> Iterator[None]:
         time.sleep(0.05)
         new_temp = {name: owner for name, owner in temp_entries().items() if name not in temp_before}
     assert not [name for name in new_temp if name.startswith("co-sandbox-")], f"scratch dirs left: {new_temp}"
+
+
+WARM_UP_CODE = {"python": "def solve(a):\n    return a\n", "javascript": "function solve(a) {\n  return a;\n}\n"}
+
+
+def prime_warm_pool(language: str, *, memory_limit_mb: int = 64) -> None:
+    """One run so the pool wants this language (and memory limit), then wait until its
+    pre-started sandboxes are ready: the next runs of that kind start warm."""
+    run_in_sandbox(SandboxRun(language, WARM_UP_CODE[language], "solve", ["a"], [{"a": 1}], 1000, memory_limit_mb))
+    deadline = time.monotonic() + 30
+    while warm_pool().idle_count() < settings.CO_SANDBOX_WARM and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert warm_pool().idle_count() >= settings.CO_SANDBOX_WARM, "the pool did not pre-start its sandboxes"
+
+
+@pytest.fixture(params=["cold", "warm"])
+def start(request: pytest.FixtureRequest, settings: Any) -> str:
+    """Run the test on sandboxes started for the run ("cold") and on pre-started ones ("warm");
+    the test primes the pool for its language with `prime_warm_pool` when warm."""
+    if request.param == "cold":
+        settings.CO_SANDBOX_WARM = 0
+    return request.param
 
 
 @pytest.fixture

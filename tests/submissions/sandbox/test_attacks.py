@@ -19,7 +19,7 @@ import pytest
 
 from submissions.sandbox import SandboxResult, SandboxRun, run_in_sandbox
 from submissions.sandbox.isolation import current_config
-from tests.submissions.sandbox.conftest import sandbox_gids, sandbox_uids
+from tests.submissions.sandbox.conftest import prime_warm_pool, sandbox_gids, sandbox_uids
 from tests.submissions.sandbox.helpers import (
     ROOT_ALLOWED,
     SANDBOX_ENV,
@@ -701,19 +701,25 @@ JS_ATTACKS: list[tuple[str, str, Callable[[Context], list[dict[str, Any]]], Call
 
 
 @pytest.mark.parametrize(("name", "code", "inputs", "check"), PY_ATTACKS, ids=[a[0] for a in PY_ATTACKS])
-def test_python_attack(context: Context, name: str, code: str, inputs, check) -> None:
+def test_python_attack(context: Context, start: str, name: str, code: str, inputs, check) -> None:
     cases = inputs(context)
+    if start == "warm":
+        prime_warm_pool("python")
     result = run_attack("python", code, cases)
 
+    assert result.warm == (start == "warm")
     assert_clean(result, context, len(cases))
     check(result, context)
 
 
 @pytest.mark.parametrize(("name", "code", "inputs", "check"), JS_ATTACKS, ids=[a[0] for a in JS_ATTACKS])
-def test_javascript_attack(context: Context, name: str, code: str, inputs, check) -> None:
+def test_javascript_attack(context: Context, start: str, name: str, code: str, inputs, check) -> None:
     cases = inputs(context)
+    if start == "warm":
+        prime_warm_pool("javascript")
     result = run_attack("javascript", code, cases)
 
+    assert result.warm == (start == "warm")
     assert_clean(result, context, len(cases))
     check(result, context)
 

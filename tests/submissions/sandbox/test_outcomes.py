@@ -67,7 +67,7 @@ PROGRAMS = {
             "}\n"
         ),
         "print_flood": "function solve(a, b) {\n  console.log('x'.repeat(50 * 1024 * 1024));\n  return a + b;\n}\n",
-        "print_lines": "function solve(a, b) {\n  for (let i = 0; i < 1e6; i++) console.log(i);\n  return a + b;\n}\n",
+        "print_lines": "function solve(a, b) {\n  for (let i = 0; i < 2e5; i++) console.log(i);\n  return a + b;\n}\n",
         "print_small": "function solve(a, b) {\n  console.log('working on', a, b);\n  return a + b;\n}\n",
         "big_return": "function solve(a, b) {\n  return 'x'.repeat(10 * 1024 * 1024);\n}\n",
         "not_json": "function solve(a, b) {\n  return BigInt(a) + BigInt(b);\n}\n",

@@ -1,0 +1,335 @@
+"""Pre-started sandboxes: a run's sandbox start-up (bubblewrap, the interpreter, the harness:
+~15 ms for Python, ~100 ms for Node) happens before the submission arrives, not on its path.
+
+A warm sandbox is exactly the sandbox a cold run starts — the same isolation and command line,
+a uid slot of its own, fresh namespaces, a fresh interpreter that has loaded only our harness —
+started before its job exists, and used once. The harness says `ready` and blocks reading its
+job. The run that takes it brings the rlimits down to the run's own — the Python harness itself,
+from the job, before the learner's code is even compiled; Node from the trusted side with
+`prlimit --pid` — and nothing inside can raise a hard limit again (no CAP_SYS_RESOURCE). The
+run writes the job to the sandbox's stdin and reads its events as for a cold run; then it is
+killed and reaped like any sandbox. Nothing of one run reaches another: each has its own
+process, namespaces and scratch tmpfs, and no warm sandbox held anything but our harness
+before its one job.
+
+Per process: a refill thread starts them (it must outlive them: bubblewrap's --die-with-parent
+follows the thread that started it) for the keys recently asked for, `CO_SANDBOX_WARM` per key;
+a fork (Celery's prefork pool) leaves the child an empty pool, never its parent's sandboxes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import subprocess
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from submissions.sandbox.isolation import (
+    SANDBOX_PATH,
+    Rlimits,
+    SandboxConfig,
+    SandboxProcess,
+    UidSlot,
+    start_sandbox,
+    switch_user,
+    tool,
+    uid_slot_acquire,
+)
+
+logger = logging.getLogger("co.sandbox")
+
+WARM_JOB_BYTES = 1024 * 1024  # jobs up to this size may use a warm sandbox (Node's heap flags count them)
+WARM_CPU_SECONDS = 3600  # RLIMIT_CPU until the run lowers it; an idle harness uses none
+MAX_KEYS = 4  # languages × memory limits kept warm at once
+READY_LINE = b'{"e":"ready"}\n'
+
+
+@dataclass(frozen=True)
+class WarmKey:
+    """What makes two sandboxes interchangeable: everything of the command line but the fds."""
+
+    level: str
+    cfg: SandboxConfig  # before the uid slot
+    argv: tuple[str, ...]
+    harness_name: str
+    harness: bytes
+    harness_args: tuple[str, ...]  # before the scratch dir: `--self-limit` for Python
+    address_space: int | None  # the RLIMIT_AS it starts with, at least any run's that uses it
+
+
+@dataclass
+class WarmSandbox:
+    """A started sandbox waiting for its job, with the fds the run needs."""
+
+    key: WarmKey
+    slot: UidSlot
+    sandbox: SandboxProcess
+    pid: int  # the interpreter's host pid (prlimit target)
+    job_w: int
+    results_r: int
+    stderr_r: int
+
+    @property
+    def limits_itself(self) -> bool:
+        """The Python harness lowers its own limits from the job, before any learner code
+        exists in it (no process start on the verdict's path); others are limited from here."""
+        return "--self-limit" in self.key.harness_args
+
+    def limit(self, *, address_space: int | None, cpu_seconds: int) -> bool:
+        """Lower RLIMIT_AS and RLIMIT_CPU to the run's from the trusted side: prlimit(2) needs
+        CAP_SYS_RESOURCE or the target's uid, so `prlimit --pid` runs as the sandbox uid. False
+        (use a cold sandbox) when that fails."""
+        if self.limits_itself:
+            return True
+        args = [f"--cpu={cpu_seconds}"] + ([f"--as={address_space}"] if address_space is not None else [])
+        prefix, user_kwargs = switch_user(self.slot.cfg)
+        prlimit = tool("prlimit")
+        if prlimit is None:
+            return False
+        try:
+            done = subprocess.run(  # our fixed tool, our numbers
+                [*prefix, prlimit, "--pid", str(self.pid), *args],
+                capture_output=True,
+                timeout=5,
+                env={"PATH": SANDBOX_PATH},
+                check=False,
+                **user_kwargs,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            logger.warning("could not limit a pre-started sandbox: %s", exc)
+            return False
+        if done.returncode != 0:
+            logger.warning("could not limit a pre-started sandbox: %s", done.stderr[-300:].decode(errors="replace"))
+            return False
+        return True
+
+    def close_fds(self) -> None:
+        for fd in (self.job_w, self.results_r, self.stderr_r):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def discard(self) -> None:
+        """Kill, reap and forget it (unused)."""
+        try:
+            self.sandbox.kill()
+            self.sandbox.cleanup()
+        finally:
+            self.close_fds()
+            self.slot.release()
+
+
+def warm_per_key() -> int:
+    return max(0, int(getattr(settings, "CO_SANDBOX_WARM", 0)))
+
+
+class WarmPool:
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._cond = threading.Condition()
+        self._idle: dict[WarmKey, list[WarmSandbox]] = {}
+        self._wanted: OrderedDict[WarmKey, int] = OrderedDict()  # key → how many, most recent last
+        self._starting = 0
+        self._generation = 0
+        self._thread: threading.Thread | None = None
+
+    # --- the runs' side ------------------------------------------------------------------
+
+    def take(self, key: WarmKey, per_key: int) -> WarmSandbox | None:
+        """A ready sandbox for `key`, or None (the caller starts one). Marks `key` as wanted."""
+        if per_key <= 0:
+            return None
+        evicted: list[WarmSandbox] = []
+        taken = None
+        with self._cond:
+            self._wanted[key] = per_key
+            self._wanted.move_to_end(key)
+            while len(self._wanted) > MAX_KEYS:
+                old, _ = self._wanted.popitem(last=False)
+                evicted += self._idle.pop(old, [])
+            idle = self._idle.get(key, [])
+            while idle and taken is None:
+                candidate = idle.pop()
+                if candidate.sandbox.wait(timeout=0):  # died while idle
+                    evicted.append(candidate)
+                else:
+                    taken = candidate
+            if taken is None:
+                self._wake()
+        for sandbox in evicted:
+            sandbox.discard()
+        return taken
+
+    def refill(self) -> None:
+        """A run is over: start what the pool is short of (off the next verdict's path)."""
+        with self._cond:
+            if self._wanted:
+                self._wake()
+
+    def shrink(self) -> None:
+        """Every uid slot is busy: give back the ones our idle sandboxes hold."""
+        with self._cond:
+            idle = [sandbox for sandboxes in self._idle.values() for sandbox in sandboxes]
+            self._idle.clear()
+        for sandbox in idle:
+            sandbox.discard()
+
+    def drain(self, timeout: float = 30.0) -> None:
+        """Stop warming and kill every idle sandbox, once any being started are in (tests,
+        shutdown); the next `take` starts warming again."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._wanted.clear()
+            self._generation += 1
+            while self._starting and time.monotonic() < deadline:
+                self._cond.wait(timeout=0.05)
+        self.shrink()
+
+    def idle_count(self) -> int:
+        with self._cond:
+            return sum(len(sandboxes) for sandboxes in self._idle.values())
+
+    # --- the refill thread ------------------------------------------------------------
+
+    def _wake(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._refill_forever, name="sandbox-warm", daemon=True)
+            self._thread.start()
+        self._cond.notify_all()
+
+    def _shortfall(self) -> list[WarmKey]:
+        """Sandboxes to start now, most recently wanted keys first, within the slot budget."""
+        held = sum(len(sandboxes) for sandboxes in self._idle.values()) + self._starting
+        needed: list[WarmKey] = []
+        for key in reversed(self._wanted):
+            # Idle sandboxes hold uid slots: never more than half of them, so runs always find one.
+            budget = key.cfg.uid_pool // 2 if key.cfg.uid_pool > 1 else MAX_KEYS * self._wanted[key]
+            short = self._wanted[key] - len(self._idle.get(key, []))
+            while short > 0 and held + len(needed) < budget:
+                needed.append(key)
+                short -= 1
+        return needed
+
+    def _refill_forever(self) -> None:
+        while True:
+            with self._cond:
+                while not (needed := self._shortfall()):
+                    self._cond.wait()
+                self._starting += len(needed)
+                generation = self._generation
+            ready: list[WarmSandbox] = []
+            try:
+                ready = _start_ready(needed)
+            except Exception:  # this thread must live on: its children die with it
+                logger.exception("pre-starting sandboxes failed")
+            unwanted = []
+            with self._cond:
+                self._starting -= len(needed)
+                for sandbox in ready:
+                    if generation == self._generation and sandbox.key in self._wanted:
+                        self._idle.setdefault(sandbox.key, []).append(sandbox)
+                    else:
+                        unwanted.append(sandbox)
+                self._cond.notify_all()
+            for sandbox in unwanted:
+                sandbox.discard()
+            if len(ready) < len(needed):
+                time.sleep(1.0)  # something is wrong (logged): do not spin
+
+    def after_fork_in_child(self) -> None:
+        """The parent's sandboxes are not ours: close our copies of their fds (a kept copy of a
+        job pipe would keep its harness from ever seeing the end of its job) and start empty."""
+        for sandboxes in self._idle.values():
+            for sandbox in sandboxes:
+                sandbox.close_fds()
+                if sandbox.slot.lock_fd is not None:
+                    with contextlib.suppress(OSError):
+                        os.close(sandbox.slot.lock_fd)  # our copy only: the parent keeps its lock
+        self._reset()
+
+
+def _start(key: WarmKey) -> WarmSandbox | None:
+    """Start one sandbox for `key`, not waiting for it; None when no uid slot is free or it fails."""
+    slot = uid_slot_acquire(key.cfg, wait=False)
+    if slot is None:
+        return None
+    job_r, job_w = os.pipe()
+    results_r, results_w = os.pipe()
+    stderr_r, stderr_w = os.pipe()
+    cfg = slot.cfg
+    rlimits = Rlimits(
+        address_space=key.address_space,
+        cpu_seconds=WARM_CPU_SECONDS,
+        processes=cfg.max_processes,
+        open_files=cfg.max_open_files,
+        file_bytes=cfg.max_file_bytes,
+    )
+    try:
+        sandbox = start_sandbox(
+            key.level,
+            cfg,
+            list(key.argv),
+            rlimits=rlimits,
+            harness=(key.harness_name, key.harness),
+            stdin=job_r,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr_w,
+            pass_fds=(results_w,),
+            harness_args=(str(results_w), *key.harness_args),
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        logger.error("could not pre-start a sandbox (%s): %s", key.level, exc)
+        for fd in (job_r, job_w, results_r, results_w, stderr_r, stderr_w):
+            os.close(fd)
+        slot.release()
+        return None
+    for fd in (job_r, results_w, stderr_w):
+        os.close(fd)
+    return WarmSandbox(key, slot, sandbox, 0, job_w, results_r, stderr_r)
+
+
+def _start_ready(keys: list[WarmKey]) -> list[WarmSandbox]:
+    """Start a sandbox per key at once (they start in parallel) and keep those that say `ready`
+    within the start-up deadline."""
+    started = [sandbox for sandbox in map(_start, keys) if sandbox is not None]
+    if not started:
+        return []
+    deadline = time.monotonic() + max(key.cfg.startup_ms for key in keys) / 1000
+    waiting = {sandbox.results_r: sandbox for sandbox in started}
+    received = dict.fromkeys(waiting, b"")
+    ready: list[WarmSandbox] = []
+    while waiting and (left := deadline - time.monotonic()) > 0:
+        readable, _, _ = select.select(list(waiting), [], [], left)
+        for fd in readable:
+            chunk = os.read(fd, len(READY_LINE) - len(received[fd]))
+            received[fd] += chunk
+            if chunk and len(received[fd]) < len(READY_LINE):
+                continue
+            sandbox = waiting.pop(fd)
+            pid = sandbox.sandbox.interpreter_pid(timeout=1.0) if received[fd] == READY_LINE else None
+            if pid is None:
+                logger.warning("a pre-started sandbox did not get ready (%s)", sandbox.key.level)
+                sandbox.discard()
+                continue
+            sandbox.pid = pid
+            ready.append(sandbox)
+    for sandbox in waiting.values():
+        logger.warning("a pre-started sandbox did not get ready in time (%s)", sandbox.key.level)
+        sandbox.discard()
+    return ready
+
+
+_pool = WarmPool()
+os.register_at_fork(after_in_child=_pool.after_fork_in_child)
+
+
+def warm_pool() -> WarmPool:
+    return _pool
