@@ -71,10 +71,10 @@ def evaluate_code_embedded(*, bundle: ProblemBundle, language: str, code: str, i
 
     started = time.perf_counter()
     try:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            visible_future = pool.submit(_run, bundle, language, code, [t["input"] for t in visible])
+        # The hidden run in a thread of its own, the visible one here: both at once.
+        with ThreadPoolExecutor(max_workers=1) as pool:
             hidden_future = pool.submit(_run, bundle, language, code, [t.input for t in hidden]) if hidden else None
-            visible_result = visible_future.result()
+            visible_result = _run(bundle, language, code, [t["input"] for t in visible])
             hidden_result = hidden_future.result() if hidden_future else None
     except SandboxUnavailable as exc:
         logger.error("sandbox unavailable: %s", exc)

@@ -4,9 +4,10 @@
 // The OS sandbox is the boundary, and the trusted side treats every line written here as
 // untrusted. `vm` is used only to compile the code and for its execution watchdog (timeout).
 //
-// Protocol (same as harness_python.py): argv[2] is the results fd, argv[3] the scratch dir; the job JSON arrives on stdin
-// and is read to the end, then stdin and stdout are pointed at /dev/null; one JSON event per line
-// on the results fd: ready (before reading the job) | compiled | syntax_error | loaded | load_error | result | done.
+// Protocol (same as harness_python.py): argv[2] is the results fd, argv[3] the scratch dir; the job
+// arrives on stdin as its length, a newline and the JSON; once it is read, stdin and stdout are
+// pointed at /dev/null; one JSON event per line on the results fd: ready (before reading the job) |
+// compiled | syntax_error | loaded | load_error | result | done.
 //
 // Per test: the call runs under vm's watchdog with the wall limit (it terminates busy loops and
 // Atomics.wait); a promise result is awaited up to the wall limit; CPU time is measured with
@@ -36,22 +37,36 @@ function emit(event) {
   writeLine(JSON.stringify(event));
 }
 
-function readStdin() {
-  const chunks = [];
+// `<length>\n<job>` from stdin: read to the length, not to EOF (a stray copy of the writing end
+// elsewhere must not keep a sandbox waiting).
+function readJob() {
   const buffer = Buffer.alloc(1 << 20);
-  for (;;) {
+  const chunks = [];
+  let have = 0;
+  let size = -1;
+  while (size < 0 || have < size) {
     let n;
     try {
-      n = fs.readSync(0, buffer, 0, buffer.length, null);
+      n = fs.readSync(0, buffer, 0, size < 0 ? buffer.length : Math.min(buffer.length, size - have), null);
     } catch (err) {
       if (err.code === "EAGAIN") continue;
-      if (err.code === "EOF") break;
       throw err;
     }
-    if (n === 0) break;
+    if (n === 0) throw new Error("the job is cut short");
     chunks.push(Buffer.from(buffer.subarray(0, n)));
+    have += n;
+    if (size < 0) {
+      const data = Buffer.concat(chunks);
+      const newline = data.indexOf(10);
+      if (newline >= 0) {
+        size = Number(data.subarray(0, newline).toString("latin1"));
+        chunks.length = 0;
+        chunks.push(data.subarray(newline + 1));
+        have = data.length - newline - 1;
+      }
+    }
   }
-  return Buffer.concat(chunks).toString("utf8");
+  return Buffer.concat(chunks).subarray(0, size).toString("utf8");
 }
 
 // Counts what learner code prints; past the limit the test is output_limit (nothing is thrown:
@@ -195,7 +210,7 @@ async function timed(fn, cpuLimitMs, wallLimitMs) {
 
 async function main() {
   emit({ e: "ready" }); // started: a pre-started sandbox now waits for its job
-  const job = JSON.parse(readStdin());
+  const job = JSON.parse(readJob());
   // The job is read: stdin and stdout now point at /dev/null (close, then open takes the lowest fd).
   fs.closeSync(0);
   fs.openSync("/dev/null", "r");

@@ -7,9 +7,9 @@ side treats every line this process writes as untrusted.
 Protocol. argv[1] is the number of the results fd, the last argument the scratch dir; with
 `--self-limit` in between (a pre-started sandbox, see warm.py) the job also carries the run's
 {"rlimits": {address_space, cpu_seconds}}, applied before the learner's code is even compiled.
-The job arrives on stdin as one JSON object
-{code, entrypoint, parameters, inputs, time_limit_ms, wall_limit_ms, output_limit_bytes}; it is
-read to the end, then stdin, stdout and stderr are pointed at /dev/null. Events go to the results
+The job arrives on stdin as its length in bytes, a newline, and one JSON object
+{code, entrypoint, parameters, inputs, time_limit_ms, wall_limit_ms, output_limit_bytes}; once it
+is read, then stdin, stdout and stderr are pointed at /dev/null. Events go to the results
 fd, one JSON line each:
   {"e":"ready"}    (started, before reading the job: see warm.py)
   {"e":"compiled"} | {"e":"syntax_error","error":...}
@@ -207,6 +207,27 @@ def _timed(call, cpu_limit, wall_limit):
     return outcome, payload, int(cpu * 1000)
 
 
+def _read_job():
+    """`<length>\\n<job>` from stdin: read to the length, not to EOF (a stray copy of the
+    writing end elsewhere must not keep a sandbox waiting)."""
+    data = b""
+    while b"\n" not in data:
+        chunk = os.read(0, 65536)
+        if not chunk:
+            raise EOFError("no job")
+        data += chunk
+    header, _, data = data.partition(b"\n")
+    size = int(header)
+    chunks, have = [data], len(data)
+    while have < size:
+        chunk = os.read(0, min(1 << 20, size - have))
+        if not chunk:
+            raise EOFError("the job is cut short")
+        chunks.append(chunk)
+        have += len(chunk)
+    return b"".join(chunks)[:size]
+
+
 def main():
     results_fd, scratch = int(sys.argv[1]), sys.argv[-1]
     resource = None
@@ -215,14 +236,7 @@ def main():
     # The interpreter's first compile() costs ~2 ms of one-time set-up: pay it before the job.
     exec(compile("def _warm(a):\n    return [a, {'k': a}]\n_warm(1)\n", "<warm-up>", "exec", dont_inherit=True), {})  # noqa: S102
     _write_line(results_fd, '{"e":"ready"}')  # started: a pre-started sandbox now waits for its job
-    chunks = []
-    while True:
-        chunk = os.read(0, 1 << 20)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    job = _loads(b"".join(chunks).decode("utf-8"))
-    del chunks
+    job = _loads(_read_job().decode("utf-8"))
     if resource is not None:
         # Down to the run's limits before any learner code exists here; without CAP_SYS_RESOURCE
         # nothing in the sandbox can raise a hard limit again. A failure is a failed start.

@@ -179,10 +179,12 @@ def _release(slot: UidSlot | None, pool: WarmPool) -> None:
 
 
 def _encode_job(fields: dict) -> bytes:
+    """What the harness reads on stdin: the job's length in bytes, a newline, the job (JSON)."""
     try:
-        return json.dumps(fields, allow_nan=False).encode("utf-8", "surrogatepass")
+        job = json.dumps(fields, allow_nan=False).encode("utf-8", "surrogatepass")
     except (TypeError, ValueError) as exc:
         raise ValueError(f"inputs must be JSON values: {exc}") from exc
+    return b"%d\n" % len(job) + job
 
 
 def _reject_constant(name: str) -> None:

@@ -22,11 +22,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import select
+import selectors
 import subprocess
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -125,6 +126,16 @@ class WarmSandbox:
             self.slot.release()
 
 
+@dataclass
+class _Starting:
+    """A sandbox the refill thread started and waits for."""
+
+    sandbox: WarmSandbox
+    generation: int
+    deadline: float
+    received: bytes = b""
+
+
 def warm_per_key() -> int:
     return max(0, int(getattr(settings, "CO_SANDBOX_WARM", 0)))
 
@@ -137,9 +148,11 @@ class WarmPool:
         self._cond = threading.Condition()
         self._idle: dict[WarmKey, list[WarmSandbox]] = {}
         self._wanted: OrderedDict[WarmKey, int] = OrderedDict()  # key → how many, most recent last
-        self._starting = 0
+        self._starting: Counter[WarmKey] = Counter()  # being started, per key
+        self._in_flight: dict[int, _Starting] = {}  # the refill thread's, by results fd
         self._generation = 0
         self._thread: threading.Thread | None = None
+        self._wakeup: tuple[int, int] | None = None  # a pipe: wakes the refill thread from its wait
 
     # --- the runs' side ------------------------------------------------------------------
 
@@ -162,8 +175,7 @@ class WarmPool:
                     evicted.append(candidate)
                 else:
                     taken = candidate
-            if taken is None:
-                self._wake()
+            self._wake()  # start the replacement now: it has the whole run to get ready
         for sandbox in evicted:
             sandbox.discard()
         return taken
@@ -189,7 +201,7 @@ class WarmPool:
         with self._cond:
             self._wanted.clear()
             self._generation += 1
-            while self._starting and time.monotonic() < deadline:
+            while self._starting.total() and time.monotonic() < deadline:
                 self._cond.wait(timeout=0.05)
         self.shrink()
 
@@ -200,59 +212,121 @@ class WarmPool:
     # --- the refill thread ------------------------------------------------------------
 
     def _wake(self) -> None:
+        """Call with the lock held: the refill thread looks at what is short right away."""
         if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._refill_forever, name="sandbox-warm", daemon=True)
+            if self._wakeup is None:
+                self._wakeup = os.pipe()
+                os.set_blocking(self._wakeup[1], False)
+            self._thread = threading.Thread(
+                target=self._refill_forever, args=(self._wakeup[0],), name="sandbox-warm", daemon=True
+            )
             self._thread.start()
-        self._cond.notify_all()
+        with contextlib.suppress(BlockingIOError):  # a full pipe wakes it all the same
+            os.write(self._wakeup[1], b"!")
 
     def _shortfall(self) -> list[WarmKey]:
         """Sandboxes to start now, most recently wanted keys first, within the slot budget."""
-        held = sum(len(sandboxes) for sandboxes in self._idle.values()) + self._starting
+        held = sum(len(sandboxes) for sandboxes in self._idle.values()) + self._starting.total()
         needed: list[WarmKey] = []
         for key in reversed(self._wanted):
             # Idle sandboxes hold uid slots: never more than half of them, so runs always find one.
             budget = key.cfg.uid_pool // 2 if key.cfg.uid_pool > 1 else MAX_KEYS * self._wanted[key]
-            short = self._wanted[key] - len(self._idle.get(key, []))
+            short = self._wanted[key] - len(self._idle.get(key, [])) - self._starting[key]
             while short > 0 and held + len(needed) < budget:
                 needed.append(key)
                 short -= 1
         return needed
 
-    def _refill_forever(self) -> None:
-        while True:
-            with self._cond:
-                while not (needed := self._shortfall()):
-                    self._cond.wait()
-                self._starting += len(needed)
-                generation = self._generation
-            ready: list[WarmSandbox] = []
-            try:
-                ready = _start_ready(needed)
-            except Exception:  # this thread must live on: its children die with it
-                logger.exception("pre-starting sandboxes failed")
-            unwanted = []
-            with self._cond:
-                self._starting -= len(needed)
-                for sandbox in ready:
-                    if generation == self._generation and sandbox.key in self._wanted:
-                        self._idle.setdefault(sandbox.key, []).append(sandbox)
-                    else:
-                        unwanted.append(sandbox)
-                self._cond.notify_all()
-            for sandbox in unwanted:
-                sandbox.discard()
-            if len(ready) < len(needed):
-                time.sleep(1.0)  # something is wrong (logged): do not spin
+    def _refill_forever(self, wakeup: int) -> None:
+        """Start what is short as soon as it is short (each start overlaps the others) and file
+        each sandbox as idle once it says `ready`; sandboxes that fail are discarded."""
+        starting = self._in_flight
+        paused_until = 0.0  # after a failed start: no uid slot, or the sandbox cannot start (logged)
+        with selectors.DefaultSelector() as selector:
+            selector.register(wakeup, selectors.EVENT_READ)
+            while True:
+                needed: list[WarmKey] = []
+                if time.monotonic() >= paused_until:
+                    with self._cond:
+                        needed = self._shortfall()
+                        self._starting.update(needed)
+                        generation = self._generation
+                failed: list[WarmKey] = []
+                for key in needed:
+                    try:
+                        sandbox = _start(key)
+                    except Exception:  # this thread must live on: its children die with it
+                        logger.exception("pre-starting a sandbox failed")
+                        sandbox = None
+                    if sandbox is None:
+                        failed.append(key)
+                        continue
+                    deadline = time.monotonic() + key.cfg.startup_ms / 1000
+                    starting[sandbox.results_r] = _Starting(sandbox, generation, deadline)
+                    selector.register(sandbox.results_r, selectors.EVENT_READ)
+                if failed:
+                    self._settle([], failed)
+                    paused_until = time.monotonic() + 1.0  # do not spin
+                deadlines = [entry.deadline for entry in starting.values()]
+                if paused_until > time.monotonic():
+                    deadlines.append(paused_until)
+                timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+                for event, _ in selector.select(timeout):
+                    fd = event.fd
+                    if fd == wakeup:
+                        os.read(wakeup, 4096)
+                        continue
+                    entry = starting[fd]
+                    chunk = os.read(fd, len(READY_LINE) - len(entry.received))
+                    entry.received += chunk
+                    if chunk and len(entry.received) < len(READY_LINE):
+                        continue
+                    selector.unregister(fd)
+                    del starting[fd]
+                    self._settle([entry])
+                now = time.monotonic()
+                for fd, entry in list(starting.items()):
+                    if now >= entry.deadline:
+                        selector.unregister(fd)
+                        del starting[fd]
+                        self._settle([entry])
+
+    def _settle(self, entries: list[_Starting], failed: Sequence[WarmKey] = ()) -> None:
+        """These starts are over: file the sandboxes that got ready, discard the rest."""
+        ready, unwanted = [], []
+        for entry in entries:
+            pid = entry.sandbox.sandbox.interpreter_pid(timeout=1.0) if entry.received == READY_LINE else None
+            if pid is None:
+                logger.warning("a pre-started sandbox did not get ready (%s)", entry.sandbox.key.level)
+                unwanted.append(entry.sandbox)
+            else:
+                entry.sandbox.pid = pid
+                ready.append(entry)
+        with self._cond:
+            self._starting.subtract([entry.sandbox.key for entry in entries] + list(failed))
+            self._starting += Counter()  # drop the keys at zero
+            for entry in ready:
+                if entry.generation == self._generation and entry.sandbox.key in self._wanted:
+                    self._idle.setdefault(entry.sandbox.key, []).append(entry.sandbox)
+                else:
+                    unwanted.append(entry.sandbox)
+            self._cond.notify_all()
+        for sandbox in unwanted:
+            sandbox.discard()
 
     def after_fork_in_child(self) -> None:
         """The parent's sandboxes are not ours: close our copies of their fds (a kept copy of a
         job pipe would keep its harness from ever seeing the end of its job) and start empty."""
-        for sandboxes in self._idle.values():
+        in_flight = [entry.sandbox for entry in self._in_flight.values()]
+        for sandboxes in [*self._idle.values(), in_flight]:
             for sandbox in sandboxes:
                 sandbox.close_fds()
                 if sandbox.slot.lock_fd is not None:
                     with contextlib.suppress(OSError):
                         os.close(sandbox.slot.lock_fd)  # our copy only: the parent keeps its lock
+        for fd in self._wakeup or ():
+            with contextlib.suppress(OSError):
+                os.close(fd)
         self._reset()
 
 
@@ -294,37 +368,6 @@ def _start(key: WarmKey) -> WarmSandbox | None:
     for fd in (job_r, results_w, stderr_w):
         os.close(fd)
     return WarmSandbox(key, slot, sandbox, 0, job_w, results_r, stderr_r)
-
-
-def _start_ready(keys: list[WarmKey]) -> list[WarmSandbox]:
-    """Start a sandbox per key at once (they start in parallel) and keep those that say `ready`
-    within the start-up deadline."""
-    started = [sandbox for sandbox in map(_start, keys) if sandbox is not None]
-    if not started:
-        return []
-    deadline = time.monotonic() + max(key.cfg.startup_ms for key in keys) / 1000
-    waiting = {sandbox.results_r: sandbox for sandbox in started}
-    received = dict.fromkeys(waiting, b"")
-    ready: list[WarmSandbox] = []
-    while waiting and (left := deadline - time.monotonic()) > 0:
-        readable, _, _ = select.select(list(waiting), [], [], left)
-        for fd in readable:
-            chunk = os.read(fd, len(READY_LINE) - len(received[fd]))
-            received[fd] += chunk
-            if chunk and len(received[fd]) < len(READY_LINE):
-                continue
-            sandbox = waiting.pop(fd)
-            pid = sandbox.sandbox.interpreter_pid(timeout=1.0) if received[fd] == READY_LINE else None
-            if pid is None:
-                logger.warning("a pre-started sandbox did not get ready (%s)", sandbox.key.level)
-                sandbox.discard()
-                continue
-            sandbox.pid = pid
-            ready.append(sandbox)
-    for sandbox in waiting.values():
-        logger.warning("a pre-started sandbox did not get ready in time (%s)", sandbox.key.level)
-        sandbox.discard()
-    return ready
 
 
 _pool = WarmPool()
