@@ -9,7 +9,8 @@ fresh database seeded with the shipped course packs, then measures:
 - `python3 -I -S -c pass` and `node -e 0` (the sandbox's interpreters), same run;
 - the Python grading alone, in a separate process on the same database (no HTTP, no pipeline):
   one sandbox run with the visible tests, and the visible and hidden runs in parallel as a
-  submission gets them, so the verdict latency splits into sandbox time and everything around it;
+  submission gets them — in sandboxes started for the run, and in pre-started ones
+  (`CO_SANDBOX_WARM`) — so the verdict latency splits into sandbox time and everything around it;
 
 and prints each latency as a ratio to the matching bare start-up. Usage:
 
@@ -96,25 +97,37 @@ def grading_samples(env: dict[str, str], runs: int) -> dict[str, list[float]]:
 
 
 def grading_only(runs: int) -> None:
-    """Print {"visible": [...], "both": [...]} in ms: the embedded grader without the API around it,
-    so the verdict latency can be split into sandbox time and request/database time."""
+    """Print {"<start> <runs>": [...ms]}: the embedded grader without the API around it, so the
+    verdict latency splits into sandbox time and request/database time. `cold`: every sandbox
+    started for its run; `warm`: pre-started ones (the pool is let fill up before each sample)."""
     sys.path.insert(0, str(REPO))
     import django
 
     django.setup()
+    from django.conf import settings
+
     from submissions.evaluators.coding import evaluate_code
+    from submissions.sandbox.warm import warm_pool
     from tracks.problem_bank import problem_bundle_require
 
     bundle = problem_bundle_require(reference="two-sum", include_hidden=True)
-    samples: dict[str, list[float]] = {"visible": [], "both": []}
-    for name, include_hidden in (("visible", False), ("both", True)):
-        evaluate_code(bundle=bundle, language="python", code=PYTHON_TWO_SUM, include_hidden=include_hidden)  # warm-up
-        for _ in range(runs):
-            started = time.perf_counter()
-            verdict = evaluate_code(bundle=bundle, language="python", code=PYTHON_TWO_SUM, include_hidden=include_hidden)
-            samples[name].append((time.perf_counter() - started) * 1000)
-            if verdict.status != "passed":
-                raise SystemExit(f"unexpected verdict: {verdict}")
+    samples: dict[str, list[float]] = {}
+    per_key = settings.CO_SANDBOX_WARM
+    for start in ("cold", "warm"):
+        settings.CO_SANDBOX_WARM = per_key if start == "warm" else 0
+        for name, include_hidden in (("visible", False), ("both", True)):
+            key = f"{start} {name}"
+            samples[key] = []
+            for sample in range(runs + 1):  # the first one warms up
+                deadline = time.monotonic() + 5
+                while start == "warm" and warm_pool().idle_count() < per_key and time.monotonic() < deadline:
+                    time.sleep(0.005)
+                started = time.perf_counter()
+                verdict = evaluate_code(bundle=bundle, language="python", code=PYTHON_TWO_SUM, include_hidden=include_hidden)
+                if sample:
+                    samples[key].append((time.perf_counter() - started) * 1000)
+                if verdict.status != "passed":
+                    raise SystemExit(f"unexpected verdict: {verdict}")
     print(json.dumps(samples))
 
 
@@ -221,17 +234,20 @@ def main() -> None:
             f"{name:29s}  p50 {p50:7.1f} ms  p95 {p95:7.1f} ms   "
             f"ratio to bare start-up: p50 {p50 / baseline:4.2f}x  p95 {p95 / baseline:4.2f}x"
         )
-    for name, samples in (
-        ("  grading alone, visible run", grading["visible"]),
-        ("  grading alone, both runs", grading["both"]),
+    for name, key in (
+        ("  sandbox started per run", "cold visible"),
+        ("    visible + hidden runs", "cold both"),
+        ("  sandbox pre-started", "warm visible"),
+        ("    visible + hidden runs", "warm both"),
     ):
+        samples = grading[key]
         p50, p95 = statistics.median(samples), percentile(samples, 0.95)
         print(
             f"{name:29s}  p50 {p50:7.1f} ms  p95 {p95:7.1f} ms   "
             f"ratio to bare start-up: p50 {p50 / p50_bare_python:4.2f}x  p95 {p95 / p50_bare_python:4.2f}x"
         )
-    around = statistics.median(python_latency) - statistics.median(grading["both"])
-    print(f"  API + pipeline around the grading (verdict p50 - both runs p50): {around:.1f} ms")
+    around = statistics.median(python_latency) - statistics.median(grading["warm both"])
+    print(f"  API + pipeline around the grading (verdict p50 - pre-started visible + hidden p50): {around:.1f} ms")
     print(
         f"throughput: {throughput:6.1f} submissions/s with {args.clients} concurrent clients "
         f"({len(done)} verdicts in {args.seconds:g} s; p50 {statistics.median(done):.1f} ms under load)"

@@ -28,6 +28,7 @@ class SandboxRun:
     time_limit_ms: int  # per test
     memory_limit_mb: int  # per run
     output_limit_bytes: int = 64 * 1024
+    inputs_json: bytes | None = None  # `inputs` already encoded as JSON by the (trusted) caller
 
 
 @dataclass
