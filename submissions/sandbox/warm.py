@@ -20,6 +20,7 @@ a fork (Celery's prefork pool) leaves the child an empty pool, never its parent'
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import selectors
@@ -336,6 +337,8 @@ def _start(key: WarmKey) -> WarmSandbox | None:
     if slot is None:
         return None
     job_r, job_w = os.pipe()
+    with contextlib.suppress(OSError):  # room for a whole job: the run writes it without waiting on the harness
+        fcntl.fcntl(job_w, fcntl.F_SETPIPE_SZ, WARM_JOB_BYTES)
     results_r, results_w = os.pipe()
     stderr_r, stderr_w = os.pipe()
     cfg = slot.cfg
