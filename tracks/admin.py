@@ -42,7 +42,9 @@ class ModuleInline(admin.TabularInline):
 
 
 class CatalogueChangeMixin:
-    """Edits of published content in the admin invalidate the catalogue caches once committed."""
+    """Edits of content in the admin invalidate the catalogue caches (the recommender's catalogue,
+    the memo of problem bundles) once committed: saves with their inlines, deletes one at a time
+    and the changelist's bulk delete. Every admin over content a bundle shows uses it."""
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)  # type: ignore[misc]
@@ -50,6 +52,10 @@ class CatalogueChangeMixin:
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         super().delete_model(request, obj)  # type: ignore[misc]
+        transaction.on_commit(services.catalogue_changed)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        super().delete_queryset(request, queryset)  # type: ignore[misc]
         transaction.on_commit(services.catalogue_changed)
 
 
@@ -63,12 +69,12 @@ class TrackAdmin(CatalogueChangeMixin, admin.ModelAdmin):
 
 
 @admin.register(Label)
-class LabelAdmin(admin.ModelAdmin):
+class LabelAdmin(CatalogueChangeMixin, admin.ModelAdmin):
     search_fields = ("name",)
 
 
 @admin.register(Topic)
-class TopicAdmin(admin.ModelAdmin):
+class TopicAdmin(CatalogueChangeMixin, admin.ModelAdmin):
     search_fields = ("slug",)
 
 
@@ -140,7 +146,7 @@ class ProblemAdmin(CatalogueChangeMixin, admin.ModelAdmin):
 
 
 @admin.register(Rubric)
-class RubricAdmin(admin.ModelAdmin):
+class RubricAdmin(CatalogueChangeMixin, admin.ModelAdmin):
     form = forms.RubricAdminForm
     list_display = ("slug", "title", "domain", "updated_at")
     list_filter = ("domain",)

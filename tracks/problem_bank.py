@@ -5,12 +5,19 @@ is set, problems the database does not have are fetched from the remote bank
 (`GET {base}/internal/problems/{id}/bundle`) with a timeout, bounded retries and a cache. The
 public API only ever sees a bundle through `tracks.serializers.PublicProblemSerializer`, which
 has no field for anything hidden.
+
+Database bundles are memoized in process memory (never in the shared cache: they hold hidden
+tests), keyed by the catalogue version that publishing, retiring and admin edits bump, so a
+submission's two bundle reads cost no queries while the catalogue is unchanged.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import pickle
+import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -25,6 +32,7 @@ from co_project.errors import ProblemRepositoryNotReady
 from co_project.outbound import ServiceUnreachable, request_with_retries
 from tracks.coursepacks import coursepack_schema
 from tracks.models import HiddenTest, Problem, ProblemLanguage
+from tracks.selectors import catalogue_version
 
 logger = logging.getLogger("co.problem_bank")
 
@@ -116,10 +124,64 @@ def _bundle_from_model(problem: Problem, *, include_hidden: bool) -> ProblemBund
     )
 
 
+class _BundleMemo:
+    """Database bundles by (reference, include_hidden, include_retired), each stored with the
+    catalogue version it was read under. Callers get their own unpickled copy, so nothing they do
+    to a bundle reaches the next caller. Entries also expire, which bounds staleness where an
+    invalidation cannot arrive: a process-local cache (no Redis) while another process publishes,
+    or a crash between a commit and its version bump. Size is bounded in bytes."""
+
+    seconds = 60
+    max_bytes = 16 * 1024 * 1024
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, bool, bool], tuple[int, float, bytes]] = {}
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, bool, bool], version: int | None) -> ProblemBundle | None:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] != version or entry[1] <= time.monotonic():
+            return None
+        return pickle.loads(entry[2])  # noqa: S301 - our own snapshot, taken in put() in this process
+
+    def put(self, key: tuple[str, bool, bool], version: int, bundle: ProblemBundle) -> None:
+        snapshot = pickle.dumps(bundle, protocol=pickle.HIGHEST_PROTOCOL)
+        with self._lock:
+            if self._bytes + len(snapshot) > self.max_bytes:
+                self._entries.clear()
+                self._bytes = 0
+            previous = self._entries.get(key)
+            self._bytes += len(snapshot) - (len(previous[2]) if previous else 0)
+            self._entries[key] = (version, time.monotonic() + self.seconds, snapshot)
+
+
+_bundle_memo = _BundleMemo()
+
+
+def _memo_version() -> int | None:
+    """The catalogue version, or None when it cannot be read (the memo is then bypassed)."""
+    try:
+        return catalogue_version()
+    except Exception:  # the cache is down: read the database, as without a memo
+        logger.warning("catalogue version unavailable; problem bundles are read from the database", exc_info=True)
+        return None
+
+
 class DatabaseProblemBank:
     """Published problems from course packs, looked up by id (UUID) or slug."""
 
     def get(self, reference: str, *, include_hidden: bool = False, include_retired: bool = False) -> ProblemBundle | None:
+        key = (reference, include_hidden, include_retired)
+        version = _memo_version()  # read before the rows: a bump after this invalidates what we load
+        bundle = _bundle_memo.get(key, version)
+        if bundle is None:
+            bundle = self._load(reference, include_hidden=include_hidden, include_retired=include_retired)
+            if bundle is not None and version is not None:
+                _bundle_memo.put(key, version, bundle)
+        return bundle
+
+    def _load(self, reference: str, *, include_hidden: bool, include_retired: bool) -> ProblemBundle | None:
         queryset = Problem.objects.select_related("module__track", "rubric")
         if not include_retired:
             queryset = queryset.filter(published=True)

@@ -68,7 +68,8 @@ CATALOGUE_VERSION_KEY = "co:catalogue-version"
 
 def catalogue_version() -> int:
     """Bumped whenever published content changes (publish, retire, admin edits), so caches of
-    the catalogue (the recommender's) are keyed by it and never serve stale content for long."""
+    the catalogue (the recommender's, the process memo of problem bundles) are keyed by it and
+    never serve stale content for long."""
     from django.core.cache import cache
 
     version = cache.get(CATALOGUE_VERSION_KEY)

@@ -606,3 +606,93 @@ def test_rubric_admin_accepts_a_dimension_with_scale_3(staff: Client) -> None:
         [{"id": "requirements", "name": "Requirements", "scale": 3, "desc": "Clarifies."}],
         {},
     )
+
+
+# --- admin edits reach learners at once ------------------------------------------------------------
+# Problem bundles are memoized per catalogue version (tracks/problem_bank.py); every admin edit of
+# content bumps it once committed, so these tests commit like the admin does (transaction=True).
+
+
+def _post_change(client: Client, path: str, form_id: str, **changes: str) -> None:
+    data = form_data(client.get(path), form_id)
+    data.update({name: [value] for name, value in changes.items()})
+    response = client.post(path, data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+
+
+def _shout_submission() -> dict[str, Any]:
+    return {
+        "problem_id": "shout",
+        "subject": "coding",
+        "payload": {"language": "python", "code": "def shout(text):\n    return text.upper()\n"},
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_hidden_test_limit_and_remediation_edits_reach_the_next_grading(staff: Client, api: Any, fake_grader: Any) -> None:
+    factories.publish(factories.pack_document())
+    problem = Problem.objects.get(slug="shout")
+    fake_grader.answer = {"status": "failed", "hidden": {"passed": 3, "total": 4, "categories": ["mixed-case"]}}
+    first = api.post("/v1/submissions", _shout_submission(), format="json").json()
+    assert first["remediation"] == [{"category": "mixed-case", "text": "Mixed case strings need care."}]
+
+    _post_change(
+        staff,
+        f"/admin/tracks/problem/{problem.pk}/change/",
+        "problem_form",
+        **{
+            "hidden_tests-1-input": '{"text": "xYz"}',
+            "hidden_tests-1-expected": '"XYZ"',
+            "time_limit_ms": "700",
+            "remediation": '{"long-input": "zqx-remediation-5c7d", "mixed-case": "Case matters everywhere."}',
+        },
+    )
+
+    second = api.post("/v1/submissions", _shout_submission(), format="json").json()
+    before, after = (body["hidden_spec"] for body in fake_grader.bodies)
+    assert before["tests"][1] == {"category": "mixed-case", "input": {"text": "aBc"}, "expected": "ABC"}
+    assert after["tests"][1] == {"category": "mixed-case", "input": {"text": "xYz"}, "expected": "XYZ"}
+    assert (before["time_limit_ms"], after["time_limit_ms"]) == (500, 700)
+    assert second["remediation"] == [{"category": "mixed-case", "text": "Case matters everywhere."}]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rubric_topic_and_module_edits_reach_the_problem_view(staff: Client, api: Any) -> None:
+    factories.publish(factories.pack_document())
+    factories.publish(
+        factories.pack_document(
+            track_slug="systems-a",
+            subject="systems",
+            modules=[{"slug": "design", "title": "Design", "outcomes": []}],
+            problems=[factories.systems_problem()],
+            rubrics=[factories.rubric()],
+        ),
+        filename="systems.yaml",
+    )
+    shout, design = api.get("/v1/problems/shout").json(), api.get("/v1/problems/design-cache").json()
+    assert (shout["topics"], shout["module"]["title"], design["rubric"]["title"]) == (["strings"], "Basics", "Design basics")
+
+    _post_change(staff, f"/admin/tracks/rubric/{Rubric.objects.get().pk}/change/", "rubric_form", title="Design, revised")
+    assert api.get("/v1/problems/design-cache").json()["rubric"]["title"] == "Design, revised"
+
+    _post_change(staff, f"/admin/tracks/topic/{Topic.objects.get(slug='strings').pk}/change/", "topic_form", slug="text")
+    assert api.get("/v1/problems/shout").json()["topics"] == ["text"]
+
+    track = Track.objects.get(slug="test-track")
+    _post_change(staff, f"/admin/tracks/track/{track.pk}/change/", "track_form", **{"modules-0-title": "Basics, revised"})
+    assert api.get("/v1/problems/shout").json()["module"]["title"] == "Basics, revised"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_problems_deleted_from_the_changelist_are_gone_at_once(staff: Client, api: Any) -> None:
+    factories.publish(factories.pack_document())
+    assert api.get("/v1/problems/add-numbers").status_code == 200
+
+    response = staff.post(
+        "/admin/tracks/problem/",
+        {"action": "delete_selected", "_selected_action": [str(Problem.objects.get(slug="add-numbers").pk)], "post": "yes"},
+    )
+
+    assert response.status_code == 302
+    assert not Problem.objects.filter(slug="add-numbers").exists()
+    assert api.get("/v1/problems/add-numbers").status_code == 404
