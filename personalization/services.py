@@ -44,6 +44,7 @@ from personalization.models import (
 )
 from personalization.recommendation import RECENT_PROBLEMS, catalogue_load, learner_snapshot, recommend
 from tracks.models import Problem
+from tracks.problem_bank import DatabaseProblemBank, ProblemBundle
 from tracks.selectors import track_id_for
 
 logger = logging.getLogger("co.personalization")
@@ -103,34 +104,33 @@ def _locked_state(learner_id: str) -> LearnerState:
 
 
 def _update_mastery(*, learner_id: str, keys: list[tuple[str, str]], performance: float, alpha: float) -> dict[str, Any]:
-    existing = {
-        (row.key_type, row.key_id): row
-        for row in Mastery.objects.filter(
+    """One read and one upsert for all keys. The new values are absolute, computed from rows read
+    under the learner's state lock, so no other update of this learner can interleave."""
+    current = {
+        (key_type, key_id): (ema, score, attempts)
+        for key_type, key_id, ema, score, attempts in Mastery.objects.filter(
             learner_id=learner_id, key_id__in=[key_id for _, key_id in keys], key_type__in={t for t, _ in keys}
         )
+        .order_by()
+        .values_list("key_type", "key_id", "ema", "score", "attempts")
     }
-    changed: list[Mastery] = []
-    created: list[Mastery] = []
+    rows: list[Mastery] = []
     deltas: dict[str, Any] = {}
     for key in keys:
-        row = existing.get(key)
-        if row is None:
-            row = Mastery(learner_id=learner_id, key_type=key[0], key_id=key[1], ema=0.0, score=0, attempts=0)
-            created.append(row)
-        else:
-            changed.append(row)
-        before = row.score
-        row.ema = row.ema + alpha * (performance - row.ema)
-        row.score = max(0, min(100, round(row.ema)))
-        row.attempts += 1
-        deltas[f"{key[0]}:{key[1]}"] = {"before": before, "after": row.score}
-    now = timezone.now()
-    for row in changed:
-        row.updated_at = now
-    if changed:
-        Mastery.objects.bulk_update(changed, ["ema", "score", "attempts", "updated_at"])
-    if created:
-        Mastery.objects.bulk_create(created)
+        ema, before, attempts = current.get(key, (0.0, 0, 0))
+        ema += alpha * (performance - ema)
+        score = max(0, min(100, round(ema)))
+        rows.append(Mastery(learner_id=learner_id, key_type=key[0], key_id=key[1], ema=ema, score=score, attempts=attempts + 1))
+        deltas[f"{key[0]}:{key[1]}"] = {"before": before, "after": score}
+    if rows:
+        # INSERT … ON CONFLICT DO UPDATE: new and existing rows in one statement (bulk_update's
+        # CASE WHEN per column costs more to build than the few rows it writes).
+        Mastery.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["learner_id", "key_type", "key_id"],
+            update_fields=["ema", "score", "attempts", "updated_at"],
+        )
     return deltas
 
 
@@ -177,17 +177,39 @@ def _review_after(*, attempt: GradedAttempt, slow: bool, now: datetime) -> dict[
     return {"action": "added", "reason": reason, "bucket": 0, "next_due_at": item.next_due_at}
 
 
-def attempt_record(*, attempt: GradedAttempt) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ProblemFacts:
+    """What the learner model weighs about a problem: its difficulty, topics and module outcomes."""
+
+    difficulty: int
+    topics: tuple[str, ...]
+    outcomes: tuple[str, ...]
+
+    @classmethod
+    def of(cls, bundle: ProblemBundle) -> ProblemFacts:
+        return cls(bundle.difficulty, tuple(bundle.topics), tuple((bundle.module or {}).get("outcomes") or ()))
+
+
+def problem_facts(*, problem_id: uuid.UUID) -> ProblemFacts:
+    """From the memoized bundle (retired problems too: history keeps pointing at them)."""
+    bundle = DatabaseProblemBank().get(str(problem_id), include_retired=True)
+    if bundle is None:
+        raise Problem.DoesNotExist(f"no problem {problem_id}")
+    return ProblemFacts.of(bundle)
+
+
+def attempt_record(*, attempt: GradedAttempt, problem: ProblemFacts | None = None) -> dict[str, Any]:
     """Update mastery, the review queue, progress and level/streak for one graded outcome.
 
-    Call it inside the transaction that records the verdict (or the give-up).
+    Call it inside the transaction that records the verdict (or the give-up). A caller that
+    already holds the problem's bundle (the grader) passes its facts; else they are looked up.
     """
     now = attempt.at or timezone.now()
-    difficulty, outcomes = Problem.objects.filter(id=attempt.problem_id).values_list("difficulty", "module__outcomes").get()
-    topics = Problem.topics.through.objects.filter(problem_id=attempt.problem_id).values_list("topic__slug", flat=True)
+    facts = problem or problem_facts(problem_id=attempt.problem_id)
+    difficulty = facts.difficulty
     performance, slow = attempt_performance(attempt, difficulty)
-    keys = [(MasteryKeyType.TOPIC.value, slug) for slug in topics]
-    keys += [(MasteryKeyType.OUTCOME.value, str(outcome)[:100]) for outcome in outcomes or []]
+    keys = [(MasteryKeyType.TOPIC.value, slug) for slug in facts.topics]
+    keys += [(MasteryKeyType.OUTCOME.value, str(outcome)[:100]) for outcome in facts.outcomes]
     outcome = "passed" if attempt.passed else ("gave_up" if attempt.gave_up else "failed")
     # Joins the caller's transaction (the verdict's) without a savepoint; standalone, it is one.
     with transaction.atomic(savepoint=False):

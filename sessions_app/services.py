@@ -458,7 +458,13 @@ def session_refresh(*, session: Session) -> Session:
 
 def session_check_for_submission(*, learner_id: str, session_id: uuid.UUID, problem_id: uuid.UUID | None) -> Session:
     """A submission must name the caller's active session and one of its problems."""
-    session = Session.objects.filter(id=session_id, learner_id=learner_id).first()
+    # Only what the check reads (not the mock report); this runs on every submission.
+    session = (
+        Session.objects.filter(id=session_id, learner_id=learner_id)
+        .only("id", "mode", "status", "deadline_at", "current_problem_id")
+        .order_by()
+        .first()
+    )
     if session is None:
         raise NotFound("No such session.", fields={"session_id": ["No such session."]})
     if session.mode == SessionMode.MOCK and session.status == SessionStatus.ACTIVE and timezone.now() >= session.deadline_at:
@@ -488,6 +494,7 @@ def session_record_attempt(
     row = (
         SessionProblem.objects.select_for_update()
         .filter(session_id=session_id, problem_id=problem_id)
+        .defer("recommendation")  # the recommender's explanation: large, and not needed here
         .order_by("-position")
         .first()
     )
