@@ -14,23 +14,27 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 import uuid
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from co_project.errors import InvalidInput, PayloadTooLarge
 from co_project.telemetry import telemetry_emit
-from personalization.services import GradedAttempt, attempt_record
+from personalization.services import GradedAttempt, ProblemFacts, attempt_record
 from sessions_app.services import session_check_for_submission, session_record_attempt
 from submissions.errors import CodeTooLarge, IdempotencyKeyReused
 from submissions.models import RubricScore, Submission, SubmissionKind, SubmissionStatus
 from submissions.verdicts import Verdict, error_verdict
+from submissions.waiting import verdict_announce, verdict_await, verdict_wake_up_configured
 from tracks.models import Subject
 from tracks.problem_bank import ProblemBundle, problem_bundle_for_grading, problem_bundle_require
 
@@ -101,7 +105,7 @@ def submission_create(
     """
     digest = _payload_digest(problem_ref=problem_ref, subject=subject, kind=kind, session_id=session_id, payload=payload)
     if idempotency_key:
-        existing = Submission.objects.filter(learner_id=learner_id, idempotency_key=idempotency_key).first()
+        existing = _by_idempotency_key(learner_id=learner_id, idempotency_key=idempotency_key)
         if existing is not None:
             if existing.payload_sha256 != digest:
                 raise IdempotencyKeyReused()
@@ -115,6 +119,8 @@ def submission_create(
             problem_id=uuid.UUID(bundle.id) if bundle.source == "database" else None,
         )
     language = _check_payload(bundle=bundle, subject=subject, kind=kind, payload=payload)
+    finished: dict[uuid.UUID, Submission] = {}
+    handoff = _eager_verdicts.set(finished)
     try:
         with transaction.atomic():
             submission = Submission.objects.create(
@@ -133,20 +139,33 @@ def submission_create(
             transaction.on_commit(lambda: submission_enqueue(submission_id=submission.id))
     except IntegrityError:
         # Two requests with one Idempotency-Key raced: the other one inserted first.
-        existing = Submission.objects.filter(learner_id=learner_id, idempotency_key=idempotency_key).first()
+        existing = _by_idempotency_key(learner_id=learner_id, idempotency_key=idempotency_key)
         if existing is None:
             raise
         if existing.payload_sha256 != digest:
             raise IdempotencyKeyReused() from None
         return existing, False
-    return submission, True
+    finally:
+        _eager_verdicts.reset(handoff)
+    # An eager evaluation (no broker) ran on commit, above, and handed its committed row over.
+    return finished.get(submission.id, submission), True
+
+
+def _by_idempotency_key(*, learner_id: str, idempotency_key: str) -> Submission | None:
+    # Naming the partial unique index's condition lets SQLite use that index (else it walks all of
+    # the learner's submissions); the whole row is read only for a replay.
+    rows = Submission.objects.filter(~Q(idempotency_key=""), learner_id=learner_id, idempotency_key=idempotency_key)
+    submission_id = rows.order_by().values_list("id", flat=True).first()
+    return None if submission_id is None else Submission.objects.get(id=submission_id)
 
 
 def submission_enqueue(*, submission_id: uuid.UUID) -> None:
-    """Queue the evaluation. A broker failure is logged, not raised: the sweeper re-queues."""
+    """Queue the evaluation. A broker failure is logged, not raised: the sweeper re-queues.
+    Without a broker (eager) the evaluation runs right here, and its claim records the time."""
     from submissions.tasks import evaluate_submission
 
-    Submission.objects.filter(id=submission_id).update(enqueued_at=timezone.now())
+    if not evaluate_submission.app.conf.task_always_eager:
+        Submission.objects.filter(id=submission_id).update(enqueued_at=timezone.now())
     try:
         evaluate_submission.delay(str(submission_id))
     except Exception:  # any broker error: the sweeper is the safety net
@@ -163,13 +182,16 @@ def _claim(*, submission_id: uuid.UUID) -> uuid.UUID | None:
     stale = now - timedelta(seconds=settings.CO_SUBMISSION_STALE_SECONDS)
     claimable = Q(status=SubmissionStatus.PENDING) | Q(status=SubmissionStatus.RUNNING, started_at__lt=stale)
     claimed = Submission.objects.filter(claimable, id=submission_id).update(
-        status=SubmissionStatus.RUNNING, claim_token=token, started_at=now, attempts=F("attempts") + 1
+        status=SubmissionStatus.RUNNING,
+        claim_token=token,
+        started_at=now,
+        attempts=F("attempts") + 1,
+        enqueued_at=Coalesce("enqueued_at", Value(now)),  # an eager run was never queued separately
     )
     return token if claimed else None
 
 
-def _grade(submission: Submission) -> Verdict:
-    bundle = problem_bundle_for_grading(problem_id=submission.problem_id, reference=submission.problem_ref)
+def _grade(submission: Submission, bundle: ProblemBundle) -> Verdict:
     payload = submission.payload
     if submission.subject == Subject.CODING:
         from submissions.evaluators.coding import evaluate_code
@@ -272,27 +294,47 @@ def _learner_result(submission: Submission, verdict: Verdict, finished_at: Any) 
     return result
 
 
-def _finish(submission: Submission, token: uuid.UUID, verdict: Verdict) -> bool:
+# The submissions an eager evaluation (running inside `submission_create`'s commit, in this
+# context) finished: the create call returns the committed row instead of re-reading it.
+_eager_verdicts: ContextVar[dict[uuid.UUID, Submission] | None] = ContextVar("co_eager_verdicts", default=None)
+
+
+def _verdict_committed(submission: Submission, fields: dict[str, Any]) -> None:
+    """On commit of a verdict: hand the row to an eager caller in this context, else wake waiters."""
+    for name, value in fields.items():
+        setattr(submission, name, value)
+    eager = _eager_verdicts.get()
+    if eager is not None:
+        eager[submission.id] = submission
+    else:
+        verdict_announce(submission_id=submission.id)
+
+
+def _finish(submission: Submission, token: uuid.UUID, verdict: Verdict, bundle: ProblemBundle | None = None) -> bool:
     """Record the verdict if we still hold the claim; emit the event in the same transaction."""
     now = timezone.now()
+    fields = {
+        "status": verdict.status,
+        "visible_passed": verdict.visible_passed,
+        "visible_total": verdict.visible_total,
+        "visible_details": verdict.visible_details,
+        "hidden_passed": verdict.hidden_passed,
+        "hidden_total": verdict.hidden_total,
+        "failed_categories": verdict.failed_categories,
+        "result": _learner_result(submission, verdict, now),
+        "exec_ms": verdict.exec_ms,
+        "peak_memory_kb": verdict.peak_memory_kb,
+        "isolation": verdict.isolation,
+        "error_reason": verdict.error_reason,
+        "finished_at": now,
+    }
     with transaction.atomic():
         finished = Submission.objects.filter(id=submission.id, status=SubmissionStatus.RUNNING, claim_token=token).update(
-            status=verdict.status,
-            visible_passed=verdict.visible_passed,
-            visible_total=verdict.visible_total,
-            visible_details=verdict.visible_details,
-            hidden_passed=verdict.hidden_passed,
-            hidden_total=verdict.hidden_total,
-            failed_categories=verdict.failed_categories,
-            result=_learner_result(submission, verdict, now),
-            exec_ms=verdict.exec_ms,
-            peak_memory_kb=verdict.peak_memory_kb,
-            isolation=verdict.isolation,
-            error_reason=verdict.error_reason,
-            finished_at=now,
+            **fields
         )
         if not finished:
             return False
+        transaction.on_commit(lambda: _verdict_committed(submission, fields))
         if verdict.rubric_scores is not None and submission.problem_id is not None:
             from tracks.models import Problem
 
@@ -317,16 +359,17 @@ def _finish(submission: Submission, token: uuid.UUID, verdict: Verdict) -> bool:
             },
             ts=now,
         )
-        _update_learner_model(submission, verdict, now)
+        _update_learner_model(submission, verdict, now, bundle)
     return True
 
 
 LEARNER_GRADED_STATUSES = (SubmissionStatus.PASSED, SubmissionStatus.FAILED, SubmissionStatus.TIMEOUT)
 
 
-def _update_learner_model(submission: Submission, verdict: Verdict, now: Any) -> None:
+def _update_learner_model(submission: Submission, verdict: Verdict, now: Any, bundle: ProblemBundle | None) -> None:
     """Session bookkeeping and mastery / review queue, in the verdict's transaction. Runs are
-    counted but not graded; an `error` verdict is our failure, not the learner's, and counts for nothing."""
+    counted but not graded; an `error` verdict is our failure, not the learner's, and counts for nothing.
+    The grading bundle, when it is the submission's database problem, supplies the facts mastery weighs."""
     if submission.problem_id is None or verdict.status not in (*LEARNER_GRADED_STATUSES, SubmissionStatus.ERROR):
         return
     graded = submission.kind == SubmissionKind.SUBMIT and verdict.status in LEARNER_GRADED_STATUSES
@@ -342,6 +385,9 @@ def _update_learner_model(submission: Submission, verdict: Verdict, now: Any) ->
         )
     if not graded:
         return
+    facts = None
+    if bundle is not None and bundle.source == "database" and bundle.id == str(submission.problem_id):
+        facts = ProblemFacts.of(bundle)
     attempt_record(
         attempt=GradedAttempt(
             learner_id=submission.learner_id,
@@ -352,7 +398,8 @@ def _update_learner_model(submission: Submission, verdict: Verdict, now: Any) ->
             max_hint_level=context["max_hint_level"],
             seconds_taken=context["seconds_taken"],
             at=now,
-        )
+        ),
+        problem=facts,
     )
 
 
@@ -366,8 +413,11 @@ def submission_evaluate(*, submission_id: uuid.UUID | str) -> str:
     if submission.attempts > settings.CO_SUBMISSION_MAX_ATTEMPTS:
         _finish(submission, token, error_verdict("pipeline", "Evaluation failed repeatedly; please submit again."))
         return "gave-up"
+    bundle = None
     try:
-        verdict = _grade(submission)
+        # Read once per evaluation: grading and the learner model both use it.
+        bundle = problem_bundle_for_grading(problem_id=submission.problem_id, reference=submission.problem_ref)
+        verdict = _grade(submission, bundle)
     except SoftTimeLimitExceeded:
         verdict = error_verdict("pipeline", "Evaluation took too long and was stopped.")
     except Exception as exc:
@@ -375,7 +425,7 @@ def submission_evaluate(*, submission_id: uuid.UUID | str) -> str:
         logger.exception("evaluation of %s failed", submission_id)
         message = getattr(exc, "message", None) or "Evaluation failed unexpectedly; please submit again."
         verdict = error_verdict("pipeline", str(message))
-    _finish(submission, token, verdict)
+    _finish(submission, token, verdict, bundle)
     return "graded"
 
 
@@ -414,15 +464,25 @@ def submission_sweep() -> dict[str, int]:
 # --- waiting for a verdict in a request ------------------------------------------------------------
 
 
-def submission_wait(*, submission: Submission, timeout: float) -> Submission:
-    """Poll for the verdict for up to `timeout` seconds (eager mode has it already)."""
-    import time
+WAIT_SLICE_SECONDS = 0.2
 
+
+def submission_wait(*, submission: Submission, timeout: float) -> Submission:
+    """Wait up to `timeout` seconds for the verdict. A final row is returned as it is (eager mode
+    hands `submission_create`'s caller the committed row). With Redis the wait wakes when the
+    verdict commits; the database is read again at least every 200 ms either way, so a lost
+    wake-up costs at most that. Without Redis it polls (10 ms, doubling to 200 ms)."""
+    if submission.is_final:
+        return submission
     deadline = time.monotonic() + timeout
     delay = 0.01
+    wake_up = verdict_wake_up_configured()
     submission.refresh_from_db()
-    while not submission.is_final and time.monotonic() < deadline:
-        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        delay = min(delay * 2, 0.2)
+    while not submission.is_final and (remaining := deadline - time.monotonic()) > 0:
+        if wake_up:
+            verdict_await(submission_id=submission.id, timeout=min(WAIT_SLICE_SECONDS, remaining))
+        else:
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, WAIT_SLICE_SECONDS)
         submission.refresh_from_db()
     return submission

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from co_project.models import TelemetryEvent
@@ -297,3 +299,44 @@ def test_too_many_attempts_give_up_with_an_error(eval_service, published, settin
     assert services.submission_evaluate(submission_id=submission.id) == "gave-up"
     submission.refresh_from_db()
     assert submission.status == SubmissionStatus.ERROR
+
+
+# --- cost per submission, and waiting --------------------------------------------------------------
+
+
+def _statements(api, key: str) -> list[str]:
+    """The SQL of one graded submission, without transaction control (which differs by database)."""
+    with CaptureQueriesContext(connection) as queries:
+        response = api.post("/v1/submissions", coding(), format="json", HTTP_IDEMPOTENCY_KEY=key)
+    assert response.status_code == 200 and response.json()["status"] == "passed", response.json()
+    return [q["sql"] for q in queries if not q["sql"].startswith(("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"))]
+
+
+def test_a_graded_submission_costs_the_same_statements_however_long_the_history(api, eval_service, published) -> None:
+    api.post("/v1/submissions", coding(), format="json")  # opens the practice session
+    first = _statements(api, "key-first")
+    for index in range(15):
+        api.post("/v1/submissions", coding(), format="json", HTTP_IDEMPOTENCY_KEY=f"key-{index}")
+    later = _statements(api, "key-later")
+    # Idempotency key, session, insert | claim, read | verdict, event, session problem (read,
+    # write), learner state (lock, write), mastery (read, upsert), review item. The problem comes
+    # from the memo, and the verdict from the evaluation (eager) instead of a read after it.
+    assert len(first) == len(later) == 14, later
+    assert sum(sql.startswith("SELECT") and 'FROM "submissions_submission"' in sql for sql in later) == 2
+
+
+def test_a_lost_wake_up_only_means_the_next_read_finds_the_verdict(eval_service, published, settings, monkeypatch) -> None:
+    settings.REDIS_URL = settings.REDIS_URL or "redis://127.0.0.1:9/0"  # wake-ups on (unreachable without Redis)
+    submission = _pending_submission()
+    waits: list[float] = []
+
+    def lost(*, submission_id: uuid.UUID, timeout: float) -> bool:
+        waits.append(timeout)
+        if len(waits) == 1:  # the worker grades while the request waits ...
+            assert services.submission_evaluate(submission_id=submission_id) == "graded"
+        return False  # ... but its wake-up never arrives
+
+    monkeypatch.setattr(services, "verdict_await", lost)
+    waited = services.submission_wait(submission=submission, timeout=30)
+    assert waited.status == SubmissionStatus.PASSED
+    assert waits == [services.WAIT_SLICE_SECONDS]

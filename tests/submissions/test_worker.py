@@ -1,6 +1,7 @@
 """With a real Celery worker, Redis broker and PostgreSQL: a worker SIGKILLed mid-evaluation
 still leaves exactly one verdict; an eval service that is down ends in `error`, never stuck
-`pending`; a verdict not ready within the wait bound answers 202 and arrives later."""
+`pending`; a verdict not ready within the wait bound answers 202 and arrives later; a waiting
+request wakes when the worker commits the verdict."""
 
 from __future__ import annotations
 
@@ -124,6 +125,27 @@ def test_verdict_not_ready_in_time_is_202_then_arrives(learner_client, start_wor
         _until(lambda: _status(pending["id"]) == SubmissionStatus.PASSED, 60, "the worker's verdict")
         final = client.get(f"/v1/submissions/{pending['id']}")
         assert final.status_code == 200 and final.json()["status"] == "passed"
+
+
+def test_a_waiting_request_wakes_when_the_worker_commits_the_verdict(learner_client, start_worker, settings, monkeypatch) -> None:
+    """The request blocks on the verdict's wake-up list rather than sleeping between polls: what
+    ends its wait is the worker's announcement (a poll would end it after a wait that got none)."""
+    publish(pack_document())
+    arrivals: list[bool] = []
+    verdict_await = services.verdict_await
+
+    def recorded(**kwargs) -> bool:
+        arrivals.append(verdict_await(**kwargs))
+        return arrivals[-1]
+
+    monkeypatch.setattr(services, "verdict_await", recorded)
+    monkeypatch.setattr(services, "WAIT_SLICE_SECONDS", 1.5)  # below the cache's 2 s socket timeout
+    with FakeEvalService(answer={"status": "passed"}, delay_seconds=0.5) as eval_service:
+        settings.CO_SUBMISSION_WAIT_SECONDS = 60
+        start_worker(CO_EVAL_BASE=eval_service.url)
+        body = _submit(learner_client)
+    assert body["status"] == "passed"
+    assert arrivals[-1] is True, arrivals
 
 
 def test_worker_killed_mid_evaluation_still_gives_exactly_one_verdict(learner_client, start_worker, settings) -> None:
