@@ -14,6 +14,7 @@ submission's two bundle reads cost no queries while the catalogue is unchanged.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import pickle
 import threading
@@ -66,12 +67,29 @@ class ProblemBundle:
     memory_limit_mb: int = 256
     visible_tests: list[dict[str, Any]] = field(default_factory=list)
     hidden_tests: list[HiddenCase] | None = None
+    # The hidden tests' inputs as the JSON array the sandbox reads, encoded once per bundle (a
+    # large-input problem costs milliseconds to encode), memoized with it.
+    hidden_inputs_json: bytes | None = None
     hints: list[str] = field(default_factory=list)
     remediation: dict[str, str] = field(default_factory=dict)
     math: dict[str, Any] | None = None
     rubric: dict[str, Any] | None = None
     rubric_expectations: dict[str, Any] = field(default_factory=dict)
     content_hash: str = ""
+
+    def __repr__(self) -> str:
+        # Which problem, and nothing staff-only (hidden tests, references, expectations): a
+        # bundle that ends up in a log line or a traceback must not carry them there.
+        return f"ProblemBundle(id={self.id!r}, slug={self.slug!r}, subject={self.subject!r}, source={self.source!r})"
+
+
+def _hidden(cases: list[HiddenCase]) -> dict[str, Any]:
+    """The bundle's hidden-test fields: the cases, and their inputs encoded for the sandbox."""
+    try:
+        encoded = json.dumps([case.input for case in cases], allow_nan=False).encode("utf-8", "surrogatepass")
+    except (TypeError, ValueError):
+        encoded = None  # the sandbox's own encoding will say what is wrong
+    return {"hidden_tests": cases, "hidden_inputs_json": encoded}
 
 
 class ProblemBank(Protocol):
@@ -112,9 +130,7 @@ def _bundle_from_model(problem: Problem, *, include_hidden: bool) -> ProblemBund
         time_limit_ms=problem.time_limit_ms,
         memory_limit_mb=problem.memory_limit_mb,
         visible_tests=problem.visible_tests,
-        hidden_tests=[HiddenCase(t.category, t.input, t.expected) for t in problem.hidden_tests.all()]
-        if include_hidden
-        else None,
+        **(_hidden([HiddenCase(t.category, t.input, t.expected) for t in problem.hidden_tests.all()]) if include_hidden else {}),
         hints=problem.hints,
         remediation=problem.remediation,
         math=math,
@@ -342,7 +358,7 @@ def bundle_from_remote(raw: dict[str, Any], reference: str, *, include_hidden: b
         time_limit_ms=int(limits.get("time_ms") or hidden_spec.get("time_limit_ms") or 1000),
         memory_limit_mb=int(limits.get("memory_mb") or hidden_spec.get("mem_limit_mb") or 256),
         visible_tests=visible,
-        hidden_tests=[HiddenCase(c["category"], c["input"], c["expected"]) for c in hidden_raw] if include_hidden else None,
+        **(_hidden([HiddenCase(c["category"], c["input"], c["expected"]) for c in hidden_raw]) if include_hidden else {}),
         hints=list(raw.get("hints", [])),
         remediation=dict(raw.get("remediation", {})),
         math=raw.get("math"),

@@ -47,7 +47,9 @@ def _outcomes(bundle: ProblemBundle, result: SandboxResult, expected: list[Any])
     return outcomes
 
 
-def _run(bundle: ProblemBundle, language: str, code: str, inputs: list[dict[str, Any]]) -> SandboxResult:
+def _run(
+    bundle: ProblemBundle, language: str, code: str, inputs: list[dict[str, Any]], inputs_json: bytes | None = None
+) -> SandboxResult:
     from submissions.sandbox import SandboxRun, run_in_sandbox
 
     spec = bundle.languages[language]
@@ -60,6 +62,7 @@ def _run(bundle: ProblemBundle, language: str, code: str, inputs: list[dict[str,
             inputs=inputs,
             time_limit_ms=bundle.time_limit_ms,
             memory_limit_mb=bundle.memory_limit_mb,
+            inputs_json=inputs_json,
         )
     )
 
@@ -73,7 +76,11 @@ def evaluate_code_embedded(*, bundle: ProblemBundle, language: str, code: str, i
     try:
         # The hidden run in a thread of its own, the visible one here: both at once.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            hidden_future = pool.submit(_run, bundle, language, code, [t.input for t in hidden]) if hidden else None
+            hidden_future = (
+                pool.submit(_run, bundle, language, code, [t.input for t in hidden], bundle.hidden_inputs_json)
+                if hidden
+                else None
+            )
             visible_result = _run(bundle, language, code, [t["input"] for t in visible])
             hidden_result = hidden_future.result() if hidden_future else None
     except SandboxUnavailable as exc:

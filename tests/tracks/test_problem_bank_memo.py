@@ -4,6 +4,7 @@ changed at once after publishing or retiring, private to each caller, never in t
 
 from __future__ import annotations
 
+import json
 import time
 from types import SimpleNamespace
 
@@ -139,3 +140,17 @@ def _shout() -> dict:
         "subject": "coding",
         "payload": {"language": "python", "code": "def shout(text):\n    return text.upper()\n"},
     }
+
+
+def test_a_bundle_keeps_staff_only_content_out_of_its_repr_and_carries_its_encoded_hidden_inputs() -> None:
+    """Nothing staff-only reaches a log line through a bundle's repr; the sandbox gets the hidden
+    inputs as encoded once with the bundle."""
+    publish(pack_document())
+    bundle = problem_bundle_require(reference="shout", include_hidden=True)
+
+    assert bundle.hidden_tests
+    assert json.loads(bundle.hidden_inputs_json) == [case.input for case in bundle.hidden_tests]
+    text = repr(bundle)
+    assert text == f"ProblemBundle(id={bundle.id!r}, slug='shout', subject='coding', source='database')"
+    assert not [marker for marker in HIDDEN_MARKERS if marker in text]
+    assert problem_bundle_require(reference="shout").hidden_inputs_json is None

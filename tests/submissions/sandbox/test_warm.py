@@ -3,6 +3,7 @@ run's own limits, used once; a fork starts with an empty pool; dead ones are nev
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -127,3 +128,15 @@ def test_idle_sandboxes_hold_at_most_half_of_the_uid_slots(settings) -> None:
     assert warm_pool().idle_count() == 2
     result = _run("python", "def solve(a):\n    return a\n")
     assert result.warm and result.status == "completed"
+
+
+def test_inputs_encoded_by_the_caller_reach_the_program_as_given() -> None:
+    """A problem's hidden inputs are encoded once per bundle (tracks.problem_bank) and passed on."""
+    inputs = [{"a": [1, 2, 3]}, {"a": {"k": "ü"}}]
+    code = "def solve(a):\n    return a\n"
+    plain = run_in_sandbox(SandboxRun("python", code, "solve", ["a"], inputs, 1000, 64))
+    given = run_in_sandbox(SandboxRun("python", code, "solve", ["a"], inputs, 1000, 64, inputs_json=json.dumps(inputs).encode()))
+
+    assert [t.value for t in plain.tests] == [t.value for t in given.tests] == [[1, 2, 3], {"k": "ü"}]
+    with pytest.raises(ValueError, match="inputs_json"):
+        run_in_sandbox(SandboxRun("python", code, "solve", ["a"], inputs, 1000, 64, inputs_json="[]"))
