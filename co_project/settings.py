@@ -106,11 +106,16 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     _db.setdefault("OPTIONS", {}).update(
         {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
     )
+    # A file on this machine: a request thread keeps its connection (nothing to go stale).
+    _db["CONN_MAX_AGE"] = env.int("CO_DB_CONN_MAX_AGE", default=600)
 else:
     _db["CONN_MAX_AGE"] = env.int("CO_DB_CONN_MAX_AGE", default=0)
     _db["CONN_HEALTH_CHECKS"] = True
     _db.setdefault("OPTIONS", {}).setdefault("connect_timeout", env.int("CO_DB_CONNECT_TIMEOUT", default=5))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Threads that run requests under ASGI (co_project/asgi.py): concurrent requests in one process,
+# including submissions waiting for their verdict (CO_SUBMISSION_WAIT_SECONDS).
+CO_ASGI_THREADS = env.int("CO_ASGI_THREADS", default=32)
 
 # --- cache (throttles, problem-bank cache, stream counters) ------------------------------
 

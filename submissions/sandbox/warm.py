@@ -176,7 +176,8 @@ class WarmPool:
                     evicted.append(candidate)
                 else:
                     taken = candidate
-            self._wake()  # start the replacement now: it has the whole run to get ready
+            if taken is None:  # else the replacement starts when this run is over (refill): not
+                self._wake()  # while the run it would compete with for the CPU is under way
         for sandbox in evicted:
             sandbox.discard()
         return taken
