@@ -463,6 +463,7 @@ def test_concurrent_evaluations_from_threads_each_get_their_own_answer() -> None
     assert results == [(status, expression) for _, expression, status in cases]
 
 
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")  # as Celery's prefork does
 def test_a_forked_child_starts_its_own_worker_and_leaves_the_parents_alone() -> None:
     math_evaluator.warm_up()
     parent_worker = math_evaluator._worker
