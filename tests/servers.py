@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
@@ -18,6 +19,56 @@ from urllib.parse import unquote
 
 BUNDLE_PREFIX = "/internal/problems/"
 BUNDLE_SUFFIX = "/bundle"
+
+
+class LocalServer(ABC):
+    """Serving on a free loopback port, stopping, and counting requests: shared by the fakes
+    below, each of which defines its handler (in `start`) and what it records (`recorded`)."""
+
+    def _init_server(self) -> None:
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.url = ""
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler]) -> Self:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        host, port = self._server.server_address[:2]
+        self.url = f"http://{host}:{port}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=type(self).__name__, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    @abstractmethod
+    def start(self) -> Self:
+        """Serve this fake's handler (with `_serve`)."""
+
+    @abstractmethod
+    def recorded(self) -> list[Any]:
+        """What the fake recorded, one entry per request."""
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def request_count(self) -> int:
+        with self._lock:
+            return len(self.recorded())
 
 
 @dataclass(frozen=True)
@@ -38,7 +89,7 @@ class ProblemBankBehaviour:
 
 
 @dataclass
-class FakeProblemBank:
+class FakeProblemBank(LocalServer):
     """A real HTTP problem bank on 127.0.0.1:<free port>, served from a thread."""
 
     bundles: dict[str, Any] = field(default_factory=dict)
@@ -46,14 +97,9 @@ class FakeProblemBank:
     requests: list[RecordedRequest] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._init_server()
 
-    # --- lifecycle -------------------------------------------------------------------------
-
-    def start(self) -> FakeProblemBank:
+    def start(self) -> Self:
         bank = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -65,40 +111,10 @@ class FakeProblemBank:
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # keep test output clean
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-problem-bank", daemon=True
-        )
-        self._thread.start()
-        return self
+        return self._serve(Handler)
 
-    def stop(self) -> None:
-        self._stopping.set()  # wakes handlers that are sleeping to simulate a slow bank
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeProblemBank:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "start() the fake problem bank first"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    # --- inspection ------------------------------------------------------------------------
-
-    @property
-    def request_count(self) -> int:
-        with self._lock:
-            return len(self.requests)
+    def recorded(self) -> list[RecordedRequest]:
+        return self.requests
 
     def requested_paths(self) -> list[str]:
         with self._lock:
@@ -153,49 +169,6 @@ class FakeProblemBank:
             pass  # the client timed out and went away
 
 
-class LocalServer:
-    """Serving on a free loopback port, stopping, and counting requests: shared by the fakes
-    below, each of which defines only its handler (in `start`) and what it records."""
-
-    def _init_server(self) -> None:
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self.url = ""
-
-    def _serve(self, handler: type[BaseHTTPRequestHandler]) -> Self:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        host, port = self._server.server_address[:2]
-        self.url = f"http://{host}:{port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        return self
-
-    def start(self) -> Self:
-        raise NotImplementedError
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def request_count(self) -> int:
-        with self._lock:
-            return len(self.bodies)  # type: ignore[attr-defined]
-
-
 @dataclass
 class FakeEvalService(LocalServer):
     """A real HTTP eval service (seeds/000 §7): `POST /code/eval` → the `answer` dict, after
@@ -208,6 +181,9 @@ class FakeEvalService(LocalServer):
 
     def __post_init__(self) -> None:
         self._init_server()
+
+    def recorded(self) -> list[dict[str, Any]]:
+        return self.bodies
 
     def start(self) -> FakeEvalService:
         service = self
@@ -254,6 +230,9 @@ class FakeChatCompletions(LocalServer):
 
     def __post_init__(self) -> None:
         self._init_server()
+
+    def recorded(self) -> list[dict[str, Any]]:
+        return self.bodies
 
     def start(self) -> FakeChatCompletions:
         fake = self

@@ -161,13 +161,13 @@ def test_remote_problem_in_the_older_seed_shape(api, bank: FakeProblemBank) -> N
 def test_remote_bundle_is_cached(api, bank: FakeProblemBank) -> None:
     first = api.get("/v1/problems/remote-1")
     assert first.status_code == 200
-    assert bank.request_count == 1
+    assert bank.request_count() == 1
 
     second = api.get("/v1/problems/remote-1")
 
     assert second.status_code == 200
     assert second.json() == first.json()
-    assert bank.request_count == 1
+    assert bank.request_count() == 1
 
 
 def test_missing_remote_problem_is_404(api, bank: FakeProblemBank) -> None:
@@ -184,7 +184,7 @@ def test_404_from_the_bank_is_not_retried_and_is_remembered(api, bank: FakeProbl
     _assert_envelope(api.get("/v1/problems/remote-1"), 404, "not_found")
     _assert_envelope(api.get("/v1/problems/remote-1"), 404, "not_found")
 
-    assert bank.request_count == 1
+    assert bank.request_count() == 1
 
 
 def test_reference_is_url_quoted(api, bank: FakeProblemBank) -> None:
@@ -204,7 +204,7 @@ def test_transient_500s_are_retried(api, bank: FakeProblemBank) -> None:
 
     assert response.status_code == 200, response.content
     assert response.json() == REMOTE_PUBLIC_VIEW
-    assert bank.request_count == 3
+    assert bank.request_count() == 3
 
 
 def test_bank_always_failing_is_409_after_bounded_retries(api, bank: FakeProblemBank) -> None:
@@ -213,7 +213,7 @@ def test_bank_always_failing_is_409_after_bounded_retries(api, bank: FakeProblem
     response = api.get("/v1/problems/remote-1")
 
     body = _assert_envelope(response, 409, "problem_repository_not_ready")
-    assert bank.request_count == RETRIES + 1
+    assert bank.request_count() == RETRIES + 1
     assert bank.url not in response.content.decode()
     assert body["error"]["fields"] == {}
 
@@ -221,13 +221,13 @@ def test_bank_always_failing_is_409_after_bounded_retries(api, bank: FakeProblem
 def test_failures_are_not_cached(api, bank: FakeProblemBank) -> None:
     bank.behaviour.always_status = 500
     _assert_envelope(api.get("/v1/problems/remote-1"), 409, "problem_repository_not_ready")
-    assert bank.request_count == RETRIES + 1
+    assert bank.request_count() == RETRIES + 1
 
     bank.behaviour.always_status = None
     response = api.get("/v1/problems/remote-1")
 
     assert response.status_code == 200, response.content
-    assert bank.request_count == RETRIES + 2
+    assert bank.request_count() == RETRIES + 2
 
 
 def test_bank_slower_than_the_timeout_is_409(api, bank: FakeProblemBank) -> None:
@@ -236,7 +236,7 @@ def test_bank_slower_than_the_timeout_is_409(api, bank: FakeProblemBank) -> None
     response = api.get("/v1/problems/remote-1")
 
     _assert_envelope(response, 409, "problem_repository_not_ready")
-    assert bank.request_count == RETRIES + 1
+    assert bank.request_count() == RETRIES + 1
 
 
 def test_bank_unreachable_is_409(api, bank: FakeProblemBank, settings) -> None:
@@ -253,7 +253,7 @@ def test_invalid_json_is_409(api, bank: FakeProblemBank) -> None:
     response = api.get("/v1/problems/remote-1")
 
     _assert_envelope(response, 409, "problem_repository_not_ready")
-    assert bank.request_count == 1
+    assert bank.request_count() == 1
 
 
 @pytest.mark.parametrize(
@@ -303,7 +303,7 @@ def test_database_wins_over_the_remote_bank(api, bank: FakeProblemBank) -> None:
     assert body["track"]["slug"] == "test-track"
     assert body["module"] == {"id": "basics", "title": "Basics", "outcomes": ["strings"]}
     _assert_no_hidden_content(response.content.decode())
-    assert bank.request_count == 0
+    assert bank.request_count() == 0
 
 
 def test_bank_token_is_sent_when_set(api, bank: FakeProblemBank, settings) -> None:
@@ -369,4 +369,4 @@ def test_require_raises_not_ready_when_the_bank_fails(bank: FakeProblemBank) -> 
         problem_bundle_require(reference="remote-1", include_hidden=True)
 
     assert caught.value.status_code == 409
-    assert bank.request_count == RETRIES + 1
+    assert bank.request_count() == RETRIES + 1

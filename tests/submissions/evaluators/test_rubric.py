@@ -4,18 +4,18 @@ against a real OpenAI-compatible chat-completions server started by the tests.""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 import yaml
 from django.conf import settings as django_settings
 
 from submissions.evaluators.rubric import RubricDimensionScore, RubricVerdict, grade_rubric, stem
+from tests.servers import LocalServer
 
 PACK = yaml.safe_load((Path(django_settings.BASE_DIR) / "coursepacks" / "systems-design.yaml").read_text())
 RUBRIC = PACK["rubrics"][0]
@@ -271,8 +271,9 @@ def test_an_incomplete_rubric_is_an_error(rubric: dict[str, Any], expectations: 
 
 
 @dataclass
-class FakeChatCompletions:
-    """A real OpenAI-compatible `POST /v1/chat/completions` on 127.0.0.1:<free port>."""
+class FakeGraderModel(LocalServer):
+    """A real OpenAI-compatible `POST /v1/chat/completions` on 127.0.0.1:<free port> that
+    answers one JSON object (the grader's reply), not a stream."""
 
     reply: Any = None  # the JSON object the "model" answers with (as the message content)
     status: int = 200
@@ -282,7 +283,12 @@ class FakeChatCompletions:
     requests: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._stopping = threading.Event()
+        self._init_server()
+
+    def recorded(self) -> list[dict[str, Any]]:
+        return self.requests
+
+    def start(self) -> Self:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -318,26 +324,12 @@ class FakeChatCompletions:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        return self._serve(Handler)
 
 
 @pytest.fixture
-def tutor(settings) -> Iterator[FakeChatCompletions]:
-    server = FakeChatCompletions()
+def tutor(settings) -> Iterator[FakeGraderModel]:
+    server = FakeGraderModel().start()
     settings.CO_TUTOR_BASE = server.url
     settings.CO_TUTOR_MODEL = "tutor-test-model"
     settings.CO_TUTOR_API_KEY = "test-tutor-key"
@@ -349,7 +341,7 @@ def builtin_scores(text: str) -> dict[str, int]:
     return grade(text, use_llm=False).scores
 
 
-def test_the_llm_grade_is_used_clamped_and_unknown_ids_ignored(tutor: FakeChatCompletions) -> None:
+def test_the_llm_grade_is_used_clamped_and_unknown_ids_ignored(tutor: FakeGraderModel) -> None:
     tutor.reply = {
         "scores": {"requirements": 2, "api-and-data-model": 9, "high-level-design": 3, "scaling": -4, "bogus": 3},
         "feedback": {"requirements": "Good numbers,  but state a latency target.", "bogus": "ignored"},
@@ -366,7 +358,7 @@ def test_the_llm_grade_is_used_clamped_and_unknown_ids_ignored(tutor: FakeChatCo
     assert verdict.message.startswith("Graded by the tutor model against the rubric. Scored 8 of 15;")
 
 
-def test_the_request_carries_the_rubric_the_answer_as_user_data_the_model_and_the_key(tutor: FakeChatCompletions) -> None:
+def test_the_request_carries_the_rubric_the_answer_as_user_data_the_model_and_the_key(tutor: FakeGraderModel) -> None:
     tutor.reply = {"scores": dict.fromkeys(DIMENSION_IDS, 3), "feedback": {}}
 
     verdict = grade(STRONG_URL_SHORTENER)
@@ -391,7 +383,7 @@ def test_the_request_carries_the_rubric_the_answer_as_user_data_the_model_and_th
     assert marker.startswith("=====ANSWER-") and user["content"].endswith(f"\n{marker}")
 
 
-def test_no_authorization_header_without_a_key(tutor: FakeChatCompletions, settings) -> None:
+def test_no_authorization_header_without_a_key(tutor: FakeGraderModel, settings) -> None:
     settings.CO_TUTOR_API_KEY = None
     tutor.reply = {"scores": dict.fromkeys(DIMENSION_IDS, 2)}
 
@@ -414,7 +406,7 @@ def test_no_authorization_header_without_a_key(tutor: FakeChatCompletions, setti
     ],
 )
 def test_a_failing_or_misbehaving_model_falls_back_to_the_builtin_grade(
-    tutor: FakeChatCompletions, misbehaviour: dict[str, Any]
+    tutor: FakeGraderModel, misbehaviour: dict[str, Any]
 ) -> None:
     for name, value in misbehaviour.items():
         setattr(tutor, name, value)
@@ -426,7 +418,7 @@ def test_a_failing_or_misbehaving_model_falls_back_to_the_builtin_grade(
     assert verdict.message == f"{FALLBACK_NOTE} Scored 15 of 15: every part of the rubric is addressed."
 
 
-def test_a_model_slower_than_the_timeout_falls_back_to_the_builtin_grade(tutor: FakeChatCompletions, settings) -> None:
+def test_a_model_slower_than_the_timeout_falls_back_to_the_builtin_grade(tutor: FakeGraderModel, settings) -> None:
     settings.CO_TUTOR_GRADING_TIMEOUT_SECONDS = 0.5
     tutor.delay_seconds = 10
     tutor.reply = {"scores": dict.fromkeys(DIMENSION_IDS, 3)}
@@ -437,7 +429,7 @@ def test_a_model_slower_than_the_timeout_falls_back_to_the_builtin_grade(tutor: 
     assert verdict.message.startswith(FALLBACK_NOTE)
 
 
-def test_the_model_is_used_only_when_configured(tutor: FakeChatCompletions, settings) -> None:
+def test_the_model_is_used_only_when_configured(tutor: FakeGraderModel, settings) -> None:
     tutor.reply = {"scores": dict.fromkeys(DIMENSION_IDS, 1)}
 
     assert grade(STRONG_URL_SHORTENER).grader == "llm"
@@ -452,7 +444,7 @@ def test_the_model_is_used_only_when_configured(tutor: FakeChatCompletions, sett
     assert len(tutor.requests) == 1
 
 
-def test_a_too_short_answer_is_not_sent_to_the_model(tutor: FakeChatCompletions) -> None:
+def test_a_too_short_answer_is_not_sent_to_the_model(tutor: FakeGraderModel) -> None:
     verdict = grade("just use redis")
 
     assert (verdict.status, verdict.grader, tutor.requests) == ("failed", "builtin", [])
