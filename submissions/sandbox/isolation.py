@@ -41,7 +41,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,8 +118,13 @@ class UidSlot:
 
 
 def uid_slot_acquire(cfg: SandboxConfig, *, wait: bool, on_busy: Callable[[], None] | None = None) -> UidSlot | None:
-    """A uid of its own from the pool, for one run (see `uid_slot`); None when every slot is
-    busy and `wait` is false. Before waiting, `on_busy` may free slots this process holds idle."""
+    """A uid (and gid) of its own from the pool, for one run; None when every slot is busy and
+    `wait` is false. Before waiting, `on_busy` may free slots this process holds idle.
+
+    RLIMIT_NPROC counts every process of a uid on the machine: with one shared uid, a fork bomb
+    in one learner's run would stop concurrent runs from starting. Each run holds an exclusive
+    `flock` on its slot's lock file for its whole life (until `release`), across threads and
+    processes (web, workers); the kernel releases it if the holder dies."""
     if cfg.uid_pool <= 1:
         return UidSlot(cfg, None)
     os.makedirs(_SLOT_DIR, mode=0o700, exist_ok=True)
@@ -147,23 +152,6 @@ def uid_slot_acquire(cfg: SandboxConfig, *, wait: bool, on_busy: Callable[[], No
             if taken := take(slot, blocking=False):
                 return taken
     return take(first, blocking=True)
-
-
-@contextlib.contextmanager
-def uid_slot(cfg: SandboxConfig, *, on_busy: Callable[[], None] | None = None) -> Iterator[SandboxConfig]:
-    """The config for one run, with a uid (and gid) of its own from the pool.
-
-    RLIMIT_NPROC counts every process of a uid on the machine: with one shared uid, a fork bomb
-    in one learner's run would stop concurrent runs from starting. Each run holds an exclusive
-    `flock` on its slot's lock file for its whole life, across threads and processes (web,
-    workers); the kernel releases it if the holder dies. When every slot is busy the run waits
-    for one."""
-    slot = uid_slot_acquire(cfg, wait=True, on_busy=on_busy)
-    assert slot is not None
-    try:
-        yield slot.cfg
-    finally:
-        slot.release()
 
 
 def tool(name: str) -> str | None:

@@ -410,9 +410,10 @@ class _Run:
             if warm is not None and not warm.limit(address_space=address_space, cpu_seconds=cpu_seconds):
                 warm.discard()
                 warm = None
-        framed = _framed(job)
         if warm is not None and warm.limits_itself:
             framed = _framed(job, rlimits={"address_space": address_space, "cpu_seconds": cpu_seconds})
+        else:
+            framed = _framed(job)
         fds = _Fds()
         sandbox: SandboxProcess | None = None
         slot: UidSlot | None = None
