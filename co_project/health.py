@@ -68,11 +68,12 @@ def _sandbox() -> dict[str, Any]:
     """Which isolation learner code gets. Production without namespace isolation refuses to run
     code (fails closed), which this reports as unavailable."""
     from submissions.sandbox import isolation_level
+    from submissions.sandbox.isolation import language_level
 
     level = isolation_level()
     if level == "none" and settings.IS_PRODUCTION:
         return {"status": "unavailable", "isolation": level}
-    return {"isolation": level}
+    return {"isolation": level, "python": language_level("python")}
 
 
 def health_report() -> tuple[int, dict[str, Any]]:

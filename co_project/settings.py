@@ -295,6 +295,9 @@ CO_SANDBOX_STARTUP_MS = env.int("CO_SANDBOX_STARTUP_MS", default=3000)
 # Pre-started sandboxes per language (and Node memory limit), per process, so a run does not
 # wait for its sandbox to start (submissions/sandbox/warm.py); 0 starts every sandbox on demand.
 CO_SANDBOX_WARM = env.int("CO_SANDBOX_WARM", default=2)
+# Python runs fork from a clean pre-started helper (submissions/sandbox/zygote.py) when this
+# process is root: a fork and fresh namespaces instead of bubblewrap plus an interpreter start.
+CO_SANDBOX_ZYGOTE = env.bool("CO_SANDBOX_ZYGOTE", default=True)
 
 # Math answers: parsing, equivalence and form checks run in a killable worker process.
 CO_MATH_TIME_LIMIT_SECONDS = env.float("CO_MATH_TIME_LIMIT_SECONDS", default=2.0)

@@ -228,13 +228,18 @@ def _read_job():
     return b"".join(chunks)[:size]
 
 
+def _warm_up():
+    """The interpreter's first compile() costs ~2 ms of one-time set-up: pay it before the job
+    (the fork helper pays it once, for every sandbox it forks)."""
+    exec(compile("def _warm(a):\n    return [a, {'k': a}]\n_warm(1)\n", "<warm-up>", "exec", dont_inherit=True), {})  # noqa: S102
+
+
 def main():
     results_fd, scratch = int(sys.argv[1]), sys.argv[-1]
     resource = None
     if "--self-limit" in sys.argv[2:-1]:  # pre-started: the job brings the run's rlimits
         import resource
-    # The interpreter's first compile() costs ~2 ms of one-time set-up: pay it before the job.
-    exec(compile("def _warm(a):\n    return [a, {'k': a}]\n_warm(1)\n", "<warm-up>", "exec", dont_inherit=True), {})  # noqa: S102
+    _warm_up()
     _write_line(results_fd, '{"e":"ready"}')  # started: a pre-started sandbox now waits for its job
     job = _loads(_read_job().decode("utf-8"))
     if resource is not None:

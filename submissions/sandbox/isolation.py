@@ -63,7 +63,7 @@ def _default_python() -> str:
 
 @dataclass(frozen=True)
 class SandboxConfig:
-    isolation: str  # "auto" | "bubblewrap" | "unshare" | "none"
+    isolation: str  # "auto" | "zygote" | "bubblewrap" | "unshare" | "none"
     python: str | None
     node: str | None
     uid: int
@@ -430,6 +430,10 @@ class SandboxProcess:
         except (ValueError, KeyError, TypeError):
             self._ns_init = None
 
+    def open_pidfd(self) -> int:
+        """A pidfd of the outer process (readable when it exits), for the run's poll loop."""
+        return os.pidfd_open(self.pid)
+
     def interpreter_pid(self, timeout: float) -> int | None:
         """The host pid of the sandboxed interpreter (bubblewrap: its pid 1, from --info-fd;
         unshare: the child of `unshare`, pid 1 of the namespace; none: the process itself), for
@@ -614,7 +618,15 @@ def start_sandbox(
 
     `harness` is (file name, contents): it appears read-only at /sandbox/<name> (bubblewrap,
     unshare) or in the scratch dir (none); the argv gets its path, `harness_args`, and the
-    scratch dir's path as seen inside the sandbox."""
+    scratch dir's path as seen inside the sandbox.
+
+    `zygote` (Python only): the fork helper's harness runs; `harness_args[0]` names the results fd
+    (which must be the first of `pass_fds`), the interpreter argv and `harness` are the helper's own."""
+    if level == "zygote":
+        from submissions.sandbox.zygote import zygote
+
+        assert stdout == subprocess.DEVNULL and pass_fds and harness_args[0] == str(pass_fds[0])
+        return zygote().spawn(cfg, rlimits, stdin=stdin, results=pass_fds[0], stderr=stderr, harness_args=harness_args[1:])
     popen_kwargs: dict = {
         "stdin": stdin,
         "stdout": stdout,
@@ -714,6 +726,10 @@ def _probe(level: str, cfg: SandboxConfig) -> bool:
     """Start a tiny sandbox at `level`; True when it runs as the real (host) sandbox uid."""
     if not cfg.python or not os.path.exists(cfg.python):
         return False
+    if level == "zygote":
+        from submissions.sandbox.zygote import zygote_probe
+
+        return zygote_probe(cfg)
     rlimits = Rlimits(address_space=None, cpu_seconds=10, processes=cfg.max_processes, open_files=64, file_bytes=1 << 20)
     out_r, out_w = os.pipe()
     try:
@@ -771,13 +787,28 @@ def isolation_level() -> str:
     """What this machine can do: "bubblewrap" | "unshare" | "none" (probed once, then cached).
 
     `CO_SANDBOX_ISOLATION` ("auto" by default) can pin a level; a pinned level this machine
-    cannot provide gives "none" (so production refuses to run code)."""
+    cannot provide gives "none" (so production refuses to run code). `zygote` pins Python's fork
+    helper (`language_level`) and leaves the rest to the automatic choice."""
     cfg = current_config()
     wanted = cfg.isolation
     if wanted == "none":
         return "none"
-    if wanted in ("auto", "bubblewrap") and cfg.bwrap and level_available("bubblewrap", cfg):
+    if wanted in ("auto", "zygote", "bubblewrap") and cfg.bwrap and level_available("bubblewrap", cfg):
         return "bubblewrap"
-    if wanted in ("auto", "unshare") and os.geteuid() == 0 and level_available("unshare", cfg):
+    if wanted in ("auto", "zygote", "unshare") and os.geteuid() == 0 and level_available("unshare", cfg):
         return "unshare"
     return "none"
+
+
+def language_level(language: str) -> str:
+    """The level a run in `language` gets. Python forks from the helper (`zygote`) where this
+    process is root, `CO_SANDBOX_ZYGOTE` is on (the default) and the isolation is `auto` or
+    pinned to `zygote` (which then gives Python "none" when the helper cannot run); everything
+    else, and Python under another pinned level, gets `isolation_level()`."""
+    level = isolation_level()
+    cfg = current_config()
+    if language != "python" or cfg.isolation not in ("auto", "zygote") or level == "none":
+        return level
+    if getattr(settings, "CO_SANDBOX_ZYGOTE", True) and os.geteuid() == 0 and level_available("zygote", cfg):
+        return "zygote"
+    return "none" if cfg.isolation == "zygote" else level

@@ -41,7 +41,7 @@ from submissions.sandbox.isolation import (
     SandboxProcess,
     UidSlot,
     current_config,
-    isolation_level,
+    language_level,
     reap_later,
     start_sandbox,
     uid_slot_acquire,
@@ -507,7 +507,7 @@ class _Run:
         os.set_blocking(results_r, False)
         os.set_blocking(stderr_r, False)
         try:
-            pidfd = fds.add("pidfd", os.pidfd_open(sandbox.pid))
+            pidfd = fds.add("pidfd", sandbox.open_pidfd())
         except OSError:
             pidfd = None
         poller = select.poll()
@@ -711,7 +711,7 @@ def run_in_sandbox(run: SandboxRun) -> SandboxResult:
     Raises SandboxUnavailable when this machine has no namespace isolation and this is
     production (fail closed); ValueError when `run` breaks the contract (see _validate)."""
     _validate(run)
-    level = isolation_level()
+    level = language_level(run.language)
     if level == "none" and getattr(settings, "IS_PRODUCTION", True):
         raise SandboxUnavailable(
             "no namespace isolation (install bubblewrap, or run the worker as root for the unshare fallback)"

@@ -81,7 +81,7 @@ def assert_clean(result: SandboxResult, context: Context, tests: int) -> None:
     assert isinstance(result, SandboxResult)
     assert result.status == "completed", result
     assert len(result.tests) == tests
-    assert result.isolation in {"bubblewrap", "unshare"}
+    assert result.isolation in {"zygote", "bubblewrap", "unshare"}
     text = repr(result)
     for forbidden in forbidden_strings(context):
         assert forbidden not in text, f"{forbidden!r} leaked: {text[:2000]}"

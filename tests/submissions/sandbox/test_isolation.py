@@ -125,6 +125,7 @@ def _watch_running_sandbox(code: str, language: str) -> dict[str, str]:
                         "net": os.readlink(f"/proc/{pid}/ns/net"),
                         "pid_ns": os.readlink(f"/proc/{pid}/ns/pid"),
                         "sid": Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[3],
+                        "cmdline": Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"),
                     }
                 except OSError:
                     continue
@@ -143,13 +144,18 @@ SLEEPY = {
 }
 
 
-@pytest.mark.parametrize("level", ["auto", "unshare"])
+@pytest.mark.parametrize("level", ["auto", "bubblewrap", "unshare"])
 @pytest.mark.parametrize("language", ["python", "javascript"])
 def test_the_sandboxed_process_is_the_real_unprivileged_uid_without_anything(isolated: str, settings, level, language) -> None:
+    """`auto` is the fork helper for Python (root, here and in CI) and bubblewrap for Node."""
     if level == "unshare":
         if not CAN_SWITCH_UID:
             pytest.skip("the unshare fallback needs root")
         settings.CO_SANDBOX_ISOLATION = "unshare"
+    if level == "bubblewrap":
+        if isolated != "bubblewrap":
+            pytest.skip("bubblewrap is not available here")
+        settings.CO_SANDBOX_ISOLATION = "bubblewrap"
     seen = _watch_running_sandbox(SLEEPY[language], language)
 
     assert seen, "the sandboxed process was not found"
@@ -167,6 +173,7 @@ def test_the_sandboxed_process_is_the_real_unprivileged_uid_without_anything(iso
     assert seen["net"] != os.readlink("/proc/self/ns/net")
     assert seen["pid_ns"] != os.readlink("/proc/self/ns/pid")
     assert seen["sid"] != str(os.getsid(0))
+    assert str(REPO_ROOT) not in seen["cmdline"]  # the learner may read it: no host path in it
 
 
 # --- the unshare fallback --------------------------------------------------------------------
@@ -245,10 +252,11 @@ _WORKER = """
 import sys, time, django
 django.setup()
 from django.conf import settings
-settings.CO_SANDBOX_ISOLATION = sys.argv[1]
-from submissions.sandbox import SandboxRun, isolation_level, run_in_sandbox
+settings.CO_SANDBOX_ISOLATION = "auto" if sys.argv[1] == "zygote" else sys.argv[1]
+from submissions.sandbox import SandboxRun, run_in_sandbox
+from submissions.sandbox.isolation import language_level
 from submissions.sandbox.warm import warm_pool
-assert isolation_level() == sys.argv[1]
+assert language_level("python") == sys.argv[1]
 run_in_sandbox(SandboxRun("python", "def solve(a):\\n    return a\\n", "solve", ["a"], [{"a": 1}], 1000, 64))
 while warm_pool().idle_count() < settings.CO_SANDBOX_WARM:  # pre-started sandboxes wait too
     time.sleep(0.01)
@@ -273,11 +281,24 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
-@pytest.mark.parametrize("level", ["bubblewrap", "unshare"])
+def _alive(pids: set[int]) -> set[int]:
+    """Those of `pids` that still run (an exited orphan waiting for init to reap it does not)."""
+    alive = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{pid}/stat").read_bytes()
+            if stat[stat.rfind(b")") + 2 :].split()[0] != b"Z":
+                alive.add(pid)
+    return alive
+
+
+@pytest.mark.parametrize("level", ["zygote", "bubblewrap", "unshare"])
 def test_a_killed_worker_takes_its_sandboxes_with_it(isolated: str, level: str) -> None:
-    """The running sandbox and the pre-started ones: nothing of a SIGKILLed worker lives on."""
-    if level == "unshare" and not CAN_SWITCH_UID:
-        pytest.skip("the unshare fallback needs root")
+    """The running sandbox and the pre-started ones: nothing of a SIGKILLed worker lives on
+    (with the fork helper: the helper sees its socket close and exits, and the parent-death
+    signals take every sandbox it forked)."""
+    if level in ("unshare", "zygote") and not CAN_SWITCH_UID:
+        pytest.skip(f"{level} needs root")
     if level == "bubblewrap" and isolated != "bubblewrap":
         pytest.skip("bubblewrap is not available here")
     environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "co_project.settings", "CO_ENV": "test", "PYTHONPATH": str(REPO_ROOT)}
@@ -286,7 +307,9 @@ def test_a_killed_worker_takes_its_sandboxes_with_it(isolated: str, level: str) 
         assert worker.stdout is not None
         assert worker.stdout.readline().strip() == b"starting"
         time.sleep(0.5)  # the run is under way in one of them (pre-started, or started for it)
-        sandboxes = {p: c for p, c in processes_of(sandbox_uids()).items() if p in _descendants(worker.pid)}
+        descendants = _descendants(worker.pid)
+        sandboxes = {p: c for p, c in processes_of(sandbox_uids()).items() if p in descendants}
+        helpers = set(descendants) - set(sandboxes) if level == "zygote" else set()
         assert sum(map(_is_interpreter, sandboxes.values())) >= settings.CO_SANDBOX_WARM, sandboxes
     finally:
         os.kill(worker.pid, signal.SIGKILL)
@@ -295,6 +318,9 @@ def test_a_killed_worker_takes_its_sandboxes_with_it(isolated: str, level: str) 
     while time.monotonic() < deadline and set(sandboxes) & set(processes_of(sandbox_uids())):
         time.sleep(0.02)
     assert not set(sandboxes) & set(processes_of(sandbox_uids()))
+    while time.monotonic() < deadline and _alive(helpers):
+        time.sleep(0.02)
+    assert not _alive(helpers), "the fork helper outlived its worker"
     # What the killed worker could not clean up (its scratch dir) goes with the next sweep.
     isolation_module.sweep_stale_scratch()
     assert not [name for name in os.listdir(tempfile.gettempdir()) if name.startswith(f"co-sandbox-{worker.pid}-")]
@@ -350,3 +376,27 @@ def test_a_fork_bomb_in_one_run_does_not_stop_a_concurrent_run() -> None:
     assert 1 <= children < isolation_module.current_config().max_processes
     assert victim.tests[0].value != bomb_uid
     assert {victim.tests[0].value, bomb_uid} <= set(sandbox_uids())
+
+
+# --- Python under bubblewrap (where the fork helper is not used: not root, or switched off) ---
+
+
+@pytest.fixture
+def python_on_bubblewrap(isolated: str, settings) -> str:
+    if isolated != "bubblewrap":
+        if os.environ.get("CI"):
+            pytest.fail("CI installs bubblewrap: Python must run under it when the fork helper is off")
+        pytest.skip("bubblewrap is not available here")
+    settings.CO_SANDBOX_ZYGOTE = False
+    assert isolation_module.language_level("python") == "bubblewrap"
+    return "bubblewrap"
+
+
+@pytest.mark.parametrize(("name", "code", "inputs", "check"), PY_ATTACKS, ids=[a[0] for a in PY_ATTACKS])
+def test_python_attacks_under_bubblewrap(python_on_bubblewrap: str, context: Context, name, code, inputs, check) -> None:
+    cases = inputs(context)
+    result = run_attack("python", code, cases)
+
+    assert result.isolation == "bubblewrap"
+    assert_clean(result, context, len(cases))
+    check(result, context)

@@ -97,7 +97,7 @@ def test_correct_program_returns_every_value_in_order(sandbox, language: str) ->
     assert result.error is None
     assert [(t.outcome, t.value, t.error) for t in result.tests] == [("ok", 3, None), ("ok", 7, None), ("ok", 6, None)]
     assert all(isinstance(t.time_ms, int) and t.time_ms >= 0 for t in result.tests)
-    assert result.isolation in {"bubblewrap", "unshare", "none"}
+    assert result.isolation in {"zygote", "bubblewrap", "unshare", "none"}
     assert result.wall_ms > 0
     assert result.peak_memory_kb > 1000
 

@@ -1,0 +1,287 @@
+"""The fork helper ("zygote") for Python runs: a clean, pre-started interpreter that forks one
+fresh sandbox per run, so a run costs a fork and its namespaces, not an interpreter start-up.
+
+Started by the trusted side (zygote.py) as `python3 -I -S -B -c <bootstrap> <socket fd>`, as
+root, with the sandbox's environment and only its request socket; the bootstrap reads this file
+and the harness from stdin (so no host path shows in a sandbox's /proc/self/cmdline). It loads the Python
+harness (nothing else of the project: no Django, no settings, no keys) and then only ever
+receives requests on that socket: one SOCK_SEQPACKET message per run — a few numbers (uid, gid,
+rlimits, scratch size) and four file descriptors: the job (the harness's stdin), the results
+pipe, the stderr pipe and a control socket. It never reads a job: a job's inputs (hidden ones
+included) exist only in the one sandbox that reads them, never in this process, so no later
+sandbox forked from it can find them in its memory.
+
+Per request it forks C, which makes new mount, pid, network, ipc, uts and cgroup namespaces and
+forks G, pid 1 of the new pid namespace. G builds the same minimal read-only root as the other
+isolation levels (a tmpfs with /usr bound read-only, the /bin, /lib… links, a fresh /proc, a few
+/dev nodes, a size-limited private tmpfs at /tmp), pivots into it and detaches the host's root,
+starts a new session, sets every rlimit, drops the whole capability bounding set, switches to
+the run's REAL unprivileged uid/gid (no groups; the kernel clears every capability), sets
+no_new_privs and the parent-death signal, keeps only fds 0-3, and then runs the harness on the
+job (as pid 1: everything it starts dies with it). C sends G's pidfd over the control socket,
+waits for G and sends its wait status and CPU times, then exits. When this helper's socket
+closes (the trusted process is gone) it exits, and the parent-death signals take every C and G
+with it.
+"""
+
+import ctypes
+import fcntl
+import os
+import resource
+import signal
+import socket
+import sys
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+MNT_DETACH = 2
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 38
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
+SCRATCH = "/tmp"  # noqa: S108 - inside the sandbox: its private tmpfs
+BASE = "/tmp"  # noqa: S108 - where the new root is built, in the run's own mount namespace only
+SANDBOX_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp"}  # noqa: S108
+RESULTS_FD = 3
+FAILED_SETUP = 71
+LAST_CAP = 40  # read from the kernel at start-up  # G's exit code when the sandbox could not be built (nothing of the job ran)
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.unshare.argtypes = [ctypes.c_int]
+_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+_libc.syscall.restype = ctypes.c_long
+
+
+def _check(result, what):
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
+def _mount(source, target, fstype, flags, data=None):
+    _check(
+        _libc.mount(
+            source.encode() if source else None,
+            target.encode(),
+            fstype.encode() if fstype else None,
+            flags,
+            data.encode() if data else None,
+        ),
+        f"mount {target}",
+    )
+
+
+def _prctl(option, value):
+    _check(_libc.prctl(option, value, 0, 0, 0), f"prctl {option}")
+
+
+def _read_only_bind(source, target):
+    _mount(source, target, None, MS_BIND | MS_REC)
+    _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def _build_root(params):
+    """The run's file system: only what the interpreter needs, read-only, plus its scratch tmpfs.
+
+    It is built in a directory of a fresh tmpfs, the tmpfs becomes the namespace's root (the
+    host's root is detached, not just hidden), and the process is chrooted into that directory:
+    a process whose root is not its mount namespace's root may not create a user namespace (the
+    kernel refuses), so the learner cannot gain capabilities in one (bubblewrap's --disable-userns)."""
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing from here on reaches the host
+    _mount("tmpfs", BASE, "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,mode=0755")
+    root = f"{BASE}/root"
+    for directory in ("", "/usr", "/proc", "/dev", SCRATCH):
+        os.mkdir(f"{root}{directory}", 0o755)
+    os.mkdir(f"{BASE}/.old", 0o700)
+    _read_only_bind("/usr", f"{root}/usr")
+    for name, target in params["links"]:
+        os.symlink(target, f"{root}/{name}")
+    for directory in params["binds"]:
+        os.makedirs(f"{root}{directory}", 0o755, exist_ok=True)
+        _read_only_bind(directory, f"{root}{directory}")
+    for device in ("null", "zero", "full", "random", "urandom"):
+        with open(f"{root}/dev/{device}", "x"):
+            pass
+        _mount(f"/dev/{device}", f"{root}/dev/{device}", None, MS_BIND)
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1")):
+        os.symlink(target, f"{root}/dev/{name}")
+    os.symlink("/proc/self/fd/2", f"{root}/dev/stderr")
+    uid, gid, size = params["uid"], params["gid"], params["scratch_bytes"]
+    _mount("tmpfs", f"{root}{SCRATCH}", "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=0700,uid={uid},gid={gid}")
+    os.chdir(BASE)
+    pivot_root = SYS_PIVOT_ROOT[os.uname().machine]
+    _check(_libc.syscall(pivot_root, b".", b".old"), "pivot_root")
+    os.chroot(".")
+    _check(_libc.umount2(b"/.old", MNT_DETACH), "umount the host root")
+    os.rmdir("/.old")
+    _mount("proc", "/root/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    _mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    os.chroot("/root")
+    os.chdir(SCRATCH)
+
+
+def _drop_privileges(params):
+    """Rlimits, then the real sandbox uid with no capabilities and no way to gain any."""
+    for name, value in params["rlimits"].items():
+        resource.setrlimit(getattr(resource, name), (value, value))
+    for cap in range(LAST_CAP + 1):
+        _prctl(PR_CAPBSET_DROP, cap)
+    uid, gid = params["uid"], params["gid"]
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    _prctl(PR_SET_NO_NEW_PRIVS, 1)
+    # The uid switch made the process undumpable (as a setuid program); an exec would make it
+    # dumpable again, as the other levels' interpreters are: its /proc/self is its own.
+    _prctl(PR_SET_DUMPABLE, 1)
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the uid switch cleared it
+    if os.getresuid() != (uid, uid, uid) or os.getresgid() != (gid, gid, gid) or os.getgroups():
+        raise OSError("the uid switch did not take")
+    try:
+        os.setuid(0)
+    except PermissionError:
+        pass
+    else:
+        raise OSError("root could be regained")
+
+
+def _sandbox_main(params, harness):
+    """G: pid 1 of the run's namespaces. Builds the sandbox, then runs the harness on the job."""
+    try:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        os.setsid()
+        socket.sethostname("sandbox")
+        _build_root(params)
+        _drop_privileges(params)
+    except BaseException as exc:  # noqa: BLE001 - report, never run the job half-isolated
+        os.write(2, f"sandbox set-up failed: {exc}\n".encode(errors="replace"))
+        os._exit(FAILED_SETUP)
+    os.environ.clear()
+    os.environ.update(SANDBOX_ENV)
+    sys.argv = ["/sandbox/harness_python.py", str(RESULTS_FD), *params["harness_args"], SCRATCH]
+    try:
+        harness["main"]()
+    except BaseException:  # noqa: BLE001 - the trusted side reports missing results
+        os._exit(70)
+    os._exit(0)
+
+
+def _run_main(params, fds, harness):
+    """C: new namespaces, then G; reports G's pidfd, then its end."""
+    job, results, stderr, control = fds
+    try:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        _check(
+            _libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP),
+            "unshare",
+        )
+        pid = os.fork()
+        if pid == 0:
+            # Above every target first, so that no dup2 overwrites a source still to be placed.
+            sources = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (job, os.open("/dev/null", os.O_WRONLY), stderr, results)]
+            for target, source in enumerate(sources):
+                os.dup2(source, target)
+            os.closerange(RESULTS_FD + 1, 1 << 16)
+            _sandbox_main(params, harness)
+        pidfd = os.pidfd_open(pid)
+        for fd in (job, results, stderr):
+            os.close(fd)
+        socket.send_fds(control, [b"pid %d" % pid], [pidfd])
+        os.close(pidfd)
+        _, status, usage = os.wait4(pid, 0)
+        message = b"exit %d %.6f %.6f %d" % (status, usage.ru_utime, usage.ru_stime, usage.ru_maxrss)
+        control.send(message)
+    except BaseException as exc:  # noqa: BLE001
+        try:
+            control.send(b"error " + str(exc).encode(errors="replace")[:500])
+        finally:
+            os._exit(1)
+    os._exit(0)
+
+
+def _load_harness(source):
+    """The harness as a module namespace, its one-time start-up paid here, once."""
+    namespace = {"__name__": "harness_python", "__file__": "/sandbox/harness_python.py", "__builtins__": __builtins__}
+    exec(compile(source, "/sandbox/harness_python.py", "exec", dont_inherit=True), namespace)  # noqa: S102 - our harness
+    namespace["_warm_up"]()
+    return namespace
+
+
+def _parse(message):
+    """`key=value` pairs; values are integers, except the lists (links, binds, harness args)."""
+    params = {"rlimits": {}, "links": [], "binds": [], "harness_args": []}
+    for field in message.decode("ascii").split():
+        key, _, value = field.partition("=")
+        if key.startswith("RLIMIT_"):
+            params["rlimits"][key] = int(value)
+        elif key == "link":
+            name, _, target = value.partition(":")
+            params["links"].append((name, target))
+        elif key == "bind":
+            params["binds"].append(value)
+        elif key == "arg":
+            params["harness_args"].append(value)
+        elif key in ("uid", "gid", "scratch_bytes"):
+            params[key] = int(value)
+        else:
+            raise ValueError(f"unknown field {key}")
+    if not (params.get("uid") and params.get("gid") and params.get("scratch_bytes")):
+        raise ValueError("uid, gid and scratch_bytes are required")
+    return params
+
+
+def main(harness_source):
+    global LAST_CAP
+    harness = _load_harness(harness_source)
+    requests = socket.socket(fileno=int(sys.argv[1]))
+    requests.settimeout(1.0)  # wake up now and then to reap
+    with open("/proc/sys/kernel/cap_last_cap") as handle:
+        LAST_CAP = int(handle.read())
+    null = os.open("/dev/null", os.O_RDWR)
+    os.write(1, b"ready\n")
+    os.dup2(null, 1)  # fds 0-2 stay taken: received fds never land on them
+    os.close(null)
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(requests, 4096, 4)
+        except TimeoutError:
+            message, fds = None, []
+        while True:  # reap the runs that are over
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    break
+            except ChildProcessError:
+                break
+        if message is None:
+            continue
+        if not message:
+            return  # the trusted process is gone
+        if len(fds) != 4:
+            for fd in fds:
+                os.close(fd)
+            continue
+        control = socket.socket(fileno=fds[3])
+        try:
+            params = _parse(message)
+        except ValueError as exc:
+            control.send(b"error " + str(exc).encode()[:500])
+            control.close()
+            for fd in fds[:3]:
+                os.close(fd)
+            continue
+        if os.fork() == 0:
+            requests.close()
+            _run_main(params, [*fds[:3], control], harness)
+        control.close()
+        for fd in fds[:3]:
+            os.close(fd)
+
+
+if __name__ == "__main__":
+    main(HARNESS_SOURCE)  # noqa: F821 - given by the bootstrap (zygote.py)
