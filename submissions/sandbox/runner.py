@@ -717,10 +717,15 @@ def run_in_sandbox(run: SandboxRun) -> SandboxResult:
             "no namespace isolation (install bubblewrap, or run the worker as root for the unshare fallback)"
         )
     cfg = current_config()
-    attempt = _Run(run, cfg, level)
-    result = attempt.execute(allow_warm=True)
-    if attempt.warm and attempt.events == 0 and result.status == "error":
-        # The pre-started sandbox failed before it said anything about the job: start a fresh one.
-        logger.warning("a pre-started sandbox failed (%s); running in a fresh one", result.error)
-        result = _Run(run, cfg, level).execute(allow_warm=False)
+    pool = warm_pool()
+    pool.run_started()  # the pool refills once no run is under way
+    try:
+        attempt = _Run(run, cfg, level)
+        result = attempt.execute(allow_warm=True)
+        if attempt.warm and attempt.events == 0 and result.status == "error":
+            # The pre-started sandbox failed before it said anything about the job: start a fresh one.
+            logger.warning("a pre-started sandbox failed (%s); running in a fresh one", result.error)
+            result = _Run(run, cfg, level).execute(allow_warm=False)
+    finally:
+        pool.run_finished()
     return result

@@ -50,6 +50,9 @@ logger = logging.getLogger("co.sandbox")
 WARM_JOB_BYTES = 1024 * 1024  # jobs up to this size may use a warm sandbox (Node's heap flags count them)
 WARM_CPU_SECONDS = 3600  # RLIMIT_CPU until the run lowers it; an idle harness uses none
 MAX_KEYS = 4  # languages × memory limits kept warm at once
+# Refills wait while a run of this process is under way (they would take the CPU it needs: a
+# verdict's visible and hidden runs go in parallel on a machine of a few cores), but at most this long.
+REFILL_DEFER_SECONDS = 0.25
 READY_LINE = b'{"e":"ready"}\n'
 
 
@@ -154,6 +157,8 @@ class WarmPool:
         self._generation = 0
         self._thread: threading.Thread | None = None
         self._wakeup: tuple[int, int] | None = None  # a pipe: wakes the refill thread from its wait
+        self._running = 0  # runs of this process under way
+        self._busy_since: float | None = None  # since when some run has been under way
 
     # --- the runs' side ------------------------------------------------------------------
 
@@ -181,6 +186,28 @@ class WarmPool:
         for sandbox in evicted:
             sandbox.discard()
         return taken
+
+    def run_started(self) -> None:
+        with self._cond:
+            self._running += 1
+            if self._busy_since is None:
+                self._busy_since = time.monotonic()
+
+    def run_finished(self) -> None:
+        """A run's result is in: once no run is under way, refills go ahead."""
+        with self._cond:
+            self._running -= 1
+            if self._running == 0:
+                self._busy_since = None
+                if self._wanted:
+                    self._wake()
+
+    def _deferred_until(self) -> float | None:
+        """Call with the lock held: when refills may start, if not now."""
+        if self._busy_since is None:
+            return None
+        until = self._busy_since + REFILL_DEFER_SECONDS
+        return until if until > time.monotonic() else None
 
     def refill(self) -> None:
         """A run is over: start what the pool is short of (off the next verdict's path)."""
@@ -228,6 +255,8 @@ class WarmPool:
 
     def _shortfall(self) -> list[WarmKey]:
         """Sandboxes to start now, most recently wanted keys first, within the slot budget."""
+        if self._deferred_until() is not None:
+            return []
         held = sum(len(sandboxes) for sandboxes in self._idle.values()) + self._starting.total()
         needed: list[WarmKey] = []
         for key in reversed(self._wanted):
@@ -248,11 +277,13 @@ class WarmPool:
             selector.register(wakeup, selectors.EVENT_READ)
             while True:
                 needed: list[WarmKey] = []
+                deferred_until = None
                 if time.monotonic() >= paused_until:
                     with self._cond:
                         needed = self._shortfall()
                         self._starting.update(needed)
                         generation = self._generation
+                        deferred_until = self._deferred_until()
                 failed: list[WarmKey] = []
                 for key in needed:
                     try:
@@ -272,6 +303,8 @@ class WarmPool:
                 deadlines = [entry.deadline for entry in starting.values()]
                 if paused_until > time.monotonic():
                     deadlines.append(paused_until)
+                if deferred_until is not None:
+                    deadlines.append(deferred_until)
                 timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
                 for event, _ in selector.select(timeout):
                     fd = event.fd

@@ -12,7 +12,9 @@ import pytest
 from django.conf import settings
 
 from submissions.sandbox import SandboxRun, run_in_sandbox
-from submissions.sandbox.warm import warm_pool
+from submissions.sandbox import warm as warm_module
+from submissions.sandbox.isolation import current_config
+from submissions.sandbox.warm import WarmKey, WarmPool, warm_pool
 from tests.submissions.sandbox.conftest import prime_warm_pool
 
 pytestmark = pytest.mark.usefixtures("isolated")
@@ -140,3 +142,26 @@ def test_inputs_encoded_by_the_caller_reach_the_program_as_given() -> None:
     assert [t.value for t in plain.tests] == [t.value for t in given.tests] == [[1, 2, 3], {"k": "ü"}]
     with pytest.raises(ValueError, match="inputs_json"):
         run_in_sandbox(SandboxRun("python", code, "solve", ["a"], inputs, 1000, 64, inputs_json="[]"))
+
+
+def test_refills_wait_while_a_run_is_under_way_but_not_for_long(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A verdict's visible and hidden runs go in parallel: the one that ends first must not make
+    the pool start sandboxes on the cores the other one still needs (nor wait past the bound)."""
+    pool = WarmPool()
+    key = WarmKey("zygote", current_config(), ("python3",), "harness_python.py", b"", ("--self-limit",), None)
+    pool._wanted[key] = 2
+    assert pool._shortfall() == [key, key]
+
+    pool.run_started()
+    assert pool._shortfall() == []
+    assert pool._deferred_until() is not None
+    monkeypatch.setattr(warm_module, "REFILL_DEFER_SECONDS", 0.0)
+    assert pool._shortfall() == [key, key]  # under way for longer than the bound
+
+    monkeypatch.setattr(warm_module, "REFILL_DEFER_SECONDS", 60.0)
+    pool.run_started()
+    pool._wanted.clear()  # (no refill thread for this made-up key)
+    pool.run_finished()
+    assert pool._deferred_until() is not None  # one run is still under way
+    pool.run_finished()
+    assert pool._deferred_until() is None
