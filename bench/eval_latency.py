@@ -10,7 +10,8 @@ fresh database seeded with the shipped course packs, then measures:
 - the Python grading alone, in a separate process on the same database (no HTTP, no pipeline):
   one sandbox run with the visible tests, and the visible and hidden runs in parallel as a
   submission gets them — in sandboxes started for the run, and in pre-started ones
-  (`CO_SANDBOX_WARM`) — so the verdict latency splits into sandbox time and everything around it;
+  (`CO_SANDBOX_WARM`), forked by the fork helper (`zygote`, Python's default as root) and under
+  bubblewrap — so the verdict latency splits into sandbox time and everything around it;
 
 and prints each latency as a ratio to the matching bare start-up. Usage:
 
@@ -97,9 +98,10 @@ def grading_samples(env: dict[str, str], runs: int) -> dict[str, list[float]]:
 
 
 def grading_only(runs: int) -> None:
-    """Print {"<start> <runs>": [...ms]}: the embedded grader without the API around it, so the
-    verdict latency splits into sandbox time and request/database time. `cold`: every sandbox
-    started for its run; `warm`: pre-started ones (the pool is let fill up before each sample)."""
+    """Print {"<level> <start> <runs>": [...ms]}: the embedded grader without the API around it,
+    so the verdict latency splits into sandbox time and request/database time. `cold`: every
+    sandbox started for its run; `warm`: pre-started ones (the pool is let fill up before each
+    sample). Levels: Python's default (the fork helper where this runs as root) and bubblewrap."""
     sys.path.insert(0, str(REPO))
     import django
 
@@ -107,16 +109,22 @@ def grading_only(runs: int) -> None:
     from django.conf import settings
 
     from submissions.evaluators.coding import evaluate_code
+    from submissions.sandbox.isolation import language_level
     from submissions.sandbox.warm import warm_pool
     from tracks.problem_bank import problem_bundle_require
 
     bundle = problem_bundle_require(reference="two-sum", include_hidden=True)
     samples: dict[str, list[float]] = {}
     per_key = settings.CO_SANDBOX_WARM
-    for start in ("cold", "warm"):
+    levels = {language_level("python")}
+    settings.CO_SANDBOX_ZYGOTE = False
+    levels.add(language_level("python"))
+    for level, start in [(level, start) for level in sorted(levels, reverse=True) for start in ("cold", "warm")]:
+        settings.CO_SANDBOX_ZYGOTE = level == "zygote"
         settings.CO_SANDBOX_WARM = per_key if start == "warm" else 0
+        warm_pool().drain()
         for name, include_hidden in (("visible", False), ("both", True)):
-            key = f"{start} {name}"
+            key = f"{level} {start} {name}"
             samples[key] = []
             for sample in range(runs + 1):  # the first one warms up
                 deadline = time.monotonic() + 5
@@ -234,19 +242,22 @@ def main() -> None:
             f"{name:29s}  p50 {p50:7.1f} ms  p95 {p95:7.1f} ms   "
             f"ratio to bare start-up: p50 {p50 / baseline:4.2f}x  p95 {p95 / baseline:4.2f}x"
         )
-    for name, key in (
-        ("  sandbox started per run", "cold visible"),
-        ("    visible + hidden runs", "cold both"),
-        ("  sandbox pre-started", "warm visible"),
-        ("    visible + hidden runs", "warm both"),
-    ):
-        samples = grading[key]
-        p50, p95 = statistics.median(samples), percentile(samples, 0.95)
-        print(
-            f"{name:29s}  p50 {p50:7.1f} ms  p95 {p95:7.1f} ms   "
-            f"ratio to bare start-up: p50 {p50 / p50_bare_python:4.2f}x  p95 {p95 / p50_bare_python:4.2f}x"
-        )
-    around = statistics.median(python_latency) - statistics.median(grading["warm both"])
+    levels = sorted({key.split()[0] for key in grading}, reverse=True)  # zygote (Python's default), then bubblewrap
+    print(f"python grading alone (no API), by sandbox level: {', '.join(levels)}")
+    for level in levels:
+        for name, key in (
+            (f"  {level}: started per run", f"{level} cold visible"),
+            ("    visible + hidden runs", f"{level} cold both"),
+            (f"  {level}: pre-started", f"{level} warm visible"),
+            ("    visible + hidden runs", f"{level} warm both"),
+        ):
+            samples = grading[key]
+            p50, p95 = statistics.median(samples), percentile(samples, 0.95)
+            print(
+                f"{name:29s}  p50 {p50:7.1f} ms  p95 {p95:7.1f} ms   "
+                f"ratio to bare start-up: p50 {p50 / p50_bare_python:4.2f}x  p95 {p95 / p50_bare_python:4.2f}x"
+            )
+    around = statistics.median(python_latency) - statistics.median(grading[f"{levels[0]} warm both"])
     print(f"  API + pipeline around the grading (verdict p50 - pre-started visible + hidden p50): {around:.1f} ms")
     print(
         f"throughput: {throughput:6.1f} submissions/s with {args.clients} concurrent clients "
