@@ -9,6 +9,7 @@ are not used; its TokenBackend does the cryptography.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -55,12 +56,13 @@ def _token_backend(public_key: str, issuer: str, audience: str | None, leeway: i
     return TokenBackend(JWT_ALGORITHM, verifying_key=public_key, issuer=issuer, audience=audience, leeway=leeway)
 
 
-def verify_learner_token(raw_token: str) -> Learner:
-    """Verify a bearer token and return the learner it names; raises AuthenticationFailed."""
-    public_key = read_pem(settings.CO_JWT_PUBLIC_KEY)
-    if public_key is None:
-        raise exceptions.AuthenticationFailed("The service has no token verification key configured.")
-    backend = _token_backend(public_key, settings.CO_JWT_ISSUER, settings.CO_JWT_AUDIENCE, settings.CO_JWT_LEEWAY_SECONDS)
+# Verified tokens, so a learner's every request does not pay for an RSA signature check and a
+# JWT parse again. Only tokens that passed every check are kept (a failure raises, which the cache
+# does not store), keyed by everything the verdict depends on (key, issuer, audience, leeway), and
+# expiry is checked again on every use.
+@lru_cache(maxsize=4096)
+def _verified_claims(raw_token: str, public_key: str, issuer: str, audience: str | None, leeway: int) -> dict:
+    backend = _token_backend(public_key, issuer, audience, leeway)
     try:
         claims = backend.decode(raw_token)
     except TokenBackendExpiredToken as exc:
@@ -74,7 +76,20 @@ def verify_learner_token(raw_token: str) -> Learner:
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject or len(subject) > MAX_LEARNER_ID_LENGTH:
         raise exceptions.AuthenticationFailed("Token subject must be a string of 1 to 255 characters.")
-    return Learner(id=subject, claims=claims)
+    return claims
+
+
+def verify_learner_token(raw_token: str) -> Learner:
+    """Verify a bearer token and return the learner it names; raises AuthenticationFailed."""
+    public_key = read_pem(settings.CO_JWT_PUBLIC_KEY)
+    if public_key is None:
+        raise exceptions.AuthenticationFailed("The service has no token verification key configured.")
+    leeway = settings.CO_JWT_LEEWAY_SECONDS
+    claims = _verified_claims(raw_token, public_key, settings.CO_JWT_ISSUER, settings.CO_JWT_AUDIENCE, leeway)
+    # As PyJWT decides it: expired once `exp` is `leeway` seconds in the past.
+    if int(claims["exp"]) <= time.time() - leeway:
+        raise exceptions.AuthenticationFailed("Token has expired.")
+    return Learner(id=claims["sub"], claims=dict(claims))
 
 
 class LearnerJWTAuthentication(authentication.BaseAuthentication):

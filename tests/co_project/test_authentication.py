@@ -8,6 +8,7 @@ import time
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from rest_framework.test import APIClient
 
@@ -147,3 +148,28 @@ def test_public_key_from_a_file_path(make_token, settings, jwt_keys, tmp_path) -
     path.write_text(jwt_keys[1])
     settings.CO_JWT_PUBLIC_KEY = str(path)
     assert _get(make_token()).status_code == 200
+
+
+def test_a_token_verified_before_is_refused_once_it_expires(make_token, settings, monkeypatch) -> None:
+    """Verified tokens are remembered; their expiry is checked again on every request."""
+    from co_project import authentication
+
+    settings.CO_JWT_LEEWAY_SECONDS = 30
+    token = make_token(ttl=60)
+    assert _get(token).status_code == 200
+    assert _get(token).status_code == 200  # the remembered verification
+    later = time.time() + 60 + 30
+    monkeypatch.setattr(authentication.time, "time", lambda: later)
+    response = _get(token)
+    _assert_401(response, "authentication_failed")
+    assert response.json()["error"]["message"] == "Token has expired."
+
+
+def test_a_remembered_token_is_checked_against_the_current_key(make_token, settings) -> None:
+    token = make_token()
+    assert _get(token).status_code == 200
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    settings.CO_JWT_PUBLIC_KEY = other.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+    _assert_401(_get(token), "authentication_failed")
