@@ -1,8 +1,9 @@
 """Submissions and their verdicts.
 
 A submission is written once as `pending`, claimed by exactly one evaluation (`running`, with a
-claim token), and finished once with a final status by a conditional update that only the
-current claim can make — so a redelivered or duplicated task can never grade it twice.
+claim token; one graded by the process that creates it is inserted claimed), and finished once
+with a final status by a conditional update that only the current claim can make — so a
+redelivered or duplicated task can never grade it twice.
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@ Every front door (`POST /v1/submissions`, session submissions, study-task submis
 `submission_create`; the Celery task calls `submission_evaluate`; the beat task calls
 `submission_sweep`. Exactly one verdict per submission is guaranteed by the database, not by
 the queue: an evaluation first *claims* the row (`pending → running` with a fresh claim token,
-a conditional UPDATE) and may only *finish* it while it still holds that claim. A redelivered
-task finds nothing to claim; a task whose worker died leaves a `running` row that only becomes
-claimable again once it is stale, and the sweeper re-queues it.
+a conditional UPDATE that also reads the row back) and may only *finish* it while it still holds
+that claim. Without a broker, the process that grades a new submission inserts it already
+claimed. A redelivered task finds nothing to claim; a task whose worker died leaves a `running`
+row that only becomes claimable again once it is stale, and the sweeper re-queues it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from co_project.errors import InvalidInput, PayloadTooLarge
+from co_project.errors import ApplicationError, InvalidInput, PayloadTooLarge
+from co_project.returning import update_returning
 from co_project.telemetry import telemetry_emit
 from personalization.services import GradedAttempt, ProblemFacts, attempt_record
 from sessions_app.services import session_check_for_submission, session_record_attempt
@@ -104,12 +106,42 @@ def submission_create(
     same key with a different request is a 409.
     """
     digest = _payload_digest(problem_ref=problem_ref, subject=subject, kind=kind, session_id=session_id, payload=payload)
-    if idempotency_key:
-        existing = _by_idempotency_key(learner_id=learner_id, idempotency_key=idempotency_key)
-        if existing is not None:
-            if existing.payload_sha256 != digest:
-                raise IdempotencyKeyReused()
-            return existing, False
+    try:
+        submission = _submission_insert(
+            learner_id=learner_id,
+            problem_ref=problem_ref,
+            subject=subject,
+            payload=payload,
+            kind=kind,
+            session_id=session_id,
+            idempotency_key=idempotency_key,
+            digest=digest,
+        )
+    except (ApplicationError, IntegrityError):
+        # A key's first use is the common case, so a replay is not looked for before every insert:
+        # it is found when the insert meets the key's unique index (a retry, or two requests
+        # racing), or when a check fails that passed the first time (the session ended since).
+        existing = _by_idempotency_key(learner_id=learner_id, idempotency_key=idempotency_key) if idempotency_key else None
+        if existing is None:
+            raise
+        if existing.payload_sha256 != digest:
+            raise IdempotencyKeyReused() from None
+        return existing, False
+    return submission, True
+
+
+def _submission_insert(
+    *,
+    learner_id: str,
+    problem_ref: str,
+    subject: str,
+    payload: dict[str, Any],
+    kind: str,
+    session_id: uuid.UUID | None,
+    idempotency_key: str,
+    digest: str,
+) -> Submission:
+    """Check the request, insert the row and queue (or, without a broker, run) its evaluation."""
     bundle = problem_bundle_require(reference=problem_ref)
     if session_id is not None:
         # The session must be the caller's, active (a mock within its time box), and hold the problem.
@@ -119,36 +151,35 @@ def submission_create(
             problem_id=uuid.UUID(bundle.id) if bundle.source == "database" else None,
         )
     language = _check_payload(bundle=bundle, subject=subject, kind=kind, payload=payload)
+    submission = Submission(
+        learner_id=learner_id,
+        session_id=session_id,
+        problem_id=uuid.UUID(bundle.id) if bundle.source == "database" else None,
+        problem_ref=problem_ref,
+        problem_content_hash=bundle.content_hash,
+        subject=subject,
+        kind=kind,
+        language=language,
+        payload=payload,
+        payload_sha256=digest,
+        idempotency_key=idempotency_key,
+    )
+    # Without a broker this process grades the row as soon as it is committed, so it is born
+    # claimed (what `_claim` would write a moment later) and the evaluation starts from it.
+    token = _claim_in_process(submission) if _evaluates_in_process() else None
     finished: dict[uuid.UUID, Submission] = {}
     handoff = _eager_verdicts.set(finished)
     try:
         with transaction.atomic():
-            submission = Submission.objects.create(
-                learner_id=learner_id,
-                session_id=session_id,
-                problem_id=uuid.UUID(bundle.id) if bundle.source == "database" else None,
-                problem_ref=problem_ref,
-                problem_content_hash=bundle.content_hash,
-                subject=subject,
-                kind=kind,
-                language=language,
-                payload=payload,
-                payload_sha256=digest,
-                idempotency_key=idempotency_key,
-            )
-            transaction.on_commit(lambda: submission_enqueue(submission_id=submission.id))
-    except IntegrityError:
-        # Two requests with one Idempotency-Key raced: the other one inserted first.
-        existing = _by_idempotency_key(learner_id=learner_id, idempotency_key=idempotency_key)
-        if existing is None:
-            raise
-        if existing.payload_sha256 != digest:
-            raise IdempotencyKeyReused() from None
-        return existing, False
+            submission.save(force_insert=True)
+            if token is None:
+                transaction.on_commit(lambda: submission_enqueue(submission_id=submission.id))
+            else:
+                transaction.on_commit(lambda: _evaluate_claimed(submission, token))
     finally:
         _eager_verdicts.reset(handoff)
-    # An eager evaluation (no broker) ran on commit, above, and handed its committed row over.
-    return finished.get(submission.id, submission), True
+    # The in-process evaluation ran on commit, above, and handed its committed row over.
+    return finished.get(submission.id, submission)
 
 
 def _by_idempotency_key(*, learner_id: str, idempotency_key: str) -> Submission | None:
@@ -159,12 +190,19 @@ def _by_idempotency_key(*, learner_id: str, idempotency_key: str) -> Submission 
     return None if submission_id is None else Submission.objects.get(id=submission_id)
 
 
+def _evaluates_in_process() -> bool:
+    """No broker (Celery eager): evaluations run in the process that asks for them."""
+    from submissions.tasks import evaluate_submission
+
+    return bool(evaluate_submission.app.conf.task_always_eager)
+
+
 def submission_enqueue(*, submission_id: uuid.UUID) -> None:
     """Queue the evaluation. A broker failure is logged, not raised: the sweeper re-queues.
     Without a broker (eager) the evaluation runs right here, and its claim records the time."""
     from submissions.tasks import evaluate_submission
 
-    if not evaluate_submission.app.conf.task_always_eager:
+    if not _evaluates_in_process():
         Submission.objects.filter(id=submission_id).update(enqueued_at=timezone.now())
     try:
         evaluate_submission.delay(str(submission_id))
@@ -175,20 +213,39 @@ def submission_enqueue(*, submission_id: uuid.UUID) -> None:
 # --- evaluate -------------------------------------------------------------------------------------
 
 
-def _claim(*, submission_id: uuid.UUID) -> uuid.UUID | None:
-    """Take the submission for evaluation; None when it is final or someone else holds it."""
+# Every column of a submission, in model order: what a claim reads back with its UPDATE.
+_SUBMISSION_FIELDS = tuple(field.attname for field in Submission._meta.concrete_fields)
+
+
+def _claim(*, submission_id: uuid.UUID) -> tuple[Submission, uuid.UUID] | None:
+    """Take the submission for evaluation: (the claimed row, the claim token), or None when it is
+    final or someone else holds it. One statement claims the row and reads it back."""
     token = uuid.uuid4()
     now = timezone.now()
     stale = now - timedelta(seconds=settings.CO_SUBMISSION_STALE_SECONDS)
     claimable = Q(status=SubmissionStatus.PENDING) | Q(status=SubmissionStatus.RUNNING, started_at__lt=stale)
-    claimed = Submission.objects.filter(claimable, id=submission_id).update(
+    rows = update_returning(
+        Submission.objects.filter(claimable, id=submission_id),
+        _SUBMISSION_FIELDS,
         status=SubmissionStatus.RUNNING,
         claim_token=token,
         started_at=now,
         attempts=F("attempts") + 1,
         enqueued_at=Coalesce("enqueued_at", Value(now)),  # an eager run was never queued separately
     )
-    return token if claimed else None
+    if not rows:
+        return None
+    return Submission.from_db(Submission.objects.db, _SUBMISSION_FIELDS, rows[0]), token
+
+
+def _claim_in_process(submission: Submission) -> uuid.UUID:
+    """Mark a submission about to be inserted as claimed by this process; returns the token."""
+    now = timezone.now()
+    submission.status = SubmissionStatus.RUNNING
+    submission.claim_token = uuid.uuid4()
+    submission.started_at = submission.enqueued_at = now
+    submission.attempts = 1
+    return submission.claim_token
 
 
 def _grade(submission: Submission, bundle: ProblemBundle) -> Verdict:
@@ -405,11 +462,14 @@ def _update_learner_model(submission: Submission, verdict: Verdict, now: Any, bu
 
 def submission_evaluate(*, submission_id: uuid.UUID | str) -> str:
     """Grade a submission at most once. Returns what happened: graded, skipped, or gave-up."""
-    submission_id = uuid.UUID(str(submission_id))
-    token = _claim(submission_id=submission_id)
-    if token is None:
+    claimed = _claim(submission_id=uuid.UUID(str(submission_id)))
+    if claimed is None:
         return "skipped"
-    submission = Submission.objects.get(id=submission_id)
+    return _evaluate_claimed(*claimed)
+
+
+def _evaluate_claimed(submission: Submission, token: uuid.UUID) -> str:
+    """Grade a submission this evaluation holds the claim of, and record the verdict."""
     if submission.attempts > settings.CO_SUBMISSION_MAX_ATTEMPTS:
         _finish(submission, token, error_verdict("pipeline", "Evaluation failed repeatedly; please submit again."))
         return "gave-up"
@@ -422,7 +482,7 @@ def submission_evaluate(*, submission_id: uuid.UUID | str) -> str:
         verdict = error_verdict("pipeline", "Evaluation took too long and was stopped.")
     except Exception as exc:
         # A bug or an outage of something we depend on: the submission still gets a verdict.
-        logger.exception("evaluation of %s failed", submission_id)
+        logger.exception("evaluation of %s failed", submission.id)
         message = getattr(exc, "message", None) or "Evaluation failed unexpectedly; please submit again."
         verdict = error_verdict("pipeline", str(message))
     _finish(submission, token, verdict, bundle)
