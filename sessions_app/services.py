@@ -491,27 +491,25 @@ def session_record_attempt(
 ) -> dict[str, Any]:
     """Count a finished attempt on the session's problem; returns the hints used and the time taken
     so far, which the learner model weighs. Called inside the verdict's transaction."""
+    # The live (latest) row, locked; only the columns the update and the learner model need.
     row = (
         SessionProblem.objects.select_for_update()
         .filter(session_id=session_id, problem_id=problem_id)
-        .defer("recommendation")  # the recommender's explanation: large, and not needed here
         .order_by("-position")
+        .values_list("pk", "state", "max_hint_level", "opened_at")
         .first()
     )
     if row is None:
         return {"max_hint_level": 0, "seconds_taken": None}
-    if graded:
-        row.attempts += 1
-        row.last_status = status
-        row.last_categories = categories
-        if status == "passed" and row.state != SessionProblemState.PASSED:
-            row.state = SessionProblemState.PASSED
-            row.finished_at = at
-        row.save(update_fields=["attempts", "last_status", "last_categories", "state", "finished_at"])
+    pk, state, max_hint_level, opened_at = row
+    if not graded:
+        changes: dict[str, Any] = {"runs": F("runs") + 1}
     else:
-        row.runs = F("runs") + 1
-        row.save(update_fields=["runs"])
-    return {"max_hint_level": row.max_hint_level, "seconds_taken": max(0.0, (at - row.opened_at).total_seconds())}
+        changes = {"attempts": F("attempts") + 1, "last_status": status, "last_categories": categories}
+        if status == "passed" and state != SessionProblemState.PASSED:
+            changes |= {"state": SessionProblemState.PASSED, "finished_at": at}
+    SessionProblem.objects.filter(pk=pk).update(**changes)
+    return {"max_hint_level": max_hint_level, "seconds_taken": max(0.0, (at - opened_at).total_seconds())}
 
 
 def session_record_hint(*, learner_id: str, session_id: uuid.UUID | str, problem_id: uuid.UUID, level: int) -> Session:
