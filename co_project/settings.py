@@ -293,7 +293,8 @@ CO_SANDBOX_MAX_FILE_BYTES = env.int("CO_SANDBOX_MAX_FILE_BYTES", default=8 * 102
 CO_SANDBOX_SCRATCH_BYTES = env.int("CO_SANDBOX_SCRATCH_BYTES", default=16 * 1024 * 1024)
 CO_SANDBOX_STARTUP_MS = env.int("CO_SANDBOX_STARTUP_MS", default=3000)
 # Pre-started sandboxes per language (and Node memory limit), per process, so a run does not
-# wait for its sandbox to start (submissions/sandbox/warm.py); 0 starts every sandbox on demand.
+# wait for its sandbox to start (submissions/sandbox/warm.py); twice as many for Python on the
+# fork helper (a fork each); 0 starts every sandbox on demand.
 CO_SANDBOX_WARM = env.int("CO_SANDBOX_WARM", default=2)
 # Python runs fork from a clean pre-started helper (submissions/sandbox/zygote.py) when this
 # process is root: a fork and fresh namespaces instead of bubblewrap plus an interpreter start.

@@ -406,7 +406,7 @@ class _Run:
         pool = warm_pool()
         warm = None
         if allow_warm and len(job) <= WARM_JOB_BYTES:
-            warm = pool.take(self._warm_key(argv, harness), warm_per_key())
+            warm = pool.take(self._warm_key(argv, harness), warm_per_key(self.level))
             if warm is not None and not warm.limit(address_space=address_space, cpu_seconds=cpu_seconds):
                 warm.discard()
                 warm = None
