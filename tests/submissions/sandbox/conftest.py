@@ -17,8 +17,8 @@ import pytest
 from django.conf import settings
 
 from submissions.sandbox import SandboxResult, SandboxRun, isolation_level, run_in_sandbox
-from submissions.sandbox.isolation import current_config
-from submissions.sandbox.warm import warm_pool
+from submissions.sandbox.isolation import current_config, language_level
+from submissions.sandbox.warm import warm_per_key, warm_pool
 from tests.submissions.sandbox.helpers import ENV_SENTINEL, FILE_SENTINEL, ApiStandIn, Context
 
 LEFTOVER_PATIENCE_SECONDS = 3.0
@@ -133,10 +133,11 @@ def prime_warm_pool(language: str, *, memory_limit_mb: int = 64) -> None:
     """One run so the pool wants this language (and memory limit), then wait until its
     pre-started sandboxes are ready: the next runs of that kind start warm."""
     run_in_sandbox(SandboxRun(language, WARM_UP_CODE[language], "solve", ["a"], [{"a": 1}], 1000, memory_limit_mb))
+    wanted = warm_per_key(language_level(language))
     deadline = time.monotonic() + 30
-    while warm_pool().idle_count() < settings.CO_SANDBOX_WARM and time.monotonic() < deadline:
+    while warm_pool().idle_count() < wanted and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert warm_pool().idle_count() >= settings.CO_SANDBOX_WARM, "the pool did not pre-start its sandboxes"
+    assert warm_pool().idle_count() >= wanted >= settings.CO_SANDBOX_WARM, "the pool did not pre-start its sandboxes"
 
 
 @pytest.fixture(params=["cold", "warm"])
