@@ -5,11 +5,13 @@ Two kinds of request, two ways through Django:
 - Everything but the tutor stream is sync code (DRF views, the ORM, the admin). Django's async
   middleware chain would hop between the event loop and a thread twice per middleware (every
   `MiddlewareMixin` hook is a `sync_to_async` call): ~0.5 ms a hop, over 10 ms a request. Here
-  the whole request — middleware, view, ORM — runs in ONE call in a worker thread, through the
-  same sync chain a WSGI server uses, like a threaded WSGI server would run it. The pool is
-  `CO_ASGI_THREADS` threads; each thread keeps its database connection as `CONN_MAX_AGE` says
-  and checks it before and after every request (what `request_started` / `request_finished`
-  do under WSGI).
+  the whole request — the `request_started` signal, middleware, view, ORM, and for a response
+  already in memory its `close()` (`request_finished`) — runs in ONE call in a worker thread,
+  through the same sync chain a WSGI server uses, like a threaded WSGI server would run it; the
+  event loop only reads the body and sends the answer. (Django's own ASGI path adds three more
+  hops: a per-request sync context thread for the signals and for `close()`.) The pool is
+  `CO_ASGI_THREADS` threads; each thread keeps its database connection as `CONN_MAX_AGE` says,
+  and the signals check it before and after every request in the thread that holds it.
 - The tutor stream (`/v1/tutor/stream`) is an async view through Django's async chain, outside a
   `ThreadSensitiveContext` (which would keep a thread for the stream's whole life): its few sync
   calls share asgiref's one sync thread, and an open stream holds no thread while it waits.
@@ -21,10 +23,12 @@ from concurrent.futures import ThreadPoolExecutor
 import django
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.handlers.asgi import ASGIHandler
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.base import BaseHandler
-from django.db import close_old_connections
-from django.http import FileResponse
+from django.http import FileResponse, HttpResponseBase
+from django.urls import set_script_prefix
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "co_project.settings")
 
@@ -39,27 +43,41 @@ class StreamingASGIHandler(ASGIHandler):
         self._executor = ThreadPoolExecutor(max_workers=settings.CO_ASGI_THREADS, thread_name_prefix="request")
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope.get("path") in STREAM_PATHS:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)  # refuses it
+        elif scope.get("path") in STREAM_PATHS:
             await self.handle(scope, receive, send)
-            return
-        await super().__call__(scope, receive, send)
+        else:
+            await self._handle_in_thread(scope, receive, send)
 
-    async def run_get_response(self, request):
-        if request.path in STREAM_PATHS:
-            return await super().run_get_response(request)
-        response = await sync_to_async(self._respond, thread_sensitive=False, executor=self._executor)(request)
+    async def _handle_in_thread(self, scope, receive, send) -> None:
+        """A sync request: the body is read and the answer sent here, all the rest in one thread."""
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        try:
+            respond = sync_to_async(self._respond, thread_sensitive=False, executor=self._executor)
+            response = await respond(scope, body_file)
+            await self.send_response(response, send)
+        finally:
+            body_file.close()
+        if response.streaming:  # its content was produced while it was sent
+            await sync_to_async(response.close, thread_sensitive=False, executor=self._executor)()
+
+    def _respond(self, scope, body_file) -> HttpResponseBase:
+        """The whole request in this worker thread, as under WSGI."""
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, response = self.create_request(scope, body_file)
+        if request is not None:
+            response = self._sync.get_response(request)
         response._handler_class = self.__class__
         if isinstance(response, FileResponse):
             response.block_size = self.chunk_size
+        if not response.streaming:
+            response.close()  # `request_finished`, in the thread that holds the connections
         return response
-
-    def _respond(self, request):
-        """The whole request in this worker thread, as under WSGI."""
-        close_old_connections()
-        try:
-            return self._sync.get_response(request)
-        finally:
-            close_old_connections()
 
 
 django.setup(set_prefix=False)

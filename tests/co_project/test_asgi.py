@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from django.contrib.auth import get_user_model
+from django.core import signals
 
 from co_project import health
 from co_project.asgi import application
@@ -43,6 +44,31 @@ def test_a_request_runs_in_one_thread_of_the_request_pool(monkeypatch: pytest.Mo
     assert [response.status_code for response in responses] == [200, 200, 200]
     assert responses[0].headers["X-Request-ID"]  # the middleware chain ran around the view
     assert len(seen) == 3 and all(name.startswith("request") for name in seen), seen
+
+
+def test_request_signals_fire_once_each_in_the_thread_of_the_request() -> None:
+    """`request_started` / `request_finished` check the database connection of the thread that
+    uses it (CONN_MAX_AGE, health checks), as under WSGI."""
+    fired: list[tuple[str, str]] = []
+
+    def started(**kwargs: Any) -> None:
+        fired.append(("started", threading.current_thread().name))
+
+    def finished(**kwargs: Any) -> None:
+        fired.append(("finished", threading.current_thread().name))
+
+    signals.request_started.connect(started)
+    signals.request_finished.connect(finished)
+    try:
+        responses = _through_asgi([("GET", "/health", {}), ("GET", "/v1/no-such-thing", {})])
+    finally:
+        signals.request_started.disconnect(started)
+        signals.request_finished.disconnect(finished)
+
+    assert [response.status_code for response in responses] == [200, 404]
+    assert [event for event, _ in fired] == ["started", "finished", "started", "finished"]
+    assert fired[0][1] == fired[1][1] and fired[2][1] == fired[3][1]
+    assert all(thread.startswith("request") for _, thread in fired), fired
 
 
 def test_the_admin_signs_in_through_asgi_with_its_session_and_csrf_middleware() -> None:
