@@ -136,18 +136,21 @@ def _update_mastery(*, learner_id: str, keys: list[tuple[str, str]], performance
 
 def _review_after(*, attempt: GradedAttempt, slow: bool, now: datetime) -> dict[str, Any] | None:
     """Apply the review-queue rules for one attempt; returns the item's new state (or None)."""
-    item = ReviewItem.objects.filter(learner_id=attempt.learner_id, problem_id=attempt.problem_id).first()
     if not attempt.passed:
-        # A miss (re)starts the item at bucket 0, due in a day.
-        if item is None:
-            item = ReviewItem(learner_id=attempt.learner_id, problem_id=attempt.problem_id)
-        item.reason = ReviewReason.FAIL
-        item.bucket = 0
-        item.next_due_at = now + timedelta(days=REVIEW_INTERVAL_DAYS[0])
-        item.retired_at = None
-        item.surfaced_at = None
-        item.save()
-        return {"action": "reset", "bucket": 0, "next_due_at": item.next_due_at}
+        # A miss (re)starts the item at bucket 0, due in a day, whatever it was: nothing to read.
+        # The learner's state lock (held by the caller) keeps a concurrent miss from inserting too.
+        restart = {
+            "reason": ReviewReason.FAIL,
+            "bucket": 0,
+            "next_due_at": now + timedelta(days=REVIEW_INTERVAL_DAYS[0]),
+            "retired_at": None,
+            "surfaced_at": None,
+        }
+        items = ReviewItem.objects.filter(learner_id=attempt.learner_id, problem_id=attempt.problem_id)
+        if not items.update(**restart, updated_at=timezone.now()):
+            ReviewItem.objects.create(learner_id=attempt.learner_id, problem_id=attempt.problem_id, **restart)
+        return {"action": "reset", "bucket": 0, "next_due_at": restart["next_due_at"]}
+    item = ReviewItem.objects.filter(learner_id=attempt.learner_id, problem_id=attempt.problem_id).first()
     if item is not None and item.retired_at is None:
         item.last_reviewed_at = now
         if item.bucket >= len(REVIEW_INTERVAL_DAYS) - 1:

@@ -316,11 +316,11 @@ def test_too_many_attempts_give_up_with_an_error(eval_service, published, settin
 # --- cost per submission, and waiting --------------------------------------------------------------
 
 
-def _statements(api, key: str) -> list[str]:
+def _statements(api, key: str, status: str = "passed") -> list[str]:
     """The SQL of one graded submission, without transaction control (which differs by database)."""
     with CaptureQueriesContext(connection) as queries:
         response = api.post("/v1/submissions", coding(), format="json", HTTP_IDEMPOTENCY_KEY=key)
-    assert response.status_code == 200 and response.json()["status"] == "passed", response.json()
+    assert response.status_code == 200 and response.json()["status"] == status, response.json()
     return [q["sql"] for q in queries if not q["sql"].startswith(("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"))]
 
 
@@ -336,6 +336,16 @@ def test_a_graded_submission_costs_the_same_statements_however_long_the_history(
     # after it, and a replay of the key is only looked for when the insert meets it.
     assert len(first) == len(later) == 11, later
     assert not any(sql.startswith("SELECT") and 'FROM "submissions_submission"' in sql for sql in later)
+
+
+def test_a_failed_submission_restarts_its_review_item_without_reading_it(api, eval_service, published) -> None:
+    eval_service.answer = {**PASSED_ANSWER, "status": "failed", "hidden": {"passed": 2, "total": 4, "categories": []}}
+    api.post("/v1/submissions", coding(), format="json")  # opens the practice session, creates the review item
+    statements = _statements(api, "key-failed", status="failed")
+    # As a pass, but the review item is restarted by one UPDATE (its insert was the first miss's).
+    assert len(statements) == 11, statements
+    assert not any('FROM "personalization_reviewitem"' in sql for sql in statements if sql.startswith("SELECT"))
+    assert sum(sql.startswith('UPDATE "personalization_reviewitem"') for sql in statements) == 1
 
 
 def test_a_lost_wake_up_only_means_the_next_read_finds_the_verdict(eval_service, published, settings, monkeypatch) -> None:
