@@ -531,13 +531,11 @@ def submission_wait(*, submission: Submission, timeout: float) -> Submission:
     """Wait up to `timeout` seconds for the verdict. A final row is returned as it is (eager mode
     hands `submission_create`'s caller the committed row). With Redis the wait wakes when the
     verdict commits; the database is read again at least every 200 ms either way, so a lost
-    wake-up costs at most that. Without Redis it polls (10 ms, doubling to 200 ms)."""
-    if submission.is_final:
-        return submission
+    wake-up costs at most that. Without Redis it polls (10 ms, doubling to 200 ms). The caller's
+    row was just written or read, so the first read is after the first wait, not before it."""
     deadline = time.monotonic() + timeout
     delay = 0.01
     wake_up = verdict_wake_up_configured()
-    submission.refresh_from_db()
     while not submission.is_final and (remaining := deadline - time.monotonic()) > 0:
         if wake_up:
             verdict_await(submission_id=submission.id, timeout=min(WAIT_SLICE_SECONDS, remaining))
