@@ -9,6 +9,8 @@ are not used; its TokenBackend does the cryptography.
 
 from __future__ import annotations
 
+import os
+import stat
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -47,8 +49,19 @@ def read_pem(value: str | None) -> str | None:
         return None
     if value.lstrip().startswith("-----BEGIN"):
         return value
-    path = Path(value)
-    return path.read_text() if path.is_file() else None
+    try:
+        status = os.stat(value)
+    except OSError:
+        return None
+    if not stat.S_ISREG(status.st_mode):
+        return None
+    # Read again only when the file changes (a rotated key is picked up), not on every request.
+    return _pem_file(value, status.st_mtime_ns, status.st_size)
+
+
+@lru_cache(maxsize=8)
+def _pem_file(path: str, modified_ns: int, size: int) -> str:
+    return Path(path).read_text()
 
 
 @lru_cache(maxsize=8)

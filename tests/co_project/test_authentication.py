@@ -173,3 +173,14 @@ def test_a_remembered_token_is_checked_against_the_current_key(make_token, setti
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     ).decode()
     _assert_401(_get(token), "authentication_failed")
+
+
+def test_a_rotated_key_file_is_read_again(make_token, settings, jwt_keys, tmp_path) -> None:
+    path = tmp_path / "public.pem"
+    path.write_text(jwt_keys[1])
+    settings.CO_JWT_PUBLIC_KEY = str(path)
+    token = make_token()
+    assert _get(token).status_code == 200
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    path.write_text(other.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode())
+    _assert_401(_get(token), "authentication_failed")
