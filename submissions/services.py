@@ -175,7 +175,7 @@ def _submission_insert(
             if token is None:
                 transaction.on_commit(lambda: submission_enqueue(submission_id=submission.id))
             else:
-                transaction.on_commit(lambda: _evaluate_claimed(submission, token))
+                transaction.on_commit(lambda: _evaluate_in_process(submission, token))
     finally:
         _eager_verdicts.reset(handoff)
     # The in-process evaluation ran on commit, above, and handed its committed row over.
@@ -466,6 +466,15 @@ def submission_evaluate(*, submission_id: uuid.UUID | str) -> str:
     if claimed is None:
         return "skipped"
     return _evaluate_claimed(*claimed)
+
+
+def _evaluate_in_process(submission: Submission, token: uuid.UUID) -> None:
+    """Evaluate a new submission right after its commit. A failure is logged, not raised, as a
+    failed enqueue is: the row stays claimed, and once stale the sweeper has it graded again."""
+    try:
+        _evaluate_claimed(submission, token)
+    except Exception:
+        logger.exception("evaluation of submission %s failed; the sweeper will retry", submission.id)
 
 
 def _evaluate_claimed(submission: Submission, token: uuid.UUID) -> str:

@@ -164,6 +164,21 @@ def test_a_replay_answers_the_first_submission_after_its_session_ended(api, eval
     assert len(eval_service.bodies) == 1
 
 
+def test_a_verdict_that_cannot_be_recorded_leaves_the_submission_stored_for_the_sweeper(
+    api, eval_service, published, settings, monkeypatch
+) -> None:
+    settings.CO_SUBMISSION_WAIT_SECONDS = 0.05
+
+    def broken(*args: object, **kwargs: object) -> bool:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(services, "_finish", broken)
+    response = api.post("/v1/submissions", coding(), format="json")
+    assert response.status_code == 202
+    assert response.json() == {"id": response.json()["id"], "status": "running"}
+    assert Submission.objects.get().status == SubmissionStatus.RUNNING
+
+
 def test_idempotency_key_is_per_learner(learner_client, eval_service, published) -> None:
     alice = learner_client("alice").post("/v1/submissions", coding(), format="json", HTTP_IDEMPOTENCY_KEY="k")
     bob = learner_client("bob").post("/v1/submissions", coding(), format="json", HTTP_IDEMPOTENCY_KEY="k")
