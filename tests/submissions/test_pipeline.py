@@ -4,6 +4,7 @@ bad input changes nothing; retries, the sweeper, and exactly one verdict."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -214,6 +215,15 @@ def test_bad_input_is_a_clear_4xx_and_changes_nothing(api, eval_service, publish
     assert response.json()["error"]["code"] == code
     assert submission_counts() == (0, 0)
     assert eval_service.bodies == []
+
+
+def test_code_with_a_lone_surrogate_is_400_and_changes_nothing(api, eval_service, published) -> None:
+    code = "def shout(text):\n    return '\udfff'\n"  # JSON carries it as the escape \udfff
+    body = json.dumps(coding(code=code, session_id=api.practice_session("shout", "coding")))
+    response = api.post("/v1/submissions", body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"payload": {"code": ["Surrogate characters are not allowed: U+DFFF."]}}
+    assert submission_counts() == (0, 0)
 
 
 def test_language_the_problem_does_not_offer_is_400(api, eval_service) -> None:
