@@ -90,7 +90,14 @@ class WarmSandbox:
     def limit(self, *, address_space: int | None, cpu_seconds: int) -> bool:
         """Lower RLIMIT_AS and RLIMIT_CPU to the run's from the trusted side: prlimit(2) needs
         CAP_SYS_RESOURCE or the target's uid, so `prlimit --pid` runs as the sandbox uid. False
-        (use a cold sandbox) when that fails."""
+        (use a cold sandbox) when that fails. A fork-helper sandbox also gets its normal CPU
+        priority back (it was built at a low one)."""
+        if self.key.level == "zygote":
+            try:
+                self.sandbox.foreground()
+            except OSError as exc:
+                logger.warning("could not restore a pre-started sandbox's priority: %s", exc)
+                return False
         if self.limits_itself:
             return True
         args = [f"--cpu={cpu_seconds}"] + ([f"--as={address_space}"] if address_space is not None else [])

@@ -17,7 +17,10 @@ from django.conf import settings
 
 from submissions.sandbox import SandboxRun, run_in_sandbox
 from submissions.sandbox.isolation import language_level
+from submissions.sandbox.warm import warm_pool
 from submissions.sandbox.zygote import zygote
+from submissions.sandbox.zygote_helper import BACKGROUND_NICE
+from tests.submissions.sandbox.conftest import prime_warm_pool
 
 REPO_ROOT = Path(__file__).parents[3]
 
@@ -201,3 +204,21 @@ def test_the_helper_has_no_secret_of_ours(zygote_level: str) -> None:
     memory = _memory_of(pid)
     assert settings.SECRET_KEY.encode() not in memory
     assert not re.search(rb"DJANGO_SETTINGS|CO_SENTINEL", memory)
+
+
+def test_a_pre_started_sandbox_runs_the_learners_code_at_normal_priority(zygote_level: str, settings) -> None:
+    """Pre-started sandboxes are built at a low CPU priority (they yield to verdicts under way);
+    the run that takes one restores normal priority before its job is even written."""
+    settings.CO_SANDBOX_WARM = 2
+    prime_warm_pool("python")
+    idle = [sandbox for sandboxes in warm_pool()._idle.values() for sandbox in sandboxes]
+    assert idle and {os.getpriority(os.PRIO_PROCESS, sandbox.pid) for sandbox in idle} == {BACKGROUND_NICE}
+    code = (
+        "import os\ndef solve(a):\n"
+        "    with open('/proc/self/autogroup') as handle:\n"
+        "        return [os.getpriority(os.PRIO_PROCESS, 0), handle.read().split()[-1]]\n"
+    )
+    result = _run(code, [{"a": 1}])
+
+    assert result.warm and result.isolation == "zygote", result
+    assert result.tests[0].value == [0, "0"]
