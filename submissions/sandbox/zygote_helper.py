@@ -42,7 +42,6 @@ CLONE_NEWNET = 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 MNT_DETACH = 2
-MADV_POPULATE_WRITE = 23
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 38
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
 SCRATCH = "/tmp"  # noqa: S108 - inside the sandbox: its private tmpfs
@@ -61,7 +60,6 @@ _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.unshare.argtypes = [ctypes.c_int]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 _libc.syscall.restype = ctypes.c_long
-_libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 
 
 def _check(result, what):
@@ -169,32 +167,16 @@ def _background():
         pass  # no autogroups here: the process's own priority is what counts
 
 
-def _own_pages():
-    """Copy now the pages shared with the helper that this process would copy on its first write
-    to each (the interpreter writes to every object it touches: reference counts): one call per
-    mapping, before the job, instead of a page fault at a time while the learner's code runs."""
-    with open("/proc/self/maps") as maps:
-        regions = [line.split() for line in maps]
-    for fields in regions:
-        if fields[1][1] != "w" or fields[1][3] != "p" or (len(fields) > 5 and fields[5].startswith("[v")):
-            continue
-        start, end = (int(value, 16) for value in fields[0].split("-"))
-        _libc.madvise(start, end - start, MADV_POPULATE_WRITE)  # best effort: older kernels refuse
-
-
 def _sandbox_main(params, harness):
     """G: pid 1 of the run's namespaces. Builds the sandbox, then runs the harness on the job."""
     try:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         os.setsid()
-        pre_started = "--self-limit" in params["harness_args"]  # it limits itself once its job is in
-        if pre_started:
+        if "--self-limit" in params["harness_args"]:  # pre-started: it limits itself once its job is in
             _background()
         socket.sethostname("sandbox")
         _build_root(params)
         _drop_privileges(params)
-        if pre_started:
-            _own_pages()  # there is time now
     except BaseException as exc:  # noqa: BLE001 - report, never run the job half-isolated
         os.write(2, f"sandbox set-up failed: {exc}\n".encode(errors="replace"))
         os._exit(FAILED_SETUP)
