@@ -58,9 +58,9 @@ class _Usage:
 class ZygoteSandbox:
     """A run's sandbox forked by the helper; the same interface as isolation.SandboxProcess.
 
-    Its pid 1 (the harness) is not our child: we hold its pidfd (no pid-reuse race: the helper's
-    child that forked it sent it before reaping it) and learn its end from that child, which
-    waits for it and reports the wait status and CPU times on the control socket."""
+    Its pid 1 (the harness) is the helper's child, not ours: we hold its pidfd (no pid-reuse
+    race: the helper opened it before it could reap it) and learn its end from the helper, which
+    reaps it and reports the wait status and CPU times on the run's control socket."""
 
     level = "zygote"
     scratch = None
@@ -103,7 +103,7 @@ class ZygoteSandbox:
             self.wait(timeout=None)
 
     def wait(self, timeout: float | None) -> bool:
-        """The sandbox's end, as its forking process reports it (True), or False after `timeout`.
+        """The sandbox's end, as the helper reports it (True), or False after `timeout`.
         When pid 1 of a pid namespace is reaped, everything in the namespace is gone."""
         if self.status is not None:
             return True
@@ -125,8 +125,7 @@ class ZygoteSandbox:
                 self.rusage = _Usage(float(utime), float(stime), int(maxrss))
                 return True
             if not message:
-                # The forking process died without a word (the helper was killed, taking it
-                # along): its sandbox died with it (parent-death signal).
+                # The helper died without a word: its sandbox died with it (parent-death signal).
                 self.status = signal.SIGKILL
                 self.rusage = _Usage(0.0, 0.0, 0)
                 return True

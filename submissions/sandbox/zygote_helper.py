@@ -11,24 +11,26 @@ pipe, the stderr pipe and a control socket. It never reads a job: a job's inputs
 included) exist only in the one sandbox that reads them, never in this process, so no later
 sandbox forked from it can find them in its memory.
 
-Per request it forks C, which makes new mount, pid, network, ipc, uts and cgroup namespaces and
-forks G, pid 1 of the new pid namespace. G builds the same minimal read-only root as the other
+Per request it forks the run's sandbox into a new pid namespace (the sandbox is its pid 1); the
+sandbox makes new mount, network, ipc, uts and cgroup namespaces and builds the same minimal read-only root as the other
 isolation levels (a tmpfs with /usr bound read-only, the /bin, /lib… links, a fresh /proc, a few
 /dev nodes, a size-limited private tmpfs at /tmp), pivots into it and detaches the host's root,
 starts a new session, sets every rlimit, drops the whole capability bounding set, switches to
 the run's REAL unprivileged uid/gid (no groups; the kernel clears every capability), sets
 no_new_privs and the parent-death signal, keeps only fds 0-3, and then runs the harness on the
-job (as pid 1: everything it starts dies with it). C sends G's pidfd over the control socket,
-waits for G and sends its wait status and CPU times, then exits. When this helper's socket
-closes (the trusted process is gone) it exits, and the parent-death signals take every C and G
-with it.
+job (as pid 1: everything it starts dies with it). The helper sends the sandbox's pidfd over
+the run's control socket at once, and its wait status and CPU times when it ends (SIGCHLD wakes
+the helper). When the helper's socket closes (the trusted process is gone) it exits, and the
+parent-death signals take every sandbox with it.
 """
 
+import contextlib
 import ctypes
 import fcntl
 import gc
 import os
 import resource
+import select
 import signal
 import socket
 import sys
@@ -48,16 +50,17 @@ SCRATCH = "/tmp"  # noqa: S108 - inside the sandbox: its private tmpfs
 BASE = "/tmp"  # noqa: S108 - where the new root is built, in the run's own mount namespace only
 SANDBOX_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp"}  # noqa: S108
 RESULTS_FD = 3
-FAILED_SETUP = 71
+FAILED_SETUP = 71  # the sandbox's exit code when it could not be built (nothing of the job ran)
 # A pre-started sandbox's CPU priority while it is built (weight ~1/10 of a normal process's):
 # it yields to verdicts under way but is not starved on a busy machine.
 BACKGROUND_NICE = 10
-LAST_CAP = 40  # read from the kernel at start-up  # G's exit code when the sandbox could not be built (nothing of the job ran)
+LAST_CAP = 40  # read from the kernel at start-up
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.unshare.argtypes = [ctypes.c_int]
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 _libc.syscall.restype = ctypes.c_long
 
@@ -168,9 +171,11 @@ def _background():
 
 
 def _sandbox_main(params, harness):
-    """G: pid 1 of the run's namespaces. Builds the sandbox, then runs the harness on the job."""
+    """The sandbox: pid 1 of its pid namespace, fds 0-3 in place and nothing else open. Builds
+    the rest of its isolation, then runs the harness on the job."""
     try:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP), "unshare")
         os.setsid()
         if "--self-limit" in params["harness_args"]:  # pre-started: it limits itself once its job is in
             _background()
@@ -190,37 +195,27 @@ def _sandbox_main(params, harness):
     os._exit(0)
 
 
-def _run_main(params, fds, harness):
-    """C: new namespaces, then G; reports G's pidfd, then its end."""
-    job, results, stderr, control = fds
-    try:
-        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        _check(
-            _libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP),
-            "unshare",
-        )
-        pid = os.fork()
-        if pid == 0:
+def _fork_sandbox(params, fds, harness, own_pid_ns):
+    """Fork the run's sandbox into a new pid namespace; returns its pid (it is our child)."""
+    job, results, stderr = fds
+    # Our next child is pid 1 of a new pid namespace (back to our own first: a process may only
+    # unshare its children's pid namespace from the one it is in).
+    _check(_libc.setns(own_pid_ns, CLONE_NEWPID), "setns")
+    _check(_libc.unshare(CLONE_NEWPID), "unshare")
+    pid = os.fork()
+    if pid == 0:
+        try:
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             # Above every target first, so that no dup2 overwrites a source still to be placed.
             sources = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (job, os.open("/dev/null", os.O_WRONLY), stderr, results)]
             for target, source in enumerate(sources):
                 os.dup2(source, target)
             os.closerange(RESULTS_FD + 1, 1 << 16)
-            _sandbox_main(params, harness)
-        pidfd = os.pidfd_open(pid)
-        for fd in (job, results, stderr):
-            os.close(fd)
-        socket.send_fds(control, [b"pid %d" % pid], [pidfd])
-        os.close(pidfd)
-        _, status, usage = os.wait4(pid, 0)
-        message = b"exit %d %.6f %.6f %d" % (status, usage.ru_utime, usage.ru_stime, usage.ru_maxrss)
-        control.send(message)
-    except BaseException as exc:  # noqa: BLE001
-        try:
-            control.send(b"error " + str(exc).encode(errors="replace")[:500])
-        finally:
-            os._exit(1)
-    os._exit(0)
+        except BaseException:  # noqa: BLE001
+            os._exit(FAILED_SETUP)
+        _sandbox_main(params, harness)
+    return pid
 
 
 def _load_harness(source):
@@ -259,28 +254,34 @@ def main(harness_source):
     harness = _load_harness(harness_source)
     gc.freeze()  # what every sandbox inherits is never traversed by its collections
     requests = socket.socket(fileno=int(sys.argv[1]))
-    requests.settimeout(1.0)  # wake up now and then to reap
+    requests.setblocking(False)
     with open("/proc/sys/kernel/cap_last_cap") as handle:
         LAST_CAP = int(handle.read())
     null = os.open("/dev/null", os.O_RDWR)
     os.write(1, b"ready\n")
     os.dup2(null, 1)  # fds 0-2 stay taken: received fds never land on them
     os.close(null)
+    exited_r, exited_w = os.pipe()  # SIGCHLD wakes the loop: a sandbox's end is reported at once
+    os.set_blocking(exited_w, False)
+    os.set_blocking(exited_r, False)
+    signal.set_wakeup_fd(exited_w)
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    running = {}  # sandbox pid → its run's control socket
+    own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY)
     while True:
+        ready = select.select([requests, exited_r], [], [])[0]
+        if exited_r in ready:
+            while os.read(exited_r, 4096) == 4096:
+                pass
+            _report_exits(running)
+        if requests not in ready:
+            continue
         try:
             message, fds, _, _ = socket.recv_fds(requests, 4096, 4)
-        except TimeoutError:
-            message, fds = None, []
-        while True:  # reap the runs that are over
-            try:
-                if os.waitpid(-1, os.WNOHANG)[0] == 0:
-                    break
-            except ChildProcessError:
-                break
-        if message is None:
+        except BlockingIOError:
             continue
         if not message:
-            return  # the trusted process is gone
+            return  # the trusted process is gone (its sandboxes die with us: parent-death signal)
         if len(fds) != 4:
             for fd in fds:
                 os.close(fd)
@@ -288,18 +289,37 @@ def main(harness_source):
         control = socket.socket(fileno=fds[3])
         try:
             params = _parse(message)
-        except ValueError as exc:
-            control.send(b"error " + str(exc).encode()[:500])
+            pid = _fork_sandbox(params, fds[:3], harness, own_pid_ns)
+            pidfd = os.pidfd_open(pid)
+            try:
+                socket.send_fds(control, [b"pid %d" % pid], [pidfd])
+            finally:
+                os.close(pidfd)
+            running[pid] = control
+        except (OSError, ValueError) as exc:
+            with contextlib.suppress(OSError):
+                control.send(b"error " + str(exc).encode(errors="replace")[:500])
             control.close()
+        finally:
             for fd in fds[:3]:
                 os.close(fd)
-            continue
-        if os.fork() == 0:
-            requests.close()
-            _run_main(params, [*fds[:3], control], harness)
-        control.close()
-        for fd in fds[:3]:
-            os.close(fd)
+        _report_exits(running)
+
+
+def _report_exits(running):
+    """Reap every sandbox that ended and tell its run how (wait status, CPU times)."""
+    while True:
+        try:
+            pid, status, usage = os.wait4(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        control = running.pop(pid, None)
+        if control is not None:
+            with contextlib.suppress(OSError):
+                control.send(b"exit %d %.6f %.6f %d" % (status, usage.ru_utime, usage.ru_stime, usage.ru_maxrss))
+            control.close()
 
 
 if __name__ == "__main__":
