@@ -18,6 +18,7 @@ A run costs a fork and its namespaces (~2 ms) instead of bubblewrap plus an inte
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import select
@@ -84,8 +85,14 @@ class ZygoteSandbox:
         """A pre-started sandbox was built at a low priority (zygote_helper._background):
         back to normal before its job, so the learner's code runs like any other run's."""
         os.setpriority(os.PRIO_PROCESS, self.pid, 0)
-        with contextlib.suppress(FileNotFoundError), open(f"/proc/{self.pid}/autogroup", "w") as handle:
-            handle.write("0")
+        try:
+            autogroup = os.open(f"/proc/{self.pid}/autogroup", os.O_WRONLY)
+        except FileNotFoundError:
+            return  # no autogroups here
+        try:
+            os.write(autogroup, b"0")
+        finally:
+            os.close(autogroup)
 
     def kill(self, *, wait: bool = True) -> None:
         """Kill its pid 1, so the kernel kills its whole pid namespace; `wait`: until it is gone."""
@@ -147,6 +154,16 @@ class ZygoteSandbox:
         if self._control is not None:
             self._control.close()
             self._control = None
+
+
+@functools.lru_cache(maxsize=8)
+def _host_layout(python: str) -> tuple[str, tuple[str, ...]]:
+    """(the interpreter's real path, the root's links and binds as request fields): looked up once
+    per interpreter, not per run (a dozen file-system calls)."""
+    fields = [f"link={name}:{target}" for kind, name, target in _root_entries() if kind == "link"]
+    fields += [f"bind={target}" for kind, _, target in _root_entries() if kind == "dir"]
+    fields += [f"bind={directory}" for directory in _interpreter_binds(python)]
+    return os.path.realpath(python), tuple(fields)
 
 
 class Zygote:
@@ -236,15 +253,14 @@ class Zygote:
         if rlimits.address_space is not None:
             limits["RLIMIT_AS"] = rlimits.address_space
         fields += [f"{name}={value}" for name, value in limits.items()]
-        fields += [f"link={name}:{target}" for kind, name, target in _root_entries() if kind == "link"]
-        fields += [f"bind={target}" for kind, _, target in _root_entries() if kind == "dir"]
-        fields += [f"bind={directory}" for directory in _interpreter_binds(cfg.python)]
         fields += [f"arg={arg}" for arg in harness_args]
+        python, layout = _host_layout(cfg.python)
+        fields += layout
         if any(" " in field for field in fields):
             raise ValueError("fork helper fields must not contain spaces")
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            self._send(os.path.realpath(cfg.python), " ".join(fields).encode(), [stdin, results, stderr, theirs.fileno()])
+            self._send(python, " ".join(fields).encode(), [stdin, results, stderr, theirs.fileno()])
         except BaseException:
             ours.close()
             raise
