@@ -6,7 +6,8 @@ fresh database seeded with the shipped course packs, then measures:
 - p50 / p95 of `POST /v1/submissions` → verdict for a correct `two-sum` in Python and in
   JavaScript (one client, sequential);
 - submissions per second with several concurrent clients;
-- `python3 -I -S -c pass` and `node -e 0` (the sandbox's interpreters), same run;
+- `python3 -I -S -c pass` and `node -e 0` (the sandbox's interpreters), in blocks alternating
+  with the verdicts they are compared with;
 - the Python grading alone, in a separate process on the same database (no HTTP, no pipeline):
   one sandbox run with the visible tests, and the visible and hidden runs in parallel as a
   submission gets them — in sandboxes started for the run, and in pre-started ones
@@ -31,6 +32,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -70,6 +72,24 @@ def time_command(command: list[str], runs: int) -> list[float]:
         subprocess.run(command, check=True, capture_output=True)
         samples.append((time.perf_counter() - started) * 1000)
     return samples
+
+
+BLOCK = 10  # samples per block of interleaved measurements
+
+
+def interleaved(command: list[str], verdict: Callable[[], float], runs: int) -> tuple[list[float], list[float]]:
+    """`runs` bare start-ups and `runs` verdicts, in alternating blocks of BLOCK: this VM's speed
+    drifts by tens of percent within a minute, and a ratio of figures taken minutes apart would
+    measure the drift. Verdicts within a block go back to back; before each block of bare
+    start-ups the server is given a moment to finish its background work (pool refills)."""
+    bare: list[float] = []
+    verdicts: list[float] = []
+    while len(verdicts) < runs:
+        count = min(BLOCK, runs - len(verdicts))
+        time.sleep(0.1)
+        bare += time_command(command, count)
+        verdicts += [verdict() for _ in range(count)]
+    return bare, verdicts
 
 
 class Server(UvicornServer):
@@ -186,8 +206,7 @@ def main() -> None:
 
     python = os.environ.get("CO_SANDBOX_PYTHON") or ("/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable)
     node = shutil.which("node")
-    bare_python = time_command([python, "-I", "-S", "-c", "pass"], args.requests)
-    bare_node = time_command([node, "-e", "0"], args.requests) if node else []
+    bare_python_command = [python, "-I", "-S", "-c", "pass"]
 
     with tempfile.TemporaryDirectory(prefix="co-bench-") as workdir:
         server = Server(Path(workdir))
@@ -195,11 +214,15 @@ def main() -> None:
             headers = {"Authorization": f"Bearer {server.token}"}
             with httpx.Client(base_url=server.url, headers=headers, timeout=60) as client:
                 submit(client, "python", PYTHON_TWO_SUM)  # warm-up
-                python_latency = [submit(client, "python", PYTHON_TWO_SUM) for _ in range(args.requests)]
-                javascript_latency = []
+                bare_python, python_latency = interleaved(
+                    bare_python_command, lambda: submit(client, "python", PYTHON_TWO_SUM), args.requests
+                )
+                bare_node, javascript_latency = [], []
                 if node:
                     submit(client, "javascript", JAVASCRIPT_TWO_SUM)
-                    javascript_latency = [submit(client, "javascript", JAVASCRIPT_TWO_SUM) for _ in range(args.requests)]
+                    bare_node, javascript_latency = interleaved(
+                        [node, "-e", "0"], lambda: submit(client, "javascript", JAVASCRIPT_TWO_SUM), args.requests
+                    )
 
             done: list[float] = []
             lock = threading.Lock()
