@@ -134,18 +134,24 @@ def _update_mastery(*, learner_id: str, keys: list[tuple[str, str]], performance
     return deltas
 
 
+def _review_restart(reason: str, now: datetime) -> dict[str, Any]:
+    """A review item (re)started at bucket 0, due in a day: a miss, a slow or hint-heavy pass, a
+    mock-interview gap."""
+    return {
+        "reason": reason,
+        "bucket": 0,
+        "next_due_at": now + timedelta(days=REVIEW_INTERVAL_DAYS[0]),
+        "retired_at": None,
+        "surfaced_at": None,
+    }
+
+
 def _review_after(*, attempt: GradedAttempt, slow: bool, now: datetime) -> dict[str, Any] | None:
     """Apply the review-queue rules for one attempt; returns the item's new state (or None)."""
     if not attempt.passed:
         # A miss (re)starts the item at bucket 0, due in a day, whatever it was: nothing to read.
         # The learner's state lock (held by the caller) keeps a concurrent miss from inserting too.
-        restart = {
-            "reason": ReviewReason.FAIL,
-            "bucket": 0,
-            "next_due_at": now + timedelta(days=REVIEW_INTERVAL_DAYS[0]),
-            "retired_at": None,
-            "surfaced_at": None,
-        }
+        restart = _review_restart(ReviewReason.FAIL, now)
         items = ReviewItem.objects.filter(learner_id=attempt.learner_id, problem_id=attempt.problem_id)
         if not items.update(**restart, updated_at=timezone.now()):
             ReviewItem.objects.create(learner_id=attempt.learner_id, problem_id=attempt.problem_id, **restart)
@@ -171,11 +177,8 @@ def _review_after(*, attempt: GradedAttempt, slow: bool, now: datetime) -> dict[
         return None
     if item is None:
         item = ReviewItem(learner_id=attempt.learner_id, problem_id=attempt.problem_id)
-    item.reason = reason
-    item.bucket = 0
-    item.next_due_at = now + timedelta(days=REVIEW_INTERVAL_DAYS[0])
-    item.retired_at = None
-    item.surfaced_at = None
+    for field, value in _review_restart(reason, now).items():
+        setattr(item, field, value)
     item.save()
     return {"action": "added", "reason": reason, "bucket": 0, "next_due_at": item.next_due_at}
 
@@ -260,13 +263,7 @@ def review_record_mock_gap(*, learner_id: str, problem_id: uuid.UUID, at: dateti
     ReviewItem.objects.update_or_create(
         learner_id=learner_id,
         problem_id=problem_id,
-        defaults={
-            "reason": ReviewReason.MOCK_GAP,
-            "bucket": 0,
-            "next_due_at": now + timedelta(days=REVIEW_INTERVAL_DAYS[0]),
-            "retired_at": None,
-            "surfaced_at": None,
-        },
+        defaults=_review_restart(ReviewReason.MOCK_GAP, now),
     )
 
 

@@ -396,6 +396,11 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def signal_of(status: int | None) -> int | None:
+    """The signal a wait status says the process died of, if any."""
+    return os.WTERMSIG(status) if status is not None and os.WIFSIGNALED(status) else None
+
+
 class SandboxProcess:
     """A started sandbox: the outer process (prlimit → bwrap / unshare / the interpreter)."""
 
@@ -500,8 +505,8 @@ class SandboxProcess:
         shell report it as exit code 128 + N)."""
         if self.status is None:
             return None
-        if os.WIFSIGNALED(self.status):
-            return os.WTERMSIG(self.status)
+        if (number := signal_of(self.status)) is not None:
+            return number
         code = os.WEXITSTATUS(self.status)
         return code - 128 if self.level != "none" and 128 < code < 128 + 65 else None
 

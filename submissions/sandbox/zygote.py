@@ -30,7 +30,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from submissions.sandbox.isolation import SANDBOX_ENV, Rlimits, SandboxConfig, _interpreter_binds, _root_entries
+from submissions.sandbox.isolation import (
+    SANDBOX_ENV,
+    Rlimits,
+    SandboxConfig,
+    SandboxProcess,
+    _interpreter_binds,
+    _root_entries,
+    signal_of,
+)
 
 logger = logging.getLogger("co.sandbox")
 
@@ -138,14 +146,10 @@ class ZygoteSandbox:
                 return True
 
     def death_signal(self) -> int | None:
-        if self.status is None or not os.WIFSIGNALED(self.status):
-            return None
-        return os.WTERMSIG(self.status)
+        """The signal that ended it: its own wait status (no wrapper process in between)."""
+        return signal_of(self.status)
 
-    def exit_code(self) -> int | None:
-        if self.status is None or not os.WIFEXITED(self.status):
-            return None
-        return os.WEXITSTATUS(self.status)
+    exit_code = SandboxProcess.exit_code
 
     def cleanup(self) -> None:
         if self._pidfd is not None:
