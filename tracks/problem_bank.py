@@ -14,8 +14,8 @@ submission's two bundle reads cost no queries while the catalogue is unchanged.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
+import marshal
 import pickle
 import threading
 import time
@@ -31,6 +31,7 @@ from django.db.models import Prefetch
 
 from co_project.errors import ProblemRepositoryNotReady
 from co_project.outbound import ServiceUnreachable, request_with_retries
+from submissions.sandbox.results import EncodedInputs
 from tracks.coursepacks import coursepack_schema
 from tracks.models import HiddenTest, Problem, ProblemLanguage
 from tracks.selectors import catalogue_version
@@ -38,11 +39,36 @@ from tracks.selectors import catalogue_version
 logger = logging.getLogger("co.problem_bank")
 
 
-@dataclass(frozen=True)
 class HiddenCase:
-    category: str
-    input: dict[str, Any]
-    expected: Any
+    """One hidden test, kept marshalled: the memo hands every evaluation its own copy of a
+    bundle, and copying a few byte strings costs microseconds where rebuilding thousands of
+    input values cost milliseconds. Each read of `input` or `expected` decodes a fresh value, so
+    no caller can change another's."""
+
+    __slots__ = ("_expected", "_input", "category")
+
+    def __init__(self, category: str, input: Any, expected: Any) -> None:
+        self.category = category
+        self._input = marshal.dumps(input)
+        self._expected = marshal.dumps(expected)
+
+    @property
+    def input(self) -> Any:
+        return marshal.loads(self._input)  # noqa: S302 - our own encoding, made in __init__
+
+    @property
+    def expected(self) -> Any:
+        return marshal.loads(self._expected)  # noqa: S302 - our own encoding, made in __init__
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, HiddenCase):
+            return NotImplemented
+        return (self.category, self.input, self.expected) == (other.category, other.input, other.expected)
+
+    __hash__ = None  # type: ignore[assignment] - equal by value, and not immutable enough to hash
+
+    def __repr__(self) -> str:
+        return f"HiddenCase(category={self.category!r})"  # the input and answer stay out of logs
 
 
 @dataclass(frozen=True)
@@ -67,9 +93,9 @@ class ProblemBundle:
     memory_limit_mb: int = 256
     visible_tests: list[dict[str, Any]] = field(default_factory=list)
     hidden_tests: list[HiddenCase] | None = None
-    # The hidden tests' inputs as the JSON array the sandbox reads, encoded once per bundle (a
-    # large-input problem costs milliseconds to encode), memoized with it.
-    hidden_inputs_json: bytes | None = None
+    # The hidden tests' inputs as the sandbox reads them, encoded once per bundle (a large-input
+    # problem costs milliseconds to encode), memoized with it.
+    hidden_inputs: EncodedInputs | None = None
     hints: list[str] = field(default_factory=list)
     remediation: dict[str, str] = field(default_factory=dict)
     math: dict[str, Any] | None = None
@@ -86,10 +112,10 @@ class ProblemBundle:
 def _hidden(cases: list[HiddenCase]) -> dict[str, Any]:
     """The bundle's hidden-test fields: the cases, and their inputs encoded for the sandbox."""
     try:
-        encoded = json.dumps([case.input for case in cases], allow_nan=False).encode("utf-8", "surrogatepass")
-    except (TypeError, ValueError):
-        encoded = None  # the sandbox's own encoding will say what is wrong
-    return {"hidden_tests": cases, "hidden_inputs_json": encoded}
+        encoded = EncodedInputs.of([case.input for case in cases])
+    except ValueError:
+        encoded = None  # the sandbox's own check of the inputs will say what is wrong
+    return {"hidden_tests": cases, "hidden_inputs": encoded}
 
 
 class ProblemBank(Protocol):

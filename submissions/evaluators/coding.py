@@ -23,6 +23,7 @@ from tracks.problem_bank import ProblemBundle
 
 if TYPE_CHECKING:
     from submissions.sandbox import SandboxResult
+    from submissions.sandbox.results import EncodedInputs
 
 logger = logging.getLogger("co.evaluation")
 
@@ -47,9 +48,7 @@ def _outcomes(bundle: ProblemBundle, result: SandboxResult, expected: list[Any])
     return outcomes
 
 
-def _run(
-    bundle: ProblemBundle, language: str, code: str, inputs: list[dict[str, Any]], inputs_json: bytes | None = None
-) -> SandboxResult:
+def _run(bundle: ProblemBundle, language: str, code: str, inputs: list[dict[str, Any]] | EncodedInputs) -> SandboxResult:
     from submissions.sandbox import SandboxRun, run_in_sandbox
 
     spec = bundle.languages[language]
@@ -62,7 +61,6 @@ def _run(
             inputs=inputs,
             time_limit_ms=bundle.time_limit_ms,
             memory_limit_mb=bundle.memory_limit_mb,
-            inputs_json=inputs_json,
         )
     )
 
@@ -74,13 +72,11 @@ def evaluate_code_embedded(*, bundle: ProblemBundle, language: str, code: str, i
 
     started = time.perf_counter()
     try:
-        # The hidden run in a thread of its own, the visible one here: both at once.
+        # The hidden run in a thread of its own, the visible one here: both at once. Its inputs
+        # come encoded with the bundle.
+        hidden_inputs = bundle.hidden_inputs if bundle.hidden_inputs is not None else [t.input for t in hidden]
         with ThreadPoolExecutor(max_workers=1) as pool:
-            hidden_future = (
-                pool.submit(_run, bundle, language, code, [t.input for t in hidden], bundle.hidden_inputs_json)
-                if hidden
-                else None
-            )
+            hidden_future = pool.submit(_run, bundle, language, code, hidden_inputs) if hidden else None
             visible_result = _run(bundle, language, code, [t["input"] for t in visible])
             hidden_result = hidden_future.result() if hidden_future else None
     except SandboxUnavailable as exc:

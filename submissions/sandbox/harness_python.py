@@ -7,10 +7,11 @@ side treats every line this process writes as untrusted.
 Protocol. argv[1] is the number of the results fd, the last argument the scratch dir; with
 `--self-limit` in between (a pre-started sandbox, see warm.py) the job also carries the run's
 {"rlimits": {address_space, cpu_seconds}}, applied before the learner's code is even compiled.
-The job arrives on stdin as its length in bytes, a newline, and one JSON object
-{code, entrypoint, parameters, inputs, time_limit_ms, wall_limit_ms, output_limit_bytes}; once it
-is read, then stdin, stdout and stderr are pointed at /dev/null. Events go to the results
-fd, one JSON line each:
+The job arrives on stdin as a header line `<a> <b>`, a JSON object of a bytes
+{code, entrypoint, parameters, time_limit_ms, wall_limit_ms, output_limit_bytes} and b bytes of
+the inputs, marshalled (format 4: decoding them is ~3x faster than JSON); with a header of one
+length the JSON object carries "inputs" itself. Once the job is read, stdin, stdout and stderr
+are pointed at /dev/null. Events go to the results fd, one JSON line each:
   {"e":"ready"}    (started, before reading the job: see warm.py)
   {"e":"compiled"} | {"e":"syntax_error","error":...}
   {"e":"loaded"}   | {"e":"load_error","outcome":...,"error":...}   (module code failed; all tests)
@@ -28,6 +29,7 @@ per test; more than the output limit ends the test as `output_limit`.
 import _signal as signal  # `signal` itself wraps the constants in enums: ~4 ms of start-up
 import builtins
 import io
+import marshal
 import os
 import sys
 import time
@@ -208,8 +210,9 @@ def _timed(call, cpu_limit, wall_limit):
 
 
 def _read_job():
-    """`<length>\\n<job>` from stdin: read to the length, not to EOF (a stray copy of the
-    writing end elsewhere must not keep a sandbox waiting)."""
+    """The job from stdin: its JSON object, with the inputs under "inputs". Read to the lengths
+    in the header, not to EOF (a stray copy of the writing end elsewhere must not keep a sandbox
+    waiting)."""
     data = b""
     while b"\n" not in data:
         chunk = os.read(0, 65536)
@@ -217,15 +220,19 @@ def _read_job():
             raise EOFError("no job")
         data += chunk
     header, _, data = data.partition(b"\n")
-    size = int(header)
-    chunks, have = [data], len(data)
-    while have < size:
-        chunk = os.read(0, min(1 << 20, size - have))
+    sizes = [int(size) for size in header.split()]
+    chunks, have, total = [data], len(data), sum(sizes)
+    while have < total:
+        chunk = os.read(0, min(1 << 20, total - have))
         if not chunk:
             raise EOFError("the job is cut short")
         chunks.append(chunk)
         have += len(chunk)
-    return b"".join(chunks)[:size]
+    data = b"".join(chunks)
+    job = _loads(data[: sizes[0]].decode("utf-8"))
+    if len(sizes) == 2:
+        job["inputs"] = marshal.loads(data[sizes[0] : total])  # noqa: S302 - written by the trusted side
+    return job
 
 
 def _warm_up():
@@ -241,7 +248,7 @@ def main():
         import resource
     _warm_up()
     _write_line(results_fd, '{"e":"ready"}')  # started: a pre-started sandbox now waits for its job
-    job = _loads(_read_job().decode("utf-8"))
+    job = _read_job()
     if resource is not None:
         # Down to the run's limits before any learner code exists here; without CAP_SYS_RESOURCE
         # nothing in the sandbox can raise a hard limit again. A failure is a failed start.

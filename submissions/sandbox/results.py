@@ -2,13 +2,46 @@
 
 from __future__ import annotations
 
+import json
+import marshal
 from dataclasses import dataclass, field
 from typing import Any
+
+# The marshal format the Python harness reads: version 4 is what every Python 3.4+ reads, so the
+# sandbox's interpreter need not be this process's.
+MARSHAL_VERSION = 4
 
 LANGUAGES = ("python", "javascript")
 OUTCOMES = ("ok", "runtime_error", "time_limit", "memory_limit", "output_limit")
 STATUSES = ("completed", "syntax_error", "error")
 ISOLATION_LEVELS = ("bubblewrap", "unshare", "none")
+
+
+@dataclass(frozen=True)
+class EncodedInputs:
+    """A run's inputs encoded once by the trusted caller, in each harness's format: a problem's
+    hidden inputs are encoded with its bundle, not on every evaluation (thousands of values cost
+    milliseconds), and the Python harness decodes marshal about three times faster than JSON."""
+
+    count: int
+    keys: frozenset[str]  # the argument names every input has
+    json: bytes  # the JSON array (the Node harness)
+    marshal: bytes  # the same list, marshalled (the Python harness)
+
+    @classmethod
+    def of(cls, inputs: list[dict[str, Any]]) -> EncodedInputs:
+        """ValueError unless `inputs` is a list of dicts of JSON values."""
+        if not isinstance(inputs, list) or not all(isinstance(case, dict) for case in inputs):
+            raise ValueError("inputs must be a list of dicts")
+        try:
+            encoded = json.dumps(inputs, allow_nan=False).encode("utf-8", "surrogatepass")
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise ValueError(f"inputs must be JSON values: {exc}") from exc
+        keys = frozenset.intersection(*(frozenset(case) for case in inputs)) if inputs else frozenset()
+        return cls(len(inputs), keys, encoded, marshal.dumps(inputs, MARSHAL_VERSION))
+
+    def __repr__(self) -> str:
+        return f"EncodedInputs(count={self.count})"  # hidden inputs stay out of log lines
 
 
 @dataclass(frozen=True)
@@ -24,11 +57,10 @@ class SandboxRun:
     code: str  # learner code (untrusted), at most 64 KiB
     entrypoint: str  # function name to call
     parameters: list[str]  # argument names, call order
-    inputs: list[dict]  # one dict per test: arguments by name
+    inputs: list[dict] | EncodedInputs  # one dict per test: arguments by name
     time_limit_ms: int  # per test
     memory_limit_mb: int  # per run
     output_limit_bytes: int = 64 * 1024
-    inputs_json: bytes | None = None  # `inputs` already encoded as JSON by the (trusted) caller
 
 
 @dataclass

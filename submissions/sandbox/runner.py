@@ -46,7 +46,15 @@ from submissions.sandbox.isolation import (
     start_sandbox,
     uid_slot_acquire,
 )
-from submissions.sandbox.results import LANGUAGES, OUTCOMES, SandboxResult, SandboxRun, SandboxTestResult, SandboxUnavailable
+from submissions.sandbox.results import (
+    LANGUAGES,
+    OUTCOMES,
+    EncodedInputs,
+    SandboxResult,
+    SandboxRun,
+    SandboxTestResult,
+    SandboxUnavailable,
+)
 from submissions.sandbox.warm import WARM_JOB_BYTES, WarmKey, WarmPool, warm_per_key, warm_pool
 
 logger = logging.getLogger("co.sandbox")
@@ -134,13 +142,17 @@ def _validate(run: SandboxRun) -> None:
         raise ValueError(f"entrypoint must be a {run.language} identifier, not {entry!r}")
     if not isinstance(run.parameters, list) or not all(isinstance(p, str) for p in run.parameters):
         raise ValueError("parameters must be a list of names")
-    if not isinstance(run.inputs, list) or len(run.inputs) > MAX_TESTS:
-        raise ValueError(f"inputs must be a list of at most {MAX_TESTS} dicts")
-    if run.inputs_json is not None and not (isinstance(run.inputs_json, bytes) and run.inputs_json.startswith(b"[")):
-        raise ValueError("inputs_json must be the JSON array of inputs, as bytes")
-    for index, case in enumerate(run.inputs):
-        if not isinstance(case, dict) or any(name not in case for name in run.parameters):
-            raise ValueError(f"inputs[{index}] must be a dict with every parameter ({', '.join(run.parameters)})")
+    if isinstance(run.inputs, EncodedInputs):
+        if run.inputs.count > MAX_TESTS:
+            raise ValueError(f"inputs must be a list of at most {MAX_TESTS} dicts")
+        if not set(run.parameters) <= run.inputs.keys:
+            raise ValueError(f"every input must be a dict with every parameter ({', '.join(run.parameters)})")
+    else:
+        if not isinstance(run.inputs, list) or len(run.inputs) > MAX_TESTS:
+            raise ValueError(f"inputs must be a list of at most {MAX_TESTS} dicts")
+        for index, case in enumerate(run.inputs):
+            if not isinstance(case, dict) or any(name not in case for name in run.parameters):
+                raise ValueError(f"inputs[{index}] must be a dict with every parameter ({', '.join(run.parameters)})")
     for name, value, low, high in (
         ("time_limit_ms", run.time_limit_ms, 1, MAX_TIME_LIMIT_MS),
         ("memory_limit_mb", run.memory_limit_mb, MIN_MEMORY_MB, MAX_MEMORY_MB),
@@ -180,19 +192,23 @@ def _release(slot: UidSlot | None, pool: WarmPool) -> None:
     pool.refill()
 
 
-def _encode_job(fields: dict) -> bytes:
-    """The job as JSON (the harness reads it after its length and a newline: `_framed`)."""
-    try:
-        return json.dumps(fields, allow_nan=False).encode("utf-8", "surrogatepass")
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"inputs must be JSON values: {exc}") from exc
+def _encode_job(fields: dict, inputs: EncodedInputs, language: str) -> tuple[bytes, bytes]:
+    """(the job as JSON, its inputs in the harness's own format). Node reads the inputs inside the
+    JSON object; Python gets them marshalled after it (see `_framed`)."""
+    job = json.dumps(fields, allow_nan=False).encode("utf-8", "surrogatepass")
+    if language == "python":
+        return job, inputs.marshal
+    return job[:-1] + b',"inputs":' + inputs.json + b"}", b""
 
 
-def _framed(job: bytes, **extra: object) -> bytes:
-    """`<length>\\n<job>`, with `extra` fields added to the job's JSON object (no re-encoding:
-    a job with large inputs costs milliseconds to encode)."""
+def _framed(job: bytes, inputs: bytes = b"", **extra: object) -> bytes:
+    """`<length of job>\\n<job>`, or `<length of job> <length of inputs>\\n<job><inputs>` (the
+    Python harness), with `extra` fields added to the job's JSON object (no re-encoding: a job
+    with large inputs costs milliseconds to encode)."""
     if extra:
         job = job[:-1] + b"," + json.dumps(extra, separators=(",", ":"))[1:].encode()
+    if inputs:
+        return b"%d %d\n" % (len(job), len(inputs)) + job + inputs
     return b"%d\n" % len(job) + job
 
 
@@ -237,7 +253,7 @@ class _Run:
         self.run = run
         self.cfg = cfg
         self.level = level
-        self.n = len(run.inputs)
+        self.n = run.inputs.count if isinstance(run.inputs, EncodedInputs) else len(run.inputs)
         self.wall_ms = wall_limit_ms(run.time_limit_ms)
         self.results: list[SandboxTestResult | None] = [None] * self.n
         self.events = 0
@@ -391,29 +407,29 @@ class _Run:
             "output_limit_bytes": run.output_limit_bytes,
             "code": run.code,
         }
-        if run.inputs_json is None:
-            job = _encode_job({**fields, "inputs": run.inputs})
-        else:  # the caller's own encoding of `inputs` (a problem's tests, encoded once)
-            job = _encode_job(fields)[:-1] + b',"inputs":' + run.inputs_json + b"}"
-        interpreter = _interpreter(run, base, len(job))
+        # A problem's tests come encoded with its bundle (EncodedInputs); other inputs are encoded here.
+        inputs = run.inputs if isinstance(run.inputs, EncodedInputs) else EncodedInputs.of(run.inputs)
+        job, job_inputs = _encode_job(fields, inputs, run.language)
+        job_bytes = len(job) + len(job_inputs)
+        interpreter = _interpreter(run, base, job_bytes)
         if interpreter is None:
             return self._error(f"{run.language} is not available on this server", started)
         argv, address_space = interpreter
-        startup_s = base.startup_ms / 1000 + len(job) / (10 * 1024 * 1024)
+        startup_s = base.startup_ms / 1000 + job_bytes / (10 * 1024 * 1024)
         budget_s = startup_s + (self.n + 1) * (self.wall_ms + GRACE_MS) / 1000
         cpu_seconds = math.ceil(budget_s) + 1
         harness = _harness(run.language, base)
         pool = warm_pool()
         warm = None
-        if allow_warm and len(job) <= WARM_JOB_BYTES:
+        if allow_warm and job_bytes <= WARM_JOB_BYTES:
             warm = pool.take(self._warm_key(argv, harness), warm_per_key(self.level))
             if warm is not None and not warm.limit(address_space=address_space, cpu_seconds=cpu_seconds):
                 warm.discard()
                 warm = None
         if warm is not None and warm.limits_itself:
-            framed = _framed(job, rlimits={"address_space": address_space, "cpu_seconds": cpu_seconds})
+            framed = _framed(job, job_inputs, rlimits={"address_space": address_space, "cpu_seconds": cpu_seconds})
         else:
-            framed = _framed(job)
+            framed = _framed(job, job_inputs)
         fds = _Fds()
         sandbox: SandboxProcess | None = None
         slot: UidSlot | None = None

@@ -39,6 +39,7 @@ from submissions.sandbox.isolation import (
     _root_entries,
     signal_of,
 )
+from submissions.sandbox.results import EncodedInputs
 
 logger = logging.getLogger("co.sandbox")
 
@@ -314,16 +315,17 @@ def zygote_probe(cfg: SandboxConfig) -> bool:
     from submissions.sandbox.runner import _encode_job, _framed
 
     job = _framed(
-        _encode_job(
+        *_encode_job(
             {
                 "code": _PROBE_CODE,
                 "entrypoint": "probe",
                 "parameters": [],
-                "inputs": [{}],
                 "time_limit_ms": 5000,
                 "wall_limit_ms": 10000,
                 "output_limit_bytes": 4096,
-            }
+            },
+            EncodedInputs.of([{}]),
+            "python",
         )
     )
     job_fd = os.memfd_create("probe", os.MFD_CLOEXEC)

@@ -5,6 +5,7 @@ changed at once after publishing or retiring, private to each caller, never in t
 from __future__ import annotations
 
 import json
+import marshal
 import time
 from types import SimpleNamespace
 
@@ -149,8 +150,11 @@ def test_a_bundle_keeps_staff_only_content_out_of_its_repr_and_carries_its_encod
     bundle = problem_bundle_require(reference="shout", include_hidden=True)
 
     assert bundle.hidden_tests
-    assert json.loads(bundle.hidden_inputs_json) == [case.input for case in bundle.hidden_tests]
+    inputs = [case.input for case in bundle.hidden_tests]
+    assert json.loads(bundle.hidden_inputs.json) == marshal.loads(bundle.hidden_inputs.marshal) == inputs  # noqa: S302
+    assert bundle.hidden_inputs.count == len(inputs)
+    assert not [marker for marker in HIDDEN_MARKERS if marker in repr(bundle.hidden_tests)]
     text = repr(bundle)
     assert text == f"ProblemBundle(id={bundle.id!r}, slug='shout', subject='coding', source='database')"
     assert not [marker for marker in HIDDEN_MARKERS if marker in text]
-    assert problem_bundle_require(reference="shout").hidden_inputs_json is None
+    assert problem_bundle_require(reference="shout").hidden_inputs is None

@@ -3,7 +3,6 @@ run's own limits, used once; a fork starts with an empty pool; dead ones are nev
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -14,6 +13,7 @@ from django.conf import settings
 from submissions.sandbox import SandboxRun, run_in_sandbox
 from submissions.sandbox import warm as warm_module
 from submissions.sandbox.isolation import current_config
+from submissions.sandbox.results import EncodedInputs
 from submissions.sandbox.warm import WarmKey, WarmPool, warm_pool
 from tests.submissions.sandbox.conftest import prime_warm_pool
 
@@ -135,16 +135,29 @@ def test_idle_sandboxes_hold_at_most_half_of_the_uid_slots(settings) -> None:
     assert result.warm and result.status == "completed"
 
 
-def test_inputs_encoded_by_the_caller_reach_the_program_as_given() -> None:
-    """A problem's hidden inputs are encoded once per bundle (tracks.problem_bank) and passed on."""
-    inputs = [{"a": [1, 2, 3]}, {"a": {"k": "ü"}}]
-    code = "def solve(a):\n    return a\n"
-    plain = run_in_sandbox(SandboxRun("python", code, "solve", ["a"], inputs, 1000, 64))
-    given = run_in_sandbox(SandboxRun("python", code, "solve", ["a"], inputs, 1000, 64, inputs_json=json.dumps(inputs).encode()))
+@pytest.mark.parametrize("language", ["python", "javascript"])
+def test_inputs_encoded_by_the_caller_reach_the_program_as_given(language: str) -> None:
+    """A problem's hidden inputs are encoded once per bundle (tracks.problem_bank) and passed on:
+    Python gets them marshalled, Node as JSON, and both see what a list of inputs gives."""
+    inputs = [{"a": [1, 2, 3]}, {"a": {"k": "ü🙂", "n": None, "t": True}}, {"a": 0.1}, {"a": -(2**40)}, {"a": {}}]
+    code = {"python": "def solve(a):\n    return a\n", "javascript": "function solve(a) { return a; }\n"}[language]
+    plain = run_in_sandbox(SandboxRun(language, code, "solve", ["a"], inputs, 1000, 64))
+    given = run_in_sandbox(SandboxRun(language, code, "solve", ["a"], EncodedInputs.of(inputs), 1000, 64))
 
-    assert [t.value for t in plain.tests] == [t.value for t in given.tests] == [[1, 2, 3], {"k": "ü"}]
-    with pytest.raises(ValueError, match="inputs_json"):
-        run_in_sandbox(SandboxRun("python", code, "solve", ["a"], inputs, 1000, 64, inputs_json="[]"))
+    expected = [case["a"] for case in inputs]
+    assert [t.value for t in plain.tests] == [t.value for t in given.tests] == expected
+    assert [t.outcome for t in given.tests] == ["ok"] * 5
+
+
+def test_encoded_inputs_are_checked_like_a_list_of_inputs() -> None:
+    code = "def solve(a):\n    return a\n"
+    with pytest.raises(ValueError, match="every parameter"):
+        run_in_sandbox(SandboxRun("python", code, "solve", ["a", "b"], EncodedInputs.of([{"a": 1, "b": 2}, {"a": 1}]), 1000, 64))
+    with pytest.raises(ValueError, match="JSON values"):
+        EncodedInputs.of([{"a": float("nan")}])
+    with pytest.raises(ValueError, match="list of dicts"):
+        EncodedInputs.of([[1, 2]])
+    assert repr(EncodedInputs.of([{"a": "secret"}])) == "EncodedInputs(count=1)"
 
 
 def test_refills_wait_while_a_run_is_under_way_but_not_for_long(monkeypatch: pytest.MonkeyPatch) -> None:
