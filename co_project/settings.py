@@ -103,8 +103,13 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     if _db["NAME"] != ":memory:" and not Path(_db["NAME"]).is_absolute():
         _db["NAME"] = str(BASE_DIR / _db["NAME"])
     # WAL + IMMEDIATE transactions let the embedded single-machine mode take concurrent writers.
+    # Every commit waits for the disk (FULL), except where co_project/durability.py lets the next one do it.
     _db.setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
+        }
     )
     # A file on this machine: a request thread keeps its connection (nothing to go stale).
     _db["CONN_MAX_AGE"] = env.int("CO_DB_CONN_MAX_AGE", default=600)

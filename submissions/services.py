@@ -12,6 +12,7 @@ row that only becomes claimable again once it is stale, and the sweeper re-queue
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -23,11 +24,12 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from co_project.durability import atomic_made_durable_by_next_commit, make_durable
 from co_project.errors import ApplicationError, InvalidInput, PayloadTooLarge
 from co_project.returning import update_returning
 from co_project.telemetry import telemetry_emit
@@ -169,8 +171,11 @@ def _submission_insert(
     token = _claim_in_process(submission) if _evaluates_in_process() else None
     finished: dict[uuid.UUID, Submission] = {}
     handoff = _eager_verdicts.set(finished)
+    # Graded here, the row is answered for only after its verdict commits, and that commit
+    # makes this one durable too: this one need not wait for the disk (SQLite).
+    atomic = atomic_made_durable_by_next_commit if token is not None else transaction.atomic
     try:
-        with transaction.atomic():
+        with atomic():
             submission.save(force_insert=True)
             if token is None:
                 transaction.on_commit(lambda: submission_enqueue(submission_id=submission.id))
@@ -475,6 +480,8 @@ def _evaluate_in_process(submission: Submission, token: uuid.UUID) -> None:
         _evaluate_claimed(submission, token)
     except Exception:
         logger.exception("evaluation of submission %s failed; the sweeper will retry", submission.id)
+        with contextlib.suppress(DatabaseError):  # the database may be what failed
+            make_durable()  # no verdict commit made the row durable, and the caller learns of it now
 
 
 def _evaluate_claimed(submission: Submission, token: uuid.UUID) -> str:
