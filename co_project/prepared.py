@@ -1,0 +1,84 @@
+"""Reads that every verdict makes, compiled to SQL once instead of on every call.
+
+The ORM builds and compiles a query anew on each call: about half a millisecond per statement on
+the 2-core machines we measure, twenty times what SQLite then takes to run it. The SQL of a given
+query never changes, only its values. A `PreparedRead` builds its queryset once per database,
+with a `Param` where each value goes, keeps the compiled SQL, and runs it with each call's values
+— prepared for the database by the same fields, and read back through the same converters, as
+the ORM would. The statement itself is the ORM's own; only the per-call building is saved.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from django.db import connections, router
+from django.db.models import Expression, Field, Model, QuerySet
+from django.db.models.sql.compiler import SQLCompiler
+
+
+class Param(Expression):
+    """Where a call's value goes: the value named `name`, prepared for the database as `field`
+    prepares its values."""
+
+    def __init__(self, name: str, field: Field) -> None:
+        super().__init__(output_field=field)
+        self.name = name
+
+    def as_sql(self, compiler: SQLCompiler, connection: Any) -> tuple[str, list[Any]]:
+        return "%s", [self]
+
+    def prepare(self, values: dict[str, Any], connection: Any) -> Any:
+        return self.output_field.get_db_prep_value(values[self.name], connection, prepared=False)
+
+
+class PreparedRead:
+    """`build(shape)` returns the queryset (a `values_list`, or a model queryset with `only`) with
+    `Param`s for its values; `shape` (hashable, default None) tells apart querysets whose SQL
+    differs, such as `__in` lists of different lengths. One compiled statement per database and
+    shape."""
+
+    def __init__(self, model: type[Model], build: Callable[[Hashable], QuerySet]) -> None:
+        self.model = model
+        self.build = build
+        self._compiled: dict[tuple[str, Hashable], tuple[str, list[Any], SQLCompiler]] = {}
+        self._lock = threading.Lock()
+
+    def _statement(self, alias: str, shape: Hashable) -> tuple[str, list[Any], SQLCompiler]:
+        key = (alias, shape)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            compiler = self.build(shape).query.get_compiler(using=alias)
+            sql, params = compiler.as_sql()
+            compiled = (sql, list(params), compiler)
+            with self._lock:
+                self._compiled.setdefault(key, compiled)
+        return compiled
+
+    def rows(self, shape: Hashable = None, **values: Any) -> list[tuple[Any, ...]]:
+        """Every row, as the queryset's `values_list` would give it."""
+        alias = router.db_for_read(self.model)
+        connection = connections[alias]
+        sql, params, compiler = self._statement(alias, shape)
+        bound = [p.prepare(values, connection) if isinstance(p, Param) else p for p in params]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, bound)
+            fetched = cursor.fetchall()
+        return list(compiler.results_iter(results=[fetched], tuple_expected=True)) if fetched else []
+
+    def first(self, shape: Hashable = None, **values: Any) -> tuple[Any, ...] | None:
+        rows = self.rows(shape, **values)
+        return rows[0] if rows else None
+
+    def instance(self, shape: Hashable = None, **values: Any) -> Model | None:
+        """The first row as a model instance with only the selected fields loaded (like `only`),
+        which `save(update_fields=...)` writes back as usual."""
+        row = self.first(shape, **values)
+        if row is None:
+            return None
+        alias = router.db_for_read(self.model)
+        compiler = self._statement(alias, shape)[2]
+        names = [column.target.attname for column, _, _ in compiler.select]
+        return self.model.from_db(alias, names, row)
