@@ -33,7 +33,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from co_project.errors import NotFound
-from co_project.prepared import Param, PreparedRead
+from co_project.prepared import Param, PreparedRead, PreparedUpdate
 from co_project.telemetry import telemetry_emit
 from personalization.models import (
     REVIEW_INTERVAL_DAYS,
@@ -115,6 +115,16 @@ _mastery_rows = PreparedRead(
         )
         .order_by()
         .values_list("key_type", "key_id", "ema", "score", "attempts")
+    ),
+)
+
+# What an attempt changes in the learner's state row (`save(update_fields=...)`, compiled once).
+_STATE_CHANGES = ("level", "fail_streak", "fail_streak_difficulty", "attempts", "progress", "recent", "updated_at")
+_state_write = PreparedUpdate(
+    LearnerState,
+    lambda _: (
+        LearnerState.objects.filter(learner_id=_LEARNER),
+        {name: Param(name, LearnerState._meta.get_field(name)) for name in _STATE_CHANGES},
     ),
 )
 
@@ -261,9 +271,8 @@ def attempt_record(*, attempt: GradedAttempt, problem: ProblemFacts | None = Non
             state.fail_streak += 1
             state.fail_streak_difficulty = difficulty
         state.attempts += 1
-        state.save(
-            update_fields=["level", "fail_streak", "fail_streak_difficulty", "attempts", "progress", "recent", "updated_at"]
-        )
+        state.updated_at = timezone.now()
+        _state_write.run(**{name: getattr(state, name) for name in ("learner_id", *_STATE_CHANGES)})
     logger.info(
         "learner model updated",
         extra={"learner_id": attempt.learner_id, "problem_id": str(attempt.problem_id), "outcome": outcome},

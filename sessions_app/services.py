@@ -26,7 +26,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from co_project.errors import Conflict, InvalidInput, NotFound
-from co_project.prepared import Param, PreparedRead
+from co_project.prepared import Param, PreparedRead, PreparedUpdate
 from co_project.telemetry import telemetry_emit
 from personalization import services as learner_model
 from personalization.recommendation import CatalogueEntry, catalogue_load, learner_snapshot, recommend
@@ -506,6 +506,26 @@ _live_session_problem = PreparedRead(
 )
 
 
+def _attempt_counted(shape: tuple[bool, bool]) -> tuple[Any, dict[str, Any]]:
+    """The UPDATE for (graded, passes now): a run is counted; a graded attempt is counted with
+    its status and categories, and a first pass also finishes the problem."""
+    graded, passes = shape
+    field = SessionProblem._meta.get_field
+    changes: dict[str, Any] = {"runs": F("runs") + 1}
+    if graded:
+        changes = {
+            "attempts": F("attempts") + 1,
+            "last_status": Param("last_status", field("last_status")),
+            "last_categories": Param("last_categories", field("last_categories")),
+        }
+    if passes:
+        changes |= {"state": SessionProblemState.PASSED, "finished_at": Param("finished_at", field("finished_at"))}
+    return SessionProblem.objects.filter(pk=Param("pk", SessionProblem._meta.pk)), changes
+
+
+_count_attempt = PreparedUpdate(SessionProblem, _attempt_counted)
+
+
 def session_record_attempt(
     *, session_id: uuid.UUID, problem_id: uuid.UUID, graded: bool, status: str, categories: list[str], at: datetime
 ) -> dict[str, Any]:
@@ -515,13 +535,8 @@ def session_record_attempt(
     if row is None:
         return {"max_hint_level": 0, "seconds_taken": None}
     pk, state, max_hint_level, opened_at = row
-    if not graded:
-        changes: dict[str, Any] = {"runs": F("runs") + 1}
-    else:
-        changes = {"attempts": F("attempts") + 1, "last_status": status, "last_categories": categories}
-        if status == "passed" and state != SessionProblemState.PASSED:
-            changes |= {"state": SessionProblemState.PASSED, "finished_at": at}
-    SessionProblem.objects.filter(pk=pk).update(**changes)
+    passes = graded and status == "passed" and state != SessionProblemState.PASSED
+    _count_attempt.run((graded, passes), pk=pk, last_status=status, last_categories=categories, finished_at=at)
     return {"max_hint_level": max_hint_level, "seconds_taken": max(0.0, (at - opened_at).total_seconds())}
 
 

@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from co_project.durability import atomic_made_durable_by_next_commit, make_durable
 from co_project.errors import ApplicationError, InvalidInput, PayloadTooLarge
+from co_project.prepared import Param, PreparedUpdate
 from co_project.returning import update_returning
 from co_project.telemetry import telemetry_emit
 from personalization.services import GradedAttempt, ProblemFacts, attempt_record
@@ -372,6 +373,36 @@ def _verdict_committed(submission: Submission, fields: dict[str, Any]) -> None:
         verdict_announce(submission_id=submission.id)
 
 
+# The verdict, written only while this evaluation still holds the claim; compiled once
+# (co_project/prepared.py): every field `_finish` records, by name.
+_VERDICT_FIELDS = (
+    "status",
+    "visible_passed",
+    "visible_total",
+    "visible_details",
+    "hidden_passed",
+    "hidden_total",
+    "failed_categories",
+    "result",
+    "exec_ms",
+    "peak_memory_kb",
+    "isolation",
+    "error_reason",
+    "finished_at",
+)
+_record_verdict = PreparedUpdate(
+    Submission,
+    lambda _: (
+        Submission.objects.filter(
+            id=Param("submission_id", Submission._meta.pk),
+            status=SubmissionStatus.RUNNING,
+            claim_token=Param("claim_token", Submission._meta.get_field("claim_token")),
+        ),
+        {name: Param(name, Submission._meta.get_field(name)) for name in _VERDICT_FIELDS},
+    ),
+)
+
+
 def _finish(submission: Submission, token: uuid.UUID, verdict: Verdict, bundle: ProblemBundle | None = None) -> bool:
     """Record the verdict if we still hold the claim; emit the event in the same transaction."""
     now = timezone.now()
@@ -391,9 +422,7 @@ def _finish(submission: Submission, token: uuid.UUID, verdict: Verdict, bundle: 
         "finished_at": now,
     }
     with transaction.atomic():
-        finished = Submission.objects.filter(id=submission.id, status=SubmissionStatus.RUNNING, claim_token=token).update(
-            **fields
-        )
+        finished = _record_verdict.run(submission_id=submission.id, claim_token=token, **fields)
         if not finished:
             return False
         transaction.on_commit(lambda: _verdict_committed(submission, fields))
