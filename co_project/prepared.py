@@ -19,6 +19,7 @@ from django.db import connections, router
 from django.db.models import Expression, Field, Model, QuerySet
 from django.db.models.sql import UpdateQuery
 from django.db.models.sql.compiler import SQLCompiler
+from django.db.transaction import TransactionManagementError
 
 
 class Param(Expression):
@@ -48,37 +49,55 @@ class Param(Expression):
         return field.get_db_prep_value(value, connection, prepared=False)
 
 
-class PreparedRead:
-    """`build(shape)` returns the queryset (a `values_list`, or a model queryset with `only`) with
-    `Param`s for its values; `shape` (hashable, default None) tells apart querysets whose SQL
-    differs, such as `__in` lists of different lengths. One compiled statement per database and
-    shape."""
+class _Prepared:
+    """One compiled statement per database and shape (hashable, default None): `shape` tells
+    apart statements whose SQL differs, such as `__in` lists of different lengths."""
 
-    def __init__(self, model: type[Model], build: Callable[[Hashable], QuerySet]) -> None:
+    def __init__(self, model: type[Model]) -> None:
         self.model = model
-        self.build = build
-        self._compiled: dict[tuple[str, Hashable], tuple[str, list[Any], SQLCompiler]] = {}
+        self._compiled: dict[tuple[str, Hashable], Any] = {}
         self._lock = threading.Lock()
 
-    def _statement(self, alias: str, shape: Hashable) -> tuple[str, list[Any], SQLCompiler]:
-        key = (alias, shape)
-        compiled = self._compiled.get(key)
+    def _compile(self, alias: str, shape: Hashable) -> Any:
+        raise NotImplementedError
+
+    def _statement(self, alias: str, shape: Hashable) -> Any:
+        compiled = self._compiled.get((alias, shape))
         if compiled is None:
-            compiler = self.build(shape).query.get_compiler(using=alias)
-            sql, params = compiler.as_sql()
-            compiled = (sql, list(params), compiler)
+            compiled = self._compile(alias, shape)
             with self._lock:
-                self._compiled.setdefault(key, compiled)
+                compiled = self._compiled.setdefault((alias, shape), compiled)
         return compiled
 
+    @staticmethod
+    def _execute(connection: Any, sql: str, params: list[Any], values: dict[str, Any]) -> Any:
+        cursor = connection.cursor()
+        cursor.execute(sql, [p.prepare(values, connection) if isinstance(p, Param) else p for p in params])
+        return cursor
+
+
+class PreparedRead(_Prepared):
+    """A SELECT: `build(shape)` returns the queryset — a `values_list`, or a model queryset
+    (with `only` for some fields) — with `Param`s for its values."""
+
+    def __init__(self, model: type[Model], build: Callable[[Hashable], QuerySet]) -> None:
+        super().__init__(model)
+        self.build = build
+
+    def _compile(self, alias: str, shape: Hashable) -> tuple[str, list[Any], SQLCompiler, bool]:
+        compiler = self.build(shape).query.get_compiler(using=alias)
+        sql, params = compiler.as_sql()
+        locks = bool(compiler.query.select_for_update and compiler.connection.features.has_select_for_update)
+        return sql, list(params), compiler, locks
+
     def rows(self, shape: Hashable = None, **values: Any) -> list[tuple[Any, ...]]:
-        """Every row, as the queryset's `values_list` would give it."""
+        """Every row, as the queryset's `values_list` would give it (tuples)."""
         alias = router.db_for_read(self.model)
         connection = connections[alias]
-        sql, params, compiler = self._statement(alias, shape)
-        bound = [p.prepare(values, connection) if isinstance(p, Param) else p for p in params]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, bound)
+        sql, params, compiler, locks = self._statement(alias, shape)
+        if locks and connection.get_autocommit():  # the ORM's own check, made on every call
+            raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
+        with self._execute(connection, sql, params, values) as cursor:
             fetched = cursor.fetchall()
         return list(compiler.results_iter(results=[fetched], tuple_expected=True)) if fetched else []
 
@@ -98,35 +117,24 @@ class PreparedRead:
         return self.model.from_db(alias, names, row)
 
 
-class PreparedUpdate:
+class PreparedUpdate(_Prepared):
     """`QuerySet.update()` of a fixed shape: `build(shape)` returns (queryset, {field name: value
-    or expression}), with `Param`s for the per-call values; `run` answers the number of rows
-    changed. One compiled statement per database and shape."""
+    or expression}), with `Param`s for the per-call values."""
 
     def __init__(self, model: type[Model], build: Callable[[Hashable], tuple[QuerySet, dict[str, Any]]]) -> None:
-        self.model = model
+        super().__init__(model)
         self.build = build
-        self._compiled: dict[tuple[str, Hashable], tuple[str, list[Any]]] = {}
-        self._lock = threading.Lock()
 
-    def _statement(self, alias: str, shape: Hashable) -> tuple[str, list[Any]]:
-        key = (alias, shape)
-        compiled = self._compiled.get(key)
-        if compiled is None:
-            queryset, changes = self.build(shape)
-            query = queryset.query.chain(UpdateQuery)
-            query.add_update_values(changes)
-            sql, params = query.get_compiler(using=alias).as_sql()
-            compiled = (sql, list(params))
-            with self._lock:
-                self._compiled.setdefault(key, compiled)
-        return compiled
+    def _compile(self, alias: str, shape: Hashable) -> tuple[str, list[Any]]:
+        queryset, changes = self.build(shape)
+        query = queryset.query.chain(UpdateQuery)
+        query.add_update_values(changes)
+        sql, params = query.get_compiler(using=alias).as_sql()
+        return sql, list(params)
 
     def run(self, shape: Hashable = None, **values: Any) -> int:
+        """The number of rows changed."""
         alias = router.db_for_write(self.model)
         connection = connections[alias]
-        sql, params = self._statement(alias, shape)
-        bound = [p.prepare(values, connection) if isinstance(p, Param) else p for p in params]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, bound)
+        with self._execute(connection, *self._statement(alias, shape), values) as cursor:
             return cursor.rowcount

@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
+from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -136,3 +137,20 @@ def test_a_locking_read_locks_where_the_database_can(events) -> None:
     with transaction.atomic(), CaptureQueriesContext(connection) as queries:
         assert locked.rows(user_id="bob") == [(events["b1"].id,)]
     assert queries[0]["sql"].endswith("FOR UPDATE") == connection.features.has_select_for_update
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_locking_read_outside_a_transaction_is_refused_as_the_orm_refuses_it() -> None:
+    locked = PreparedRead(
+        TelemetryEvent,
+        lambda _: TelemetryEvent.objects.select_for_update().filter(user_id=Param("user_id", field("user_id"))).values_list("id"),
+    )
+    with transaction.atomic():
+        assert locked.rows(user_id="bob") == []  # compiled inside one
+    if connection.features.has_select_for_update:
+        with pytest.raises(TransactionManagementError):
+            list(TelemetryEvent.objects.select_for_update().filter(user_id="bob"))
+        with pytest.raises(TransactionManagementError):
+            locked.rows(user_id="bob")
+    else:  # SQLite locks the whole database for a write transaction: nothing to refuse
+        assert list(TelemetryEvent.objects.select_for_update().filter(user_id="bob")) == locked.rows(user_id="bob") == []
