@@ -12,6 +12,7 @@ per-call building is saved. No signals, no `save()`: as `QuerySet.update()`.
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -49,7 +50,7 @@ class Param(Expression):
         return field.get_db_prep_value(value, connection, prepared=False)
 
 
-class _Prepared:
+class _Prepared(ABC):
     """One compiled statement per database and shape (hashable, default None): `shape` tells
     apart statements whose SQL differs, such as `__in` lists of different lengths."""
 
@@ -58,8 +59,9 @@ class _Prepared:
         self._compiled: dict[tuple[str, Hashable], Any] = {}
         self._lock = threading.Lock()
 
+    @abstractmethod
     def _compile(self, alias: str, shape: Hashable) -> Any:
-        raise NotImplementedError
+        """The statement for this database and shape, in the form the subclass runs it."""
 
     def _statement(self, alias: str, shape: Hashable) -> Any:
         compiled = self._compiled.get((alias, shape))

@@ -374,31 +374,16 @@ def _verdict_committed(submission: Submission, fields: dict[str, Any]) -> None:
 
 
 # The verdict, written only while this evaluation still holds the claim; compiled once
-# (co_project/prepared.py): every field `_finish` records, by name.
-_VERDICT_FIELDS = (
-    "status",
-    "visible_passed",
-    "visible_total",
-    "visible_details",
-    "hidden_passed",
-    "hidden_total",
-    "failed_categories",
-    "result",
-    "exec_ms",
-    "peak_memory_kb",
-    "isolation",
-    "error_reason",
-    "finished_at",
-)
+# (co_project/prepared.py). The shape is the names of the fields `_finish` records.
 _record_verdict = PreparedUpdate(
     Submission,
-    lambda _: (
+    lambda names: (
         Submission.objects.filter(
             id=Param("submission_id", Submission._meta.pk),
             status=SubmissionStatus.RUNNING,
             claim_token=Param("claim_token", Submission._meta.get_field("claim_token")),
         ),
-        {name: Param(name, Submission._meta.get_field(name)) for name in _VERDICT_FIELDS},
+        {name: Param(name, Submission._meta.get_field(name)) for name in names},
     ),
 )
 
@@ -422,7 +407,7 @@ def _finish(submission: Submission, token: uuid.UUID, verdict: Verdict, bundle: 
         "finished_at": now,
     }
     with transaction.atomic():
-        finished = _record_verdict.run(submission_id=submission.id, claim_token=token, **fields)
+        finished = _record_verdict.run(tuple(fields), submission_id=submission.id, claim_token=token, **fields)
         if not finished:
             return False
         transaction.on_commit(lambda: _verdict_committed(submission, fields))
