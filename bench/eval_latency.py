@@ -128,9 +128,9 @@ def grading_only(runs: int) -> None:
     django.setup()
     from django.conf import settings
 
-    from submissions.evaluators.coding import evaluate_code
-    from submissions.sandbox.isolation import language_level
-    from submissions.sandbox.warm import warm_pool
+    from grading.evaluators.coding import evaluate_code
+    from grading.sandbox.isolation import language_level
+    from grading.sandbox.warm import warm_pool
     from tracks.problem_bank import problem_bundle_require
 
     bundle = problem_bundle_require(reference="two-sum", include_hidden=True)

@@ -16,6 +16,6 @@ app.autodiscover_tasks()
 @worker_process_init.connect
 def _warm_up_math_worker(**kwargs: object) -> None:
     """Start the SymPy worker when a Celery worker process starts, not on a learner's first answer."""
-    from submissions.evaluators.math import warm_up
+    from grading.evaluators.math import warm_up
 
     warm_up()

@@ -67,8 +67,8 @@ def _broker() -> dict[str, Any]:
 def _sandbox() -> dict[str, Any]:
     """Which isolation learner code gets. Production without namespace isolation refuses to run
     code (fails closed), which this reports as unavailable."""
-    from submissions.sandbox import isolation_level
-    from submissions.sandbox.isolation import language_level
+    from grading.sandbox import isolation_level
+    from grading.sandbox.isolation import language_level
 
     level = isolation_level()
     if level == "none" and settings.IS_PRODUCTION:

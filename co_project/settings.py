@@ -280,7 +280,7 @@ CO_EVAL_TIMEOUT_SECONDS = env.float("CO_EVAL_TIMEOUT_SECONDS", default=20.0)
 CO_EVAL_RETRIES = env.int("CO_EVAL_RETRIES", default=3)
 CO_EVAL_RETRY_BACKOFF_SECONDS = env.float("CO_EVAL_RETRY_BACKOFF_SECONDS", default=0.5)
 
-# The embedded sandbox (submissions/sandbox). "auto" picks bubblewrap, else unshare; a pinned
+# The embedded sandbox (grading/sandbox). "auto" picks bubblewrap, else unshare; a pinned
 # level the machine cannot provide becomes "none", which production refuses (fails closed).
 CO_SANDBOX_ISOLATION = env.str("CO_SANDBOX_ISOLATION", default="auto")
 CO_SANDBOX_PYTHON = env.str("CO_SANDBOX_PYTHON", default="")
@@ -298,10 +298,10 @@ CO_SANDBOX_MAX_FILE_BYTES = env.int("CO_SANDBOX_MAX_FILE_BYTES", default=8 * 102
 CO_SANDBOX_SCRATCH_BYTES = env.int("CO_SANDBOX_SCRATCH_BYTES", default=16 * 1024 * 1024)
 CO_SANDBOX_STARTUP_MS = env.int("CO_SANDBOX_STARTUP_MS", default=3000)
 # Pre-started sandboxes per language (and Node memory limit), per process, so a run does not
-# wait for its sandbox to start (submissions/sandbox/warm.py); twice as many for Python on the
+# wait for its sandbox to start (grading/sandbox/warm.py); twice as many for Python on the
 # fork helper (a fork each); 0 starts every sandbox on demand.
 CO_SANDBOX_WARM = env.int("CO_SANDBOX_WARM", default=2)
-# Python runs fork from a clean pre-started helper (submissions/sandbox/zygote.py) when this
+# Python runs fork from a clean pre-started helper (grading/sandbox/zygote.py) when this
 # process is root: a fork and fresh namespaces instead of bubblewrap plus an interpreter start.
 CO_SANDBOX_ZYGOTE = env.bool("CO_SANDBOX_ZYGOTE", default=True)
 

@@ -34,11 +34,11 @@ from co_project.errors import ApplicationError, InvalidInput, PayloadTooLarge
 from co_project.prepared import Param, PreparedUpdate
 from co_project.returning import update_returning
 from co_project.telemetry import telemetry_emit
+from grading.verdicts import Verdict, error_verdict
 from personalization.services import GradedAttempt, ProblemFacts, attempt_record
 from sessions_app.services import session_check_for_submission, session_record_attempt
 from submissions.errors import CodeTooLarge, IdempotencyKeyReused
 from submissions.models import RubricScore, Submission, SubmissionKind, SubmissionStatus
-from submissions.verdicts import Verdict, error_verdict
 from submissions.waiting import verdict_announce, verdict_await, verdict_wake_up_configured
 from tracks.models import Subject
 from tracks.problem_bank import ProblemBundle, problem_bundle_for_grading, problem_bundle_require
@@ -257,7 +257,7 @@ def _claim_in_process(submission: Submission) -> uuid.UUID:
 def _grade(submission: Submission, bundle: ProblemBundle) -> Verdict:
     payload = submission.payload
     if submission.subject == Subject.CODING:
-        from submissions.evaluators.coding import evaluate_code
+        from grading.evaluators.coding import evaluate_code
 
         verdict = evaluate_code(
             bundle=bundle,
@@ -266,7 +266,7 @@ def _grade(submission: Submission, bundle: ProblemBundle) -> Verdict:
             include_hidden=submission.kind == SubmissionKind.SUBMIT,
         )
     elif submission.subject == Subject.MATH:
-        from submissions.evaluators.math import evaluate_math
+        from grading.evaluators.math import evaluate_math
 
         math = bundle.math or {}
         result = evaluate_math(
@@ -295,7 +295,7 @@ def _grade(submission: Submission, bundle: ProblemBundle) -> Verdict:
         if result.status == "error":
             verdict.error = {"kind": "math", "message": result.message}
     else:
-        from submissions.evaluators.rubric import grade_rubric
+        from grading.evaluators.rubric import grade_rubric
 
         result = grade_rubric(text=payload["text"], rubric=bundle.rubric or {}, expectations=bundle.rubric_expectations)
         verdict = Verdict(

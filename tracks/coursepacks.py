@@ -18,8 +18,8 @@ import jsonschema
 import yaml
 from django.conf import settings
 
+from grading.comparison import outputs_match
 from tracks import authoring
-from tracks.comparison import outputs_match
 from tracks.models import HiddenTestOrigin, Problem, Rubric, Subject
 from tracks.reference_check import ReferenceCase, ReferenceProblem, check_references
 
@@ -245,7 +245,7 @@ def _check_math(document: dict[str, Any], check: PackCheck) -> None:
     from sympy import Symbol
     from sympy.parsing.sympy_parser import parse_expr, standard_transformations
 
-    from submissions.evaluators.math import ExpressionRejected, canonical_expression
+    from grading.evaluators.math import ExpressionRejected, canonical_expression
 
     for problem in document["problems"]:
         if "math" not in problem:

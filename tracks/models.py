@@ -13,6 +13,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from grading.comparison import ComparisonMode
+
 
 class Subject(models.TextChoices):
     CODING = "coding", "Coding"
@@ -26,9 +28,9 @@ class Language(models.TextChoices):
 
 
 class Comparison(models.TextChoices):
-    EXACT = "exact", "Exact JSON equality"
-    UNORDERED = "unordered", "Top-level list as a multiset"
-    FLOAT = "float", "Numbers within a tolerance"
+    EXACT = ComparisonMode.EXACT.value, "Exact JSON equality"
+    UNORDERED = ComparisonMode.UNORDERED.value, "Top-level list as a multiset"
+    FLOAT = ComparisonMode.FLOAT.value, "Numbers within a tolerance"
 
 
 class MathForm(models.TextChoices):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import marshal
 import pickle
 import threading
 import time
@@ -30,8 +29,8 @@ from django.core.cache import cache
 from django.db.models import Prefetch
 
 from co_project.errors import ProblemRepositoryNotReady
-from co_project.outbound import ServiceUnreachable, request_with_retries
-from submissions.sandbox.results import EncodedInputs
+from grading.outbound import ServiceUnreachable, request_with_retries
+from grading.problems import CodingProblem, HiddenCase, hidden_tests_encoded
 from tracks.coursepacks import coursepack_schema
 from tracks.models import HiddenTest, Problem, ProblemLanguage
 from tracks.selectors import catalogue_version
@@ -39,41 +38,10 @@ from tracks.selectors import catalogue_version
 logger = logging.getLogger("co.problem_bank")
 
 
-class HiddenCase:
-    """One hidden test, kept marshalled: the memo hands every evaluation its own copy of a
-    bundle, and copying a few byte strings costs microseconds where rebuilding thousands of
-    input values cost milliseconds. Each read of `input` or `expected` decodes a fresh value, so
-    no caller can change another's."""
-
-    __slots__ = ("_expected", "_input", "category")
-
-    def __init__(self, category: str, input: Any, expected: Any) -> None:
-        self.category = category
-        self._input = marshal.dumps(input)
-        self._expected = marshal.dumps(expected)
-
-    @property
-    def input(self) -> Any:
-        return marshal.loads(self._input)  # noqa: S302 - our own encoding, made in __init__
-
-    @property
-    def expected(self) -> Any:
-        return marshal.loads(self._expected)  # noqa: S302 - our own encoding, made in __init__
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, HiddenCase):
-            return NotImplemented
-        return (self.category, self.input, self.expected) == (other.category, other.input, other.expected)
-
-    __hash__ = None  # type: ignore[assignment] - equal by value, and not immutable enough to hash
-
-    def __repr__(self) -> str:
-        return f"HiddenCase(category={self.category!r})"  # the input and answer stay out of logs
-
-
-@dataclass(frozen=True)
-class ProblemBundle:
-    """Everything the platform knows about one problem. `hidden_tests` is None unless asked for."""
+@dataclass(frozen=True, kw_only=True)
+class ProblemBundle(CodingProblem):
+    """Everything the platform knows about one problem: the coding problem the evaluators read
+    (`CodingProblem`'s fields; `hidden_tests` is None unless asked for) and the rest."""
 
     id: str
     slug: str
@@ -85,17 +53,6 @@ class ProblemBundle:
     source: str  # "database" | "remote"
     track: dict[str, str] | None = None
     module: dict[str, Any] | None = None
-    parameters: list[str] = field(default_factory=list)
-    languages: dict[str, dict[str, str]] = field(default_factory=dict)  # {lang: {entrypoint, starter, reference}}
-    comparison: str = "exact"
-    float_tolerance: float | None = None
-    time_limit_ms: int = 1000
-    memory_limit_mb: int = 256
-    visible_tests: list[dict[str, Any]] = field(default_factory=list)
-    hidden_tests: list[HiddenCase] | None = None
-    # The hidden tests' inputs as the sandbox reads them, encoded once per bundle (a large-input
-    # problem costs milliseconds to encode), memoized with it.
-    hidden_inputs: EncodedInputs | None = None
     hints: list[str] = field(default_factory=list)
     remediation: dict[str, str] = field(default_factory=dict)
     math: dict[str, Any] | None = None
@@ -107,15 +64,6 @@ class ProblemBundle:
         # Which problem, and nothing staff-only (hidden tests, references, expectations): a
         # bundle that ends up in a log line or a traceback must not carry them there.
         return f"ProblemBundle(id={self.id!r}, slug={self.slug!r}, subject={self.subject!r}, source={self.source!r})"
-
-
-def _hidden(cases: list[HiddenCase]) -> dict[str, Any]:
-    """The bundle's hidden-test fields: the cases, and their inputs encoded for the sandbox."""
-    try:
-        encoded = EncodedInputs.of([case.input for case in cases])
-    except ValueError:
-        encoded = None  # the sandbox's own check of the inputs will say what is wrong
-    return {"hidden_tests": cases, "hidden_inputs": encoded}
 
 
 class ProblemBank(Protocol):
@@ -156,7 +104,11 @@ def _bundle_from_model(problem: Problem, *, include_hidden: bool) -> ProblemBund
         time_limit_ms=problem.time_limit_ms,
         memory_limit_mb=problem.memory_limit_mb,
         visible_tests=problem.visible_tests,
-        **(_hidden([HiddenCase(t.category, t.input, t.expected) for t in problem.hidden_tests.all()]) if include_hidden else {}),
+        **(
+            hidden_tests_encoded([HiddenCase(t.category, t.input, t.expected) for t in problem.hidden_tests.all()])
+            if include_hidden
+            else {}
+        ),
         hints=problem.hints,
         remediation=problem.remediation,
         math=math,
@@ -384,7 +336,11 @@ def bundle_from_remote(raw: dict[str, Any], reference: str, *, include_hidden: b
         time_limit_ms=int(limits.get("time_ms") or hidden_spec.get("time_limit_ms") or 1000),
         memory_limit_mb=int(limits.get("memory_mb") or hidden_spec.get("mem_limit_mb") or 256),
         visible_tests=visible,
-        **(_hidden([HiddenCase(c["category"], c["input"], c["expected"]) for c in hidden_raw]) if include_hidden else {}),
+        **(
+            hidden_tests_encoded([HiddenCase(c["category"], c["input"], c["expected"]) for c in hidden_raw])
+            if include_hidden
+            else {}
+        ),
         hints=list(raw.get("hints", [])),
         remediation=dict(raw.get("remediation", {})),
         math=raw.get("math"),

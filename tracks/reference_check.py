@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from tracks.comparison import outputs_match
+from grading.comparison import outputs_match
 
 _SHOWN_VALUE_CHARS = 120
 
@@ -42,7 +42,7 @@ def _shown(value: Any) -> str:
 
 
 def _check_one(problem: ReferenceProblem, language: str) -> list[tuple[str, str]]:
-    from submissions.sandbox import SandboxRun, SandboxUnavailable, run_in_sandbox
+    from grading.sandbox import SandboxRun, SandboxUnavailable, run_in_sandbox
 
     spec = problem.languages[language]
     where = f"{problem.path}.languages.{language}"

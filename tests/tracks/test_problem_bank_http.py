@@ -8,9 +8,10 @@ import copy
 import pytest
 
 from co_project.errors import ProblemRepositoryNotReady
+from grading.problems import HiddenCase
 from tests.servers import FakeProblemBank
 from tests.tracks import factories
-from tracks.problem_bank import HiddenCase, problem_bundle_require
+from tracks.problem_bank import problem_bundle_require
 
 pytestmark = pytest.mark.django_db
 

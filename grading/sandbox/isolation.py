@@ -628,7 +628,7 @@ def start_sandbox(
     `zygote` (Python only): the fork helper's harness runs; `harness_args[0]` names the results fd
     (which must be the first of `pass_fds`), the interpreter argv and `harness` are the helper's own."""
     if level == "zygote":
-        from submissions.sandbox.zygote import zygote
+        from grading.sandbox.zygote import zygote
 
         assert stdout == subprocess.DEVNULL and pass_fds and harness_args[0] == str(pass_fds[0])
         return zygote().spawn(cfg, rlimits, stdin=stdin, results=pass_fds[0], stderr=stderr, harness_args=harness_args[1:])
@@ -732,7 +732,7 @@ def _probe(level: str, cfg: SandboxConfig) -> bool:
     if not cfg.python or not os.path.exists(cfg.python):
         return False
     if level == "zygote":
-        from submissions.sandbox.zygote import zygote_probe
+        from grading.sandbox.zygote import zygote_probe
 
         return zygote_probe(cfg)
     rlimits = Rlimits(address_space=None, cpu_seconds=10, processes=cfg.max_processes, open_files=64, file_bytes=1 << 20)

@@ -16,8 +16,8 @@ import pytest
 import yaml
 from django.conf import settings as django_settings
 
-from submissions.evaluators import math as math_evaluator
-from submissions.evaluators.math import ExpressionRejected, MathStepCheck, MathVerdict, canonical_expression, evaluate_math
+from grading.evaluators import math as math_evaluator
+from grading.evaluators.math import ExpressionRejected, MathStepCheck, MathVerdict, canonical_expression, evaluate_math
 
 PACK = yaml.safe_load((Path(django_settings.BASE_DIR) / "coursepacks" / "math-foundations.yaml").read_text())
 PROBLEMS = {problem["slug"]: problem["math"] for problem in PACK["problems"]}

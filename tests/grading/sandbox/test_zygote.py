@@ -1,4 +1,4 @@
-"""The fork helper (submissions/sandbox/zygote.py): what a forked sandbox inherits and what it
+"""The fork helper (grading/sandbox/zygote.py): what a forked sandbox inherits and what it
 cannot; the helper never holds a job; it is restarted when it dies; a fork of ours gets its own.
 
 The attack suite (test_attacks.py) runs Python on this level already (it is the default where
@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from submissions.sandbox import SandboxRun, run_in_sandbox
-from submissions.sandbox.isolation import language_level
-from submissions.sandbox.warm import warm_pool
-from submissions.sandbox.zygote import zygote
-from submissions.sandbox.zygote_helper import BACKGROUND_NICE
-from tests.submissions.sandbox.conftest import prime_warm_pool
+from grading.sandbox import SandboxRun, run_in_sandbox
+from grading.sandbox.isolation import language_level
+from grading.sandbox.warm import warm_pool
+from grading.sandbox.zygote import zygote
+from grading.sandbox.zygote_helper import BACKGROUND_NICE
+from tests.grading.sandbox.conftest import prime_warm_pool
 
 REPO_ROOT = Path(__file__).parents[3]
 

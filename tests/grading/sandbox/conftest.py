@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from django.conf import settings
 
-from submissions.sandbox import SandboxResult, SandboxRun, isolation_level, run_in_sandbox
-from submissions.sandbox.isolation import current_config, language_level
-from submissions.sandbox.warm import warm_per_key, warm_pool
-from tests.submissions.sandbox.helpers import ENV_SENTINEL, FILE_SENTINEL, ApiStandIn, Context
+from grading.sandbox import SandboxResult, SandboxRun, isolation_level, run_in_sandbox
+from grading.sandbox.isolation import current_config, language_level
+from grading.sandbox.warm import warm_per_key, warm_pool
+from tests.grading.sandbox.helpers import ENV_SENTINEL, FILE_SENTINEL, ApiStandIn, Context
 
 LEFTOVER_PATIENCE_SECONDS = 3.0
 

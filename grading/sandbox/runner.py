@@ -35,7 +35,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from submissions.sandbox.isolation import (
+from grading.sandbox.isolation import (
     Rlimits,
     SandboxConfig,
     SandboxProcess,
@@ -46,7 +46,7 @@ from submissions.sandbox.isolation import (
     start_sandbox,
     uid_slot_acquire,
 )
-from submissions.sandbox.results import (
+from grading.sandbox.results import (
     LANGUAGES,
     OUTCOMES,
     EncodedInputs,
@@ -55,7 +55,7 @@ from submissions.sandbox.results import (
     SandboxTestResult,
     SandboxUnavailable,
 )
-from submissions.sandbox.warm import WARM_JOB_BYTES, WarmKey, WarmPool, warm_per_key, warm_pool
+from grading.sandbox.warm import WARM_JOB_BYTES, WarmKey, WarmPool, warm_per_key, warm_pool
 
 logger = logging.getLogger("co.sandbox")
 

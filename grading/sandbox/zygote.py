@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from submissions.sandbox.isolation import (
+from grading.sandbox.isolation import (
     SANDBOX_ENV,
     Rlimits,
     SandboxConfig,
@@ -39,7 +39,7 @@ from submissions.sandbox.isolation import (
     _root_entries,
     signal_of,
 )
-from submissions.sandbox.results import EncodedInputs
+from grading.sandbox.results import EncodedInputs
 
 logger = logging.getLogger("co.sandbox")
 
@@ -312,7 +312,7 @@ _PROBE_CODE = "def probe():\n    import os\n    return [os.getuid(), os.getgid()
 def zygote_probe(cfg: SandboxConfig) -> bool:
     """Fork one sandbox and run a tiny job in it: True when it runs as pid 1 of its own pid
     namespace under the real (host) sandbox uid and gid."""
-    from submissions.sandbox.runner import _encode_job, _framed
+    from grading.sandbox.runner import _encode_job, _framed
 
     job = _framed(
         *_encode_job(

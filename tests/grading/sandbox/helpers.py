@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from django.conf import settings
 
-from submissions.sandbox import SandboxResult, SandboxRun, run_in_sandbox
+from grading.sandbox import SandboxResult, SandboxRun, run_in_sandbox
 
 ENV_SENTINEL = f"sentinel-env-{secrets.token_hex(8)}"
 FILE_SENTINEL = f"sentinel-file-{secrets.token_hex(8)}"

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from submissions.sandbox import SandboxResult, SandboxRun, run_in_sandbox
-from submissions.sandbox.isolation import current_config
-from tests.submissions.sandbox.conftest import prime_warm_pool, sandbox_gids, sandbox_uids
-from tests.submissions.sandbox.helpers import (
+from grading.sandbox import SandboxResult, SandboxRun, run_in_sandbox
+from grading.sandbox.isolation import current_config
+from tests.grading.sandbox.conftest import prime_warm_pool, sandbox_gids, sandbox_uids
+from tests.grading.sandbox.helpers import (
     ROOT_ALLOWED,
     SANDBOX_ENV,
     UNREACHABLE,
@@ -792,7 +792,7 @@ def test_hidden_inputs_do_not_cross_into_the_visible_run(context: Context, langu
 def test_the_host_never_follows_links_in_a_scratch_dir(tmp_path: Path) -> None:
     """The scratch dir of the unshare/none modes lives on the host: removing it must delete the
     links a program left, never what they point to."""
-    from submissions.sandbox.isolation import remove_scratch
+    from grading.sandbox.isolation import remove_scratch
 
     precious = tmp_path / "precious"
     precious.mkdir()

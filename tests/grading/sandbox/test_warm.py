@@ -1,4 +1,4 @@
-"""Pre-started sandboxes (submissions/sandbox/warm.py): the same sandbox as a cold run, with the
+"""Pre-started sandboxes (grading/sandbox/warm.py): the same sandbox as a cold run, with the
 run's own limits, used once; a fork starts with an empty pool; dead ones are never used."""
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ import time
 import pytest
 from django.conf import settings
 
-from submissions.sandbox import SandboxRun, run_in_sandbox
-from submissions.sandbox import warm as warm_module
-from submissions.sandbox.isolation import current_config
-from submissions.sandbox.results import EncodedInputs
-from submissions.sandbox.warm import WarmKey, WarmPool, warm_pool
-from tests.submissions.sandbox.conftest import prime_warm_pool
+from grading.sandbox import SandboxRun, run_in_sandbox
+from grading.sandbox import warm as warm_module
+from grading.sandbox.isolation import current_config
+from grading.sandbox.results import EncodedInputs
+from grading.sandbox.warm import WarmKey, WarmPool, warm_pool
+from tests.grading.sandbox.conftest import prime_warm_pool
 
 pytestmark = pytest.mark.usefixtures("isolated")
 

@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from submissions.sandbox import SandboxResult, SandboxRun, SandboxUnavailable, isolation_level, run_in_sandbox
-from submissions.sandbox import isolation as isolation_module
-from tests.submissions.sandbox.conftest import processes_of, sandbox_gids, sandbox_uids
-from tests.submissions.sandbox.helpers import Context, assert_clean, run_attack
-from tests.submissions.sandbox.test_attacks import JS_ATTACKS, PY_ATTACKS
-from tests.submissions.sandbox.test_outcomes import PAIRS, PROGRAMS
+from grading.sandbox import SandboxResult, SandboxRun, SandboxUnavailable, isolation_level, run_in_sandbox
+from grading.sandbox import isolation as isolation_module
+from tests.grading.sandbox.conftest import processes_of, sandbox_gids, sandbox_uids
+from tests.grading.sandbox.helpers import Context, assert_clean, run_attack
+from tests.grading.sandbox.test_attacks import JS_ATTACKS, PY_ATTACKS
+from tests.grading.sandbox.test_outcomes import PAIRS, PROGRAMS
 
 REPO_ROOT = Path(__file__).parents[3]
 CAN_SWITCH_UID = os.geteuid() == 0
@@ -253,9 +253,9 @@ import sys, time, django
 django.setup()
 from django.conf import settings
 settings.CO_SANDBOX_ISOLATION = "auto" if sys.argv[1] == "zygote" else sys.argv[1]
-from submissions.sandbox import SandboxRun, run_in_sandbox
-from submissions.sandbox.isolation import language_level
-from submissions.sandbox.warm import warm_pool
+from grading.sandbox import SandboxRun, run_in_sandbox
+from grading.sandbox.isolation import language_level
+from grading.sandbox.warm import warm_pool
 assert language_level("python") == sys.argv[1]
 run_in_sandbox(SandboxRun("python", "def solve(a):\\n    return a\\n", "solve", ["a"], [{"a": 1}], 1000, 64))
 while warm_pool().idle_count() < settings.CO_SANDBOX_WARM:  # pre-started sandboxes wait too

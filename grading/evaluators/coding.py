@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
-from co_project.outbound import ServiceUnreachable, request_with_retries
-from submissions.verdicts import Verdict, error_verdict
-from tracks.comparison import outputs_match
-from tracks.problem_bank import ProblemBundle
+from grading.comparison import outputs_match
+from grading.outbound import ServiceUnreachable, request_with_retries
+from grading.problems import CodingProblem
+from grading.verdicts import Verdict, error_verdict
 
 if TYPE_CHECKING:
-    from submissions.sandbox import SandboxResult
-    from submissions.sandbox.results import EncodedInputs
+    from grading.sandbox import SandboxResult
+    from grading.sandbox.results import EncodedInputs
 
 logger = logging.getLogger("co.evaluation")
 
@@ -36,7 +36,7 @@ def _shown(value: Any) -> Any:
     return value if len(text) <= _SHOWN_VALUE_CHARS else text[:_SHOWN_VALUE_CHARS] + "…"
 
 
-def _outcomes(bundle: ProblemBundle, result: SandboxResult, expected: list[Any]) -> list[str]:
+def _outcomes(bundle: CodingProblem, result: SandboxResult, expected: list[Any]) -> list[str]:
     outcomes = []
     for test, want in zip(result.tests, expected, strict=True):
         if test.outcome != "ok":
@@ -48,8 +48,8 @@ def _outcomes(bundle: ProblemBundle, result: SandboxResult, expected: list[Any])
     return outcomes
 
 
-def _run(bundle: ProblemBundle, language: str, code: str, inputs: list[dict[str, Any]] | EncodedInputs) -> SandboxResult:
-    from submissions.sandbox import SandboxRun, run_in_sandbox
+def _run(bundle: CodingProblem, language: str, code: str, inputs: list[dict[str, Any]] | EncodedInputs) -> SandboxResult:
+    from grading.sandbox import SandboxRun, run_in_sandbox
 
     spec = bundle.languages[language]
     return run_in_sandbox(
@@ -65,10 +65,10 @@ def _run(bundle: ProblemBundle, language: str, code: str, inputs: list[dict[str,
     )
 
 
-def evaluate_code_embedded(*, bundle: ProblemBundle, language: str, code: str, include_hidden: bool) -> Verdict:
+def evaluate_code_embedded(*, bundle: CodingProblem, language: str, code: str, include_hidden: bool) -> Verdict:
     visible = bundle.visible_tests
     hidden = (bundle.hidden_tests or []) if include_hidden else []
-    from submissions.sandbox import SandboxUnavailable
+    from grading.sandbox import SandboxUnavailable
 
     started = time.perf_counter()
     try:
@@ -172,7 +172,7 @@ def _count(section: Any, key: str) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
-def evaluate_code_remote(*, bundle: ProblemBundle, language: str, code: str, include_hidden: bool) -> Verdict:
+def evaluate_code_remote(*, bundle: CodingProblem, language: str, code: str, include_hidden: bool) -> Verdict:
     spec = bundle.languages[language]
     hidden = (bundle.hidden_tests or []) if include_hidden else []
     payload = {
@@ -225,6 +225,8 @@ def evaluate_code_remote(*, bundle: ProblemBundle, language: str, code: str, inc
     )
 
 
-def evaluate_code(*, bundle: ProblemBundle, language: str, code: str, include_hidden: bool) -> Verdict:
+def evaluate_code(*, bundle: CodingProblem, language: str, code: str, include_hidden: bool) -> Verdict:
+    """Grade `code` against the problem's visible tests, and its hidden ones when
+    `include_hidden` (a submit). `bundle` is any CodingProblem, a problem bank's bundle included."""
     evaluate = evaluate_code_remote if settings.CO_EVAL_BASE else evaluate_code_embedded
     return evaluate(bundle=bundle, language=language, code=code, include_hidden=include_hidden)

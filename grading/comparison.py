@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import math
 from typing import Any
 
-from tracks.models import Comparison
+
+class ComparisonMode(enum.StrEnum):
+    """How a problem compares outputs: the values a problem stores as its comparison."""
+
+    EXACT = "exact"
+    UNORDERED = "unordered"
+    FLOAT = "float"
 
 
 def _is_number(value: Any) -> bool:
@@ -39,6 +46,6 @@ def outputs_match(expected: Any, actual: Any, *, mode: str, tolerance: float | N
     `exact`: equal values (1 == 1.0, but True != 1); `unordered`: a top-level list compared as a
     multiset; `float`: numbers anywhere within `tolerance` (relative above 1, absolute below).
     """
-    if mode == Comparison.UNORDERED and isinstance(expected, list) and isinstance(actual, list):
+    if mode == ComparisonMode.UNORDERED and isinstance(expected, list) and isinstance(actual, list):
         return len(expected) == len(actual) and sorted(map(_canonical, expected)) == sorted(map(_canonical, actual))
-    return _equal(expected, actual, tolerance if mode == Comparison.FLOAT else None)
+    return _equal(expected, actual, tolerance if mode == ComparisonMode.FLOAT else None)

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from django.conf import settings as django_settings
 
-from submissions.evaluators.rubric import RubricDimensionScore, RubricVerdict, grade_rubric, stem
+from grading.evaluators.rubric import RubricDimensionScore, RubricVerdict, grade_rubric, stem
 from tests.servers import LocalServer
 
 PACK = yaml.safe_load((Path(django_settings.BASE_DIR) / "coursepacks" / "systems-design.yaml").read_text())

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from submissions.sandbox import SandboxRun, SandboxTestResult, run_in_sandbox
+from grading.sandbox import SandboxRun, SandboxTestResult, run_in_sandbox
 
 PAIRS = [{"a": 1, "b": 2}, {"a": 2, "b": 5}, {"a": 10, "b": -4}]
 FIVE = [{"a": a, "b": 1} for a in range(5)]

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from submissions.sandbox.isolation import (
+from grading.sandbox.isolation import (
     SANDBOX_PATH,
     Rlimits,
     SandboxConfig,

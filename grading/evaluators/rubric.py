@@ -42,7 +42,7 @@ from typing import Any
 
 from django.conf import settings
 
-from co_project.outbound import ServiceUnreachable, request_with_retries
+from grading.outbound import ServiceUnreachable, request_with_retries
 
 logger = logging.getLogger("co.evaluation")
 
