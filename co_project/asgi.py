@@ -31,6 +31,8 @@ from django.core.handlers.base import BaseHandler
 from django.http import FileResponse, HttpResponseBase
 from django.urls import set_script_prefix
 
+from co_project.beat import in_process_beat_start
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "co_project.settings")
 
 STREAM_PATHS = frozenset({"/v1/tutor/stream"})
@@ -83,6 +85,7 @@ class StreamingASGIHandler(ASGIHandler):
 
 django.setup(set_prefix=False)
 application = StreamingASGIHandler()
+in_process_beat_start()  # without a broker, this process runs the periodic tasks (sweeper) itself
 # What start-up loaded (Django, the apps, the URL and middleware chains) lives as long as the
 # process: keep it out of the garbage collector's full collections, which otherwise walk all of
 # it — a pause of tens of milliseconds every few hundred requests.

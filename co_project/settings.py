@@ -102,13 +102,13 @@ _db = DATABASES["default"]
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     if _db["NAME"] != ":memory:" and not Path(_db["NAME"]).is_absolute():
         _db["NAME"] = str(BASE_DIR / _db["NAME"])
-    # WAL + IMMEDIATE transactions let the embedded single-machine mode take concurrent writers.
-    # Every commit waits for the disk (FULL), except where co_project/durability.py lets the next one do it.
+    # WAL + IMMEDIATE transactions let the embedded single-machine mode take concurrent writers;
+    # SQLite's default sync level makes every commit wait for the disk.
     _db.setdefault("OPTIONS", {}).update(
         {
             "timeout": 20,
             "transaction_mode": "IMMEDIATE",
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
+            "init_command": "PRAGMA journal_mode=WAL;",
         }
     )
     # A file on this machine: a request thread keeps its connection (nothing to go stale).
@@ -141,6 +141,9 @@ else:
 
 CELERY_BROKER_URL = env.str("CO_CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+# Without a broker the queue is in-process (eager); an eager call still acquires a producer, so
+# point it at the in-memory transport rather than a default AMQP host that does not exist.
+CELERY_BROKER_URL = CELERY_BROKER_URL or "memory://"
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"

@@ -5,42 +5,39 @@ Every front door (`POST /v1/submissions`, session submissions, study-task submis
 `submission_sweep`. Exactly one verdict per submission is guaranteed by the database, not by
 the queue: an evaluation first *claims* the row (`pending → running` with a fresh claim token,
 a conditional UPDATE that also reads the row back) and may only *finish* it while it still holds
-that claim. Without a broker, the process that grades a new submission inserts it already
-claimed. A redelivered task finds nothing to claim; a task whose worker died leaves a `running`
-row that only becomes claimable again once it is stale, and the sweeper re-queues it.
+that claim. Without a broker the queue is Celery's eager mode: the same task runs in the process
+that commits the row, through the same claim. A redelivered task finds nothing to claim; a task
+whose worker died leaves a `running` row that only becomes claimable again once it is stale, and
+the sweeper (beat, or the serving process itself without a broker: co_project/beat.py) re-queues it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import time
 import uuid
-from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import F, Q, Value
-from django.db.models.functions import Coalesce
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
-from co_project.durability import atomic_made_durable_by_next_commit, make_durable
 from co_project.errors import ApplicationError, InvalidInput, PayloadTooLarge
 from co_project.prepared import Param, PreparedUpdate
 from co_project.returning import update_returning
 from co_project.telemetry import telemetry_emit
 from grading.verdicts import Verdict, error_verdict
 from personalization.services import GradedAttempt, ProblemFacts, attempt_record
-from sessions_app.services import session_check_for_submission, session_record_attempt
 from submissions.errors import CodeTooLarge, IdempotencyKeyReused
 from submissions.models import RubricScore, Submission, SubmissionKind, SubmissionStatus
-from submissions.waiting import verdict_announce, verdict_await, verdict_wake_up_configured
-from tracks.models import Subject
+from submissions.origins import SESSION_ORIGIN, AttemptContext, AttemptVerdict, origin_get
+from submissions.waiting import verdict_announce, verdict_await
+from tracks.choices import Subject
 from tracks.problem_bank import ProblemBundle, problem_bundle_for_grading, problem_bundle_require
 
 logger = logging.getLogger("co.submissions")
@@ -144,20 +141,16 @@ def _submission_insert(
     idempotency_key: str,
     digest: str,
 ) -> Submission:
-    """Check the request, insert the row and queue (or, without a broker, run) its evaluation."""
+    """Check the request, insert the row and queue its evaluation once the row is committed."""
     bundle = problem_bundle_require(reference=problem_ref)
+    problem_id = uuid.UUID(bundle.id) if bundle.source == "database" else None
     if session_id is not None:
-        # The session must be the caller's, active (a mock within its time box), and hold the problem.
-        session_check_for_submission(
-            learner_id=learner_id,
-            session_id=session_id,
-            problem_id=uuid.UUID(bundle.id) if bundle.source == "database" else None,
-        )
+        origin_get(SESSION_ORIGIN).check_submission(learner_id=learner_id, origin_id=session_id, problem_id=problem_id)
     language = _check_payload(bundle=bundle, subject=subject, kind=kind, payload=payload)
     submission = Submission(
         learner_id=learner_id,
         session_id=session_id,
-        problem_id=uuid.UUID(bundle.id) if bundle.source == "database" else None,
+        problem_id=problem_id,
         problem_ref=problem_ref,
         problem_content_hash=bundle.content_hash,
         subject=subject,
@@ -166,26 +159,12 @@ def _submission_insert(
         payload=payload,
         payload_sha256=digest,
         idempotency_key=idempotency_key,
+        enqueued_at=timezone.now(),  # queued by the commit below; a lost enqueue is the sweeper's
     )
-    # Without a broker this process grades the row as soon as it is committed, so it is born
-    # claimed (what `_claim` would write a moment later) and the evaluation starts from it.
-    token = _claim_in_process(submission) if _evaluates_in_process() else None
-    finished: dict[uuid.UUID, Submission] = {}
-    handoff = _eager_verdicts.set(finished)
-    # Graded here, the row is answered for only after its verdict commits, and that commit
-    # makes this one durable too: this one need not wait for the disk (SQLite).
-    atomic = atomic_made_durable_by_next_commit if token is not None else transaction.atomic
-    try:
-        with atomic():
-            submission.save(force_insert=True)
-            if token is None:
-                transaction.on_commit(lambda: submission_enqueue(submission_id=submission.id))
-            else:
-                transaction.on_commit(lambda: _evaluate_in_process(submission, token))
-    finally:
-        _eager_verdicts.reset(handoff)
-    # The in-process evaluation ran on commit, above, and handed its committed row over.
-    return finished.get(submission.id, submission)
+    with transaction.atomic():
+        submission.save(force_insert=True)
+        transaction.on_commit(lambda: submission_enqueue(submission_id=submission.id))
+    return submission
 
 
 def _by_idempotency_key(*, learner_id: str, idempotency_key: str) -> Submission | None:
@@ -196,24 +175,15 @@ def _by_idempotency_key(*, learner_id: str, idempotency_key: str) -> Submission 
     return None if submission_id is None else Submission.objects.get(id=submission_id)
 
 
-def _evaluates_in_process() -> bool:
-    """No broker (Celery eager): evaluations run in the process that asks for them."""
-    from submissions.tasks import evaluate_submission
-
-    return bool(evaluate_submission.app.conf.task_always_eager)
-
-
 def submission_enqueue(*, submission_id: uuid.UUID) -> None:
-    """Queue the evaluation. A broker failure is logged, not raised: the sweeper re-queues.
-    Without a broker (eager) the evaluation runs right here, and its claim records the time."""
+    """Queue the evaluation. A failure is logged, not raised: the sweeper re-queues the row.
+    Without a broker the queue is Celery's eager mode, so the evaluation runs right here."""
     from submissions.tasks import evaluate_submission
 
-    if not _evaluates_in_process():
-        Submission.objects.filter(id=submission_id).update(enqueued_at=timezone.now())
     try:
         evaluate_submission.delay(str(submission_id))
-    except Exception:  # any broker error: the sweeper is the safety net
-        logger.exception("could not enqueue submission %s; the sweeper will retry", submission_id)
+    except Exception:  # a broker error, or an eager evaluation that failed: the sweeper is the safety net
+        logger.exception("could not evaluate submission %s now; the sweeper will retry", submission_id)
 
 
 # --- evaluate -------------------------------------------------------------------------------------
@@ -237,21 +207,10 @@ def _claim(*, submission_id: uuid.UUID) -> tuple[Submission, uuid.UUID] | None:
         claim_token=token,
         started_at=now,
         attempts=F("attempts") + 1,
-        enqueued_at=Coalesce("enqueued_at", Value(now)),  # an eager run was never queued separately
     )
     if not rows:
         return None
     return Submission.from_db(Submission.objects.db, _SUBMISSION_FIELDS, rows[0]), token
-
-
-def _claim_in_process(submission: Submission) -> uuid.UUID:
-    """Mark a submission about to be inserted as claimed by this process; returns the token."""
-    now = timezone.now()
-    submission.status = SubmissionStatus.RUNNING
-    submission.claim_token = uuid.uuid4()
-    submission.started_at = submission.enqueued_at = now
-    submission.attempts = 1
-    return submission.claim_token
 
 
 def _grade(submission: Submission, bundle: ProblemBundle) -> Verdict:
@@ -357,20 +316,11 @@ def _learner_result(submission: Submission, verdict: Verdict, finished_at: Any) 
     return result
 
 
-# The submissions an eager evaluation (running inside `submission_create`'s commit, in this
-# context) finished: the create call returns the committed row instead of re-reading it.
-_eager_verdicts: ContextVar[dict[uuid.UUID, Submission] | None] = ContextVar("co_eager_verdicts", default=None)
-
-
 def _verdict_committed(submission: Submission, fields: dict[str, Any]) -> None:
-    """On commit of a verdict: hand the row to an eager caller in this context, else wake waiters."""
+    """On commit of a verdict: the in-memory row is the committed one; wake whoever waits."""
     for name, value in fields.items():
         setattr(submission, name, value)
-    eager = _eager_verdicts.get()
-    if eager is not None:
-        eager[submission.id] = submission
-    else:
-        verdict_announce(submission_id=submission.id)
+    verdict_announce(submission_id=submission.id)
 
 
 # The verdict, written only while this evaluation still holds the claim; compiled once
@@ -449,15 +399,18 @@ def _update_learner_model(submission: Submission, verdict: Verdict, now: Any, bu
     if submission.problem_id is None or verdict.status not in (*LEARNER_GRADED_STATUSES, SubmissionStatus.ERROR):
         return
     graded = submission.kind == SubmissionKind.SUBMIT and verdict.status in LEARNER_GRADED_STATUSES
-    context = {"max_hint_level": 0, "seconds_taken": None}
+    context = AttemptContext()
     if submission.session_id is not None and verdict.status != SubmissionStatus.ERROR:
-        context = session_record_attempt(
-            session_id=submission.session_id,
-            problem_id=submission.problem_id,
-            graded=graded,
-            status=verdict.status,
-            categories=verdict.failed_categories,
-            at=now,
+        context = origin_get(SESSION_ORIGIN).record_verdict(
+            AttemptVerdict(
+                origin_id=submission.session_id,
+                learner_id=submission.learner_id,
+                problem_id=submission.problem_id,
+                graded=graded,
+                status=verdict.status,
+                categories=verdict.failed_categories,
+                at=now,
+            )
         )
     if not graded:
         return
@@ -471,8 +424,8 @@ def _update_learner_model(submission: Submission, verdict: Verdict, now: Any, bu
             passed=verdict.status == SubmissionStatus.PASSED,
             tests_passed=verdict.visible_passed + verdict.hidden_passed,
             tests_total=verdict.visible_total + verdict.hidden_total,
-            max_hint_level=context["max_hint_level"],
-            seconds_taken=context["seconds_taken"],
+            max_hint_level=context.max_hint_level,
+            seconds_taken=context.seconds_taken,
             at=now,
         ),
         problem=facts,
@@ -485,17 +438,6 @@ def submission_evaluate(*, submission_id: uuid.UUID | str) -> str:
     if claimed is None:
         return "skipped"
     return _evaluate_claimed(*claimed)
-
-
-def _evaluate_in_process(submission: Submission, token: uuid.UUID) -> None:
-    """Evaluate a new submission right after its commit. A failure is logged, not raised, as a
-    failed enqueue is: the row stays claimed, and once stale the sweeper has it graded again."""
-    try:
-        _evaluate_claimed(submission, token)
-    except Exception:
-        logger.exception("evaluation of submission %s failed; the sweeper will retry", submission.id)
-        with contextlib.suppress(DatabaseError):  # the database may be what failed
-            make_durable()  # no verdict commit made the row durable, and the caller learns of it now
 
 
 def _evaluate_claimed(submission: Submission, token: uuid.UUID) -> str:
@@ -541,10 +483,13 @@ def submission_sweep() -> dict[str, int]:
 
     requeue_before = now - timedelta(seconds=settings.CO_SUBMISSION_REQUEUE_SECONDS)
     stale = now - timedelta(seconds=settings.CO_SUBMISSION_STALE_SECONDS)
-    lost = Submission.objects.filter(
-        Q(status=SubmissionStatus.PENDING) & (Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=requeue_before))
-        | Q(status=SubmissionStatus.RUNNING, started_at__lt=stale)
-    ).values_list("id", flat=True)[:500]
+    lost = list(
+        Submission.objects.filter(
+            Q(status=SubmissionStatus.PENDING) & (Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=requeue_before))
+            | Q(status=SubmissionStatus.RUNNING, started_at__lt=stale)
+        ).values_list("id", flat=True)[:500]
+    )
+    Submission.objects.filter(id__in=lost).update(enqueued_at=now)
     for submission_id in lost:
         submission_enqueue(submission_id=submission_id)
         counts["requeued"] += 1
@@ -558,19 +503,11 @@ WAIT_SLICE_SECONDS = 0.2
 
 
 def submission_wait(*, submission: Submission, timeout: float) -> Submission:
-    """Wait up to `timeout` seconds for the verdict. A final row is returned as it is (eager mode
-    hands `submission_create`'s caller the committed row). With Redis the wait wakes when the
-    verdict commits; the database is read again at least every 200 ms either way, so a lost
-    wake-up costs at most that. Without Redis it polls (10 ms, doubling to 200 ms). The caller's
-    row was just written or read, so the first read is after the first wait, not before it."""
+    """Wait up to `timeout` seconds for the verdict, waking when it commits (waiting.py) rather
+    than polling. The row is read again after each wake-up or slice, so a lost wake-up costs one
+    slice. The caller's row was just written or read, so the first read follows the first wait."""
     deadline = time.monotonic() + timeout
-    delay = 0.01
-    wake_up = verdict_wake_up_configured()
     while not submission.is_final and (remaining := deadline - time.monotonic()) > 0:
-        if wake_up:
-            verdict_await(submission_id=submission.id, timeout=min(WAIT_SLICE_SECONDS, remaining))
-        else:
-            time.sleep(min(delay, remaining))
-            delay = min(delay * 2, WAIT_SLICE_SECONDS)
+        verdict_await(submission_id=submission.id, timeout=min(WAIT_SLICE_SECONDS, remaining))
         submission.refresh_from_db()
     return submission

@@ -1,18 +1,21 @@
-"""Waking a request that waits for a verdict the moment it commits (worker mode).
+"""Waking a request that waits for a verdict the moment the verdict commits.
 
-With Redis configured (`CO_REDIS_URL`), the evaluation pushes a token onto a short-lived list
-per submission once its verdict has committed, and the waiting request blocks on that list
-(`BLPOP`) instead of sleeping between polls. The list outlives a notification sent before the
-request started waiting, and every wait is bounded, so a lost notification (Redis restarted, a
-second waiter took the token) only means the next database read finds the verdict. Without Redis
-there is nothing to wait on and the caller polls.
+Every announcement is kept in this process for a short while, so a verdict graded in the process
+that waits for it (the in-process queue: Celery eager, or a worker's own request) wakes the
+waiter at once, even when it was announced before the wait began. With Redis configured
+(`CO_REDIS_URL`) the evaluation also pushes a token onto a short-lived list per submission and a
+waiter in another process blocks on that list (`BLPOP`). Every wait is bounded, so a lost
+notification (Redis restarted, a second waiter took the token) only means the next database read
+finds the verdict.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from typing import Any
 
 from django.conf import settings
@@ -21,6 +24,9 @@ logger = logging.getLogger("co.submissions")
 
 # Long enough for any request still waiting (CO_SUBMISSION_WAIT_SECONDS), short enough not to pile up.
 TOKEN_SECONDS = 60
+
+_announced: OrderedDict[uuid.UUID, float] = OrderedDict()  # submission id → when the token lapses
+_changed = threading.Condition()
 
 
 def _key(submission_id: uuid.UUID) -> str:
@@ -34,13 +40,15 @@ def _redis() -> Any:
     return get_redis_connection("default")
 
 
-def verdict_wake_up_configured() -> bool:
-    return bool(settings.REDIS_URL)
-
-
 def verdict_announce(*, submission_id: uuid.UUID) -> None:
     """The verdict is committed: wake whoever waits. Best effort; never raises."""
-    if not verdict_wake_up_configured():
+    now = time.monotonic()
+    with _changed:
+        while _announced and next(iter(_announced.values())) < now:
+            _announced.popitem(last=False)
+        _announced[submission_id] = now + TOKEN_SECONDS
+        _changed.notify_all()
+    if not settings.REDIS_URL:
         return
     try:
         pipe = _redis().pipeline(transaction=False)
@@ -52,10 +60,14 @@ def verdict_announce(*, submission_id: uuid.UUID) -> None:
 
 
 def verdict_await(*, submission_id: uuid.UUID, timeout: float) -> bool:
-    """Block up to `timeout` seconds (more than 0, less than the cache's 2 s socket timeout) for
-    the announcement; True when one arrived."""
-    if not verdict_wake_up_configured():
-        return False
+    """Block up to `timeout` seconds (more than 0, less than the cache's socket timeout) for the
+    announcement; True when one arrived."""
+    with _changed:
+        if _announced.pop(submission_id, None) is not None:
+            return True
+        if not settings.REDIS_URL:
+            _changed.wait_for(lambda: submission_id in _announced, timeout=timeout)
+            return _announced.pop(submission_id, None) is not None
     try:
         return _redis().blpop([_key(submission_id)], timeout=max(timeout, 0.01)) is not None
     except Exception:  # Redis unreachable: wait out the slice, then the caller reads the database

@@ -24,9 +24,8 @@ def test_celery_is_json_only_acks_late_and_time_limited() -> None:
     assert conf.worker_prefetch_multiplier == 1
     # Configured eager exactly when no broker is configured (SQLite run), a real broker in the
     # PostgreSQL run; tests other than the real-worker ones force eager themselves.
-    assert settings.CELERY_TASK_ALWAYS_EAGER is (not settings.CELERY_BROKER_URL)
-    if settings.CELERY_BROKER_URL:
-        assert conf.broker_url == settings.CELERY_BROKER_URL
+    assert settings.CELERY_TASK_ALWAYS_EAGER is (settings.CELERY_BROKER_URL == "memory://")
+    assert conf.broker_url == settings.CELERY_BROKER_URL
 
 
 @pytest.mark.django_db

@@ -134,7 +134,7 @@ def test_default_configuration_is_embedded() -> None:
     assert values["ENGINE"] == "django.db.backends.sqlite3"
     assert values["NAME"] == str(REPO_ROOT / "var" / "co.sqlite3")
     assert values["CACHE_BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"
-    assert values["CELERY_BROKER_URL"] == ""
+    assert values["CELERY_BROKER_URL"] == "memory://"
     assert values["CELERY_TASK_ALWAYS_EAGER"] is True
 
 
