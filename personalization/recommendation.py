@@ -36,8 +36,7 @@ from django.db import models
 from django.utils import timezone
 
 from personalization.models import LearnerState, Mastery, MasteryKeyType, ReviewItem
-from tracks.models import Problem
-from tracks.selectors import catalogue_version
+from tracks.selectors import CatalogueEntry, catalogue_entries, catalogue_version
 
 TERMS = ("weakness", "novelty", "pacing", "diversity")
 
@@ -50,21 +49,6 @@ class RecommendationKind(models.TextChoices):
 
 STREAK_LIMIT = 2
 RECENT_PROBLEMS = 3
-
-
-@dataclass(frozen=True)
-class CatalogueEntry:
-    id: uuid.UUID
-    slug: str
-    title: str
-    subject: str
-    difficulty: int
-    module_id: uuid.UUID
-    module_position: int
-    position: int
-    track_id: uuid.UUID
-    track_slug: str
-    topics: tuple[str, ...]
 
 
 @dataclass
@@ -125,7 +109,7 @@ def catalogue_load(*, track_id: uuid.UUID | None = None, subject: str | None = N
         return entries[1]
     catalogue = cache.get(key)
     if catalogue is None:
-        catalogue = _catalogue_query(track_id=track_id, subject=subject)
+        catalogue = catalogue_entries(track_id=track_id, subject=subject)
         cache.set(key, catalogue, timeout=CATALOGUE_CACHE_SECONDS)
     if len(_process_catalogues) >= 64:
         _process_catalogues.clear()
@@ -135,35 +119,6 @@ def catalogue_load(*, track_id: uuid.UUID | None = None, subject: str | None = N
 
 # This process's copies (unpickling 1,000 entries from the shared cache costs more than scoring them).
 _process_catalogues: dict[str, tuple[float, list[CatalogueEntry]]] = {}
-
-
-def _catalogue_query(*, track_id: uuid.UUID | None, subject: str | None) -> list[CatalogueEntry]:
-    problems = Problem.objects.filter(published=True, module__published=True, module__track__published=True)
-    if track_id is not None:
-        problems = problems.filter(module__track_id=track_id)
-    if subject:
-        problems = problems.filter(subject=subject)
-    topics: dict[uuid.UUID, list[str]] = {}
-    for problem_id, slug in Problem.topics.through.objects.filter(problem__in=problems.values("id")).values_list(
-        "problem_id", "topic__slug"
-    ):
-        topics.setdefault(problem_id, []).append(slug)
-    rows = problems.values_list(
-        "id",
-        "slug",
-        "title",
-        "subject",
-        "difficulty",
-        "module_id",
-        "module__position",
-        "position",
-        "module__track_id",
-        "module__track__slug",
-    )
-    return [
-        CatalogueEntry(*row[:10], topics=tuple(sorted(topics.get(row[0], ()))))  # type: ignore[misc]
-        for row in rows
-    ]
 
 
 DUE_REVIEWS_LOADED = 100

@@ -9,7 +9,7 @@ from rest_framework import serializers
 
 from personalization.models import REVIEW_INTERVAL_DAYS, Mastery, MasteryKeyType, ReviewItem, ReviewReason
 from personalization.recommendation import RecommendationKind
-from tracks.models import Subject
+from tracks.choices import Subject
 
 
 class MasteryQuerySerializer(serializers.Serializer):

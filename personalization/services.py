@@ -44,7 +44,6 @@ from personalization.models import (
     ReviewReason,
 )
 from personalization.recommendation import RECENT_PROBLEMS, catalogue_load, learner_snapshot, recommend
-from tracks.models import Problem
 from tracks.problem_bank import DatabaseProblemBank, ProblemBundle
 from tracks.selectors import track_id_for
 
@@ -232,7 +231,7 @@ def problem_facts(*, problem_id: uuid.UUID) -> ProblemFacts:
     """From the memoized bundle (retired problems too: history keeps pointing at them)."""
     bundle = DatabaseProblemBank().get(str(problem_id), include_retired=True)
     if bundle is None:
-        raise Problem.DoesNotExist(f"no problem {problem_id}")
+        raise NotFound(f"No problem {problem_id}.")
     return ProblemFacts.of(bundle)
 
 

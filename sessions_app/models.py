@@ -12,26 +12,8 @@ import uuid
 from django.db import models
 from django.db.models import Q
 
-from tracks.models import Subject
-
-
-class SessionMode(models.TextChoices):
-    PRACTICE = "practice", "Practice (one problem)"
-    TRACK = "track", "Track (walks the modules in order)"
-    MOCK = "mock", "Mock interview (time-boxed)"
-
-
-class SessionStatus(models.TextChoices):
-    ACTIVE = "active", "Active"
-    COMPLETED = "completed", "Completed"
-    ABANDONED = "abandoned", "Abandoned"
-
-
-class SessionProblemState(models.TextChoices):
-    OPEN = "open", "Open"
-    PASSED = "passed", "Passed"
-    GIVEN_UP = "given_up", "Given up"
-    SKIPPED = "skipped", "Skipped (advanced without passing)"
+from sessions_app.choices import SessionMode, SessionProblemState, SessionStatus
+from tracks.choices import Subject
 
 
 class Session(models.Model):

@@ -6,7 +6,7 @@ import uuid
 
 from django.db.models import Prefetch
 
-from co_project.errors import NotFound
+from co_project.errors import Conflict, NotFound
 from sessions_app.models import Session, SessionProblem
 
 
@@ -36,3 +36,16 @@ def session_get_for_learner(*, learner_id: str, session_id: str | uuid.UUID) -> 
     if session is None:
         raise NotFound("No such session.")
     return session
+
+
+def session_problem_for_reference(*, session: Session, problem_ref: str) -> SessionProblem:
+    """The session's row for the named problem (id or slug), from the problems
+    `session_get_for_learner` prefetched; 409 when the problem is not the session's."""
+    try:
+        problem_uuid = uuid.UUID(problem_ref)
+    except ValueError:
+        problem_uuid = None
+    for row in session.problems.all():
+        if row.problem_id == problem_uuid or row.problem.slug == problem_ref:
+            return row
+    raise Conflict("This problem is not part of the session.", fields={"problem_id": ["Not a problem of this session."]})

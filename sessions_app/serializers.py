@@ -9,7 +9,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from sessions_app.models import Session, SessionMode, SessionProblemState, SessionStatus
-from tracks.models import Subject
+from tracks.choices import Subject
 
 
 class SessionCreateSerializer(serializers.Serializer):

@@ -13,7 +13,7 @@ import uuid
 from django.db import models
 from django.db.models import Q
 
-from tracks.models import Language, Rubric, Subject
+from tracks.choices import Language, Subject
 
 
 class SubmissionStatus(models.TextChoices):
@@ -105,7 +105,7 @@ class RubricScore(models.Model):
     """Per-dimension scores of a rubric-graded (systems) submission."""
 
     submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="rubric_scores")
-    rubric = models.ForeignKey(Rubric, on_delete=models.PROTECT, related_name="scores")
+    rubric = models.ForeignKey("tracks.Rubric", on_delete=models.PROTECT, related_name="scores")
     scores = models.JSONField(help_text="{dimension id: score}")
     feedback = models.JSONField(help_text="{dimension id: feedback}")
     grader = models.CharField(max_length=16, default="builtin")

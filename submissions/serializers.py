@@ -12,7 +12,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 from submissions.models import SubmissionKind, SubmissionStatus
-from tracks.models import Language, Subject
+from tracks.choices import Language, Subject
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 

@@ -13,36 +13,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from grading.comparison import ComparisonMode
-
-
-class Subject(models.TextChoices):
-    CODING = "coding", "Coding"
-    MATH = "math", "Math"
-    SYSTEMS = "systems", "Systems design"
-
-
-class Language(models.TextChoices):
-    PYTHON = "python", "Python"
-    JAVASCRIPT = "javascript", "JavaScript"
-
-
-class Comparison(models.TextChoices):
-    EXACT = ComparisonMode.EXACT.value, "Exact JSON equality"
-    UNORDERED = ComparisonMode.UNORDERED.value, "Top-level list as a multiset"
-    FLOAT = ComparisonMode.FLOAT.value, "Numbers within a tolerance"
-
-
-class MathForm(models.TextChoices):
-    EQUIVALENT = "equivalent", "Any equivalent expression"
-    SIMPLIFIED = "simplified", "Equivalent and simplified"
-    EXPANDED = "expanded", "Equivalent and fully expanded"
-    FACTORED = "factored", "Equivalent and fully factored"
-
-
-class RubricDomain(models.TextChoices):
-    SYSTEMS = "systems", "Systems design"
-    MATH = "math", "Math"
+from tracks.choices import Comparison, Language, MathForm, RubricDomain, Subject
 
 
 class Label(models.Model):

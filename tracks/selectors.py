@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 
 from django.db.models import Prefetch, QuerySet
 
@@ -77,3 +78,86 @@ def catalogue_version() -> int:
         cache.add(CATALOGUE_VERSION_KEY, time.time_ns() // 1000, timeout=None)
         version = cache.get(CATALOGUE_VERSION_KEY, 0)
     return int(version)
+
+
+@dataclass(frozen=True)
+class CatalogueEntry:
+    """A published problem as the recommender ranks it: plain values, cached and pickled."""
+
+    id: uuid.UUID
+    slug: str
+    title: str
+    subject: str
+    difficulty: int
+    module_id: uuid.UUID
+    module_position: int
+    position: int
+    track_id: uuid.UUID
+    track_slug: str
+    topics: tuple[str, ...]
+
+
+def catalogue_entries(*, track_id: uuid.UUID | None = None, subject: str | None = None) -> list[CatalogueEntry]:
+    """Published problems of published modules and tracks, with their topics: two queries."""
+    problems = Problem.objects.filter(published=True, module__published=True, module__track__published=True)
+    if track_id is not None:
+        problems = problems.filter(module__track_id=track_id)
+    if subject:
+        problems = problems.filter(subject=subject)
+    topics: dict[uuid.UUID, list[str]] = {}
+    for problem_id, slug in Problem.topics.through.objects.filter(problem__in=problems.values("id")).values_list(
+        "problem_id", "topic__slug"
+    ):
+        topics.setdefault(problem_id, []).append(slug)
+    rows = problems.values_list(
+        "id",
+        "slug",
+        "title",
+        "subject",
+        "difficulty",
+        "module_id",
+        "module__position",
+        "position",
+        "module__track_id",
+        "module__track__slug",
+    )
+    return [CatalogueEntry(*row, topics=tuple(sorted(topics.get(row[0], ())))) for row in rows]
+
+
+def track_published_get(*, reference: str) -> Track:
+    """A published track by id or slug (one query); not found names the `track_id` field."""
+    try:
+        lookup: dict[str, object] = {"id": uuid.UUID(reference)}
+    except ValueError:
+        lookup = {"slug": reference}
+    track = Track.objects.filter(published=True, **lookup).first()
+    if track is None:
+        raise NotFound(f"No published track '{reference[:100]}'.", fields={"track_id": ["No such track."]})
+    return track
+
+
+def problem_published_get(*, reference: str) -> Problem:
+    """A problem by id or slug, published in a published module of a published track, with its
+    module (one query); not found names the `problem_id` field."""
+    try:
+        lookup: dict[str, object] = {"id": uuid.UUID(reference)}
+    except ValueError:
+        lookup = {"slug": reference}
+    problem = (
+        Problem.objects.select_related("module")
+        .filter(published=True, module__published=True, module__track__published=True, **lookup)
+        .first()
+    )
+    if problem is None:
+        raise NotFound(f"No published problem '{reference[:100]}'.", fields={"problem_id": ["No such problem."]})
+    return problem
+
+
+def problem_slugs(*, problem_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Slug by problem id, retired problems included (one query; unknown ids are left out)."""
+    return dict(Problem.objects.filter(id__in=problem_ids).values_list("id", "slug"))
+
+
+def problem_rubric_id(*, problem_id: uuid.UUID) -> uuid.UUID | None:
+    """The id of the rubric a problem is graded by, or None (no such problem, or no rubric)."""
+    return Problem.objects.filter(id=problem_id).values_list("rubric_id", flat=True).first()

@@ -7,10 +7,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from django.db.models import Q
-
-from personalization.models import MasteryKeyType
-from personalization.selectors import mastery_list
+from personalization.selectors import mastery_of_topics_and_outcomes
 from tutoring.models import TutorTurn
 
 
@@ -27,8 +24,5 @@ def turn_get_by_stream_token(*, token: str) -> TutorTurn | None:
 
 def mastery_for_problem(*, learner_id: str, topics: list[str], outcomes: list[str]) -> list[dict[str, Any]]:
     """The learner's mastery of the problem's topics and its module's outcomes (0–100)."""
-    rows = mastery_list(learner_id=learner_id).filter(
-        Q(key_type=MasteryKeyType.TOPIC, key_id__in=topics)
-        | Q(key_type=MasteryKeyType.OUTCOME, key_id__in=[str(o)[:100] for o in outcomes])
-    )
+    rows = mastery_of_topics_and_outcomes(learner_id=learner_id, topics=topics, outcomes=outcomes)
     return [{"kind": row.key_type, "key": row.key_id, "score": row.score, "attempts": row.attempts} for row in rows]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from submissions.errors import CodeTooLarge
-from tracks.models import Language
+from tracks.choices import Language
 
 MAX_CODE_BYTES = 64 * 1024
 MAX_MESSAGE_CHARS = 2000

@@ -22,8 +22,8 @@ from django.utils import timezone
 
 from co_project.errors import ApplicationError, Conflict, NotFound, ProblemRepositoryNotReady
 from co_project.telemetry import telemetry_emit
-from sessions_app.models import SessionProblem, SessionStatus
-from sessions_app.selectors import session_get_for_learner
+from sessions_app.choices import SessionStatus
+from sessions_app.selectors import session_get_for_learner, session_problem_for_reference
 from sessions_app.services import session_record_hint, session_refresh
 from submissions.selectors import submission_results_for_tutor
 from tracks.problem_bank import DatabaseProblemBank, problem_bundle_get
@@ -67,18 +67,6 @@ def llm_settings() -> LlmSettings:
     )
 
 
-def _session_problem(session: Any, problem_ref: str) -> SessionProblem:
-    """The session's row for the named problem (id or slug); 409 when the problem is not the session's."""
-    try:
-        problem_uuid = uuid.UUID(problem_ref)
-    except ValueError:
-        problem_uuid = None
-    for row in session.problems.all():
-        if row.problem_id == problem_uuid or row.problem.slug == problem_ref:
-            return row
-    raise Conflict("This problem is not part of the session.", fields={"problem_id": ["Not a problem of this session."]})
-
-
 def tutor_turn_start(
     *,
     learner_id: str,
@@ -96,7 +84,7 @@ def tutor_turn_start(
     session = session_refresh(session=session)
     if session.status != SessionStatus.ACTIVE:
         raise SessionNotActive(f"This session is {session.status}; hints need an active session.")
-    row = _session_problem(session, problem_ref)
+    row = session_problem_for_reference(session=session, problem_ref=problem_ref)
     bundle = problem_bundle_get(reference=str(row.problem_id))
     if bundle is None:
         raise ProblemRepositoryNotReady(fields={"problem_id": ["The problem bank no longer has this problem."]})
