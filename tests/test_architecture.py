@@ -1,0 +1,201 @@
+"""The shape of DESIGN §1, checked from the source (every project file parsed with `ast`, none
+imported): grading is a leaf, co_project reaches no app, the apps depend on one another in one
+direction only, and an app reads another app's rows through its selectors and services, never
+by importing its models. Imports inside functions and under TYPE_CHECKING count."""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from dataclasses import dataclass
+from functools import cache
+from itertools import pairwise
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+APPS = ("co_project", "tracks", "personalization", "submissions", "sessions_app", "study_paths", "tutoring", "grading")
+LEAVES = ("grading",)  # import no project package; anything may import them
+SKIPPED_DIRECTORIES = {"__pycache__", "node_modules", "var"}
+
+# Imports of another app's models that the pipeline's owner is moving to that app's selectors
+# (tracks.selectors: track_published_get, problem_published_get, problem_slugs,
+# problem_rubric_id). An entry goes once its file stops importing the module.
+PENDING_MODEL_IMPORTS = {
+    ("sessions_app/services.py", "tracks.models"),
+    ("submissions/services.py", "tracks.models"),
+}
+
+
+@dataclass(frozen=True)
+class Import:
+    path: str  # relative to the repository root
+    line: int
+    module: str  # the full dotted name imported
+
+    @property
+    def target(self) -> str:
+        return self.module.split(".")[0]
+
+    @property
+    def source(self) -> str:
+        return self.path.split("/")[0].removesuffix(".py")
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line} imports {self.module}"
+
+
+def _sources() -> list[Path]:
+    return sorted(
+        path
+        for path in ROOT.rglob("*.py")
+        if not any(part.startswith(".") or part in SKIPPED_DIRECTORIES for part in path.relative_to(ROOT).parts)
+    )
+
+
+@cache
+def project_packages() -> frozenset[str]:
+    """The top-level names a project file is imported by: its packages and top-level modules."""
+    return frozenset(path.relative_to(ROOT).parts[0].removesuffix(".py") for path in _sources())
+
+
+def _imports_of(path: Path) -> list[Import]:
+    relative = path.relative_to(ROOT)
+    package = list(relative.parts[:-1])  # a module's package, or an __init__.py's own
+    found = []
+    for node in ast.walk(ast.parse(path.read_bytes(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found += [Import(relative.as_posix(), node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module.split(".") if node.module else []
+            if node.level:  # relative: from the file's own package, `level - 1` packages up
+                base = package[: len(package) - (node.level - 1)] + base
+            module = ".".join(base)
+            # `from tracks import models` imports the module tracks.models.
+            found += [Import(relative.as_posix(), node.lineno, f"{module}.{alias.name}") for alias in node.names]
+    return found
+
+
+@cache
+def project_imports() -> tuple[Import, ...]:
+    """Every import of a project package by a project file (itself included)."""
+    packages = project_packages()
+    return tuple(found for path in _sources() for found in _imports_of(path) if found.target in packages)
+
+
+def app_graph() -> dict[str, dict[str, list[Import]]]:
+    """source app → target app → the imports that make the edge."""
+    graph: dict[str, dict[str, list[Import]]] = defaultdict(lambda: defaultdict(list))
+    for found in project_imports():
+        if found.source in APPS and found.target in APPS and found.source != found.target:
+            graph[found.source][found.target].append(found)
+    return graph
+
+
+def cycles(graph: dict[str, dict[str, list[Import]]]) -> list[list[str]]:
+    """One cycle (first node repeated at the end) per strongly connected group of apps."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    groups: list[list[str]] = []
+
+    def visit(node: str) -> None:  # Tarjan
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in sorted(graph.get(node, {})):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+
+    def path_back(start: str, members: set[str]) -> list[str]:
+        seen: set[str] = set()
+        trail = [start]
+
+        def walk(node: str) -> bool:
+            for target in sorted(graph.get(node, {})):
+                if target == start:
+                    trail.append(start)
+                    return True
+                if target in members and target not in seen:
+                    seen.add(target)
+                    trail.append(target)
+                    if walk(target):
+                        return True
+                    trail.pop()
+            return False
+
+        walk(start)
+        return trail
+
+    return [path_back(group[0], set(group)) for group in groups]
+
+
+def describe(cycle: list[str], graph: dict[str, dict[str, list[Import]]]) -> str:
+    lines = [" → ".join(cycle)]
+    for source, target in pairwise(cycle):
+        lines += [f"  {source} → {target}:"] + [f"    {found}" for found in graph[source][target][:5]]
+    return "\n".join(lines)
+
+
+def test_the_walk_sees_every_app() -> None:
+    sources = {found.source for found in project_imports()}
+    assert set(APPS) - {"study_paths"} <= sources  # study_paths has no import of the project yet
+    assert set(APPS) <= project_packages()
+
+
+def test_grading_imports_no_project_package() -> None:
+    leaks = [str(found) for found in project_imports() if found.source in LEAVES and found.target not in LEAVES]
+    assert leaks == [], "grading is a leaf (DESIGN §1):\n" + "\n".join(leaks)
+
+
+def test_co_project_imports_no_app() -> None:
+    """co_project may name apps in strings (settings, `include("x.urls")`), and import leaves."""
+    reaches = [
+        str(found)
+        for found in project_imports()
+        if found.source == "co_project" and found.target in APPS and found.target not in {"co_project", *LEAVES}
+    ]
+    assert reaches == [], "co_project imports an app:\n" + "\n".join(reaches)
+
+
+def test_the_apps_import_one_another_without_a_cycle() -> None:
+    graph = app_graph()
+    found = cycles(graph)
+    assert found == [], "import cycles between apps (DESIGN §1):\n" + "\n".join(describe(cycle, graph) for cycle in found)
+
+
+def test_the_cycle_finder_prints_a_cycle() -> None:
+    where = Import("a/x.py", 1, "b")
+    graph = {"a": {"b": [where]}, "b": {"c": [where]}, "c": {"a": [where], "d": [where]}, "d": {}}
+    assert cycles(graph) == [["a", "b", "c", "a"]]
+    assert describe(["a", "b", "a"], {"a": {"b": [where]}, "b": {"a": [where]}}).splitlines()[0] == "a → b → a"
+    assert cycles({"a": {"b": [where]}, "b": {}}) == []
+
+
+def test_an_app_reads_another_apps_rows_through_its_selectors_not_its_models() -> None:
+    """Outside its own package (and its migrations), no code imports an app's models module."""
+    imports = {
+        (found.path, ".".join(found.module.split(".")[:2]))
+        for found in project_imports()
+        if found.source in APPS
+        and found.target in APPS
+        and found.source != found.target
+        and found.module.split(".")[1:2] == ["models"]
+        and "/migrations/" not in found.path
+    }
+    assert sorted(imports - PENDING_MODEL_IMPORTS) == []
+    assert sorted(PENDING_MODEL_IMPORTS - imports) == [], "no longer imported: remove from PENDING_MODEL_IMPORTS"
