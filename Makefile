@@ -14,7 +14,17 @@ FIND_PYTHON = for candidate in $(PYTHON) python3.14 python3.13 python3.12 python
 	    command -v $$candidate; exit 0; fi; done; \
 	  echo "No Python >= 3.12 found (Django 6 needs it). Install one, or set PYTHON=/path/to/python3.12." >&2; exit 1
 
-.PHONY: run test lint format install install-dev token worker beat clean
+# System packages `make run` and `make test` need, as PACKAGE:COMMAND (present when COMMAND is on
+# PATH; a bare PACKAGE is checked with dpkg). Missing ones are installed with apt-get as root, else
+# the command stops and says what to install. bubblewrap isolates learner code (JavaScript, and
+# Python when not root); Node.js runs JavaScript submissions and checks JavaScript references.
+SYSTEM_PACKAGES := bubblewrap:bwrap nodejs:node
+
+# A virtualenv from requirements.txt alone, rebuilt from scratch when it changes: what production
+# installs, so the smoke test (deploy/smoke.py) finds a missing runtime dependency.
+PROD_VENV := var/prod-venv
+
+.PHONY: run test lint format install install-dev system-packages prod-venv token worker beat clean
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $$($(FIND_PYTHON)) -m venv $(VENV)
@@ -28,8 +38,20 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+system-packages:
+	@scripts/system-packages "make $(or $(MAKECMDGOALS),system-packages)" $(SYSTEM_PACKAGES)
+
+$(PROD_VENV)/.installed: requirements.txt
+	@echo "building $(PROD_VENV) from requirements.txt alone"
+	@rm -rf $(PROD_VENV)
+	@$$($(FIND_PYTHON)) -m venv $(PROD_VENV)
+	$(PROD_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+prod-venv: $(PROD_VENV)/.installed
+
 # Local development: SQLite, eager Celery, local-memory cache, dev signing keys under var/.
-run: install
+run: system-packages install
 	@mkdir -p var
 	@test -f .env || printf '# Written by `make run` for local development; production sets real variables instead.\nCO_ENV=development\n' > .env
 	$(PY) manage.py migrate --no-input
@@ -59,7 +81,7 @@ beat: install
 	$(VENV)/bin/celery -A co_project beat --loglevel INFO
 
 # The whole suite: SQLite by default; PostgreSQL/Redis when CO_DB_URL/CO_REDIS_URL are set.
-test: install-dev
+test: system-packages install-dev
 	CO_ENV=test $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lint: install-dev
