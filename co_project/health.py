@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -92,22 +92,23 @@ def health_report() -> tuple[int, dict[str, Any]]:
     return status_code, {"status": overall, "environment": settings.CO_ENV, "checks": checks}
 
 
-_CHECK = inline_serializer(
-    "HealthCheck",
-    fields={
-        "status": serializers.ChoiceField(choices=["ok", "unavailable"]),
-        "latency_ms": serializers.FloatField(),
-        "error": serializers.CharField(required=False),
-    },
-)
-_HEALTH = inline_serializer(
-    "HealthReport",
-    fields={
-        "status": serializers.ChoiceField(choices=["ok", "degraded", "unavailable"]),
-        "environment": serializers.CharField(),
-        "checks": serializers.DictField(child=_CHECK),
-    },
-)
+class HealthCheckSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["ok", "unavailable"])
+    error = serializers.CharField(required=False, help_text="The failure's exception class, never its message.")
+    engine = serializers.CharField(required=False, help_text="database: the database vendor.")
+    backend = serializers.ChoiceField(choices=["redis", "local-memory"], required=False, help_text="cache.")
+    mode = serializers.CharField(required=False, help_text="broker: `eager` (tasks run in process) or `broker`.")
+    isolation = serializers.CharField(required=False, help_text="sandbox: the isolation learner code gets.")
+    python = serializers.CharField(required=False, help_text="sandbox: how Python runs start.")
+    latency_ms = serializers.FloatField()
+
+
+class HealthReportSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["ok", "degraded", "unavailable"])
+    environment = serializers.CharField()
+    checks = serializers.DictField(child=HealthCheckSerializer())
+
+
 _EXAMPLE = {
     "status": "ok",
     "environment": "production",
@@ -130,9 +131,9 @@ class HealthView(APIView):
         summary="Service health (no authentication)",
         tags=["health"],
         auth=[],
-        responses={200: _HEALTH, 503: _HEALTH},
+        responses={200: HealthReportSerializer, 503: HealthReportSerializer},
         examples=[OpenApiExample("healthy", value=_EXAMPLE, response_only=True)],
     )
     def get(self, request: Request) -> Response:
-        status_code, body = health_report()
-        return Response(body, status=status_code)
+        status_code, report = health_report()
+        return Response(HealthReportSerializer(report).data, status=status_code)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.utils import timezone
 from rest_framework import serializers
 
@@ -20,6 +18,13 @@ class MasterySerializer(serializers.ModelSerializer):
     class Meta:
         model = Mastery
         fields = ("key_type", "key_id", "score", "ema", "attempts", "updated_at")
+
+
+class MasteryListSerializer(serializers.Serializer):
+    """All of the learner's mastery rows at once (bounded by the catalogue): never a next page."""
+
+    items = MasterySerializer(many=True)
+    next = serializers.CharField(allow_null=True)
 
 
 class ReviewProblemSerializer(serializers.Serializer):
@@ -83,7 +88,3 @@ class RecommendationSerializer(serializers.Serializer):
     reasons = serializers.ListField(child=serializers.CharField())
     guardrails = serializers.ListField(child=serializers.CharField(), help_text="Guardrails that shaped this pick.")
     learner = serializers.DictField(child=serializers.IntegerField(), help_text="{level, fail_streak, due_reviews}")
-
-
-def as_items(data: list[Any]) -> dict[str, Any]:
-    return {"items": data, "next": None}

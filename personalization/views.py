@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import serializers
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -13,12 +12,11 @@ from co_project.openapi import error_responses
 from co_project.pagination import ItemsCursorPagination
 from personalization import selectors, services
 from personalization.serializers import (
+    MasteryListSerializer,
     MasteryQuerySerializer,
-    MasterySerializer,
     RecommendationQuerySerializer,
     RecommendationSerializer,
     ReviewItemSerializer,
-    as_items,
 )
 
 
@@ -33,18 +31,13 @@ class MasteryView(APIView):
         description="Score 0–100 (the EMA of attempt performance, rounded) and the EMA itself; see the README for the rule.",
         tags=["learner model"],
         parameters=[MasteryQuerySerializer],
-        responses={
-            200: inline_serializer(
-                "MasteryList", {"items": MasterySerializer(many=True), "next": serializers.CharField(allow_null=True)}
-            ),
-            **error_responses(400),
-        },
+        responses={200: MasteryListSerializer, **error_responses(400)},
     )
     def get(self, request: Request) -> Response:
         query = MasteryQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         rows = selectors.mastery_list(learner_id=request.user.id, key_type=query.validated_data.get("key_type"))
-        return Response(as_items(MasterySerializer(rows, many=True).data))
+        return Response(MasteryListSerializer({"items": rows, "next": None}).data)
 
 
 class ReviewQueueView(APIView):
@@ -77,6 +70,7 @@ class RecommendationNextView(APIView):
         query = RecommendationQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         data = query.validated_data
-        return Response(
-            services.recommendation_next(learner_id=request.user.id, track_ref=data.get("track"), subject=data.get("subject"))
+        recommendation = services.recommendation_next(
+            learner_id=request.user.id, track_ref=data.get("track"), subject=data.get("subject")
         )
+        return Response(RecommendationSerializer(recommendation).data)

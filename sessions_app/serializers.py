@@ -6,9 +6,11 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from sessions_app.models import Session, SessionMode, SessionProblemState, SessionStatus
+from co_project.serializer_fields import OffsetDateTimeField
+from sessions_app.models import Session, SessionMode, SessionProblem, SessionProblemState, SessionStatus
 from tracks.choices import Subject
 
 
@@ -54,84 +56,56 @@ class SessionProblemSerializer(serializers.Serializer):
     max_hint_level = serializers.IntegerField()
     last_status = serializers.CharField(allow_blank=True)
     recommendation = serializers.DictField(help_text="Why the recommender chose it: score, terms, reasons.")
-    opened_at = serializers.DateTimeField()
-    finished_at = serializers.DateTimeField(allow_null=True)
+    opened_at = OffsetDateTimeField()
+    finished_at = OffsetDateTimeField(allow_null=True)
 
 
 class SessionSerializer(serializers.Serializer):
+    """A session loaded by `session_get_for_learner` (its problems prefetched: no query here)."""
+
     id = serializers.UUIDField()
-    user_id = serializers.CharField()
+    user_id = serializers.CharField(source="learner_id")
     subject = serializers.ChoiceField(choices=Subject.choices)
     mode = serializers.ChoiceField(choices=SessionMode.choices)
     status = serializers.ChoiceField(choices=SessionStatus.choices)
     track_id = serializers.UUIDField(allow_null=True)
-    problem_id = serializers.UUIDField(allow_null=True, help_text="The current problem.")
-    current_problem = SessionProblemBriefSerializer(allow_null=True)
-    attempts = serializers.IntegerField(help_text="Graded submissions on the current problem.")
-    total_attempts = serializers.IntegerField()
+    problem_id = serializers.UUIDField(source="current_problem_id", allow_null=True, help_text="The current problem.")
+    current_problem = serializers.SerializerMethodField()
+    attempts = serializers.SerializerMethodField(help_text="Graded submissions on the current problem.")
+    total_attempts = serializers.SerializerMethodField()
     last_hint_level = serializers.IntegerField()
-    problems = SessionProblemSerializer(many=True)
-    deadline_at = serializers.DateTimeField(allow_null=True, help_text="Mock only.")
-    seconds_remaining = serializers.IntegerField(allow_null=True, help_text="Mock only.")
+    problems = SessionProblemSerializer(source="problems.all", many=True)
+    deadline_at = OffsetDateTimeField(allow_null=True, help_text="Mock only.")
+    seconds_remaining = serializers.SerializerMethodField(help_text="Mock only.")
     duration_minutes = serializers.IntegerField(allow_null=True)
     problem_count = serializers.IntegerField(allow_null=True)
     report = serializers.DictField(allow_null=True, help_text="Mock report, once the mock has ended.")
-    created_at = serializers.DateTimeField()
-    started_at = serializers.DateTimeField()
-    updated_at = serializers.DateTimeField()
-    ended_at = serializers.DateTimeField(allow_null=True)
+    created_at = OffsetDateTimeField(source="started_at")
+    started_at = OffsetDateTimeField()
+    updated_at = OffsetDateTimeField()
+    ended_at = OffsetDateTimeField(allow_null=True)
 
+    @staticmethod
+    def _current(session: Session) -> SessionProblem | None:
+        """The live row of the current problem (a problem presented again has a later row)."""
+        rows = list(session.problems.all())
+        return next((row for row in reversed(rows) if row.problem_id == session.current_problem_id), None)
 
-def _brief(problem: Any) -> dict[str, Any]:
-    return {"id": str(problem.id), "slug": problem.slug, "title": problem.title, "difficulty": problem.difficulty}
+    @extend_schema_field(SessionProblemBriefSerializer(allow_null=True))
+    def get_current_problem(self, session: Session) -> dict[str, Any] | None:
+        current = self._current(session)
+        return SessionProblemBriefSerializer(current.problem).data if current else None
 
+    def get_attempts(self, session: Session) -> int:
+        current = self._current(session)
+        return current.attempts if current else 0
 
-def session_representation(session: Session) -> dict[str, Any]:
-    """The session as the API shows it (from a session loaded by `session_get_for_learner`)."""
-    rows = list(session.problems.all())
-    current = next((row for row in reversed(rows) if row.problem_id == session.current_problem_id), None)
-    remaining = None
-    if session.deadline_at is not None:
-        remaining = (
-            0 if session.status != SessionStatus.ACTIVE else max(0, int((session.deadline_at - timezone.now()).total_seconds()))
-        )
-    return {
-        "id": str(session.id),
-        "user_id": session.learner_id,
-        "subject": session.subject,
-        "mode": session.mode,
-        "status": session.status,
-        "track_id": str(session.track_id) if session.track_id else None,
-        "problem_id": str(session.current_problem_id) if session.current_problem_id else None,
-        "current_problem": _brief(current.problem) if current else None,
-        "attempts": current.attempts if current else 0,
-        "total_attempts": sum(row.attempts for row in rows),
-        "last_hint_level": session.last_hint_level,
-        "problems": [
-            {
-                "position": row.position,
-                "problem": _brief(row.problem),
-                "state": row.state,
-                "is_review": row.is_review,
-                "attempts": row.attempts,
-                "runs": row.runs,
-                "retries": row.retries,
-                "hints_used": row.hints_used,
-                "max_hint_level": row.max_hint_level,
-                "last_status": row.last_status,
-                "recommendation": row.recommendation,
-                "opened_at": row.opened_at.isoformat(),
-                "finished_at": row.finished_at.isoformat() if row.finished_at else None,
-            }
-            for row in rows
-        ],
-        "deadline_at": session.deadline_at.isoformat() if session.deadline_at else None,
-        "seconds_remaining": remaining,
-        "duration_minutes": session.duration_minutes,
-        "problem_count": session.problem_count,
-        "report": session.report,
-        "created_at": session.started_at.isoformat(),
-        "started_at": session.started_at.isoformat(),
-        "updated_at": session.updated_at.isoformat(),
-        "ended_at": session.ended_at.isoformat() if session.ended_at else None,
-    }
+    def get_total_attempts(self, session: Session) -> int:
+        return sum(row.attempts for row in session.problems.all())
+
+    def get_seconds_remaining(self, session: Session) -> int | None:
+        if session.deadline_at is None:
+            return None
+        if session.status != SessionStatus.ACTIVE:
+            return 0
+        return max(0, int((session.deadline_at - timezone.now()).total_seconds()))

@@ -9,19 +9,14 @@ from rest_framework.response import Response
 
 from co_project.openapi import error_responses
 from sessions_app import selectors, services
-from sessions_app.serializers import (
-    SessionActionSerializer,
-    SessionCreateSerializer,
-    SessionSerializer,
-    session_representation,
-)
+from sessions_app.serializers import SessionActionSerializer, SessionCreateSerializer, SessionSerializer
 
 _PATH_ID = OpenApiParameter("session_id", str, OpenApiParameter.PATH)
 
 
 def _show(request: Request, session_id: object, code: int = status.HTTP_200_OK) -> Response:
     session = selectors.session_get_for_learner(learner_id=request.user.id, session_id=str(session_id))
-    return Response(session_representation(session), status=code)
+    return Response(SessionSerializer(session).data, status=code)
 
 
 class SessionViewSet(viewsets.GenericViewSet):
@@ -73,7 +68,7 @@ class SessionViewSet(viewsets.GenericViewSet):
         session = selectors.session_get_for_learner(learner_id=request.user.id, session_id=session_id)
         if services.session_refresh(session=session).status != session.status:
             session = selectors.session_get_for_learner(learner_id=request.user.id, session_id=session_id)
-        return Response(session_representation(session))
+        return Response(SessionSerializer(session).data)
 
     @extend_schema(
         operation_id="sessions_update",

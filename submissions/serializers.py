@@ -11,7 +11,8 @@ from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
-from submissions.models import SubmissionKind, SubmissionStatus
+from co_project.serializer_fields import OffsetDateTimeField
+from submissions.models import Submission, SubmissionKind, SubmissionStatus
 from tracks.choices import Language, Subject
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -128,7 +129,7 @@ class SubmissionResultSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     status = serializers.ChoiceField(choices=SubmissionStatus.choices)
     kind = serializers.ChoiceField(choices=SubmissionKind.choices)
-    problem_id = serializers.CharField()
+    problem_id = serializers.CharField(source="problem_ref")
     session_id = serializers.UUIDField(allow_null=True)
     subject = serializers.ChoiceField(choices=Subject.choices)
     language = serializers.CharField(allow_blank=True)
@@ -142,20 +143,17 @@ class SubmissionResultSerializer(serializers.Serializer):
     error = serializers.DictField(allow_null=True, help_text="{kind, message}: e.g. a syntax error.")
     math = serializers.DictField(required=False, help_text="Math: equivalence, form, per-step checks.")
     rubric = serializers.DictField(required=False, help_text="Systems: per-dimension scores and feedback.")
-    created_at = serializers.DateTimeField()
-    finished_at = serializers.DateTimeField()
+    created_at = OffsetDateTimeField()
+    finished_at = OffsetDateTimeField()
 
+    # The row's own fields; everything else is the result the pipeline stored with the verdict.
+    ROW_FIELDS = ("id", "problem_id", "session_id", "subject", "language", "created_at")
 
-def submission_representation(submission: Any) -> dict[str, Any]:
-    """The pending shape until there is a verdict, then the stored result."""
-    if not submission.is_final:
-        return {"id": str(submission.id), "status": submission.status}
-    return {
-        "id": str(submission.id),
-        "problem_id": submission.problem_ref,
-        "session_id": str(submission.session_id) if submission.session_id else None,
-        "subject": submission.subject,
-        "language": submission.language,
-        "created_at": submission.created_at.isoformat(),
-        **submission.result,
-    }
+    def to_representation(self, submission: Submission) -> dict[str, Any]:
+        """The row's fields, then the stored result as it was stored (reading it is one query)."""
+        shown: dict[str, Any] = {}
+        for name in self.ROW_FIELDS:
+            field = self.fields[name]
+            value = field.get_attribute(submission)
+            shown[name] = None if value is None else field.to_representation(value)
+        return {**shown, **submission.result}

@@ -11,12 +11,8 @@ from rest_framework.response import Response
 from co_project.errors import InvalidInput
 from co_project.openapi import error_responses
 from submissions import selectors, services
-from submissions.serializers import (
-    SubmissionCreateSerializer,
-    SubmissionPendingSerializer,
-    SubmissionResultSerializer,
-    submission_representation,
-)
+from submissions.models import Submission
+from submissions.serializers import SubmissionCreateSerializer, SubmissionPendingSerializer, SubmissionResultSerializer
 
 _RESULT_EXAMPLE = {
     "id": "6a0d8f9e-3b2c-4d1e-9f8a-7b6c5d4e3f21",
@@ -50,6 +46,13 @@ _RESULT_EXAMPLE = {
     "created_at": "2026-11-22T10:00:00Z",
     "finished_at": "2026-11-22T10:00:00.041Z",
 }
+
+
+def _show(submission: Submission) -> Response:
+    """200 with the result once there is a verdict; until then 202 with the pending status."""
+    if submission.is_final:
+        return Response(SubmissionResultSerializer(submission).data, status=status.HTTP_200_OK)
+    return Response(SubmissionPendingSerializer(submission).data, status=status.HTTP_202_ACCEPTED)
 
 
 class SubmissionViewSet(viewsets.GenericViewSet):
@@ -115,8 +118,7 @@ class SubmissionViewSet(viewsets.GenericViewSet):
             idempotency_key=key,
         )
         submission = services.submission_wait(submission=submission, timeout=settings.CO_SUBMISSION_WAIT_SECONDS)
-        code = status.HTTP_200_OK if submission.is_final else status.HTTP_202_ACCEPTED
-        return Response(submission_representation(submission), status=code)
+        return _show(submission)
 
     @extend_schema(
         operation_id="submissions_retrieve",
@@ -127,5 +129,4 @@ class SubmissionViewSet(viewsets.GenericViewSet):
     )
     def retrieve(self, request: Request, submission_id: str) -> Response:
         submission = selectors.submission_get_for_learner(learner_id=request.user.id, submission_id=submission_id)
-        code = status.HTTP_200_OK if submission.is_final else status.HTTP_202_ACCEPTED
-        return Response(submission_representation(submission), status=code)
+        return _show(submission)
