@@ -19,7 +19,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class _ProhibitSurrogates(ProhibitSurrogateCharactersValidator):
-    """DRF's check without its Python loop over every character (≈ 1.5 ms for 64 KiB of code)."""
+    """DRF's check without its Python loop over every character: one regex search, in C."""
 
     def __call__(self, value: Any) -> None:
         text = str(value)

@@ -9,7 +9,7 @@ Protocol. argv[1] is the number of the results fd, the last argument the scratch
 {"rlimits": {address_space, cpu_seconds}}, applied before the learner's code is even compiled.
 The job arrives on stdin as a header line `<a> <b>`, a JSON object of a bytes
 {code, entrypoint, parameters, time_limit_ms, wall_limit_ms, output_limit_bytes} and b bytes of
-the inputs, marshalled (format 4: decoding them is ~3x faster than JSON); with a header of one
+the inputs, marshalled (format 4, which decodes faster than JSON); with a header of one
 length the JSON object carries "inputs" itself. Once the job is read, stdin, stdout and stderr
 are pointed at /dev/null. Events go to the results fd, one JSON line each:
   {"e":"ready"}    (started, before reading the job: see warm.py)
@@ -27,7 +27,7 @@ be JSON (NaN and Infinity are refused: runtime_error). print()/sys.stdout/sys.st
 per test; more than the output limit ends the test as `output_limit`.
 """
 
-import _signal as signal  # `signal` itself wraps the constants in enums: ~4 ms of start-up
+import _signal as signal  # `signal` itself wraps the constants in enums, on every start-up
 import builtins
 import io
 import marshal
@@ -35,7 +35,7 @@ import os
 import sys
 import time
 
-try:  # the C accelerator alone: `import json` pulls in re, enum, collections (~10 ms of start-up)
+try:  # the C accelerator alone: `import json` pulls in re, enum, collections on every start-up
     import _json
 
     class _DecodeContext:
@@ -238,7 +238,7 @@ def _read_job():
 
 
 def _warm_up():
-    """The interpreter's first compile() costs ~2 ms of one-time set-up: pay it before the job
+    """The interpreter's first compile() does one-time set-up: pay it before the job arrives
     (the fork helper pays it once, for every sandbox it forks)."""
     exec(compile("def _warm(a):\n    return [a, {'k': a}]\n_warm(1)\n", "<warm-up>", "exec", dont_inherit=True), {})  # noqa: S102
 
@@ -325,7 +325,7 @@ def main():
     emit({"e": "done", "peak_kb": _peak_kb()})
     # The trusted side has all it needs and kills this sandbox itself, after the verdict's path:
     # exiting now would tear the sandbox down (its memory, its namespaces) on a CPU the trusted
-    # side is being woken on, and hold the verdict up by about a millisecond.
+    # side is being woken on, and hold the verdict up.
     time.sleep(KILLED_WITHIN_SECONDS)
 
 

@@ -79,7 +79,7 @@ class SandboxConfig:
 
 @functools.lru_cache(maxsize=64)
 def _which(name: str, path: str | None) -> str | None:
-    """shutil.which, once per PATH (it stats every PATH entry: ~0.3 ms a call, twice a run)."""
+    """shutil.which, once per PATH (it stats every PATH entry, and every run would ask twice)."""
     return shutil.which(name, path=path)
 
 
@@ -160,7 +160,7 @@ def tool(name: str) -> str | None:
 
 def switch_user(cfg: SandboxConfig) -> tuple[list[str], dict]:
     """(command prefix, Popen arguments) that make the child the sandbox uid, with no groups and
-    no capabilities. `setpriv` lets Popen use vfork (a fork of a big worker costs milliseconds);
+    no capabilities. `setpriv` lets Popen use vfork (a fork copies a big worker's page tables);
     without it, Popen switches in C between fork and exec."""
     if os.geteuid() == cfg.uid:
         return [], {}
@@ -525,8 +525,8 @@ class SandboxProcess:
 
 
 class _Reaper:
-    """Reaps killed sandboxes off the verdict's path (a namespace takes a millisecond or two to
-    tear down, which no learner needs to wait for). What a run holds — its uid slot, its scratch
+    """Reaps killed sandboxes off the verdict's path (tearing a namespace down is work no
+    learner needs to wait for). What a run holds — its uid slot, its scratch
     dir — is let go only once its processes are gone, so nothing reuses them early."""
 
     def __init__(self) -> None:

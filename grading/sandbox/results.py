@@ -20,8 +20,8 @@ ISOLATION_LEVELS = ("bubblewrap", "unshare", "none")
 @dataclass(frozen=True)
 class EncodedInputs:
     """A run's inputs encoded once by the trusted caller, in each harness's format: a problem's
-    hidden inputs are encoded with its bundle, not on every evaluation (thousands of values cost
-    milliseconds), and the Python harness decodes marshal about three times faster than JSON."""
+    hidden inputs are encoded with its bundle, not on every evaluation (encoding grows with the
+    number of values), and the Python harness decodes marshal faster than JSON."""
 
     count: int
     keys: frozenset[str]  # the argument names every input has

@@ -96,8 +96,8 @@ _COMPILE_HARNESS = (
 
 @cache
 def _python_harness_pyc(python: str, stamp: tuple[int, int], source: bytes) -> bytes | None:
-    """The Python harness compiled by the sandbox's own interpreter (run as a .pyc it starts
-    ~3 ms sooner: nothing can be cached inside the read-only sandbox). Trusted code only."""
+    """The Python harness compiled by the sandbox's own interpreter (run as a .pyc it skips the
+    compile on start-up: nothing can be cached inside the read-only sandbox). Trusted code only."""
     try:
         done = subprocess.run(  # our interpreter, our harness source
             [python, "-I", "-S", "-c", _COMPILE_HARNESS], input=source, capture_output=True, timeout=30, check=True, env={}
@@ -204,7 +204,7 @@ def _encode_job(fields: dict, inputs: EncodedInputs, language: str) -> tuple[byt
 def _framed(job: bytes, inputs: bytes = b"", **extra: object) -> bytes:
     """`<length of job>\\n<job>`, or `<length of job> <length of inputs>\\n<job><inputs>` (the
     Python harness), with `extra` fields added to the job's JSON object (no re-encoding: a job
-    with large inputs costs milliseconds to encode)."""
+    with large inputs is slow to encode)."""
     if extra:
         job = job[:-1] + b"," + json.dumps(extra, separators=(",", ":"))[1:].encode()
     if inputs:

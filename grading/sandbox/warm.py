@@ -1,5 +1,5 @@
-"""Pre-started sandboxes: a run's sandbox start-up (bubblewrap, the interpreter, the harness:
-~15 ms for Python, ~100 ms for Node) happens before the submission arrives, not on its path.
+"""Pre-started sandboxes: a run's sandbox start-up (bubblewrap, the interpreter, the harness)
+happens before the submission arrives, not on its path.
 
 A warm sandbox is exactly the sandbox a cold run starts — the same isolation and command line,
 a uid slot of its own, fresh namespaces, a fresh interpreter that has loaded only our harness —

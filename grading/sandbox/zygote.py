@@ -11,8 +11,8 @@ reaches the sandbox through the fd we pass, never through the helper, so no sand
 can find an earlier run's inputs in the memory it inherits. Node cannot be forked once started
 (V8's threads): JavaScript keeps bubblewrap.
 
-A run costs a fork and its namespaces (~2 ms) instead of bubblewrap plus an interpreter start
-(~14 ms), on the verdict's path or, pre-started (warm.py), in the background.
+A run costs a fork and its namespaces instead of bubblewrap plus an interpreter start, on the
+verdict's path or, pre-started (warm.py), in the background.
 """
 
 from __future__ import annotations
