@@ -9,7 +9,6 @@ import ast
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import cache
-from itertools import pairwise
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,14 +90,15 @@ def app_graph() -> dict[str, dict[str, list[Import]]]:
     return graph
 
 
-def cycles(graph: dict[str, dict[str, list[Import]]]) -> list[list[str]]:
-    """One cycle (first node repeated at the end) per strongly connected group of apps."""
+def entangled(graph: dict[str, dict[str, list[Import]]]) -> list[list[str]]:
+    """The groups of apps that import one another, directly or not (Tarjan's strongly connected
+    components of more than one app), each sorted."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
     groups: list[list[str]] = []
 
-    def visit(node: str) -> None:  # Tarjan
+    def visit(node: str) -> None:
         index[node] = low[node] = len(index)
         stack.append(node)
         for target in sorted(graph.get(node, {})):
@@ -120,34 +120,43 @@ def cycles(graph: dict[str, dict[str, list[Import]]]) -> list[list[str]]:
     for node in sorted(graph):
         if node not in index:
             visit(node)
+    return groups
 
-    def path_back(start: str, members: set[str]) -> list[str]:
-        seen: set[str] = set()
-        trail = [start]
 
-        def walk(node: str) -> bool:
-            for target in sorted(graph.get(node, {})):
-                if target == start:
-                    trail.append(start)
+def cycle_through(start: str, members: set[str], graph: dict[str, dict[str, list[Import]]]) -> list[str]:
+    """One import cycle from `start` back to it within `members` (`start` repeated at the end)."""
+    seen: set[str] = set()
+    trail = [start]
+
+    def walk(node: str) -> bool:
+        for target in sorted(graph.get(node, {})):
+            if target == start:
+                trail.append(start)
+                return True
+            if target in members and target not in seen:
+                seen.add(target)
+                trail.append(target)
+                if walk(target):
                     return True
-                if target in members and target not in seen:
-                    seen.add(target)
-                    trail.append(target)
-                    if walk(target):
-                        return True
-                    trail.pop()
-            return False
+                trail.pop()
+        return False
 
-        walk(start)
-        return trail
-
-    return [path_back(group[0], set(group)) for group in groups]
+    walk(start)
+    return trail
 
 
-def describe(cycle: list[str], graph: dict[str, dict[str, list[Import]]]) -> str:
-    lines = [" → ".join(cycle)]
-    for source, target in pairwise(cycle):
-        lines += [f"  {source} → {target}:"] + [f"    {found}" for found in graph[source][target][:5]]
+def cycles(graph: dict[str, dict[str, list[Import]]]) -> list[list[str]]:
+    """One cycle per group of apps that import one another."""
+    return [cycle_through(group[0], set(group), graph) for group in entangled(graph)]
+
+
+def describe(group: list[str], graph: dict[str, dict[str, list[Import]]]) -> str:
+    """The group, one cycle through it, and every import between its apps (the first five of each edge)."""
+    members = set(group)
+    lines = [f"{', '.join(group)} import one another, e.g. " + " → ".join(cycle_through(group[0], members, graph))]
+    for source in group:
+        for target in sorted(set(graph.get(source, {})) & members):
+            lines += [f"  {source} → {target}:"] + [f"    {found}" for found in graph[source][target][:5]]
     return "\n".join(lines)
 
 
@@ -162,6 +171,18 @@ def test_grading_imports_no_project_package() -> None:
     assert leaks == [], "grading is a leaf (DESIGN §1):\n" + "\n".join(leaks)
 
 
+def test_grading_reads_only_settings_of_django() -> None:
+    """No models, no ORM, no request machinery: `django.conf.settings` for configuration only."""
+    uses = [
+        str(found)
+        for path in _sources()
+        if path.relative_to(ROOT).parts[0] in LEAVES
+        for found in _imports_of(path)
+        if found.target == "django" and found.module != "django.conf.settings"
+    ]
+    assert uses == [], "grading imports Django beyond its settings:\n" + "\n".join(uses)
+
+
 def test_co_project_imports_no_app() -> None:
     """co_project may name apps in strings (settings, `include("x.urls")`), and import leaves."""
     reaches = [
@@ -174,16 +195,25 @@ def test_co_project_imports_no_app() -> None:
 
 def test_the_apps_import_one_another_without_a_cycle() -> None:
     graph = app_graph()
-    found = cycles(graph)
-    assert found == [], "import cycles between apps (DESIGN §1):\n" + "\n".join(describe(cycle, graph) for cycle in found)
+    groups = entangled(graph)
+    assert groups == [], "import cycles between apps (DESIGN §1):\n" + "\n".join(describe(group, graph) for group in groups)
 
 
 def test_the_cycle_finder_prints_a_cycle() -> None:
     where = Import("a/x.py", 1, "b")
     graph = {"a": {"b": [where]}, "b": {"c": [where]}, "c": {"a": [where], "d": [where]}, "d": {}}
+    assert entangled(graph) == [["a", "b", "c"]]
     assert cycles(graph) == [["a", "b", "c", "a"]]
-    assert describe(["a", "b", "a"], {"a": {"b": [where]}, "b": {"a": [where]}}).splitlines()[0] == "a → b → a"
-    assert cycles({"a": {"b": [where]}, "b": {}}) == []
+    assert describe(["a", "b", "c"], graph).splitlines() == [
+        "a, b, c import one another, e.g. a → b → c → a",
+        "  a → b:",
+        "    a/x.py:1 imports b",
+        "  b → c:",
+        "    a/x.py:1 imports b",
+        "  c → a:",
+        "    a/x.py:1 imports b",
+    ]
+    assert entangled({"a": {"b": [where]}, "b": {}}) == []
 
 
 def test_an_app_reads_another_apps_rows_through_its_selectors_not_its_models() -> None:
@@ -197,5 +227,6 @@ def test_an_app_reads_another_apps_rows_through_its_selectors_not_its_models() -
         and found.module.split(".")[1:2] == ["models"]
         and "/migrations/" not in found.path
     }
-    assert sorted(imports - PENDING_MODEL_IMPORTS) == []
+    unexpected = sorted(imports - PENDING_MODEL_IMPORTS)
+    assert unexpected == [], "use the owning app's selectors or services instead:\n" + "\n".join(map(str, unexpected))
     assert sorted(PENDING_MODEL_IMPORTS - imports) == [], "no longer imported: remove from PENDING_MODEL_IMPORTS"
