@@ -339,7 +339,8 @@ def zygote_probe(cfg: SandboxConfig) -> bool:
         os.close(results_w)
         results_w = None
         output, deadline = b"", time.monotonic() + 20
-        while time.monotonic() < deadline and select.select([results_r], [], [], deadline - time.monotonic())[0]:
+        # Up to the harness's last report: after it the harness waits to be killed, not exits.
+        while b'"e":"done"' not in output and select.select([results_r], [], [], max(0.0, deadline - time.monotonic()))[0]:
             chunk = os.read(results_r, 4096)
             if not chunk:
                 break
