@@ -35,8 +35,14 @@ def in_process_beat_start() -> bool:
 
 
 def _run_schedule() -> None:
-    from co_project.celery import app
+    from co_project.celery import app, grading_warm_up
 
+    # This process grades too: warm it up here, in a thread that lives as long as the process
+    # (the fork helper and bubblewrap end with the thread that started them).
+    try:
+        grading_warm_up()
+    except Exception:  # the schedule matters more; a cold first verdict is only slower
+        logger.exception("warming up grading failed")
     app.loader.import_default_modules()  # registers the apps' tasks (a web process imports none)
     schedule = {entry["task"]: float(entry["schedule"]) for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     due = dict.fromkeys(schedule, time.monotonic())

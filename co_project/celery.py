@@ -14,8 +14,18 @@ app.autodiscover_tasks()
 
 
 @worker_process_init.connect
-def _warm_up_math_worker(**kwargs: object) -> None:
-    """Start the SymPy worker when a Celery worker process starts, not on a learner's first answer."""
+def _warm_up_grading(**kwargs: object) -> None:
+    """A worker process (each of the prefork pool's) starts its SymPy worker, probes its sandbox
+    isolation and starts pre-starting sandboxes now, not on a learner's first answer."""
+    grading_warm_up()
+
+
+def grading_warm_up() -> None:
+    from django.conf import settings
+
     from grading.evaluators.math import warm_up
+    from grading.sandbox import sandbox_warm_up
 
     warm_up()
+    if settings.CO_EVAL_BASE is None:  # the embedded sandbox grades code here
+        sandbox_warm_up(memory_limit_mb=settings.CO_SANDBOX_WARM_UP_MEMORY_MB)

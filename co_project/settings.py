@@ -153,6 +153,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CO_CELERY_SOFT_TIME_LIMIT", default=60)
 CELERY_TASK_TIME_LIMIT = env.int("CO_CELERY_TIME_LIMIT", default=90)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A pool process warms its grading up before it takes tasks (co_project/celery.py): allow it the time.
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = 30.0
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Redis redelivers an unacknowledged task (its worker died) after this many seconds; keep it
@@ -304,6 +306,9 @@ CO_SANDBOX_STARTUP_MS = env.int("CO_SANDBOX_STARTUP_MS", default=3000)
 # wait for its sandbox to start (grading/sandbox/warm.py); twice as many for Python on the
 # fork helper (a fork each); 0 starts every sandbox on demand.
 CO_SANDBOX_WARM = env.int("CO_SANDBOX_WARM", default=2)
+# A grading process (a Celery pool process; the serving process without a broker) warms its
+# sandboxes up when it starts, for problems with this memory limit (the course-pack default).
+CO_SANDBOX_WARM_UP_MEMORY_MB = env.int("CO_SANDBOX_WARM_UP_MEMORY_MB", default=256)
 # Python runs fork from a clean pre-started helper (grading/sandbox/zygote.py) when this
 # process is root: a fork and fresh namespaces instead of bubblewrap plus an interpreter start.
 CO_SANDBOX_ZYGOTE = env.bool("CO_SANDBOX_ZYGOTE", default=True)

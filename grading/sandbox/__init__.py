@@ -3,7 +3,7 @@ resource-limited process per run. See runner.py (the trusted side) and isolation
 
 from grading.sandbox.isolation import isolation_level
 from grading.sandbox.results import SandboxResult, SandboxRun, SandboxTestResult, SandboxUnavailable
-from grading.sandbox.runner import run_in_sandbox
+from grading.sandbox.runner import run_in_sandbox, sandbox_warm_up
 
 __all__ = [
     "SandboxResult",
@@ -12,4 +12,5 @@ __all__ = [
     "SandboxUnavailable",
     "isolation_level",
     "run_in_sandbox",
+    "sandbox_warm_up",
 ]

@@ -745,3 +745,20 @@ def run_in_sandbox(run: SandboxRun) -> SandboxResult:
     finally:
         pool.run_finished()
     return result
+
+
+_WARM_UP_CODE = {"python": "def solve(a):\n    return a\n", "javascript": "function solve(a) {\n  return a;\n}\n"}
+
+
+def sandbox_warm_up(*, memory_limit_mb: int, languages: tuple[str, ...] = ("python", "javascript")) -> None:
+    """One tiny run per language when a grading process starts: the isolation probes and the fork
+    helper start then, and the pool starts pre-starting sandboxes for that memory limit, instead
+    of all of it happening on a learner's first verdict. Failures are logged, never raised."""
+    cfg = current_config()
+    for language in languages:
+        if (cfg.node if language == "javascript" else cfg.python) is None:
+            continue
+        try:
+            run_in_sandbox(SandboxRun(language, _WARM_UP_CODE[language], "solve", ["a"], [{"a": 1}], 1000, memory_limit_mb))
+        except (SandboxUnavailable, OSError) as exc:
+            logger.warning("could not warm up the %s sandbox: %s", language, exc)

@@ -40,10 +40,10 @@ def _until(condition: Callable[[], bool], timeout: float, message: str) -> None:
 class Worker:
     """A `celery worker` process (own process group) on the test database and the real broker."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, concurrency: int = 1) -> None:
         self.log = log
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "co_project", "worker", "--pool", "prefork", "--concurrency", "1",
+            [sys.executable, "-m", "celery", "-A", "co_project", "worker", "--pool", "prefork", "--concurrency", str(concurrency),
              "--without-heartbeat", "--without-mingle", "--without-gossip", "--loglevel", "INFO"],
             cwd=REPO,
             env=env,
@@ -76,7 +76,7 @@ def start_worker(tmp_path: Path, settings) -> Iterator[Callable[..., Worker]]:
     app.control.purge()  # nothing left over from earlier runs
     workers: list[Worker] = []
 
-    def start(**extra_env: str) -> Worker:
+    def start(concurrency: int = 1, **extra_env: str) -> Worker:
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("CO_")},
             "CO_ENV": "test",
@@ -87,7 +87,7 @@ def start_worker(tmp_path: Path, settings) -> Iterator[Callable[..., Worker]]:
             "CO_CELERY_VISIBILITY_TIMEOUT": "3",
             **extra_env,
         }
-        worker = Worker(env, tmp_path / f"worker-{len(workers)}.log")
+        worker = Worker(env, tmp_path / f"worker-{len(workers)}.log", concurrency)
         workers.append(worker)
         return worker
 
@@ -194,3 +194,44 @@ def test_worker_settings_match_the_web(settings) -> None:
     """The worker and web processes read the same broker from the environment."""
     assert settings.CELERY_BROKER_URL == settings.REDIS_URL
     assert not settings.CELERY_TASK_ALWAYS_EAGER
+
+
+def _children(pid: int) -> list[int]:
+    """Children of every thread of `pid` (sandboxes are started by the pool's refill thread)."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return children
+
+
+def _sandbox_uids_under(pid: int, first_uid: int, pool: int) -> set[int]:
+    """The sandbox uids of the processes descending from `pid` (each sandbox has a uid of its own)."""
+    uids, stack = set(), _children(pid)
+    while stack:
+        child = stack.pop()
+        stack += _children(child)
+        try:
+            status = Path(f"/proc/{child}/status").read_text()
+        except OSError:
+            continue
+        uid = int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
+        if first_uid <= uid < first_uid + pool:
+            uids.add(uid)
+    return uids
+
+
+def test_every_pool_process_pre_starts_its_sandboxes_before_its_first_task(start_worker, settings) -> None:
+    """Celery's prefork children each warm up when they start (co_project/celery.py): with
+    CO_SANDBOX_WARM=1 each holds two ready Python sandboxes (the fork helper keeps twice as many)
+    and one JavaScript sandbox, before any submission arrives."""
+    worker = start_worker(concurrency=2, CO_SANDBOX_WARM="1")
+    first, pool = settings.CO_SANDBOX_UID, settings.CO_SANDBOX_UID_POOL
+
+    def each_child_is_ready() -> bool:
+        children = [pid for pid in _children(worker.process.pid) if b"celery" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        return len(children) == 2 and all(len(_sandbox_uids_under(pid, first, pool)) == 3 for pid in children)
+
+    _until(each_child_is_ready, 60, "two pool processes with three pre-started sandboxes each")

@@ -1,0 +1,252 @@
+"""Verdict latency and throughput on the production stack: gunicorn with uvicorn workers, the Redis
+broker, a Celery worker, PostgreSQL — started by `deploy/stack.py` exactly as the README's
+*Production* section (and the CI smoke test) starts it, with the per-learner rate limit raised.
+
+    .venv/bin/python bench/prod_stack.py [--requests 60] [--clients 8] [--seconds 15]
+    .venv/bin/python bench/prod_stack.py --compare ../other-checkout [--b-env CO_SANDBOX_WARM=0]
+
+1. One client, back to back: a correct `two-sum` in Python and in JavaScript, in blocks of ten
+   alternating with blocks of ten bare `python3 -I -S -c pass` / `node -e 0` start-ups, so each
+   ratio compares figures taken in the same minute (this VM's speed drifts).
+2. Where a verdict's time goes, from the submission rows (the clocks are the same machine's):
+   request → row inserted (`created_at`), queue wait (→ claimed, `started_at`), grading
+   (→ `finished_at`), then recording the verdict, waking the waiting request and answering.
+3. `--clients` learners at once, each submitting the Python solution back to back for
+   `--seconds`: verdicts per second.
+
+With `--compare DIR` a second stack runs from another checkout (e.g. a `git worktree` without a
+mechanism) and/or with other environment (`--b-env`); both are up at once and every block runs on
+A, then on B, so the A/B is paired. Both stacks share the machine, idle while the other is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from deploy.stack import ProductionStack
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from eval_latency import JAVASCRIPT_TWO_SUM, PYTHON_TWO_SUM
+from support import percentile
+
+BLOCK = 10
+BENCH_ENV = {"CO_RATE_LIMIT": "1000000/min", "CO_LOG_LEVEL": "WARNING"}
+
+
+@dataclass
+class Sample:
+    submission_id: str
+    sent: float  # wall clock (time.time()), comparable with the rows' timestamps
+    received: float
+
+    @property
+    def ms(self) -> float:
+        return (self.received - self.sent) * 1000
+
+
+@dataclass
+class Target:
+    """One running stack and a learner on it with a practice session on two-sum."""
+
+    name: str
+    stack: ProductionStack
+    client: httpx.Client = field(init=False)
+    session_id: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.client = learner_client(self.stack, f"bench-{self.name}")
+        self.session_id = practice_session(self.client)
+
+    def submit(self, language: str) -> Sample:
+        return submit(self.client, self.session_id, language)
+
+
+def learner_client(stack: ProductionStack, sub: str) -> httpx.Client:
+    return httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {stack.token(sub)}"}, timeout=30)
+
+
+def practice_session(client: httpx.Client) -> str:
+    response = client.post("/v1/sessions", json={"subject": "coding", "mode": "practice", "problem_id": "two-sum"})
+    if response.status_code != 201:
+        raise SystemExit(f"could not start a session: {response.status_code} {response.text}")
+    return response.json()["id"]
+
+
+def submit(client: httpx.Client, session_id: str, language: str) -> Sample:
+    code = PYTHON_TWO_SUM if language == "python" else JAVASCRIPT_TWO_SUM
+    payload = {"language": language, "code": code}
+    body = {"session_id": session_id, "problem_id": "two-sum", "subject": "coding", "payload": payload}
+    sent = time.time()
+    response = client.post("/v1/submissions", json=body, headers={"Idempotency-Key": uuid.uuid4().hex})
+    received = time.time()
+    answer = response.json()
+    if response.status_code != 200 or answer["status"] != "passed":
+        raise SystemExit(f"unexpected verdict: {response.status_code} {answer}")
+    return Sample(answer["id"], sent, received)
+
+
+def bare_startups(command: list[str], count: int) -> list[float]:
+    samples = []
+    for _ in range(count):
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def latency_blocks(
+    targets: list[Target], language: str, command: list[str], runs: int
+) -> tuple[list[float], dict[str, list[Sample]]]:
+    bare_startups(command, 3)  # the page cache
+    for target in targets:  # the first verdict of a process starts its sandbox pools
+        for _ in range(3):
+            target.submit(language)
+    bare: list[float] = []
+    verdicts: dict[str, list[Sample]] = {target.name: [] for target in targets}
+    while len(bare) < runs:
+        count = min(BLOCK, runs - len(bare))
+        time.sleep(0.2)  # background work of the last block (pool refills) settles
+        bare += bare_startups(command, count)
+        for target in targets:
+            verdicts[target.name] += [target.submit(language) for _ in range(count)]
+            time.sleep(0.2)
+    return bare, verdicts
+
+
+def breakdown(stack: ProductionStack, samples: list[Sample]) -> dict[str, float]:
+    """Median ms of each stage, from the rows of these submissions."""
+    with psycopg.connect(stack.database_url) as db:
+        rows = db.execute(
+            "SELECT id::text, extract(epoch FROM created_at), extract(epoch FROM started_at), extract(epoch FROM finished_at)"
+            " FROM submissions_submission WHERE id = ANY(%s::uuid[])",
+            ([sample.submission_id for sample in samples],),
+        ).fetchall()
+    times = {row[0]: [float(value) for value in row[1:]] for row in rows}
+    stages: dict[str, list[float]] = {"request → inserted": [], "queue wait": [], "grading": [], "record + wake + answer": []}
+    for sample in samples:
+        created, started, finished = times[sample.submission_id]
+        stages["request → inserted"].append((created - sample.sent) * 1000)
+        stages["queue wait"].append((started - created) * 1000)
+        stages["grading"].append((finished - started) * 1000)
+        stages["record + wake + answer"].append((sample.received - finished) * 1000)
+    return {name: statistics.median(values) for name, values in stages.items()}
+
+
+def throughput(stack: ProductionStack, clients: int, seconds: float, tag: str) -> float:
+    learners = [learner_client(stack, f"load-{tag}-{index}") for index in range(clients)]
+    sessions = [practice_session(client) for client in learners]
+    done = [0] * clients
+    stop_at = time.monotonic() + seconds
+    errors: list[Exception] = []
+
+    def run(index: int) -> None:
+        try:
+            while time.monotonic() < stop_at:
+                submit(learners[index], sessions[index], "python")
+                done[index] += 1
+        except (SystemExit, httpx.HTTPError) as exc:  # reported below; a thread must not die silently
+            errors.append(exc)
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    for client in learners:
+        client.close()
+    if errors:
+        raise SystemExit(f"a learner failed: {errors[0]}")
+    return sum(done) / elapsed
+
+
+def env_pairs(values: list[str]) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        key, _, setting = value.partition("=")
+        pairs[key] = setting
+    return pairs
+
+
+def report_latency(language: str, bare: list[float], verdicts: dict[str, list[Sample]], bare_name: str) -> None:
+    bare_p50 = statistics.median(bare)
+    print(f"\n{language}: bare `{bare_name}` p50 {bare_p50:6.1f} ms, p95 {percentile(bare, 0.95):6.1f} ms ({len(bare)} runs)")
+    first = None
+    for name, samples in verdicts.items():
+        values = [sample.ms for sample in samples]
+        p50, p95 = statistics.median(values), percentile(values, 0.95)
+        first = first or p50
+        versus = f"  {p50 / first:5.2f}× A" if name != "A" else ""
+        print(f"  {name}: verdict p50 {p50:6.1f} ms ({p50 / bare_p50:4.2f}×)  p95 {p95:6.1f} ms ({p95 / bare_p50:4.2f}×){versus}")
+
+
+def stacks(args: argparse.Namespace) -> Iterator[tuple[str, ProductionStack]]:
+    yield "A", ProductionStack(redis_db=args.redis_db, extra_env={**BENCH_ENV, **env_pairs(args.a_env)})
+    if args.compare or args.b_env:
+        code_dir = Path(args.compare).resolve() if args.compare else None
+        b_env = {**BENCH_ENV, **env_pairs(args.b_env)}
+        yield "B", ProductionStack(redis_db=args.redis_db + 1, extra_env=b_env, code_dir=code_dir)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=60, help="back-to-back verdicts per language (and stack)")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent learners in the throughput run")
+    parser.add_argument("--seconds", type=float, default=15.0, help="length of each throughput run")
+    parser.add_argument("--compare", metavar="DIR", help="a second checkout to run as stack B")
+    parser.add_argument("--a-env", action="append", default=[], metavar="KEY=VALUE", help="environment of stack A")
+    parser.add_argument("--b-env", action="append", default=[], metavar="KEY=VALUE", help="environment of stack B")
+    parser.add_argument("--redis-db", type=int, default=12, help="Redis db of stack A (B takes the next one)")
+    args = parser.parse_args()
+
+    python = os.environ.get("CO_SANDBOX_PYTHON") or ("/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable)
+    node = shutil.which("node")
+    with ExitStack() as running:
+        targets = []
+        for name, stack in stacks(args):
+            running.enter_context(stack)
+            targets.append(Target(name, stack))
+        print(f"machine: {os.cpu_count()} cores; stacks: " + "; ".join(f"{t.name} = {t.stack.code_dir}" for t in targets))
+        for target in targets:
+            print(f"  {target.name}: {dict(sorted(target.stack.extra_env.items()))}")
+
+        bare_python, python_verdicts = latency_blocks(targets, "python", [python, "-I", "-S", "-c", "pass"], args.requests)
+        report_latency("Python two-sum", bare_python, python_verdicts, "python3 -I -S -c pass")
+        if node:
+            bare_node, node_verdicts = latency_blocks(targets, "javascript", [node, "-e", "0"], args.requests)
+            report_latency("JavaScript two-sum", bare_node, node_verdicts, "node -e 0")
+
+        print("\nwhere a Python verdict's time goes (p50 ms)")
+        for target in targets:
+            stages = breakdown(target.stack, python_verdicts[target.name])
+            print(f"  {target.name}: " + ", ".join(f"{name} {value:.1f}" for name, value in stages.items()))
+
+        print(f"\nthroughput, {args.clients} learners submitting Python back to back")
+        rates: dict[str, list[float]] = {target.name: [] for target in targets}
+        for round_index in range(2):  # alternating, so drift hits A and B alike
+            for target in targets:
+                rates[target.name].append(throughput(target.stack, args.clients, args.seconds / 2, f"{target.name}{round_index}"))
+                time.sleep(1)
+        for name, values in rates.items():
+            print(f"  {name}: {statistics.mean(values):5.1f} verdicts/s  (rounds: {', '.join(f'{v:.1f}' for v in values)})")
+
+
+if __name__ == "__main__":
+    main()
