@@ -13,7 +13,7 @@ Everything goes through HTTP, as a client sees it, except where only the databas
 Run it with the Python of a virtualenv built from requirements.txt alone (that is what it
 tests), on a machine with PostgreSQL and Redis:
 
-    python deploy/smoke.py [--redis-db 12] [--postgres-url postgres://postgres@127.0.0.1:5432/postgres]
+    python deploy/smoke.py [--redis-db 14] [--postgres-url postgres://postgres@127.0.0.1:5432/postgres]
 
 The exit status is 0 only when every check passed; on a failure the services' logs are printed.
 """
@@ -440,7 +440,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--redis-db", type=int, default=12, help="Redis db for the run (flushed)")
+    parser.add_argument("--redis-db", type=int, default=14, help="Redis db for the run (flushed)")
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL, help="server to create the run's database on")
     parser.add_argument("--keep-logs", action="store_true", help="keep the services' logs even when everything passed")
     args = parser.parse_args()

@@ -415,7 +415,7 @@ def main() -> None:
     SIGTERM stops it as Ctrl-C does, and so does SIGINT when the shell started it in the background."""
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
-    redis_db = int(os.environ.get("CO_STACK_REDIS_DB", "13"))
+    redis_db = int(os.environ.get("CO_STACK_REDIS_DB", "10"))
     with ProductionStack(redis_db=redis_db) as stack:
         print(f"CO is up at {stack.base_url} (logs in {stack.log_dir}); Ctrl-C stops it.")
         print(f"export T={stack.token('dev-learner')}", flush=True)
