@@ -114,7 +114,9 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     # A file on this machine: a request thread keeps its connection (nothing to go stale).
     _db["CONN_MAX_AGE"] = env.int("CO_DB_CONN_MAX_AGE", default=600)
 else:
-    _db["CONN_MAX_AGE"] = env.int("CO_DB_CONN_MAX_AGE", default=0)
+    # Persistent connections (checked before each request reuses one): a new PostgreSQL connection
+    # costs a backend process start and authentication, several times a verdict's statements.
+    _db["CONN_MAX_AGE"] = env.int("CO_DB_CONN_MAX_AGE", default=600)
     _db["CONN_HEALTH_CHECKS"] = True
     _db.setdefault("OPTIONS", {}).setdefault("connect_timeout", env.int("CO_DB_CONNECT_TIMEOUT", default=5))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -153,6 +155,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CO_CELERY_SOFT_TIME_LIMIT", default=60)
 CELERY_TASK_TIME_LIMIT = env.int("CO_CELERY_TIME_LIMIT", default=90)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery closes a worker's database connections around every task unless told to reuse them;
+# a task then reuses its process's connection for this many tasks (0: a new one per task).
+CELERY_DB_REUSE_MAX = env.int("CO_CELERY_DB_REUSE_MAX", default=1000) or None
 # A pool process warms its grading up before it takes tasks (co_project/celery.py): allow it the time.
 CELERY_WORKER_PROC_ALIVE_TIMEOUT = 30.0
 CELERY_TASK_IGNORE_RESULT = True
