@@ -31,7 +31,7 @@ from co_project.telemetry import telemetry_emit
 from personalization import services as learner_model
 from personalization.recommendation import CatalogueEntry, catalogue_load, learner_snapshot, recommend
 from sessions_app.models import Session, SessionMode, SessionProblem, SessionProblemState, SessionStatus
-from tracks.models import Problem, Track
+from tracks.selectors import problem_published_get, problem_slugs, track_published_get
 
 logger = logging.getLogger("co.sessions")
 
@@ -59,28 +59,6 @@ def _uuid_or_none(value: str) -> uuid.UUID | None:
         return None
 
 
-def _published_track(reference: str) -> Track:
-    track_id = _uuid_or_none(reference)
-    lookup = {"id": track_id} if track_id else {"slug": reference}
-    track = Track.objects.filter(published=True, **lookup).first()
-    if track is None:
-        raise NotFound(f"No published track '{reference[:100]}'.", fields={"track_id": ["No such track."]})
-    return track
-
-
-def _published_problem(reference: str) -> Problem:
-    problem_id = _uuid_or_none(reference)
-    lookup = {"id": problem_id} if problem_id else {"slug": reference}
-    problem = (
-        Problem.objects.select_related("module")
-        .filter(published=True, module__published=True, module__track__published=True, **lookup)
-        .first()
-    )
-    if problem is None:
-        raise NotFound(f"No published problem '{reference[:100]}'.", fields={"problem_id": ["No such problem."]})
-    return problem
-
-
 def _locked_session(*, learner_id: str, session_id: uuid.UUID | str) -> Session:
     session_uuid = _uuid_or_none(str(session_id))
     session = Session.objects.select_for_update().filter(id=session_uuid, learner_id=learner_id).first() if session_uuid else None
@@ -105,7 +83,7 @@ def _present(session: Session, problem_id: uuid.UUID, *, now: datetime, recommen
     )
     session.current_problem_id = problem_id
     session.last_hint_level = 0
-    slug = Problem.objects.filter(id=problem_id).values_list("slug", flat=True).first() or ""
+    slug = problem_slugs(problem_ids=[problem_id]).get(problem_id, "")
     telemetry_emit(
         event="problem_open",
         user_id=session.learner_id,
@@ -180,7 +158,7 @@ def session_create(
     problem_count: int | None = None,
 ) -> Session:
     """Start a session and present its first problem (chosen, or recommended)."""
-    track = _published_track(track_ref) if track_ref else None
+    track = track_published_get(reference=track_ref) if track_ref else None
     if track is not None and track.subject != subject:
         raise InvalidInput(
             f"Track '{track.slug}' is a {track.subject} track, not {subject}.",
@@ -188,7 +166,7 @@ def session_create(
         )
     if mode == SessionMode.TRACK and track is None:
         raise InvalidInput("A track session needs a track.", fields={"track_id": ["Required for mode 'track'."]})
-    problem = _published_problem(problem_ref) if problem_ref else None
+    problem = problem_published_get(reference=problem_ref) if problem_ref else None
     if problem is not None:
         if problem.subject != subject:
             raise InvalidInput(
@@ -231,7 +209,7 @@ def session_create(
     return session
 
 
-def _plan_mock(session: Session, *, first: Problem | None, now: datetime) -> None:
+def _plan_mock(session: Session, *, first: Any | None, now: datetime) -> None:
     """Choose the mock's problems up front (the interviewer's plan); the first one is open."""
     chosen: list[tuple[uuid.UUID, dict[str, Any] | None]] = []
     if first is not None:
@@ -254,7 +232,7 @@ def _plan_mock(session: Session, *, first: Problem | None, now: datetime) -> Non
     session.problem_count = len(chosen)
     session.current_problem_id = chosen[0][0]
     session.save(update_fields=["problem_count", "current_problem", "updated_at"])
-    slugs = dict(Problem.objects.filter(id__in=[pid for pid, _ in chosen]).values_list("id", "slug"))
+    slugs = problem_slugs(problem_ids=[pid for pid, _ in chosen])
     for position, (problem_id, _) in enumerate(chosen):
         telemetry_emit(
             event="problem_open",

@@ -39,6 +39,7 @@ from submissions.origins import SESSION_ORIGIN, AttemptContext, AttemptVerdict, 
 from submissions.waiting import verdict_announce, verdict_await
 from tracks.choices import Subject
 from tracks.problem_bank import ProblemBundle, problem_bundle_for_grading, problem_bundle_require
+from tracks.selectors import problem_rubric_id
 
 logger = logging.getLogger("co.submissions")
 
@@ -362,9 +363,7 @@ def _finish(submission: Submission, token: uuid.UUID, verdict: Verdict, bundle: 
             return False
         transaction.on_commit(lambda: _verdict_committed(submission, fields))
         if verdict.rubric_scores is not None and submission.problem_id is not None:
-            from tracks.models import Problem
-
-            rubric_id = Problem.objects.filter(id=submission.problem_id).values_list("rubric_id", flat=True).first()
+            rubric_id = problem_rubric_id(problem_id=submission.problem_id)
             if rubric_id is not None:
                 RubricScore.objects.create(submission_id=submission.id, rubric_id=rubric_id, **verdict.rubric_scores)
         telemetry_emit(
