@@ -43,9 +43,8 @@ from deploy.stack import DEFAULT_POSTGRES_URL, ProductionStack, StackError
 
 # On top of the production environment: room for the batch, and a quick recovery from a killed
 # pool process. A killed evaluation is claimable again after CO_SUBMISSION_STALE_SECONDS and the
-# sweeper (every CO_SUBMISSION_SWEEP_SECONDS) re-queues it. The stale time stays above the
-# slowest evaluation seen here (a pool process's first one starts its sandbox helpers), so a
-# live evaluation is not re-queued.
+# sweeper (every CO_SUBMISSION_SWEEP_SECONDS) re-queues it. The stale time stays well above any
+# evaluation's, even on a loaded machine, so a live evaluation is never taken over.
 SMOKE_ENV = {
     "CO_RATE_LIMIT": "100000/min",
     "CO_TUTOR_HINT_RATE": "1000/min",
