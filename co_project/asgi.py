@@ -4,14 +4,16 @@ Two kinds of request, two ways through Django:
 
 - Everything but the tutor stream is sync code (DRF views, the ORM, the admin). Django's async
   middleware chain would hop between the event loop and a thread twice per middleware (every
-  `MiddlewareMixin` hook is a `sync_to_async` call): ~0.5 ms a hop, over 10 ms a request. Here
+  `MiddlewareMixin` hook is a `sync_to_async` call), each a thread switch on the request's path. Here
   the whole request — the `request_started` signal, middleware, view, ORM, and for a response
   already in memory its `close()` (`request_finished`) — runs in ONE call in a worker thread,
   through the same sync chain a WSGI server uses, like a threaded WSGI server would run it; the
   event loop only reads the body and sends the answer. (Django's own ASGI path adds three more
   hops: a per-request sync context thread for the signals and for `close()`.) The pool is
   `CO_ASGI_THREADS` threads; each thread keeps its database connection as `CONN_MAX_AGE` says,
-  and the signals check it before and after every request in the thread that holds it.
+  and the signals check it before and after every request in the thread that holds it. A fixed
+  pool also bounds the connections a process holds: Django's own handler runs each request in a
+  thread of its own, and with persistent connections those pile up until PostgreSQL refuses more.
 - The tutor stream (`/v1/tutor/stream`) is an async view through Django's async chain, outside a
   `ThreadSensitiveContext` (which would keep a thread for the stream's whole life): its few sync
   calls share asgiref's one sync thread, and an open stream holds no thread while it waits.
@@ -88,5 +90,5 @@ application = StreamingASGIHandler()
 in_process_beat_start()  # without a broker, this process runs the periodic tasks (sweeper) itself
 # What start-up loaded (Django, the apps, the URL and middleware chains) lives as long as the
 # process: keep it out of the garbage collector's full collections, which otherwise walk all of
-# it — a pause of tens of milliseconds every few hundred requests.
+# it — a pause on some request every few hundred.
 gc.freeze()

@@ -4,7 +4,7 @@ Every front door (`POST /v1/submissions`, session submissions, study-task submis
 `submission_create`; the Celery task calls `submission_evaluate`; the beat task calls
 `submission_sweep`. Exactly one verdict per submission is guaranteed by the database, not by
 the queue: an evaluation first *claims* the row (`pending → running` with a fresh claim token,
-a conditional UPDATE that also reads the row back) and may only *finish* it while it still holds
+a conditional UPDATE) and may only *finish* it while it still holds
 that claim. Without a broker the queue is Celery's eager mode: the same task runs in the process
 that commits the row, through the same claim. A redelivered task finds nothing to claim; a task
 whose worker died leaves a `running` row that only becomes claimable again once it is stale, and
@@ -28,8 +28,6 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from co_project.errors import ApplicationError, InvalidInput, PayloadTooLarge
-from co_project.prepared import Param, PreparedUpdate
-from co_project.returning import update_returning
 from co_project.telemetry import telemetry_emit
 from grading.verdicts import Verdict, error_verdict
 from personalization.services import GradedAttempt, ProblemFacts, attempt_record
@@ -190,28 +188,22 @@ def submission_enqueue(*, submission_id: uuid.UUID) -> None:
 # --- evaluate -------------------------------------------------------------------------------------
 
 
-# Every column of a submission, in model order: what a claim reads back with its UPDATE.
-_SUBMISSION_FIELDS = tuple(field.attname for field in Submission._meta.concrete_fields)
-
-
 def _claim(*, submission_id: uuid.UUID) -> tuple[Submission, uuid.UUID] | None:
     """Take the submission for evaluation: (the claimed row, the claim token), or None when it is
-    final or someone else holds it. One statement claims the row and reads it back."""
+    final or someone else holds it. The conditional UPDATE is the claim; the row is read after it."""
     token = uuid.uuid4()
     now = timezone.now()
     stale = now - timedelta(seconds=settings.CO_SUBMISSION_STALE_SECONDS)
     claimable = Q(status=SubmissionStatus.PENDING) | Q(status=SubmissionStatus.RUNNING, started_at__lt=stale)
-    rows = update_returning(
-        Submission.objects.filter(claimable, id=submission_id),
-        _SUBMISSION_FIELDS,
+    claimed = Submission.objects.filter(claimable, id=submission_id).update(
         status=SubmissionStatus.RUNNING,
         claim_token=token,
         started_at=now,
         attempts=F("attempts") + 1,
     )
-    if not rows:
+    if not claimed:
         return None
-    return Submission.from_db(Submission.objects.db, _SUBMISSION_FIELDS, rows[0]), token
+    return Submission.objects.get(id=submission_id), token
 
 
 def _grade(submission: Submission, bundle: ProblemBundle) -> Verdict:
@@ -324,21 +316,6 @@ def _verdict_committed(submission: Submission, fields: dict[str, Any]) -> None:
     verdict_announce(submission_id=submission.id)
 
 
-# The verdict, written only while this evaluation still holds the claim; compiled once
-# (co_project/prepared.py). The shape is the names of the fields `_finish` records.
-_record_verdict = PreparedUpdate(
-    Submission,
-    lambda names: (
-        Submission.objects.filter(
-            id=Param("submission_id", Submission._meta.pk),
-            status=SubmissionStatus.RUNNING,
-            claim_token=Param("claim_token", Submission._meta.get_field("claim_token")),
-        ),
-        {name: Param(name, Submission._meta.get_field(name)) for name in names},
-    ),
-)
-
-
 def _finish(submission: Submission, token: uuid.UUID, verdict: Verdict, bundle: ProblemBundle | None = None) -> bool:
     """Record the verdict if we still hold the claim; emit the event in the same transaction."""
     now = timezone.now()
@@ -358,7 +335,8 @@ def _finish(submission: Submission, token: uuid.UUID, verdict: Verdict, bundle: 
         "finished_at": now,
     }
     with transaction.atomic():
-        finished = _record_verdict.run(tuple(fields), submission_id=submission.id, claim_token=token, **fields)
+        held = Submission.objects.filter(id=submission.id, status=SubmissionStatus.RUNNING, claim_token=token)
+        finished = held.update(**fields)
         if not finished:
             return False
         transaction.on_commit(lambda: _verdict_committed(submission, fields))
