@@ -27,7 +27,7 @@ def in_process_beat_start() -> bool:
     global _started_in
     from co_project.celery import app
 
-    if not app.conf.task_always_eager or _started_in == os.getpid() or not settings.CELERY_BEAT_SCHEDULE:
+    if not (settings.CO_IN_PROCESS_BEAT and app.conf.task_always_eager) or _started_in == os.getpid():
         return False
     _started_in = os.getpid()
     threading.Thread(target=_run_schedule, name="in-process-beat", daemon=True).start()

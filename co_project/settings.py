@@ -358,6 +358,9 @@ CO_MOCK_PROBLEMS_RANGE = (1, 5)
 CO_MOCK_SWEEP_SECONDS = env.float("CO_MOCK_SWEEP_SECONDS", default=15.0)
 CO_REVIEW_SURFACE_SECONDS = env.float("CO_REVIEW_SURFACE_SECONDS", default=300.0)
 
+# Without a broker the serving process runs CELERY_BEAT_SCHEDULE itself (co_project/beat.py);
+# not in the test process, whose tests run the periodic tasks they mean to.
+CO_IN_PROCESS_BEAT = env.bool("CO_IN_PROCESS_BEAT", default=CO_ENV != "test")
 CELERY_BEAT_SCHEDULE = {
     "submissions-sweep": {"task": "submissions.sweep", "schedule": CO_SUBMISSION_SWEEP_SECONDS},
     "sessions-finish-expired-mocks": {"task": "sessions.finish_expired_mocks", "schedule": CO_MOCK_SWEEP_SECONDS},

@@ -31,6 +31,9 @@ print(json.dumps({
     "CACHE_LOCATION": settings.CACHES["default"].get("LOCATION"),
     "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
     "CELERY_TASK_ALWAYS_EAGER": settings.CELERY_TASK_ALWAYS_EAGER,
+    "CO_IN_PROCESS_BEAT": settings.CO_IN_PROCESS_BEAT,
+    "CONN_MAX_AGE": db["CONN_MAX_AGE"],
+    "CELERY_DB_REUSE_MAX": settings.CELERY_DB_REUSE_MAX,
     "CO_JWT_PUBLIC_KEY": settings.CO_JWT_PUBLIC_KEY,
     "CO_JWT_PRIVATE_KEY": settings.CO_JWT_PRIVATE_KEY,
 }))
@@ -136,6 +139,20 @@ def test_default_configuration_is_embedded() -> None:
     assert values["CACHE_BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"
     assert values["CELERY_BROKER_URL"] == "memory://"
     assert values["CELERY_TASK_ALWAYS_EAGER"] is True
+    assert values["CO_IN_PROCESS_BEAT"] is True  # the server runs the periodic tasks itself
+
+
+def test_the_test_process_runs_no_periodic_tasks_of_its_own() -> None:
+    assert _settings(CO_ENV="test")["CO_IN_PROCESS_BEAT"] is False
+
+
+def test_postgresql_connections_persist_in_web_threads_and_across_worker_tasks() -> None:
+    values = _settings(CO_ENV="development", CO_DB_URL="postgres://co@db.internal:5432/co")
+    assert (values["CONN_MAX_AGE"], values["CELERY_DB_REUSE_MAX"]) == (600, 1000)
+    off = _settings(
+        CO_ENV="development", CO_DB_URL="postgres://co@db:5432/co", CO_DB_CONN_MAX_AGE="0", CO_CELERY_DB_REUSE_MAX="0"
+    )
+    assert (off["CONN_MAX_AGE"], off["CELERY_DB_REUSE_MAX"]) == (0, None)
 
 
 def test_relative_sqlite_path_is_anchored_at_the_repository() -> None:

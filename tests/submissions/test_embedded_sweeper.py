@@ -51,6 +51,7 @@ def test_a_submission_whose_server_died_mid_evaluation_is_graded_by_the_next_ser
         "CO_DB_URL": f"sqlite:///{database}",
         "CO_JWT_PUBLIC_KEY": jwt_keys[1],
         "CO_MEDIA_ROOT": str(tmp_path / "media"),
+        "CO_IN_PROCESS_BEAT": "true",  # what `make run` has (the test settings turn it off)
         "CO_SUBMISSION_STALE_SECONDS": "1",
         "CO_SUBMISSION_SWEEP_SECONDS": "0.5",
     }
