@@ -33,6 +33,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from co_project.errors import NotFound
+from co_project.prepared import Param, PreparedRead, PreparedUpdate
 from co_project.telemetry import telemetry_emit
 from personalization.models import (
     REVIEW_INTERVAL_DAYS,
@@ -93,13 +94,43 @@ def mastery_alpha(*, passed: bool, difficulty: int) -> float:
     return settings.CO_MASTERY_ALPHA * weight
 
 
-# What an attempt changes in the learner's state row.
+# The reads of every graded attempt, compiled once (co_project/prepared.py).
+_LEARNER = Param("learner_id", LearnerState._meta.pk)
+_PROBLEM = Param("problem_id", ReviewItem._meta.get_field("problem").target_field)
+_state_locked = PreparedRead(
+    LearnerState, lambda _: LearnerState.objects.select_for_update().filter(learner_id=_LEARNER).order_by()[:1]
+)
+_review_item = PreparedRead(
+    ReviewItem, lambda _: ReviewItem.objects.filter(learner_id=_LEARNER, problem_id=_PROBLEM).order_by()[:1]
+)
+_mastery_rows = PreparedRead(
+    Mastery,
+    # shape: (how many key ids, the key types): the SQL has one placeholder per value.
+    lambda shape: (
+        Mastery.objects.filter(
+            learner_id=_LEARNER,
+            key_id__in=[Param(f"key_id_{i}", Mastery._meta.get_field("key_id")) for i in range(shape[0])],
+            key_type__in=list(shape[1]),
+        )
+        .order_by()
+        .values_list("key_type", "key_id", "ema", "score", "attempts")
+    ),
+)
+
+# What an attempt changes in the learner's state row (`save(update_fields=...)`, compiled once).
 _STATE_CHANGES = ("level", "fail_streak", "fail_streak_difficulty", "attempts", "progress", "recent", "updated_at")
+_state_write = PreparedUpdate(
+    LearnerState,
+    lambda _: (
+        LearnerState.objects.filter(learner_id=_LEARNER),
+        {name: Param(name, LearnerState._meta.get_field(name)) for name in _STATE_CHANGES},
+    ),
+)
 
 
 def _locked_state(learner_id: str) -> LearnerState:
     """The learner's state row, locked: per-learner updates of the model are serialized here."""
-    state = LearnerState.objects.select_for_update().filter(learner_id=learner_id).order_by().first()
+    state = _state_locked.instance(learner_id=learner_id)
     if state is None:  # first attempt ever (a concurrent first attempt makes get_or_create find it)
         LearnerState.objects.get_or_create(learner_id=learner_id)
         state = LearnerState.objects.select_for_update().get(learner_id=learner_id)
@@ -110,16 +141,9 @@ def _update_mastery(*, learner_id: str, keys: list[tuple[str, str]], performance
     """One read and one upsert for all keys. The new values are absolute, computed from rows read
     under the learner's state lock, so no other update of this learner can interleave."""
     key_ids = list(dict.fromkeys(key_id for _, key_id in keys))
-    key_types = sorted({t for t, _ in keys})
-    rows = (
-        list(
-            Mastery.objects.filter(learner_id=learner_id, key_id__in=key_ids, key_type__in=key_types)
-            .order_by()
-            .values_list("key_type", "key_id", "ema", "score", "attempts")
-        )
-        if key_ids
-        else []
-    )
+    shape = (len(key_ids), tuple(sorted({t for t, _ in keys})))
+    values = {f"key_id_{i}": key_id for i, key_id in enumerate(key_ids)}
+    rows = _mastery_rows.rows(shape, learner_id=learner_id, **values) if key_ids else []
     current = {(key_type, key_id): (ema, score, attempts) for key_type, key_id, ema, score, attempts in rows}
     rows: list[Mastery] = []
     deltas: dict[str, Any] = {}
@@ -163,7 +187,7 @@ def _review_after(*, attempt: GradedAttempt, slow: bool, now: datetime) -> dict[
         if not items.update(**restart, updated_at=timezone.now()):
             ReviewItem.objects.create(learner_id=attempt.learner_id, problem_id=attempt.problem_id, **restart)
         return {"action": "reset", "bucket": 0, "next_due_at": restart["next_due_at"]}
-    item = ReviewItem.objects.filter(learner_id=attempt.learner_id, problem_id=attempt.problem_id).order_by().first()
+    item = _review_item.instance(learner_id=attempt.learner_id, problem_id=attempt.problem_id)
     if item is not None and item.retired_at is None:
         item.last_reviewed_at = now
         if item.bucket >= len(REVIEW_INTERVAL_DAYS) - 1:
@@ -247,7 +271,7 @@ def attempt_record(*, attempt: GradedAttempt, problem: ProblemFacts | None = Non
             state.fail_streak_difficulty = difficulty
         state.attempts += 1
         state.updated_at = timezone.now()
-        state.save(update_fields=list(_STATE_CHANGES))
+        _state_write.run(**{name: getattr(state, name) for name in ("learner_id", *_STATE_CHANGES)})
     logger.info(
         "learner model updated",
         extra={"learner_id": attempt.learner_id, "problem_id": str(attempt.problem_id), "outcome": outcome},

@@ -26,6 +26,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from co_project.errors import Conflict, InvalidInput, NotFound
+from co_project.prepared import Param, PreparedRead, PreparedUpdate
 from co_project.telemetry import telemetry_emit
 from personalization import services as learner_model
 from personalization.recommendation import CatalogueEntry, catalogue_load, learner_snapshot, recommend
@@ -434,13 +435,18 @@ def session_refresh(*, session: Session) -> Session:
 # --- hooks for submissions and the tutor -------------------------------------------------------------
 
 
+# Only what the check reads (not the mock report); this runs on every submission.
+_session_for_submission = PreparedRead(
+    Session,
+    lambda _: Session.objects.filter(
+        id=Param("session_id", Session._meta.pk), learner_id=Param("learner_id", Session._meta.get_field("learner_id"))
+    ).only("id", "mode", "status", "deadline_at", "current_problem_id")[:1],
+)
+
+
 def session_check_for_submission(*, learner_id: str, session_id: uuid.UUID, problem_id: uuid.UUID | None) -> Session:
     """A submission must name the caller's active session and one of its problems."""
-    session = (
-        Session.objects.filter(id=session_id, learner_id=learner_id)
-        .only("id", "mode", "status", "deadline_at", "current_problem_id")
-        .first()
-    )
+    session = _session_for_submission.instance(session_id=session_id, learner_id=learner_id)
     if session is None:
         raise NotFound("No such session.", fields={"session_id": ["No such session."]})
     if session.mode == SessionMode.MOCK and session.status == SessionStatus.ACTIVE and timezone.now() >= session.deadline_at:
@@ -462,27 +468,53 @@ def session_check_for_submission(*, learner_id: str, session_id: uuid.UUID, prob
     return session
 
 
+# A submission's problem in its session: the live (latest) row, locked; only the columns the
+# update and the learner model need.
+_live_session_problem = PreparedRead(
+    SessionProblem,
+    lambda _: (
+        SessionProblem.objects.select_for_update()
+        .filter(
+            session_id=Param("session_id", SessionProblem._meta.get_field("session").target_field),
+            problem_id=Param("problem_id", SessionProblem._meta.get_field("problem").target_field),
+        )
+        .order_by("-position")
+        .values_list("pk", "state", "max_hint_level", "opened_at")[:1]
+    ),
+)
+
+
+def _attempt_counted(shape: tuple[bool, bool]) -> tuple[Any, dict[str, Any]]:
+    """The UPDATE for (graded, passes now): a run is counted; a graded attempt is counted with
+    its status and categories, and a first pass also finishes the problem."""
+    graded, passes = shape
+    field = SessionProblem._meta.get_field
+    changes: dict[str, Any] = {"runs": F("runs") + 1}
+    if graded:
+        changes = {
+            "attempts": F("attempts") + 1,
+            "last_status": Param("last_status", field("last_status")),
+            "last_categories": Param("last_categories", field("last_categories")),
+        }
+    if passes:
+        changes |= {"state": SessionProblemState.PASSED, "finished_at": Param("finished_at", field("finished_at"))}
+    return SessionProblem.objects.filter(pk=Param("pk", SessionProblem._meta.pk)), changes
+
+
+_count_attempt = PreparedUpdate(SessionProblem, _attempt_counted)
+
+
 def session_record_attempt(
     *, session_id: uuid.UUID, problem_id: uuid.UUID, graded: bool, status: str, categories: list[str], at: datetime
 ) -> dict[str, Any]:
     """Count a finished attempt on the session's problem; returns the hints used and the time taken
     so far, which the learner model weighs. Called inside the verdict's transaction."""
-    row = (
-        SessionProblem.objects.select_for_update()
-        .filter(session_id=session_id, problem_id=problem_id)
-        .order_by("-position")
-        .values_list("pk", "state", "max_hint_level", "opened_at")
-        .first()
-    )
+    row = _live_session_problem.first(session_id=session_id, problem_id=problem_id)
     if row is None:
         return {"max_hint_level": 0, "seconds_taken": None}
     pk, state, max_hint_level, opened_at = row
-    changes: dict[str, Any] = {"runs": F("runs") + 1}
-    if graded:
-        changes = {"attempts": F("attempts") + 1, "last_status": status, "last_categories": categories}
-        if status == "passed" and state != SessionProblemState.PASSED:
-            changes |= {"state": SessionProblemState.PASSED, "finished_at": at}
-    SessionProblem.objects.filter(pk=pk).update(**changes)
+    passes = graded and status == "passed" and state != SessionProblemState.PASSED
+    _count_attempt.run((graded, passes), pk=pk, last_status=status, last_categories=categories, finished_at=at)
     return {"max_hint_level": max_hint_level, "seconds_taken": max(0.0, (at - opened_at).total_seconds())}
 
 

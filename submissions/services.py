@@ -28,6 +28,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from co_project.errors import ApplicationError, InvalidInput, PayloadTooLarge
+from co_project.prepared import Param, PreparedUpdate
 from co_project.telemetry import telemetry_emit
 from grading.verdicts import Verdict, error_verdict
 from personalization.services import GradedAttempt, ProblemFacts, attempt_record
@@ -316,6 +317,21 @@ def _verdict_committed(submission: Submission, fields: dict[str, Any]) -> None:
     verdict_announce(submission_id=submission.id)
 
 
+# The verdict, written only while this evaluation still holds the claim; compiled once
+# (co_project/prepared.py). The shape is the names of the fields `_finish` records.
+_record_verdict = PreparedUpdate(
+    Submission,
+    lambda names: (
+        Submission.objects.filter(
+            id=Param("submission_id", Submission._meta.pk),
+            status=SubmissionStatus.RUNNING,
+            claim_token=Param("claim_token", Submission._meta.get_field("claim_token")),
+        ),
+        {name: Param(name, Submission._meta.get_field(name)) for name in names},
+    ),
+)
+
+
 def _finish(submission: Submission, token: uuid.UUID, verdict: Verdict, bundle: ProblemBundle | None = None) -> bool:
     """Record the verdict if we still hold the claim; emit the event in the same transaction."""
     now = timezone.now()
@@ -335,8 +351,7 @@ def _finish(submission: Submission, token: uuid.UUID, verdict: Verdict, bundle: 
         "finished_at": now,
     }
     with transaction.atomic():
-        held = Submission.objects.filter(id=submission.id, status=SubmissionStatus.RUNNING, claim_token=token)
-        finished = held.update(**fields)
+        finished = _record_verdict.run(tuple(fields), submission_id=submission.id, claim_token=token, **fields)
         if not finished:
             return False
         transaction.on_commit(lambda: _verdict_committed(submission, fields))
