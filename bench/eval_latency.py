@@ -36,43 +36,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from support import REPO, UvicornServer, bench_env, manage, percentile
+from support import REPO, UvicornServer, bench_env, manage, percentile, time_command
 
-PYTHON_TWO_SUM = """
-def two_sum(nums, t):
-    first = {}
-    best = None
-    for j, value in enumerate(nums):
-        i = first.get(t - value)
-        if i is not None and (best is None or (i, j) < best):
-            best = (i, j)
-        first.setdefault(value, j)
-    return list(best) if best else [-1, -1]
-"""
-
-JAVASCRIPT_TWO_SUM = """
-function twoSum(nums, t) {
-  const first = new Map();
-  let best = null;
-  nums.forEach((value, j) => {
-    const i = first.get(t - value);
-    if (i !== undefined && (best === null || i < best[0] || (i === best[0] && j < best[1]))) best = [i, j];
-    if (!first.has(value)) first.set(value, j);
-  });
-  return best || [-1, -1];
-}
-"""
-
-
-def time_command(command: list[str], runs: int) -> list[float]:
-    subprocess.run(command, check=True, capture_output=True)  # warm the page cache
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
-        samples.append((time.perf_counter() - started) * 1000)
-    return samples
-
+from deploy.smoke import JAVASCRIPT_CORRECT as JAVASCRIPT_TWO_SUM
+from deploy.smoke import PYTHON_CORRECT as PYTHON_TWO_SUM
 
 BLOCK = 10  # samples per block of interleaved measurements
 

@@ -25,7 +25,6 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -38,12 +37,12 @@ from pathlib import Path
 import httpx
 import psycopg
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from deploy.stack import ProductionStack
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from eval_latency import JAVASCRIPT_TWO_SUM, PYTHON_TWO_SUM
-from support import percentile
+from support import percentile, time_command
+
+from deploy.smoke import JAVASCRIPT_CORRECT as JAVASCRIPT_TWO_SUM
+from deploy.smoke import PYTHON_CORRECT as PYTHON_TWO_SUM
+from deploy.stack import ProductionStack
 
 BLOCK = 10
 BENCH_ENV = {"CO_RATE_LIMIT": "1000000/min", "CO_LOG_LEVEL": "WARNING"}
@@ -101,19 +100,9 @@ def submit(client: httpx.Client, session_id: str, language: str) -> Sample:
     return Sample(answer["id"], sent, received)
 
 
-def bare_startups(command: list[str], count: int) -> list[float]:
-    samples = []
-    for _ in range(count):
-        started = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
-        samples.append((time.perf_counter() - started) * 1000)
-    return samples
-
-
 def latency_blocks(
     targets: list[Target], language: str, command: list[str], runs: int
 ) -> tuple[list[float], dict[str, list[Sample]]]:
-    bare_startups(command, 3)  # the page cache
     for target in targets:  # the first verdict of a process starts its sandbox pools
         for _ in range(3):
             target.submit(language)
@@ -122,7 +111,7 @@ def latency_blocks(
     while len(bare) < runs:
         count = min(BLOCK, runs - len(bare))
         time.sleep(0.2)  # background work of the last block (pool refills) settles
-        bare += bare_startups(command, count)
+        bare += time_command(command, count)
         for target in targets:
             verdicts[target.name] += [target.submit(language) for _ in range(count)]
             time.sleep(0.2)

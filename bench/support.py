@@ -13,6 +13,18 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # deploy/ (the production stack, the smoke test's solutions)
+
+
+def time_command(command: list[str], runs: int) -> list[float]:
+    """Milliseconds of `runs` runs of a command, after one unmeasured run (the page cache)."""
+    subprocess.run(command, check=True, capture_output=True)
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
 
 
 def percentile(values: list[float], fraction: float) -> float:
