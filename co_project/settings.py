@@ -426,5 +426,8 @@ LOGGING = {
     "loggers": {
         "django.request": {"level": "ERROR", "propagate": True},
         "django.db.backends": {"level": "WARNING", "propagate": True},
+        # In-process (no broker) every task's success would be logged by the server: each
+        # submission's, and each round of the periodic tasks. Failures still are.
+        **({"celery.app.trace": {"level": "WARNING", "propagate": True}} if CELERY_TASK_ALWAYS_EAGER else {}),
     },
 }
