@@ -310,13 +310,6 @@ def _learner_result(submission: Submission, verdict: Verdict, finished_at: Any) 
     return result
 
 
-def _verdict_committed(submission: Submission, fields: dict[str, Any]) -> None:
-    """On commit of a verdict: the in-memory row is the committed one; wake whoever waits."""
-    for name, value in fields.items():
-        setattr(submission, name, value)
-    verdict_announce(submission_id=submission.id)
-
-
 # The verdict, written only while this evaluation still holds the claim; compiled once
 # (co_project/prepared.py). The shape is the names of the fields `_finish` records.
 _record_verdict = PreparedUpdate(
@@ -354,7 +347,7 @@ def _finish(submission: Submission, token: uuid.UUID, verdict: Verdict, bundle: 
         finished = _record_verdict.run(tuple(fields), submission_id=submission.id, claim_token=token, **fields)
         if not finished:
             return False
-        transaction.on_commit(lambda: _verdict_committed(submission, fields))
+        transaction.on_commit(lambda: verdict_announce(submission_id=submission.id))
         if verdict.rubric_scores is not None and submission.problem_id is not None:
             rubric_id = problem_rubric_id(problem_id=submission.problem_id)
             if rubric_id is not None:
