@@ -4,7 +4,7 @@ reject_on_worker_lost, time limits; with no broker configured tasks run eagerly 
 import os
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import task_postrun, task_prerun, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "co_project.settings")
 
@@ -18,6 +18,20 @@ def _warm_up_grading(**kwargs: object) -> None:
     """A worker process (each of the prefork pool's) starts its SymPy worker, probes its sandbox
     isolation and starts pre-starting sandboxes now, not on a learner's first answer."""
     grading_warm_up()
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _close_broken_connections(task: object = None, **kwargs: object) -> None:
+    """Around each task, as Django does around each request: a connection that failed (the
+    database restarted) or outlived CONN_MAX_AGE is closed, and a kept one is health-checked
+    before its first use (CONN_HEALTH_CHECKS). Celery's own handling, with CELERY_DB_REUSE_MAX,
+    keeps a connection for many tasks without looking at it. Not for an eager task: it runs
+    inside a request (or a test's transaction), which does this itself."""
+    from django.db import close_old_connections
+
+    if not getattr(getattr(task, "request", None), "is_eager", False):
+        close_old_connections()
 
 
 def grading_warm_up() -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
@@ -20,6 +21,8 @@ from rest_framework.response import Response
 from co_project.middleware import current_request_id
 
 logger = logging.getLogger("co.errors")
+
+DATABASE_RETRY_AFTER = 5  # seconds a client waits before retrying after the database was unreachable
 
 
 class ApplicationError(Exception):
@@ -126,6 +129,11 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         return Response(error_body("payload_too_large", "The request body is too large."), status=413)
     if isinstance(exc, ApplicationError):
         return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status_code)
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database is unreachable (restarting, failing over): nothing was done; retry shortly.
+        logger.warning("database unavailable in %s: %s", context.get("view").__class__.__name__, exc)
+        body = error_body("service_unavailable", "The service is briefly unavailable; please retry in a few seconds.")
+        return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": str(DATABASE_RETRY_AFTER)})
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

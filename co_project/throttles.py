@@ -61,7 +61,7 @@ class LearnerRateThrottle(BaseThrottle):
             cache.add(key, 1, timeout=period + 1)
             count = 1
         self._wait = (window + 1) * period - now
-        return count <= limit
+        return count is None or count <= limit  # None: the cache is unreachable, so nothing is counted
 
     def wait(self) -> float | None:
         return getattr(self, "_wait", None)

@@ -130,7 +130,9 @@ def uid_slot_acquire(cfg: SandboxConfig, *, wait: bool, on_busy: Callable[[], No
     os.makedirs(_SLOT_DIR, mode=0o700, exist_ok=True)
 
     def take(slot: int, blocking: bool) -> UidSlot | None:
-        descriptor = os.open(os.path.join(_SLOT_DIR, f"{slot}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        # Named by the uid, not the slot: servers with different CO_SANDBOX_UID ranges on one
+        # machine (two deployments, a test run beside a server) never wait for each other.
+        descriptor = os.open(os.path.join(_SLOT_DIR, f"{cfg.uid + slot}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

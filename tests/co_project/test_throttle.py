@@ -73,3 +73,23 @@ def test_parse_rate(rate: str, parsed: tuple[int, int]) -> None:
 def test_parse_rate_rejects_nonsense(rate: str) -> None:
     with pytest.raises(ImproperlyConfigured):
         parse_rate(rate)
+
+
+def test_an_unreachable_redis_lets_requests_through(learner_client, settings) -> None:
+    """Redis down must not take the API down: the production cache (django-redis, ignoring its
+    connection errors) answers "nothing counted" and the throttle lets the learner in."""
+    from django.core.cache import caches
+
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens on port 1
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2, "IGNORE_EXCEPTIONS": True},
+        }
+    }
+    settings.CO_RATE_LIMIT = "1/min"
+    try:
+        alice = learner_client("alice")
+        assert [alice.get("/v1/tracks").status_code for _ in range(3)] == [200, 200, 200]
+    finally:
+        caches["default"].close()
