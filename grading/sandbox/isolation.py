@@ -7,6 +7,8 @@ mount, pid, network, ipc, uts and cgroup namespaces; no capabilities; no further
 a new session; an empty environment; a read-only root holding only /usr (and the /bin, /lib…
 links or binds the interpreter needs), a fresh /proc and a minimal /dev, plus a size-limited
 tmpfs at /tmp as the private scratch dir; the harness itself is copied in read-only. The
+project's own directories (its code, var/, media) never show: where they lie inside a bound
+directory (a project installed under /usr/local/…) an empty read-only tmpfs covers them. The
 harness is pid 1 of its namespace, so every process it starts dies with it.
 
 `unshare` (no bubblewrap, running as root): `unshare` gives new mount, pid, network, ipc, uts
@@ -213,6 +215,52 @@ def _interpreter_binds(interpreter: str) -> list[str]:
     return [str(Path(real).parent.parent)]
 
 
+# The settings that name where the project lives on this host (its code is found from this file).
+_PROJECT_SETTINGS = ("BASE_DIR", "VAR_DIR", "MEDIA_ROOT", "STATIC_ROOT")
+_PROJECT_CODE = Path(__file__).resolve().parents[2]
+
+
+def _within(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
+
+
+@dataclass(frozen=True)
+class HiddenDirs:
+    """The project's directories that lie inside a directory bound into the sandbox (a project
+    installed under /usr/local/…, which the read-only /usr would show): each gets an empty
+    read-only tmpfs over it. `rebind`: the interpreter's own prefix when it lies inside one of
+    them (a virtualenv with a copied interpreter), bound again on top."""
+
+    hide: tuple[str, ...]
+    rebind: tuple[str, ...]
+
+
+def hidden_dirs(interpreter: str) -> HiddenDirs:
+    """What of the project this sandbox must cover (see HiddenDirs); the same for every run of an
+    interpreter until a setting moves the project."""
+    named = tuple(str(getattr(settings, name, "") or "") for name in _PROJECT_SETTINGS)
+    return _hidden_dirs(interpreter, named)
+
+
+@functools.lru_cache(maxsize=32)
+def _hidden_dirs(interpreter: str, named: tuple[str, ...]) -> HiddenDirs:
+    bound = ["/usr"] + [target for kind, _, target in _root_entries() if kind == "dir"] + _interpreter_binds(interpreter)
+    project = {str(_PROJECT_CODE)} | {os.path.realpath(directory) for directory in named if directory}
+    # Only what is inside a bound dir, never a bound dir itself or what holds one (that would be
+    # the interpreter's whole tree): such a layout is refused below, not half hidden.
+    hide = sorted(
+        directory
+        for directory in project
+        if any(_within(directory, root) for root in bound) and not any(_within(root, directory) for root in bound)
+    )
+    hide = [directory for directory in hide if not any(other != directory and _within(directory, other) for other in hide)]
+    real = os.path.realpath(interpreter)
+    rebind = tuple(str(Path(real).parent.parent) for directory in hide if _within(real, directory))
+    if any(" " in directory for directory in hide + list(rebind)):
+        raise ValueError("the project's path must not contain spaces")  # fail closed: never run it visible
+    return HiddenDirs(tuple(hide), rebind)
+
+
 def _root_entries() -> list[tuple[str, str, str]]:
     """(kind, name, target) for /bin, /lib… as on the host: ("link", "lib", "usr/lib") or ("dir", "lib", "/lib")."""
     entries = []
@@ -249,7 +297,10 @@ def bwrap_command(
     args += ["--ro-bind", "/usr", "/usr"]
     for kind, name, target in _root_entries():
         args += ["--symlink", target, f"/{name}"] if kind == "link" else ["--ro-bind", target, f"/{name}"]
-    for directory in _interpreter_binds(interpreter_argv[0]):
+    hidden = hidden_dirs(interpreter_argv[0])
+    for directory in hidden.hide:
+        args += ["--size", "4096", "--perms", "0755", "--tmpfs", directory]
+    for directory in [*_interpreter_binds(interpreter_argv[0]), *hidden.rebind]:
         args += ["--ro-bind", directory, directory]
     args += [
         "--proc",
@@ -265,6 +316,8 @@ def bwrap_command(
     ]
     if harness_fd is not None:
         args += ["--perms", "0444", "--ro-bind-data", str(harness_fd), f"{HARNESS_DIR}/{harness_name}"]
+    for directory in hidden.hide:
+        args += ["--remount-ro", directory]
     args += [
         "--remount-ro",
         "/dev",
@@ -287,12 +340,15 @@ def bwrap_command(
 # positional argument chosen by the trusted side.
 _UNSHARE_SCRIPT = r"""
 set -eu
-root=$1 harness=$2 harness_name=$3 scratch_bytes=$4 uid=$5 gid=$6 links=$7 binds=$8
-shift 8
+root=$1 harness=$2 harness_name=$3 scratch_bytes=$4 uid=$5 gid=$6 links=$7 binds=$8 hides=$9
+shift 9
 mount -t tmpfs -o size=4m,mode=0755,nosuid,nodev tmpfs "$root"
 mkdir "$root/usr" "$root/proc" "$root/dev" "$root/tmp" "$root/sandbox"
 mount --bind /usr "$root/usr"
 mount -o remount,bind,ro,nosuid,nodev "$root/usr"
+for dir in $hides; do
+  mount -t tmpfs -o size=4k,mode=0755,nosuid,nodev,noexec tmpfs "$root$dir"
+done
 for entry in $links; do
   ln -s "${entry#*=}" "$root/${entry%%=*}"
 done
@@ -300,6 +356,9 @@ for dir in $binds; do
   mkdir -p "$root$dir"
   mount --bind "$dir" "$root$dir"
   mount -o remount,bind,ro,nosuid,nodev "$root$dir"
+done
+for dir in $hides; do
+  mount -o remount,ro,nosuid,nodev,noexec "$root$dir"
 done
 for dev in null zero full random urandom; do
   touch "$root/dev/$dev"
@@ -329,7 +388,12 @@ def unshare_command(
     if not (unshare and chroot and setpriv and tool("mount")):
         raise FileNotFoundError("unshare, chroot, setpriv and mount are needed")
     links = " ".join(f"{name}={target}" for kind, name, target in _root_entries() if kind == "link")
-    binds = " ".join([target for kind, _, target in _root_entries() if kind == "dir"] + _interpreter_binds(interpreter_argv[0]))
+    hidden = hidden_dirs(interpreter_argv[0])
+    binds = " ".join(
+        [target for kind, _, target in _root_entries() if kind == "dir"]
+        + _interpreter_binds(interpreter_argv[0])
+        + list(hidden.rebind)
+    )
     head = [
         setpriv,
         "--pdeathsig",
@@ -359,6 +423,7 @@ def unshare_command(
         str(cfg.gid),
         links,
         binds,
+        " ".join(hidden.hide),
         chroot,
         scratch_mount,
         setpriv,

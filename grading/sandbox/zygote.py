@@ -37,6 +37,7 @@ from grading.sandbox.isolation import (
     SandboxProcess,
     _interpreter_binds,
     _root_entries,
+    hidden_dirs,
     signal_of,
 )
 from grading.sandbox.results import EncodedInputs
@@ -261,6 +262,8 @@ class Zygote:
         fields += [f"arg={arg}" for arg in harness_args]
         python, layout = _host_layout(cfg.python)
         fields += layout
+        hidden = hidden_dirs(cfg.python)
+        fields += [f"hide={directory}" for directory in hidden.hide] + [f"bind={directory}" for directory in hidden.rebind]
         if any(" " in field for field in fields):
             raise ValueError("fork helper fields must not contain spaces")
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
