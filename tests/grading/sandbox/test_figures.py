@@ -250,3 +250,30 @@ def test_coarse_figures() -> None:
         65536,
     ]
     assert [coarse_ms(ms) for ms in (0, 1, 2, 3, 100, 1000, 1024, 1025)] == [0, 1, 2, 4, 128, 1024, 1024, 2048]
+
+
+CHILD_ALLOCATES = {
+    # A child allocates 80 MiB and exits: reaped by the program, or left for the sandbox's end.
+    "python": (
+        "import os\ndef solve(x):\n    pid = os.fork()\n    if pid == 0:\n"
+        "        block = bytearray(80 * 1024 * 1024)\n"
+        "        for i in range(0, len(block), 4096):\n            block[i] = 1\n"
+        "        os._exit(0)\n"
+        "    if x == 1:\n        os.waitpid(pid, 0)\n    else:\n        import time\n        time.sleep(0.5)\n"
+        "    return 2 * x\n"
+    ),
+    "javascript": (
+        "const { execFileSync } = require('child_process');\nfunction solve(x) {\n"
+        "  execFileSync('/usr/bin/python3', ['-c', 'b = bytearray(80 << 20)\\nfor i in range(0, len(b), 4096): b[i] = 1']);\n"
+        "  return 2 * x;\n}\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("x", [1, 2], ids=["reaped", "left-behind"])
+def test_the_peak_memory_covers_the_runs_child_processes(pinned: tuple[str, str], x: int) -> None:
+    """The figure is the whole run's: the largest process of its tree, the learner's children too."""
+    language, _ = pinned
+    result = run_in_sandbox(SandboxRun(language, CHILD_ALLOCATES[language], "solve", ["x"], [{"x": x}], 3000, 256))
+    assert [t.outcome for t in result.tests] == ["ok"], result
+    assert result.peak_memory_kb >= 80 * MIB, result
