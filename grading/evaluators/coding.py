@@ -3,7 +3,9 @@
 Embedded: visible and hidden tests run in two SEPARATE sandbox runs (started in parallel), so
 nothing a program prints or returns on a visible test can carry a hidden input out. The sandbox
 only ever receives inputs; outputs are compared here, in the trusted process. Hidden results
-leave as counts and failure categories only.
+leave as counts and failure categories only, and the figures of a verdict (its time, its peak
+memory) are measured by the trusted side and shown coarse (see coarse_memory_kb, coarse_ms):
+a hidden run can choose them, so each may carry a few bits, no more.
 """
 
 from __future__ import annotations
@@ -34,6 +36,22 @@ def _shown(value: Any) -> Any:
     """A learner's own visible-test output, cut to a readable size."""
     text = json.dumps(value)
     return value if len(text) <= _SHOWN_VALUE_CHARS else text[:_SHOWN_VALUE_CHARS] + "…"
+
+
+def coarse_memory_kb(kb: int) -> int:
+    """A peak memory figure as a learner sees it: rounded up to a power of two of MiB (0: not
+    measured). A run chooses how much it allocates, so the figure is a channel out of the hidden
+    run; coarse, it carries a few bits at most (log2 of the memory limit in MiB)."""
+    if kb <= 0:
+        return 0
+    mib = -(-kb // 1024)
+    return (1 << (mib - 1).bit_length()) * 1024
+
+
+def coarse_ms(ms: int) -> int:
+    """A time as a learner sees it: rounded up to a power of two of milliseconds (a run can choose
+    how long it sleeps: coarse, the figure carries a few bits at most)."""
+    return 0 if ms <= 0 else 1 << (ms - 1).bit_length()
 
 
 def _outcomes(bundle: CodingProblem, result: SandboxResult, expected: list[Any]) -> list[str]:
@@ -93,8 +111,8 @@ def evaluate_code_embedded(*, bundle: CodingProblem, language: str, code: str, i
         status="failed",
         visible_total=len(visible),
         hidden_total=len(hidden),
-        exec_ms=wall_ms,
-        peak_memory_kb=max(r.peak_memory_kb for r in results),
+        exec_ms=coarse_ms(wall_ms),
+        peak_memory_kb=coarse_memory_kb(max(r.peak_memory_kb for r in results)),
         isolation=visible_result.isolation,
     )
     if visible_result.status == "syntax_error":
@@ -219,7 +237,7 @@ def evaluate_code_remote(*, bundle: CodingProblem, language: str, code: str, inc
         hidden_passed=min(_count(hidden_section, "passed"), len(hidden)),
         hidden_total=len(hidden),
         failed_categories=sorted({c for c in categories if c in known}) if isinstance(categories, list) else [],
-        exec_ms=exec_ms if isinstance(exec_ms, int) and exec_ms >= 0 else int((time.perf_counter() - started) * 1000),
+        exec_ms=coarse_ms(exec_ms if isinstance(exec_ms, int) and exec_ms >= 0 else int((time.perf_counter() - started) * 1000)),
         isolation="remote",
         error={"kind": "eval_service", "message": str(body.get("error"))[:500]} if status == "error" else None,
     )

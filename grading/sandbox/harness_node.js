@@ -281,17 +281,7 @@ async function main() {
     writeLine(outcome === "ok" ? `${head}"value":${payload}}` : `${head}"error":${JSON.stringify(payload)}}`);
     if (outcome === "time_limit") break; // the first test over its time limit ends the run
   }
-  emit({ e: "done", peak_kb: peakKb() });
-}
-
-// This process's peak resident memory (VmHWM: unlike ru_maxrss, nothing from before exec).
-function peakKb() {
-  try {
-    const match = fs.readFileSync("/proc/self/status", "latin1").match(/^VmHWM:\s+(\d+)/m);
-    return match ? Number(match[1]) : 0;
-  } catch (_) {
-    return 0;
-  }
+  emit({ e: "done" }); // no figures: the trusted side measures time and memory from outside
 }
 
 const exit = process.reallyExit.bind(process);

@@ -16,8 +16,8 @@ are pointed at /dev/null. Events go to the results fd, one JSON line each:
   {"e":"compiled"} | {"e":"syntax_error","error":...}
   {"e":"loaded"}   | {"e":"load_error","outcome":...,"error":...}   (module code failed; all tests)
   {"e":"result","i":k,"outcome":...,"time_ms":...,"value":<JSON>|"error":...}
-  {"e":"done","peak_kb":N}   (after the last test: this process's peak resident memory; then
-                             it waits to be killed)
+  {"e":"done"}     (after the last test; then it waits to be killed. No figures: the trusted
+                   side measures time and memory itself, from outside the sandbox)
 
 Per test: a CPU-time timer (ITIMER_PROF) at the time limit and a wall-clock timer (ITIMER_REAL) at
 the wall limit raise an exception in the learner's code; both re-fire every 50 ms if swallowed,
@@ -322,23 +322,11 @@ def main():
         del payload
         if outcome == "time_limit":
             break  # the first test over its time limit ends the run
-    emit({"e": "done", "peak_kb": _peak_kb()})
+    emit({"e": "done"})
     # The trusted side has all it needs and kills this sandbox itself, after the verdict's path:
     # exiting now would tear the sandbox down (its memory, its namespaces) on a CPU the trusted
     # side is being woken on, and hold the verdict up.
     time.sleep(KILLED_WITHIN_SECONDS)
-
-
-def _peak_kb():
-    """This process's peak resident memory (VmHWM: unlike ru_maxrss, nothing from before exec)."""
-    try:
-        with open("/proc/self/status", "rb") as handle:
-            for line in handle:
-                if line.startswith(b"VmHWM:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ mount, pid, network, ipc, uts and cgroup namespaces; no capabilities; no further
 a new session; an empty environment; a read-only root holding only /usr (and the /bin, /lib…
 links or binds the interpreter needs), a fresh /proc and a minimal /dev, plus a size-limited
 tmpfs at /tmp as the private scratch dir; the harness itself is copied in read-only. The
+project's own directories (its code, var/, media) never show: where they lie inside a bound
+directory (a project installed under /usr/local/…) an empty read-only tmpfs covers them. The
 harness is pid 1 of its namespace, so every process it starts dies with it.
 
 `unshare` (no bubblewrap, running as root): `unshare` gives new mount, pid, network, ipc, uts
@@ -16,6 +18,11 @@ setpriv` (uid switch, no capabilities, no_new_privs) `prlimit … interpreter`, 
 (In a chroot the kernel refuses new user namespaces, so the chroot cannot be undone.) Nothing
 the sandbox writes reaches that host dir; the trusted side only removes it, never reading it and
 never following a link in it.
+
+Figures: every level but the fork helper's runs under GNU time (`setpriv --pdeathsig` → `time`
+→ the command above), which reports the wait4 rusage of the run's whole process tree on a pipe of
+ours once everything in the sandbox is gone; the fork helper reports its own wait4 of each
+sandbox. Nothing the sandbox writes sets a figure (see Usage).
 
 `none` (development and tests only; production refuses): the interpreter runs directly, with the
 rlimits, an empty environment, a new session, a fresh temp dir, and the sandbox uid when this
@@ -55,6 +62,26 @@ HARNESS_DIR = "/sandbox"  # inside the sandbox
 SCRATCH_DIR = "/tmp"  # noqa: S108 - inside the sandbox: its private tmpfs
 _TOOL_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"
 _ROOT_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+
+
+# The trusted measurement of a run's peak memory (bubblewrap, unshare, none): GNU time forks the
+# sandbox's outer process and reports its wait4 rusage, which covers every process of the run
+# (the sandbox's pid 1 reaps them all). Our own wait4 cannot: the first exec in a child of this
+# process records this process's own peak (a whole worker) as the child's. The report goes to a
+# pipe that sandbox processes may also write to, but only GNU time writes after they are all gone:
+# the last report line is its. (The fork helper reports its own wait4 of each sandbox.)
+_USAGE_MARK = b"\nCO-RUSAGE "
+_USAGE_FORMAT = "\nCO-RUSAGE %M"
+_USAGE_TAIL = 256  # bytes of the usage pipe kept: the report is the end of it
+
+
+@dataclass
+class Usage:
+    """What the trusted side measured of a whole run (wait4 rusage): CPU seconds, peak KiB."""
+
+    ru_utime: float
+    ru_stime: float
+    ru_maxrss: int
 
 
 def _default_python() -> str:
@@ -215,6 +242,52 @@ def _interpreter_binds(interpreter: str) -> list[str]:
     return [str(Path(real).parent.parent)]
 
 
+# The settings that name where the project lives on this host (its code is found from this file).
+_PROJECT_SETTINGS = ("BASE_DIR", "VAR_DIR", "MEDIA_ROOT", "STATIC_ROOT")
+_PROJECT_CODE = Path(__file__).resolve().parents[2]
+
+
+def _within(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
+
+
+@dataclass(frozen=True)
+class HiddenDirs:
+    """The project's directories that lie inside a directory bound into the sandbox (a project
+    installed under /usr/local/…, which the read-only /usr would show): each gets an empty
+    read-only tmpfs over it. `rebind`: the interpreter's own prefix when it lies inside one of
+    them (a virtualenv with a copied interpreter), bound again on top."""
+
+    hide: tuple[str, ...]
+    rebind: tuple[str, ...]
+
+
+def hidden_dirs(interpreter: str) -> HiddenDirs:
+    """What of the project this sandbox must cover (see HiddenDirs); the same for every run of an
+    interpreter until a setting moves the project."""
+    named = tuple(str(getattr(settings, name, "") or "") for name in _PROJECT_SETTINGS)
+    return _hidden_dirs(interpreter, named)
+
+
+@functools.lru_cache(maxsize=32)
+def _hidden_dirs(interpreter: str, named: tuple[str, ...]) -> HiddenDirs:
+    bound = ["/usr"] + [target for kind, _, target in _root_entries() if kind == "dir"] + _interpreter_binds(interpreter)
+    project = {str(_PROJECT_CODE)} | {os.path.realpath(directory) for directory in named if directory}
+    # Only what is inside a bound dir, never a bound dir itself or what holds one (that would be
+    # the interpreter's whole tree): such a layout is refused below, not half hidden.
+    hide = sorted(
+        directory
+        for directory in project
+        if any(_within(directory, root) for root in bound) and not any(_within(root, directory) for root in bound)
+    )
+    hide = [directory for directory in hide if not any(other != directory and _within(directory, other) for other in hide)]
+    real = os.path.realpath(interpreter)
+    rebind = tuple(str(Path(real).parent.parent) for directory in hide if _within(real, directory))
+    if any(" " in directory for directory in hide + list(rebind)):
+        raise ValueError("the project's path must not contain spaces")  # fail closed: never run it visible
+    return HiddenDirs(tuple(hide), rebind)
+
+
 def _root_entries() -> list[tuple[str, str, str]]:
     """(kind, name, target) for /bin, /lib… as on the host: ("link", "lib", "usr/lib") or ("dir", "lib", "/lib")."""
     entries = []
@@ -251,7 +324,10 @@ def bwrap_command(
     args += ["--ro-bind", "/usr", "/usr"]
     for kind, name, target in _root_entries():
         args += ["--symlink", target, f"/{name}"] if kind == "link" else ["--ro-bind", target, f"/{name}"]
-    for directory in _interpreter_binds(interpreter_argv[0]):
+    hidden = hidden_dirs(interpreter_argv[0])
+    for directory in hidden.hide:
+        args += ["--size", "4096", "--perms", "0755", "--tmpfs", directory]
+    for directory in [*_interpreter_binds(interpreter_argv[0]), *hidden.rebind]:
         args += ["--ro-bind", directory, directory]
     args += [
         "--proc",
@@ -267,6 +343,8 @@ def bwrap_command(
     ]
     if harness_fd is not None:
         args += ["--perms", "0444", "--ro-bind-data", str(harness_fd), f"{HARNESS_DIR}/{harness_name}"]
+    for directory in hidden.hide:
+        args += ["--remount-ro", directory]
     args += [
         "--remount-ro",
         "/dev",
@@ -289,12 +367,15 @@ def bwrap_command(
 # positional argument chosen by the trusted side.
 _UNSHARE_SCRIPT = r"""
 set -eu
-root=$1 harness=$2 harness_name=$3 scratch_bytes=$4 uid=$5 gid=$6 links=$7 binds=$8
-shift 8
+root=$1 harness=$2 harness_name=$3 scratch_bytes=$4 uid=$5 gid=$6 links=$7 binds=$8 hides=$9
+shift 9
 mount -t tmpfs -o size=4m,mode=0755,nosuid,nodev tmpfs "$root"
 mkdir "$root/usr" "$root/proc" "$root/dev" "$root/tmp" "$root/sandbox"
 mount --bind /usr "$root/usr"
 mount -o remount,bind,ro,nosuid,nodev "$root/usr"
+for dir in $hides; do
+  mount -t tmpfs -o size=4k,mode=0755,nosuid,nodev,noexec tmpfs "$root$dir"
+done
 for entry in $links; do
   ln -s "${entry#*=}" "$root/${entry%%=*}"
 done
@@ -302,6 +383,9 @@ for dir in $binds; do
   mkdir -p "$root$dir"
   mount --bind "$dir" "$root$dir"
   mount -o remount,bind,ro,nosuid,nodev "$root$dir"
+done
+for dir in $hides; do
+  mount -o remount,ro,nosuid,nodev,noexec "$root$dir"
 done
 for dev in null zero full random urandom; do
   touch "$root/dev/$dev"
@@ -331,7 +415,12 @@ def unshare_command(
     if not (unshare and chroot and setpriv and tool("mount")):
         raise FileNotFoundError("unshare, chroot, setpriv and mount are needed")
     links = " ".join(f"{name}={target}" for kind, name, target in _root_entries() if kind == "link")
-    binds = " ".join([target for kind, _, target in _root_entries() if kind == "dir"] + _interpreter_binds(interpreter_argv[0]))
+    hidden = hidden_dirs(interpreter_argv[0])
+    binds = " ".join(
+        [target for kind, _, target in _root_entries() if kind == "dir"]
+        + _interpreter_binds(interpreter_argv[0])
+        + list(hidden.rebind)
+    )
     head = [
         setpriv,
         "--pdeathsig",
@@ -361,6 +450,7 @@ def unshare_command(
         str(cfg.gid),
         links,
         binds,
+        " ".join(hidden.hide),
         chroot,
         scratch_mount,
         setpriv,
@@ -406,7 +496,14 @@ def signal_of(status: int | None) -> int | None:
 class SandboxProcess:
     """A started sandbox: the outer process (prlimit → bwrap / unshare / the interpreter)."""
 
-    def __init__(self, level: str, process: subprocess.Popen, info_fd: int | None, scratch: str | None) -> None:
+    def __init__(
+        self,
+        level: str,
+        process: subprocess.Popen,
+        info_fd: int | None,
+        scratch: str | None,
+        usage_fd: int | None = None,
+    ) -> None:
         self.level = level
         self.process = process
         self.pid = process.pid
@@ -415,7 +512,10 @@ class SandboxProcess:
         self._ns_init: int | None = None
         self.scratch = scratch
         self.status: int | None = None
-        self.rusage = None
+        self.rusage: Usage | None = None
+        self._usage_fd = usage_fd  # GNU time's report (the outer process is GNU time)
+        self._usage = b""
+        self._timed = usage_fd is not None
 
     def _read_info(self, timeout: float) -> None:
         """bwrap's --info-fd: {"child-pid": N, ...}, N being the sandbox's pid 1 on the host."""
@@ -449,9 +549,17 @@ class SandboxProcess:
             self._read_info(timeout=timeout)
             return self._ns_init
         if self.level == "unshare":
+            children = self._unshare_children()
+            return children[0] if len(children) == 1 else None
+        if self._timed:
             children = _children(self.pid)
             return children[0] if len(children) == 1 else None
         return self.pid
+
+    def _unshare_children(self) -> list[int]:
+        """The unshare fallback's pid 1 (the child of `unshare`, below GNU time when it measures)."""
+        outer = _children(self.pid) if self._timed else [self.pid]
+        return [pid for parent in outer for pid in _children(parent)]
 
     def kill(self, *, wait: bool = True) -> None:
         """Kill everything in the sandbox and (`wait`) reap it: then no sandbox process is left.
@@ -465,7 +573,9 @@ class SandboxProcess:
             self._read_info(timeout=1.0)
             targets = [self._ns_init] if self._ns_init else []
         elif self.level == "unshare":
-            targets = _children(self.pid)
+            targets = self._unshare_children()
+        elif self._timed:
+            targets = _children(self.pid)  # the interpreter: GNU time then reports and exits
         else:
             with contextlib.suppress(OSError):
                 os.killpg(self.pid, signal.SIGKILL)
@@ -481,26 +591,71 @@ class SandboxProcess:
             with contextlib.suppress(OSError):
                 os.kill(self.pid, signal.SIGKILL)
             self.wait(timeout=None)
+        if self.level == "none":
+            # No pid namespace: what the program left running is in its process group.
+            with contextlib.suppress(OSError):
+                os.killpg(self.pid, signal.SIGKILL)
+
+    def _read_usage(self, *, last: bool) -> None:
+        """Drain GNU time's pipe (sandbox processes may fill it: GNU time must never block on
+        it), keeping its tail; `last`: the outer process is reaped, the report is in — parse it."""
+        if self._usage_fd is None:
+            return
+        with contextlib.suppress(OSError):
+            while chunk := os.read(self._usage_fd, 1 << 16):
+                self._usage = (self._usage + chunk)[-_USAGE_TAIL:]
+        if not last:
+            return
+        os.close(self._usage_fd)
+        self._usage_fd = None
+        maxrss = 0
+        mark = self._usage.rfind(_USAGE_MARK)
+        if mark >= 0:
+            with contextlib.suppress(ValueError):
+                maxrss = max(0, int(self._usage[mark + len(_USAGE_MARK) :].split(b"\n", 1)[0]))
+        else:
+            logger.warning("no usage report from GNU time (status %s)", self.status)
+        assert self.rusage is not None
+        self.rusage.ru_maxrss = maxrss
 
     def wait(self, timeout: float | None) -> bool:
         """Reap the outer process (True) or give up after `timeout` seconds (False)."""
         if self.status is not None:
             return True
         deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.001
-        while True:
-            pid, status, rusage = os.wait4(self.pid, 0 if deadline is None else os.WNOHANG)
-            if pid == self.pid:
-                self.status, self.rusage = status, rusage
-                self.process.returncode = os.waitstatus_to_exitcode(status)
-                if self._info_fd is not None:
-                    os.close(self._info_fd)
-                    self._info_fd = None
-                return True
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
-            time.sleep(delay)
-            delay = min(delay * 2, 0.02)
+        try:
+            pidfd: int | None = os.pidfd_open(self.pid)  # readable once it exits
+        except OSError:
+            pidfd = None
+        try:
+            delay = 0.001
+            while True:
+                self._read_usage(last=False)
+                pid, status, rusage = os.wait4(self.pid, os.WNOHANG)
+                if pid == self.pid:
+                    self.status = status
+                    # CPU: the kernel's, of every process of the run. Memory: GNU time's report
+                    # (our own figure starts with this process's peak), else unknown.
+                    self.rusage = Usage(rusage.ru_utime, rusage.ru_stime, 0)
+                    self._read_usage(last=True)
+                    self.process.returncode = os.waitstatus_to_exitcode(status)
+                    if self._info_fd is not None:
+                        os.close(self._info_fd)
+                        self._info_fd = None
+                    return True
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                if pidfd is None:
+                    time.sleep(delay if left is None else min(delay, left))
+                    delay = min(delay * 2, 0.02)
+                    continue
+                # Woken by its exit, or by writes to the usage pipe (drained above, so that GNU
+                # time never blocks on a pipe the sandbox filled).
+                select.select([pidfd] + ([self._usage_fd] if self._usage_fd is not None else []), [], [], left)
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
 
     def death_signal(self) -> int | None:
         """The signal that ended the sandboxed program, if one did (bwrap and the fallback's
@@ -510,7 +665,8 @@ class SandboxProcess:
         if (number := signal_of(self.status)) is not None:
             return number
         code = os.WEXITSTATUS(self.status)
-        return code - 128 if self.level != "none" and 128 < code < 128 + 65 else None
+        wrapped = self.level != "none" or self._timed
+        return code - 128 if wrapped and 128 < code < 128 + 65 else None
 
     def exit_code(self) -> int | None:
         if self.status is None or not os.WIFEXITED(self.status):
@@ -518,9 +674,11 @@ class SandboxProcess:
         return os.WEXITSTATUS(self.status)
 
     def cleanup(self) -> None:
-        if self._info_fd is not None:
-            os.close(self._info_fd)
-            self._info_fd = None
+        for name in ("_info_fd", "_usage_fd"):
+            fd = getattr(self, name)
+            if fd is not None:
+                os.close(fd)
+                setattr(self, name, None)
         if self.scratch is not None:
             remove_scratch(self.scratch)
             self.scratch = None
@@ -643,7 +801,7 @@ def start_sandbox(
         "env": dict(SANDBOX_ENV),
         "cwd": "/",  # nothing of the worker's own directory, not even its name
     }
-    harness_fd = info_r = info_w = None
+    harness_fd = info_r = info_w = usage_r = usage_w = None
     scratch = None
     argv = list(interpreter_argv)
     try:
@@ -706,9 +864,15 @@ def start_sandbox(
             fds = tuple(pass_fds)
         else:
             raise ValueError(f"unknown isolation level {level!r}")
+        timer = _gnu_time()
+        if timer is not None:
+            usage_r, usage_w = os.pipe()
+            os.set_blocking(usage_r, False)
+            command = [*timer, "--quiet", "--format", _USAGE_FORMAT, "--output", f"/proc/self/fd/{usage_w}", "--", *command]
+            fds = (*fds, usage_w)
         process = subprocess.Popen(command, pass_fds=fds, **popen_kwargs)
     except BaseException:
-        for fd in (info_r, info_w):
+        for fd in (info_r, info_w, usage_r, usage_w):
             if fd is not None:
                 os.close(fd)
         if scratch is not None:
@@ -717,9 +881,28 @@ def start_sandbox(
     finally:
         if harness_fd is not None:
             os.close(harness_fd)
-    if info_w is not None:
-        os.close(info_w)
-    return SandboxProcess(level, process, info_r, scratch)
+    for fd in (info_w, usage_w):
+        if fd is not None:
+            os.close(fd)
+    return SandboxProcess(level, process, info_r, scratch, usage_r)
+
+
+_warned_no_timer = False
+
+
+def _gnu_time() -> list[str] | None:
+    """The command that runs GNU time (Debian package `time`), which measures a run's peak
+    memory; without it the figure is unknown (0), never taken from the sandbox. It dies with the
+    thread that started it (parent-death signal), as everything under it does (bubblewrap's
+    --die-with-parent, the unshare fallback's parent-death signals follow their parent: it)."""
+    global _warned_no_timer
+    timer, setpriv = tool("time"), tool("setpriv")
+    if timer is None or setpriv is None:
+        if not _warned_no_timer:
+            _warned_no_timer = True
+            logger.warning("GNU time or setpriv is not installed (packages time, util-linux): peak memory is not measured")
+        return None
+    return [setpriv, "--pdeathsig", "SIGKILL", "--", timer]
 
 
 # --- what this machine can do -------------------------------------------------------------

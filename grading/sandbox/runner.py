@@ -13,6 +13,13 @@ the wall limit is time_limit_ms + min(time_limit_ms, 1 s) (sleeping, blocking, a
 machine). A test past either limit is `time_limit`, even when it returned — and it ends the run:
 the tests after it are `time_limit` too ("not run"), so a program that loops on every input
 costs one time limit, not one per test. Other outcomes (errors, memory, output) do not stop it.
+
+Figures: the learner's code runs in the harness's process and can write anything the harness
+writes, so no figure is read from the event stream. A run's peak memory (and the CPU time that
+tells a CPU kill from a memory kill) is the kernel's wait4 rusage of its whole process tree,
+measured from outside the sandbox (isolation.Usage): the sandbox is ended, and its figures
+collected, before the result is made. A test's time is the harness's CPU time capped by the wall
+time this side saw it take. `done` only says that nothing more is coming.
 """
 
 from __future__ import annotations
@@ -272,7 +279,7 @@ class _Run:
         self.line_cap = run.output_limit_bytes + _LINE_OVERHEAD
         self.total_cap = (self.n + 2) * self.line_cap + 64 * 1024
         self.stderr = bytearray()
-        self.peak_kb: int | None = None
+        self.done = False  # the harness (or the learner's code: it is the same process) said `done`
         self.warm = False  # ran in a pre-started sandbox
         self.job_out: memoryview | None = None  # what is left to write to a pre-started sandbox
 
@@ -343,10 +350,10 @@ class _Run:
                 self.load_error = (outcome, str(event.get("error") or outcome)[:1000])
         elif kind == "result" and self.loaded:
             self._result(event, now)
-        elif kind == "done" and self.peak_kb is None:
-            peak = event.get("peak_kb")
-            if isinstance(peak, int) and not isinstance(peak, bool) and peak >= 0:
-                self.peak_kb = peak
+        elif kind == "done":
+            # Only "nothing more is coming": no figure is read from it (nothing written here can
+            # set one), and results still missing are missing whatever it says.
+            self.done = True
 
     def _result(self, event: dict, now: float) -> None:
         index, outcome = event.get("i"), event.get("outcome")
@@ -356,6 +363,9 @@ class _Run:
             return
         time_ms = event.get("time_ms")
         time_ms = min(max(time_ms, 0), 10**7) if isinstance(time_ms, int) and not isinstance(time_ms, bool) else 0
+        # The harness's CPU time, but never more than the wall time this side saw the test take
+        # (a result written before its test started took none): writing cannot raise a figure.
+        time_ms = min(time_ms, int((now - self.mark) * 1000)) if index == self.current else 0
         if index == self.current and (now - self.mark) * 1000 > self.wall_ms + GRACE_MS:
             # The harness's clocks are the learner's to tamper with; this one is not.
             result = SandboxTestResult("time_limit", error="time limit exceeded", time_ms=time_ms)
@@ -371,7 +381,7 @@ class _Run:
         return (
             self.syntax_error is not None
             or self.load_error is not None
-            or (self.loaded and self.current >= self.n and self.peak_kb is not None and self.timed_out_at is None)
+            or (self.loaded and self.current >= self.n and self.done and self.timed_out_at is None)
         )
 
     @property
@@ -379,7 +389,7 @@ class _Run:
         return (
             self.syntax_error is not None
             or self.load_error is not None
-            or (self.loaded and self.current >= self.n and self.peak_kb is not None)
+            or (self.loaded and self.current >= self.n and self.done)
             or (self.events > 0 and not self.compiled)
             or self.timed_out_at is not None
         )
@@ -449,6 +459,8 @@ class _Run:
                 if sandbox is None:
                     return self._error("the sandbox could not be started", started)
             self._loop(sandbox, fds, started, startup_s)
+            # Its figures are the kernel's, for the whole run, known once it is gone: end it now.
+            sandbox.kill()
             return self._result_of(sandbox, started)
         finally:
             if sandbox is not None:
@@ -591,7 +603,7 @@ class _Run:
             if pidfd is None and not exited and sandbox.wait(timeout=0):
                 exited = True
         if self.complete:
-            return  # everything is in: the exit status is not needed, nor waited for
+            return  # everything is in: the caller ends the sandbox for its figures
         sandbox.kill()
         # Lines the harness wrote before it ended still count (the namespace is gone: EOF comes).
         if self.killed_for != "output" and results_open:
@@ -637,11 +649,12 @@ class _Run:
         )
 
     def _peak(self, sandbox: SandboxProcess | None) -> int:
-        """The harness's own report (it alone knows its VmHWM; the kernel's ru_maxrss for our child
-        starts with this process's size, inherited by fork), capped by the address-space limit."""
-        if self.peak_kb is not None:
-            return min(self.peak_kb, (MAX_MEMORY_MB + 4096) * 1024)
-        return 0
+        """The run's peak memory in KiB as the trusted side measured it from outside the sandbox
+        (the wait4 rusage of its whole process tree: see isolation.Usage); 0 when unknown.
+        Nothing the sandbox writes sets it."""
+        if sandbox is None or sandbox.rusage is None:
+            return 0
+        return min(max(0, int(sandbox.rusage.ru_maxrss)), (MAX_MEMORY_MB + 4096) * 1024)
 
     def _stop_cause(self, sandbox: SandboxProcess) -> tuple[str, str]:
         """(outcome, error) for the test that was running when the program stopped."""

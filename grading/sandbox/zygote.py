@@ -27,7 +27,6 @@ import socket
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from grading.sandbox.isolation import (
@@ -35,8 +34,10 @@ from grading.sandbox.isolation import (
     Rlimits,
     SandboxConfig,
     SandboxProcess,
+    Usage,
     _interpreter_binds,
     _root_entries,
+    hidden_dirs,
     signal_of,
 )
 from grading.sandbox.results import EncodedInputs
@@ -58,13 +59,6 @@ class ZygoteUnavailable(OSError):
     pass
 
 
-@dataclass
-class _Usage:
-    ru_utime: float
-    ru_stime: float
-    ru_maxrss: int
-
-
 class ZygoteSandbox:
     """A run's sandbox forked by the helper; the same interface as isolation.SandboxProcess.
 
@@ -80,7 +74,7 @@ class ZygoteSandbox:
         self._pidfd: int | None = pidfd
         self._control: socket.socket | None = control
         self.status: int | None = None
-        self.rusage: _Usage | None = None
+        self.rusage: Usage | None = None
 
     def open_pidfd(self) -> int:
         if self._pidfd is None:
@@ -138,12 +132,12 @@ class ZygoteSandbox:
             if message.startswith(b"exit "):
                 status, utime, stime, maxrss = message.split()[1:5]
                 self.status = int(status)
-                self.rusage = _Usage(float(utime), float(stime), int(maxrss))
+                self.rusage = Usage(float(utime), float(stime), int(maxrss))
                 return True
             if not message:
                 # The helper died without a word: its sandbox died with it (parent-death signal).
                 self.status = signal.SIGKILL
-                self.rusage = _Usage(0.0, 0.0, 0)
+                self.rusage = Usage(0.0, 0.0, 0)
                 return True
 
     def death_signal(self) -> int | None:
@@ -261,6 +255,8 @@ class Zygote:
         fields += [f"arg={arg}" for arg in harness_args]
         python, layout = _host_layout(cfg.python)
         fields += layout
+        hidden = hidden_dirs(cfg.python)
+        fields += [f"hide={directory}" for directory in hidden.hide] + [f"bind={directory}" for directory in hidden.rebind]
         if any(" " in field for field in fields):
             raise ValueError("fork helper fields must not contain spaces")
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)

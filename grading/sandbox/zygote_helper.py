@@ -13,7 +13,8 @@ sandbox forked from it can find them in its memory.
 
 Per request it forks the run's sandbox into a new pid namespace (the sandbox is its pid 1); the
 sandbox makes new mount, network, ipc, uts and cgroup namespaces and builds the same minimal read-only root as the other
-isolation levels (a tmpfs with /usr bound read-only, the /bin, /lib… links, a fresh /proc, a few
+isolation levels (a tmpfs with /usr bound read-only — the project's dirs inside it covered by an
+empty tmpfs —, the /bin, /lib… links, a fresh /proc, a few
 /dev nodes, a size-limited private tmpfs at /tmp), pivots into it and detaches the host's root,
 starts a new session, sets every rlimit, drops the whole capability bounding set, switches to
 the run's REAL unprivileged uid/gid (no groups; the kernel clears every capability), sets
@@ -107,11 +108,15 @@ def _build_root(params):
         os.mkdir(f"{root}{directory}", 0o755)
     os.mkdir(f"{BASE}/.old", 0o700)
     _read_only_bind("/usr", f"{root}/usr")
+    for directory in params["hides"]:  # the project's dirs inside /usr: covered (binds may follow)
+        _mount("tmpfs", f"{root}{directory}", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0755")
     for name, target in params["links"]:
         os.symlink(target, f"{root}/{name}")
     for directory in params["binds"]:
         os.makedirs(f"{root}{directory}", 0o755, exist_ok=True)
         _read_only_bind(directory, f"{root}{directory}")
+    for directory in params["hides"]:
+        _mount(None, f"{root}{directory}", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
     for device in ("null", "zero", "full", "random", "urandom"):
         with open(f"{root}/dev/{device}", "x"):
             pass
@@ -227,8 +232,8 @@ def _load_harness(source):
 
 
 def _parse(message):
-    """`key=value` pairs; values are integers, except the lists (links, binds, harness args)."""
-    params = {"rlimits": {}, "links": [], "binds": [], "harness_args": []}
+    """`key=value` pairs; values are integers, except the lists (links, binds, hides, harness args)."""
+    params = {"rlimits": {}, "links": [], "binds": [], "hides": [], "harness_args": []}
     for field in message.decode("ascii").split():
         key, _, value = field.partition("=")
         if key.startswith("RLIMIT_"):
@@ -238,6 +243,8 @@ def _parse(message):
             params["links"].append((name, target))
         elif key == "bind":
             params["binds"].append(value)
+        elif key == "hide":
+            params["hides"].append(value)
         elif key == "arg":
             params["harness_args"].append(value)
         elif key in ("uid", "gid", "scratch_bytes"):

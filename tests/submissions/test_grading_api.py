@@ -62,6 +62,39 @@ function twoSum(nums, t) {
 """
 
 
+# The same programs, which also write the harness's own messages on its results fd (the learner's
+# code shares the harness's process): garbage, a `done` claiming a huge peak, their own result.
+FORGE_PY = (
+    "import json, os, sys\n_calls = [-1]\n"
+    + TWO_SUM_PY.replace("def two_sum(", "def _honest(")
+    + """
+def two_sum(nums, t):
+    _calls[0] += 1
+    answer = _honest(nums, t)
+    for line in ('garbage', '{"e":"done","peak_kb":987654321}', '{"e":"compiled"}',
+                 '{"e":"result","i":%d,"outcome":"ok","time_ms":987654,"value":%s}' % (_calls[0], json.dumps(answer))):
+        os.write(int(sys.argv[1]), line.encode() + b"\\n")
+    return answer
+"""
+)
+FORGE_JS = (
+    TWO_SUM_JS.replace("function twoSum(", "function honest(")
+    + """
+const fs = require("fs");
+let calls = -1;
+function twoSum(nums, t) {
+  calls += 1;
+  const answer = honest(nums, t);
+  for (const line of ["garbage", '{"e":"done","peak_kb":987654321}', '{"e":"compiled"}',
+                      `{"e":"result","i":${calls},"outcome":"ok","time_ms":987654,"value":${JSON.stringify(answer)}}`]) {
+    fs.writeSync(Number(process.argv[2]), line + "\\n");
+  }
+  return answer;
+}
+"""
+)
+
+
 @pytest.fixture
 def seeded() -> None:
     call_command("seed", verbosity=0)
@@ -233,3 +266,23 @@ def test_a_named_math_mistake_brings_the_problems_remediation(api, seeded) -> No
     assert (body["status"], body["categories"]) == ("failed", ["wrong-answer", "chain-rule"])
     problem = Problem.objects.get(slug="derivative-chain-rule")
     assert body["remediation"] == [{"category": "chain-rule", "text": problem.remediation["chain-rule"]}]
+
+
+@pytest.mark.parametrize(
+    ("language", "honest", "forger"), [("python", TWO_SUM_PY, FORGE_PY), ("javascript", TWO_SUM_JS, FORGE_JS)]
+)
+def test_forged_harness_messages_change_nothing_the_learner_sees(api, seeded, language: str, honest: str, forger: str) -> None:
+    """Figures come from the trusted side (coarse), never from what the program writes."""
+    shown = []
+    for code in (honest, forger):
+        body = _submit(api, language, code)
+        for key in ("id", "created_at", "finished_at", "exec_ms"):
+            body.pop(key)
+        for detail in body["visible"]["details"]:
+            # The CPU time of each visible test (its own run; it may vary by a millisecond).
+            assert 0 <= detail.pop("time_ms") < 1000
+        shown.append(body)
+    assert shown[0]["status"] == "passed"
+    assert shown[1] == shown[0]
+    peak = shown[1]["peak_memory_kb"]
+    assert peak % 1024 == 0 and (peak // 1024) & (peak // 1024 - 1) == 0 and 0 < peak <= 512 * 1024
