@@ -373,8 +373,10 @@ CELERY_BEAT_SCHEDULE = {
 
 # Course packs shipped with the repository, imported by `manage.py seed`.
 CO_SEED_COURSEPACK_DIR = BASE_DIR / "coursepacks"
-# Authoring runs (generators, reference solutions at publish time): wall-clock bound per run.
-CO_AUTHORING_RUN_TIMEOUT_SECONDS = env.float("CO_AUTHORING_RUN_TIMEOUT_SECONDS", default=30.0)
+# Hidden-test generators run in the learner sandbox at validation and publish time: the CPU
+# time each generated case may take (at most 60 s) and the memory of a generator's run.
+CO_GENERATOR_TIME_LIMIT_SECONDS = env.float("CO_GENERATOR_TIME_LIMIT_SECONDS", default=10.0)
+CO_GENERATOR_MEMORY_LIMIT_MB = env.int("CO_GENERATOR_MEMORY_LIMIT_MB", default=1024)
 
 # --- files ------------------------------------------------------------------------------
 

@@ -2,7 +2,9 @@
 
 Publishing a course pack and the admin's "Check reference solutions" action both use this, so a
 problem whose reference fails its own tests — or exceeds its own time or memory limits under
-the exact conditions learners get — is refused, with the failing test named to staff.
+the exact conditions learners get — is refused, with the failing test named to staff. A
+reference is staff-authored code: it runs nowhere else (in production without isolation it is
+not run at all, and the finding says so).
 """
 
 from __future__ import annotations
@@ -64,6 +66,13 @@ def _check_one(problem: ReferenceProblem, language: str) -> list[tuple[str, str]
         return [(where, f"reference does not compile: {result.error}")]
     if result.status != "completed":
         return [(where, f"reference could not be run in the sandbox: {result.error}")]
+    failures = {(test.outcome, test.error) for test in result.tests}
+    if len(result.tests) > 1 and len(failures) == 1 and result.tests[0].outcome != "ok":
+        # One cause for every test (the program does not load, the entrypoint is missing): said once.
+        outcome, error = failures.pop()
+        if error == f"entrypoint '{spec['entrypoint']}' is not defined":
+            return [(where, f"'{spec['entrypoint']}' is not defined in the reference solution")]
+        return [(where, f"{language} reference failed on every test: {outcome} {error or ''}".rstrip())]
     findings = []
     for case, test in zip(problem.cases, result.tests, strict=True):
         location = f"{problem.path}.{case.label}"

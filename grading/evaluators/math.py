@@ -310,7 +310,9 @@ def canonical_expression(text: str, variables: list[str]) -> str:
     return _explicit(_tokens(text, variables))
 
 
-def _check_variables(variables: Any) -> str | None:
+def check_variables(variables: Any) -> str | None:
+    """Why a problem's declared variables cannot be graded with (None when they can); course
+    pack validation asks before it reads an answer with them."""
     if not isinstance(variables, list) or not all(isinstance(name, str) for name in variables):
         return "variables must be a list of names"
     for name in variables:
@@ -787,7 +789,7 @@ def evaluate_math(
     def elapsed() -> int:
         return int((time.monotonic() - started) * 1000)
 
-    problem_error = _check_variables(variables)
+    problem_error = check_variables(variables)
     if problem_error is None and form not in FORMS:
         problem_error = f"unknown form {str(form)[:40]!r}"
     steps = list(steps or [])

@@ -99,7 +99,10 @@ REFERENCE_MISTAKES = sorted(
         ("problems[no-remedy].remediation", "has no entry for hidden category 'negatives'"),
         ("problems[average].float_tolerance", "is required when comparison is 'float'"),
         ("problems[design-cache].systems.expectations", "has no expectations for rubric dimension 'scaling'"),
-        ("problems[expand-square].math.answer", "uses undeclared variables ['y']"),
+        (
+            "problems[expand-square].math.answer",
+            "is not a valid expression: unknown name 'y'; you can use x and functions such as sin, cos, exp, log and sqrt",
+        ),
         ("problems[twice]", "problem slug appears more than once"),
     ]
 )
@@ -349,7 +352,7 @@ def test_generator_that_raises_is_reported_at_the_generator() -> None:
 
     report = check.report()
     assert report["ok"] is False
-    assert findings(report) == [("problems[shout].hidden_generators[0]", "generator failed: ValueError: boom")]
+    assert findings(report) == [("problems[shout].hidden_generators[0]", "generator failed: ValueError: boom (line 2)")]
     assert content_counts() == NOTHING
 
 
@@ -364,7 +367,7 @@ def test_generated_case_the_reference_fails_on_is_reported_at_the_generator() ->
         == [
             (
                 "problems[shout].hidden_generators[0]",
-                "python reference failed on a generated case: AttributeError: 'int' object has no attribute 'upper'",
+                "python reference failed on a generated case: AttributeError: 'int' object has no attribute 'upper' (line 3)",
             )
         ]
         * 2
