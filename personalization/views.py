@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -45,6 +45,15 @@ class MasteryView(APIView):
         return Response(MasteryListSerializer({"items": rows, "next": None}).data)
 
 
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="review_queue_list",
+        summary="Due and upcoming reviews (spaced repetition), soonest first",
+        description="Reasons fail / slow / heavy-hint / mock-gap; buckets 0–3 are due after 1 / 3 / 7 / 21 days.",
+        tags=["learner model"],
+        responses={200: ReviewItemSerializer(many=True), **error_responses(400)},
+    )
+)
 class ReviewQueueView(ListAPIView):
     """A paginated list like `/v1/tracks`: the schema gets the page shape and its parameters."""
 
@@ -56,16 +65,6 @@ class ReviewQueueView(ListAPIView):
 
     def get_serializer_context(self) -> dict[str, Any]:
         return {**super().get_serializer_context(), "now": timezone.now()}
-
-    @extend_schema(
-        operation_id="review_queue_list",
-        summary="Due and upcoming reviews (spaced repetition), soonest first",
-        description="Reasons fail / slow / heavy-hint / mock-gap; buckets 0–3 are due after 1 / 3 / 7 / 21 days.",
-        tags=["learner model"],
-        responses={200: ReviewItemSerializer(many=True), **error_responses(400)},
-    )
-    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return super().get(request, *args, **kwargs)
 
 
 class RecommendationNextView(APIView):

@@ -29,7 +29,7 @@ from tests.conftest import ISSUER
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 FIXED_SEED = 20261205
-MAX_EXAMPLES = int(os.environ.get("CO_FUZZ_MAX_EXAMPLES", "25"))
+MAX_EXAMPLES = int(os.environ.get("CO_FUZZ_MAX_EXAMPLES", "100"))
 RUN_DEADLINE_SECONDS = 900
 
 
