@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
@@ -56,3 +58,14 @@ def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
             ],
         )
     return responses
+
+
+def require_request_bodies(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """POSTPROCESSING_HOOKS: every request body of this API is required. drf-spectacular derives
+    that from a serializer's required fields, which a oneOf request (one shape per subject or per
+    session mode) does not have, and would mark those bodies optional."""
+    for operations in result["paths"].values():
+        for operation in operations.values():
+            if isinstance(operation, dict) and "requestBody" in operation:
+                operation["requestBody"]["required"] = True
+    return result

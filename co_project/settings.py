@@ -211,6 +211,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["co_project.throttles.LearnerRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_METADATA_CLASS": "co_project.metadata.ApiMetadata",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "co_project.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
@@ -231,9 +232,22 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The one PATCH (a session action) is not a partial update: its `action` is required.
+    "COMPONENT_SPLIT_PATCH": False,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "co_project.openapi.require_request_bodies"],
     "ENUM_NAME_OVERRIDES": {
         "SubmissionKindEnum": "submissions.models.SubmissionKind",
         "RecommendationKindEnum": "personalization.recommendation.RecommendationKind",
+        "SubjectEnum": "tracks.choices.Subject",
+        "ModeEnum": "sessions_app.choices.SessionMode",
+        # One-value enums of the per-subject and per-mode request shapes (oneOf variants).
+        "CodingSubjectEnum": ["coding"],
+        "MathSubjectEnum": ["math"],
+        "SystemsSubjectEnum": ["systems"],
+        "SubmitOnlyKindEnum": ["submit"],
+        "PracticeModeEnum": ["practice"],
+        "TrackModeEnum": ["track"],
+        "MockModeEnum": ["mock"],
     },
 }
 

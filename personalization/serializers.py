@@ -5,12 +5,13 @@ from __future__ import annotations
 from django.utils import timezone
 from rest_framework import serializers
 
+from co_project.serializer_fields import QueryParamsSerializer
 from personalization.models import REVIEW_INTERVAL_DAYS, Mastery, MasteryKeyType, ReviewItem, ReviewReason
 from personalization.recommendation import RecommendationKind
 from tracks.choices import Subject
 
 
-class MasteryQuerySerializer(serializers.Serializer):
+class MasteryQuerySerializer(QueryParamsSerializer):
     key_type = serializers.ChoiceField(choices=MasteryKeyType.choices, required=False)
 
 
@@ -52,8 +53,10 @@ class ReviewItemSerializer(serializers.Serializer):
         return item.next_due_at <= self.context.get("now", timezone.now())
 
 
-class RecommendationQuerySerializer(serializers.Serializer):
-    track = serializers.CharField(max_length=100, required=False, help_text="Track id or slug.")
+class RecommendationQuerySerializer(QueryParamsSerializer):
+    track = serializers.CharField(
+        max_length=100, required=False, trim_whitespace=False, help_text="Limit to a track (id or slug)."
+    )
     subject = serializers.ChoiceField(choices=Subject.choices, required=False)
 
 

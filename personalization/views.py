@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.db.models import QuerySet
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -11,6 +15,7 @@ from rest_framework.views import APIView
 from co_project.openapi import error_responses
 from co_project.pagination import ItemsCursorPagination
 from personalization import selectors, services
+from personalization.models import ReviewItem
 from personalization.serializers import (
     MasteryListSerializer,
     MasteryQuerySerializer,
@@ -40,19 +45,26 @@ class MasteryView(APIView):
         return Response(MasteryListSerializer({"items": rows, "next": None}).data)
 
 
-class ReviewQueueView(APIView):
-    @extend_schema(
+@extend_schema_view(
+    get=extend_schema(
         operation_id="review_queue_list",
         summary="Due and upcoming reviews (spaced repetition), soonest first",
         description="Reasons fail / slow / heavy-hint / mock-gap; buckets 0–3 are due after 1 / 3 / 7 / 21 days.",
         tags=["learner model"],
-        responses={200: ReviewItemSerializer(many=True), **error_responses()},
+        responses={200: ReviewItemSerializer(many=True), **error_responses(400)},
     )
-    def get(self, request: Request) -> Response:
-        paginator = ReviewQueuePagination()
-        page = paginator.paginate_queryset(selectors.review_queue(learner_id=request.user.id), request, view=self)
-        data = ReviewItemSerializer(page, many=True, context={"now": timezone.now()}).data
-        return paginator.get_paginated_response(data)
+)
+class ReviewQueueView(ListAPIView):
+    """A paginated list like `/v1/tracks`: the schema gets the page shape and its parameters."""
+
+    pagination_class = ReviewQueuePagination
+    serializer_class = ReviewItemSerializer
+
+    def get_queryset(self) -> QuerySet[ReviewItem]:
+        return selectors.review_queue(learner_id=self.request.user.id)
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "now": timezone.now()}
 
 
 class RecommendationNextView(APIView):
@@ -60,10 +72,7 @@ class RecommendationNextView(APIView):
         operation_id="recommendations_next",
         summary="The next problem to practise, with its score, each term's contribution and the reasons",
         tags=["learner model"],
-        parameters=[
-            RecommendationQuerySerializer,
-            OpenApiParameter("track", str, description="Limit to a track (id or slug)."),
-        ],
+        parameters=[RecommendationQuerySerializer],
         responses={200: RecommendationSerializer, **error_responses(400, 404)},
     )
     def get(self, request: Request) -> Response:

@@ -6,31 +6,66 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
-from co_project.serializer_fields import OffsetDateTimeField
+from co_project.serializer_fields import OffsetDateTimeField, StrictCharField, StrictIntegerField
 from sessions_app.models import Session, SessionMode, SessionProblem, SessionProblemState, SessionStatus
 from tracks.choices import Subject
 
 
-class SessionCreateSerializer(serializers.Serializer):
+class _SessionCreateFields(serializers.Serializer):
     subject = serializers.ChoiceField(choices=Subject.choices)
-    mode = serializers.ChoiceField(choices=SessionMode.choices, default=SessionMode.PRACTICE)
-    track_id = serializers.CharField(max_length=100, required=False, help_text="Track id or slug; required for `track`.")
-    problem_id = serializers.CharField(max_length=255, required=False, help_text="Problem id or slug to start with.")
-    duration_minutes = serializers.IntegerField(
+    track_id = StrictCharField(max_length=100, required=False, help_text="Track id or slug.")
+    problem_id = StrictCharField(max_length=255, required=False, help_text="Problem id or slug to start with.")
+
+
+class _MockFields(serializers.Serializer):
+    duration_minutes = StrictIntegerField(
         required=False,
         min_value=settings.CO_MOCK_MINUTES_RANGE[0],
         max_value=settings.CO_MOCK_MINUTES_RANGE[1],
         help_text=f"Mock only; default {settings.CO_MOCK_DEFAULT_MINUTES}.",
     )
-    problem_count = serializers.IntegerField(
+    problem_count = StrictIntegerField(
         required=False,
         min_value=settings.CO_MOCK_PROBLEMS_RANGE[0],
         max_value=settings.CO_MOCK_PROBLEMS_RANGE[1],
         help_text=f"Mock only; default {settings.CO_MOCK_DEFAULT_PROBLEMS}.",
     )
+
+
+class SessionPracticeCreateSerializer(_SessionCreateFields):
+    """One problem: the one named, else the recommender's pick for the subject (or the track)."""
+
+    mode = serializers.ChoiceField(choices=[SessionMode.PRACTICE.value], default=SessionMode.PRACTICE.value)
+
+
+class SessionTrackCreateSerializer(_SessionCreateFields):
+    """The track's modules in order, each next problem chosen by the recommender."""
+
+    mode = serializers.ChoiceField(choices=[SessionMode.TRACK.value])
+    track_id = StrictCharField(max_length=100, help_text="Track id or slug.")
+
+
+class SessionMockCreateSerializer(_SessionCreateFields, _MockFields):
+    """A time-boxed interview; only a mock takes `duration_minutes` and `problem_count`."""
+
+    mode = serializers.ChoiceField(choices=[SessionMode.MOCK.value])
+
+
+# The request as the schema documents it: one shape per mode (a body without `mode` is practice).
+SessionCreateRequest = PolymorphicProxySerializer(
+    component_name="SessionCreate",
+    serializers=[SessionPracticeCreateSerializer, SessionTrackCreateSerializer, SessionMockCreateSerializer],
+    resource_type_field_name=None,
+)
+
+
+class SessionCreateSerializer(_SessionCreateFields, _MockFields):
+    """Validates the fields of every mode; `session_create` enforces which mode takes which."""
+
+    mode = serializers.ChoiceField(choices=SessionMode.choices, default=SessionMode.PRACTICE)
 
 
 class SessionActionSerializer(serializers.Serializer):

@@ -9,7 +9,12 @@ from rest_framework.response import Response
 
 from co_project.openapi import error_responses
 from sessions_app import selectors, services
-from sessions_app.serializers import SessionActionSerializer, SessionCreateSerializer, SessionSerializer
+from sessions_app.serializers import (
+    SessionActionSerializer,
+    SessionCreateRequest,
+    SessionCreateSerializer,
+    SessionSerializer,
+)
 
 _PATH_ID = OpenApiParameter("session_id", str, OpenApiParameter.PATH)
 
@@ -34,7 +39,7 @@ class SessionViewSet(viewsets.GenericViewSet):
             "ends on its own with a report."
         ),
         tags=["sessions"],
-        request=SessionCreateSerializer,
+        request=SessionCreateRequest,
         responses={201: SessionSerializer, **error_responses(400, 404, 409)},
         examples=[
             OpenApiExample("track", value={"subject": "coding", "mode": "track", "track_id": "coding-interview-meta"}),

@@ -6,12 +6,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
+from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
-from co_project.serializer_fields import OffsetDateTimeField
+from co_project.serializer_fields import OffsetDateTimeField, StrictCharField
 from submissions.models import Submission, SubmissionKind, SubmissionStatus
 from tracks.choices import Language, Subject
 
@@ -27,7 +27,7 @@ class _ProhibitSurrogates(ProhibitSurrogateCharactersValidator):
             raise ValidationError(self.message.format(code_point=ord(found.group())), code=self.code)
 
 
-class AnswerTextField(serializers.CharField):
+class AnswerTextField(StrictCharField):
     """Learner text that may be long (code, a design answer), taken as it is (no trimming)."""
 
     def __init__(self, **kwargs: Any) -> None:
@@ -44,8 +44,8 @@ class SubmissionCodingPayloadSerializer(serializers.Serializer):
 
 
 class SubmissionMathPayloadSerializer(serializers.Serializer):
-    steps = serializers.ListField(child=serializers.CharField(max_length=1000), required=False, default=list)
-    expression = serializers.CharField(max_length=1000)
+    steps = serializers.ListField(child=StrictCharField(max_length=1000), required=False, default=list)
+    expression = StrictCharField(max_length=1000)
 
 
 class SubmissionSystemsPayloadSerializer(serializers.Serializer):
@@ -59,27 +59,56 @@ _PAYLOADS = {
 }
 
 
-@extend_schema_field(
-    PolymorphicProxySerializer(
-        component_name="SubmissionPayload",
-        serializers=list(_PAYLOADS.values()),
-        resource_type_field_name=None,
-    )
-)
-class SubmissionPayloadField(serializers.DictField):
-    """`{language, code}` for coding, `{steps, expression}` for math, `{text}` for systems."""
-
-
-class SubmissionCreateSerializer(serializers.Serializer):
+class _SubmissionCreateFields(serializers.Serializer):
     session_id = serializers.UUIDField(help_text="The caller's active session that presented the problem.")
-    problem_id = serializers.CharField(max_length=255, help_text="Problem id or slug.")
-    subject = serializers.ChoiceField(choices=Subject.choices)
+    problem_id = StrictCharField(max_length=255, help_text="Problem id or slug.")
+
+
+class SubmissionCodingCreateSerializer(_SubmissionCreateFields):
+    subject = serializers.ChoiceField(choices=[Subject.CODING.value])
     kind = serializers.ChoiceField(
         choices=SubmissionKind.choices,
         default=SubmissionKind.SUBMIT,
         help_text="`run`: visible tests only, not graded. `submit` (default): graded against visible and hidden tests.",
     )
-    payload = SubmissionPayloadField()
+    payload = SubmissionCodingPayloadSerializer()
+
+
+class SubmissionMathCreateSerializer(_SubmissionCreateFields):
+    subject = serializers.ChoiceField(choices=[Subject.MATH.value])
+    kind = serializers.ChoiceField(
+        choices=[SubmissionKind.SUBMIT.value], default=SubmissionKind.SUBMIT.value, help_text="Only code is run."
+    )
+    payload = SubmissionMathPayloadSerializer()
+
+
+class SubmissionSystemsCreateSerializer(_SubmissionCreateFields):
+    subject = serializers.ChoiceField(choices=[Subject.SYSTEMS.value])
+    kind = serializers.ChoiceField(
+        choices=[SubmissionKind.SUBMIT.value], default=SubmissionKind.SUBMIT.value, help_text="Only code is run."
+    )
+    payload = SubmissionSystemsPayloadSerializer()
+
+
+# The request as the schema documents it: one shape per subject, told apart by `subject`.
+SubmissionCreateRequest = PolymorphicProxySerializer(
+    component_name="SubmissionCreate",
+    serializers={
+        Subject.CODING.value: SubmissionCodingCreateSerializer,
+        Subject.MATH.value: SubmissionMathCreateSerializer,
+        Subject.SYSTEMS.value: SubmissionSystemsCreateSerializer,
+    },
+    resource_type_field_name="subject",
+)
+
+
+class SubmissionCreateSerializer(_SubmissionCreateFields):
+    """Validates what `SubmissionCreateRequest` documents: the common fields, then the payload
+    against its subject's shape."""
+
+    subject = serializers.ChoiceField(choices=Subject.choices)
+    kind = serializers.ChoiceField(choices=SubmissionKind.choices, default=SubmissionKind.SUBMIT)
+    payload = serializers.DictField()
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
         payload = _PAYLOADS[data["subject"]](data=data["payload"])

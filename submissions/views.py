@@ -12,7 +12,12 @@ from co_project.errors import InvalidInput
 from co_project.openapi import error_responses
 from submissions import selectors, services
 from submissions.models import Submission
-from submissions.serializers import SubmissionCreateSerializer, SubmissionPendingSerializer, SubmissionResultSerializer
+from submissions.serializers import (
+    SubmissionCreateRequest,
+    SubmissionCreateSerializer,
+    SubmissionPendingSerializer,
+    SubmissionResultSerializer,
+)
 
 _RESULT_EXAMPLE = {
     "id": "6a0d8f9e-3b2c-4d1e-9f8a-7b6c5d4e3f21",
@@ -73,7 +78,7 @@ class SubmissionViewSet(viewsets.GenericViewSet):
         parameters=[
             OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False, description="≤ 255 characters.")
         ],
-        request=SubmissionCreateSerializer,
+        request=SubmissionCreateRequest,
         responses={
             200: SubmissionResultSerializer,
             202: OpenApiResponse(SubmissionPendingSerializer, description="Accepted; the verdict is not ready yet."),

@@ -6,16 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from co_project.serializer_fields import QueryParamsSerializer
 from tracks.models import Subject
 
 
-class TrackListQuerySerializer(serializers.Serializer):
+class TrackListQuerySerializer(QueryParamsSerializer):
     subject = serializers.ChoiceField(choices=Subject.choices, required=False)
-    label = serializers.CharField(required=False, max_length=100)
+    label = serializers.CharField(required=False, max_length=100, trim_whitespace=False)
 
 
 class TrackModuleSerializer(serializers.Serializer):
@@ -76,6 +76,29 @@ class PublicTestSerializer(serializers.Serializer):
     expected = serializers.JSONField()
 
 
+class PublicProblemModuleSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="Module slug.")
+    title = serializers.CharField()
+    outcomes = serializers.ListField(child=serializers.CharField())
+
+
+class PublicMathSerializer(serializers.Serializer):
+    variables = serializers.ListField(child=serializers.CharField())
+    form = serializers.CharField(help_text="The form the answer must take, e.g. `equivalent`, `expanded`.")
+
+
+class PublicRubricDimensionSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    scale = serializers.IntegerField(help_text="The highest score on this dimension (≤ 3).")
+    desc = serializers.CharField()
+
+
+class PublicRubricSerializer(serializers.Serializer):
+    title = serializers.CharField()
+    dimensions = PublicRubricDimensionSerializer(many=True)
+
+
 class PublicProblemSerializer(serializers.Serializer):
     """The learner's view of a problem bundle (from the database or the remote bank)."""
 
@@ -98,7 +121,7 @@ class PublicProblemSerializer(serializers.Serializer):
     math = serializers.SerializerMethodField()
     rubric = serializers.SerializerMethodField()
 
-    @extend_schema_field(OpenApiTypes.OBJECT)
+    @extend_schema_field(PublicProblemModuleSerializer(allow_null=True))
     def get_module(self, bundle: Any) -> dict[str, Any] | None:
         if not bundle.module:
             return None
@@ -116,14 +139,14 @@ class PublicProblemSerializer(serializers.Serializer):
     def get_hint_levels(self, bundle: Any) -> int:
         return len(bundle.hints)
 
-    @extend_schema_field(OpenApiTypes.OBJECT)
+    @extend_schema_field(PublicMathSerializer(allow_null=True, help_text="Math only."))
     def get_math(self, bundle: Any) -> dict[str, Any] | None:
         """The answer's variables and required form; never the answer or reference steps."""
         if not bundle.math:
             return None
         return {"variables": bundle.math.get("variables", []), "form": bundle.math.get("form") or "equivalent"}
 
-    @extend_schema_field(OpenApiTypes.OBJECT)
+    @extend_schema_field(PublicRubricSerializer(allow_null=True, help_text="Systems only."))
     def get_rubric(self, bundle: Any) -> dict[str, Any] | None:
         """The rubric a systems answer is graded against; never the authored expectations."""
         if not bundle.rubric:

@@ -67,7 +67,7 @@ class TrackViewSet(viewsets.GenericViewSet):
         operation_id="tracks_list",
         summary="List published tracks",
         tags=["tracks"],
-        parameters=[TrackListQuerySerializer, OpenApiParameter("limit", int, description="Page size (≤ 100).")],
+        parameters=[TrackListQuerySerializer],
         responses={200: TrackSerializer(many=True), **error_responses(400)},
         examples=[OpenApiExample("tracks", value=_TRACK_EXAMPLE, response_only=True)],
     )

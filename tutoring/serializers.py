@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from co_project.serializer_fields import StrictCharField, StrictIntegerField
 from submissions.errors import CodeTooLarge
 from tracks.choices import Language
 
@@ -12,32 +13,32 @@ MAX_MESSAGE_CHARS = 2000
 
 
 class TutorVisibleResultSerializer(serializers.Serializer):
-    passed = serializers.IntegerField(min_value=0, required=False)
-    total = serializers.IntegerField(min_value=0, required=False)
+    passed = StrictIntegerField(min_value=0, required=False)
+    total = StrictIntegerField(min_value=0, required=False)
     details = serializers.ListField(child=serializers.DictField(), required=False, max_length=50)
 
 
 class TutorHiddenResultSerializer(serializers.Serializer):
-    passed = serializers.IntegerField(min_value=0, required=False)
-    total = serializers.IntegerField(min_value=0, required=False)
-    categories = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=50)
+    passed = StrictIntegerField(min_value=0, required=False)
+    total = StrictIntegerField(min_value=0, required=False)
+    categories = serializers.ListField(child=StrictCharField(max_length=100), required=False, max_length=50)
 
 
 class TutorLastEvalSerializer(serializers.Serializer):
     """The evaluation result the learner is looking at (a SubmissionResult); only these fields are read."""
 
-    status = serializers.CharField(max_length=16, required=False)
+    status = StrictCharField(max_length=16, required=False)
     visible = TutorVisibleResultSerializer(required=False)
     hidden = TutorHiddenResultSerializer(required=False)
 
 
 class TutorMessageCreateSerializer(serializers.Serializer):
     session_id = serializers.UUIDField()
-    problem_id = serializers.CharField(max_length=255, help_text="The problem's id or slug; it must be one of the session's.")
-    hint_level = serializers.IntegerField(min_value=1, max_value=3, help_text="1 a nudge, 2 an approach, 3 a near-solution.")
+    problem_id = StrictCharField(max_length=255, help_text="The problem's id or slug; it must be one of the session's.")
+    hint_level = StrictIntegerField(min_value=1, max_value=3, help_text="1 a nudge, 2 an approach, 3 a near-solution.")
     last_eval = TutorLastEvalSerializer(required=False, help_text="The last evaluation the learner saw, if the client has one.")
-    message = serializers.CharField(max_length=MAX_MESSAGE_CHARS, required=False, allow_blank=True, default="")
-    code = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    message = StrictCharField(max_length=MAX_MESSAGE_CHARS, required=False, allow_blank=True, default="")
+    code = StrictCharField(required=False, allow_blank=True, default="", trim_whitespace=False)
     language = serializers.ChoiceField(choices=Language.choices, required=False, allow_blank=True, default="")
 
     def validate_code(self, value: str) -> str:

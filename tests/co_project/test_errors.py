@@ -34,6 +34,34 @@ def test_validation_error_names_the_field(api) -> None:
     assert body["error"]["message"] == 'subject: "chemistry" is not a valid choice.'
 
 
+@pytest.mark.parametrize("path", ["/v1/tracks", "/v1/sessions", "/v1/submissions", "/v1/mastery", "/v1/tutor/messages"])
+def test_options_describes_the_route(api, path: str) -> None:
+    """OPTIONS answers 200 on every route, including those whose views validate each action with
+    its own serializer (it was a 500 there); the schema at /v1/schema describes the fields."""
+    response = api.options(path)
+    assert response.status_code == 200, response.content
+    assert set(response.json()) == {"name", "description", "renders", "parses"}
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/v1/tracks?subject=", "subject"),
+        ("/v1/mastery?key_type=", "key_type"),
+        ("/v1/mastery?key_type=module", "key_type"),
+        ("/v1/recommendations/next?subject=", "subject"),
+        ("/v1/recommendations/next?track=", "track"),
+        ("/v1/review-queue?limit=0", "limit"),
+        ("/v1/review-queue?cursor=bz14", "cursor"),  # base64 of "o=x": not an offset
+    ],
+)
+def test_a_filter_or_page_parameter_outside_its_documented_values_is_400(api, path: str, field: str) -> None:
+    """An empty or unknown filter value is refused like any other invalid input, not read as
+    "no filter"."""
+    body = _assert_envelope(api.get(path), 400, "validation_error")
+    assert list(body["error"]["fields"]) == [field]
+
+
 def test_unexpected_exception_is_500_without_internals(api, monkeypatch) -> None:
     from tracks import selectors
 

@@ -73,3 +73,47 @@ def test_static_files_are_served_on_the_async_path_too() -> None:
     assert "javascript" in response["Content-Type"]
     missing = async_to_sync(client.get)("/static/no-such-file.js")
     assert missing.status_code == 404
+
+
+def test_request_schemas_say_what_each_subject_and_mode_takes(client) -> None:
+    """One request shape per submission subject (told apart by `subject`) and per session mode,
+    so that a body the schema allows is one the API accepts (schemathesis checks the rest)."""
+    schema = _schema(client)
+    components = schema["components"]["schemas"]
+    submission = components["SubmissionCreateRequest"]
+    assert submission["discriminator"]["propertyName"] == "subject"
+    assert set(submission["discriminator"]["mapping"]) == {"coding", "math", "systems"}
+    math = components["SubmissionMathCreateRequest"]["properties"]
+    assert components[math["payload"]["$ref"].rsplit("/", 1)[1]]["required"] == ["expression"]
+    assert components["SubmitOnlyKindEnum"]["enum"] == ["submit"]  # only code can be run
+    session = components["SessionCreateRequest"]
+    assert [ref["$ref"].rsplit("/", 1)[1] for ref in session["oneOf"]] == [
+        "SessionPracticeCreateRequest",
+        "SessionTrackCreateRequest",
+        "SessionMockCreateRequest",
+    ]
+    assert components["SessionTrackCreateRequest"]["required"] == ["mode", "subject", "track_id"]
+    assert "duration_minutes" not in components["SessionPracticeCreateRequest"]["properties"]
+    assert components["SessionActionRequest"]["required"] == ["action"]
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            if "requestBody" in operation:
+                assert operation["requestBody"]["required"] is True, (method, path)
+
+
+def test_lists_document_their_page_parameters_and_the_400(client) -> None:
+    schema = _schema(client)
+    for path in ("/v1/tracks", "/v1/review-queue"):
+        operation = schema["paths"][path]["get"]
+        parameters = {parameter["name"]: parameter["schema"] for parameter in operation["parameters"]}
+        assert parameters["limit"] == {"type": "integer", "minimum": 1, "maximum": 100}
+        assert parameters["cursor"] == {"type": "string"}
+        assert "400" in operation["responses"]
+        page = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+        assert schema["components"]["schemas"][page]["required"] == ["items", "next"]
+
+
+def test_optional_parts_of_a_problem_are_nullable(client) -> None:
+    problem = _schema(client)["components"]["schemas"]["PublicProblem"]["properties"]
+    for name in ("module", "math", "rubric", "track", "float_tolerance"):
+        assert problem[name]["nullable"] is True, name

@@ -97,6 +97,9 @@ def test_practice_without_a_problem_is_recommended(learner_client, fake_grader, 
         ({"subject": "coding", "mode": "mock", "problem_count": 9}, 400, "validation_error", None),
         ({"subject": "coding", "mode": "speedrun"}, 400, "validation_error", None),
         ({"mode": "practice"}, 400, "validation_error", {"subject": ["This field is required."]}),
+        ({"subject": "coding", "problem_id": 7}, 400, "validation_error", {"problem_id": ["Not a valid string."]}),
+        ({"subject": "coding", "mode": "mock", "problem_count": "2"}, 400, "validation_error", None),
+        ({"subject": "coding", "mode": "mock", "duration_minutes": True}, 400, "validation_error", None),
     ],
 )
 def test_bad_session_requests_are_4xx_and_change_nothing(api, ladder, body, status, code, fields) -> None:
@@ -154,6 +157,9 @@ def test_actions_that_do_not_fit_the_state_are_409(learner_client, fake_grader, 
     assert late.status_code == 409 and late.json()["error"]["code"] == "session_not_active"
     bad = alice.client.patch(f"/v1/sessions/{alice.session['id']}", {"action": "pause"}, format="json")
     assert bad.status_code == 400
+    empty = alice.client.patch(f"/v1/sessions/{alice.session['id']}", {}, format="json")
+    assert empty.status_code == 400
+    assert empty.json()["error"]["fields"] == {"action": ["This field is required."]}
     assert Submission.objects.count() == 1
 
 

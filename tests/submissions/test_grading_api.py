@@ -186,6 +186,25 @@ def test_syntax_errors_are_reported_as_such(api, seeded, language: str, code: st
     assert message in body["error"]["message"]
 
 
+def test_request_fields_take_only_their_json_types(api, seeded) -> None:
+    """A number where the schema says string is refused, not turned into text and graded."""
+    for payload, field in (
+        ({"language": "python", "code": 12}, "code"),
+        ({"language": "python", "code": ["def two_sum(nums, t):", "    pass"]}, "code"),
+    ):
+        response = api.post("/v1/submissions", {"problem_id": "two-sum", "subject": "coding", "payload": payload}, format="json")
+        assert response.status_code == 400, response.content
+        assert list(response.json()["error"]["fields"]["payload"]) == [field]
+    math = api.post(
+        "/v1/submissions",
+        {"problem_id": "expand-binomial-square", "subject": "math", "payload": {"expression": 9}},
+        format="json",
+    )
+    assert math.status_code == 400
+    assert math.json()["error"]["fields"] == {"payload": {"expression": ["Not a valid string."]}}
+    assert Submission.objects.count() == 0
+
+
 def test_run_kind_grades_visible_tests_only(api, seeded) -> None:
     body = _submit(api, "python", TWO_SUM_PY_FIRST_COMPLEMENT, kind="run")
     assert body["kind"] == "run" and body["hidden"] is None

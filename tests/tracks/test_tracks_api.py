@@ -104,6 +104,38 @@ def test_list_is_paginated_with_a_cursor(api) -> None:
     assert second["next"] is None
 
 
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("subject=", "subject"),
+        ("subject=chemistry", "subject"),
+        ("label=", "label"),
+        ("limit=0", "limit"),
+        ("limit=-1", "limit"),
+        ("limit=101", "limit"),
+        ("limit=ten", "limit"),
+        ("cursor=not-a-cursor", "cursor"),
+        ("cursor=%C3%BB", "cursor"),
+    ],
+)
+def test_invalid_list_parameters_are_400_naming_the_parameter(api, query: str, field: str) -> None:
+    """A filter value outside the documented ones, a page size outside 1–100 or a cursor this API
+    did not issue is refused, never silently widened to the whole list or the default page."""
+    _publish_three_tracks()
+    response = api.get(f"/v1/tracks?{query}")
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert list(error["fields"]) == [field]
+
+
+def test_page_size_bounds_are_accepted(api) -> None:
+    _publish_three_tracks()
+    assert len(api.get("/v1/tracks?limit=1").json()["items"]) == 1
+    assert len(api.get("/v1/tracks?limit=100").json()["items"]) == 3
+    assert [t["slug"] for t in api.get("/v1/tracks?label=%20company:meta").json()["items"]] == []
+
+
 def test_track_list_query_count_does_not_grow(api) -> None:
     publish(pack_document(track_slug="t0", problems=[add_problem(slug="add-0")]))
     with CaptureQueriesContext(connection) as few:

@@ -259,6 +259,9 @@ def test_the_problem_must_be_the_sessions_and_the_session_active(published, api)
         ({"hint_level": 4}, 400, "hint_level"),
         ({"hint_level": 1, "last_eval": {"visible": {"passed": -1}}}, 400, "last_eval"),
         ({"hint_level": 1, "language": "cobol"}, 400, "language"),
+        ({"hint_level": "2"}, 400, "hint_level"),
+        ({"hint_level": 1, "code": 12}, 400, "code"),
+        ({"hint_level": 1, "message": ["why?"]}, 400, "message"),
     ],
 )
 def test_invalid_requests_are_400(published, api, body: dict, status: int, field: str) -> None:
