@@ -13,3 +13,11 @@ graceful_timeout = 30
 keepalive = 5
 accesslog = "-"
 forwarded_allow_ips = os.environ.get("CO_WEB_FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def post_worker_init(worker: object) -> None:
+    """The access log never shows a tutor stream token (co_project/access_log.py); the app's
+    start-up installs the same filter, this keeps it independent of when the app is loaded."""
+    from co_project.access_log import access_log_redaction_install
+
+    access_log_redaction_install()

@@ -34,6 +34,7 @@ from django.http import FileResponse, HttpResponseBase
 from django.urls import set_script_prefix
 
 from co_project.beat import in_process_beat_start
+from co_project.checks import startup_checks_log
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "co_project.settings")
 
@@ -86,6 +87,7 @@ class StreamingASGIHandler(ASGIHandler):
 
 
 django.setup(set_prefix=False)
+startup_checks_log()  # the servers run no system checks: say what is risky where operators look
 application = StreamingASGIHandler()
 in_process_beat_start()  # without a broker, this process runs the periodic tasks (sweeper) itself
 # What start-up loaded (Django, the apps, the URL and middleware chains) lives as long as the

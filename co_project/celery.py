@@ -15,7 +15,7 @@ app.autodiscover_tasks()
 
 @worker_process_init.connect
 def _warm_up_grading(**kwargs: object) -> None:
-    """A worker process (each of the prefork pool's) starts its SymPy worker, probes its sandbox
+    """A worker process (each of the prefork pool's) starts its SymPy workers, probes its sandbox
     isolation and starts pre-starting sandboxes now, not on a learner's first answer."""
     grading_warm_up()
 

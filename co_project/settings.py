@@ -340,6 +340,11 @@ CO_SANDBOX_ZYGOTE = env.bool("CO_SANDBOX_ZYGOTE", default=True)
 CO_MATH_TIME_LIMIT_SECONDS = env.float("CO_MATH_TIME_LIMIT_SECONDS", default=2.0)
 CO_MATH_MEMORY_LIMIT_MB = env.int("CO_MATH_MEMORY_LIMIT_MB", default=1024)
 CO_MATH_WORKER_START_SECONDS = env.float("CO_MATH_WORKER_START_SECONDS", default=30.0)
+# SymPy worker processes per grading process, so concurrent math answers are checked at the same
+# time and one that runs into its time limit holds up only itself. A Celery pool process grades
+# one answer at a time and keeps the second as a started spare for when one is killed; 1 saves
+# its memory.
+CO_MATH_WORKERS = env.int("CO_MATH_WORKERS", default=2)
 # Rubric grading with the LLM (when CO_TUTOR_BASE is set); the built-in grader is the fallback.
 CO_TUTOR_GRADING_TIMEOUT_SECONDS = env.float("CO_TUTOR_GRADING_TIMEOUT_SECONDS", default=20.0)
 

@@ -2,9 +2,10 @@
 
 The database backend serves problems published from course packs. When `CO_PROBLEM_BANK_BASE`
 is set, problems the database does not have are fetched from the remote bank
-(`GET {base}/internal/problems/{id}/bundle`) with a timeout, bounded retries and a cache. The
-public API only ever sees a bundle through `tracks.serializers.PublicProblemSerializer`, which
-has no field for anything hidden.
+(`GET {base}/internal/problems/{id}/bundle`) with a timeout and bounded retries, and kept in the
+shared cache sealed (encrypted and authenticated with a key from `SECRET_KEY`). The public API
+only ever sees a bundle through `tracks.serializers.PublicProblemSerializer`, which has no field
+for anything hidden.
 
 Database bundles are memoized in process memory (never in the shared cache: they hold hidden
 tests), keyed by the catalogue version that publishing, retiring and admin edits bump, so a
@@ -25,10 +26,10 @@ from urllib.parse import quote
 
 import jsonschema
 from django.conf import settings
-from django.core.cache import cache
 from django.db.models import Prefetch
 
 from co_project.errors import ProblemRepositoryNotReady
+from co_project.sealed_cache import sealed_cache_get, sealed_cache_set
 from grading.outbound import ServiceUnreachable, request_with_retries
 from grading.problems import CodingProblem, HiddenCase, hidden_tests_encoded
 from tracks.coursepacks import coursepack_schema
@@ -198,8 +199,6 @@ class ProblemBankUnavailable(Exception):
 class HttpProblemBank:
     """The remote problem bank of seeds/000 §5, with timeouts, bounded retries and a cache."""
 
-    _MISSING = "__missing__"
-
     def __init__(self, base_url: str, *, timeout: float, retries: int, cache_seconds: int, token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
@@ -208,13 +207,15 @@ class HttpProblemBank:
         self.token = token
 
     def _cache_key(self, reference: str) -> str:
-        return f"problem-bank:v1:{hashlib.sha256(reference.encode()).hexdigest()}"
+        return f"problem-bank:v2:{hashlib.sha256(reference.encode()).hexdigest()}"
 
     def fetch(self, reference: str) -> dict[str, Any] | None:
-        """The raw bundle, or None when the bank says it has no such problem (404)."""
-        cached = cache.get(self._cache_key(reference))
+        """The raw bundle, or None when the bank says it has no such problem (404). Cached
+        sealed (co_project/sealed_cache.py): a bundle carries hidden tests and references, and
+        the cache may be shared with more than this service."""
+        cached = sealed_cache_get(self._cache_key(reference), max_age=self.cache_seconds)
         if cached is not None:
-            return None if cached == self._MISSING else cached
+            return cached.get("bundle")
         headers = {"Accept": "application/json"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
@@ -232,7 +233,7 @@ class HttpProblemBank:
         except ServiceUnreachable as exc:
             raise ProblemBankUnavailable(f"problem bank {exc}") from exc
         if response.status_code == 404:
-            cache.set(self._cache_key(reference), self._MISSING, timeout=min(30, self.cache_seconds))
+            sealed_cache_set(self._cache_key(reference), {"bundle": None}, timeout=min(30, self.cache_seconds))
             return None
         if response.status_code != 200:
             raise ProblemBankUnavailable(f"problem bank answered HTTP {response.status_code}")
@@ -242,7 +243,7 @@ class HttpProblemBank:
             raise ProblemBankUnavailable("problem bank answered with something that is not JSON") from exc
         if not isinstance(bundle, dict):
             raise ProblemBankUnavailable("problem bank answered with something that is not a bundle")
-        cache.set(self._cache_key(reference), bundle, timeout=self.cache_seconds)
+        sealed_cache_set(self._cache_key(reference), {"bundle": bundle}, timeout=self.cache_seconds)
         return bundle
 
     def get(self, reference: str, *, include_hidden: bool = False) -> ProblemBundle | None:

@@ -18,12 +18,18 @@ Learner text is untrusted, so it crosses three fences before SymPy sees it:
    powers nested at most 3 deep in exponents, no intermediate number beyond ~10^10000.
 3. Everything that computes (evaluation, simplification, form checks) runs in that worker under
    a wall-clock limit (``CO_MATH_TIME_LIMIT_SECONDS``, default 2 s) and an address-space limit
-   (``CO_MATH_MEMORY_LIMIT_MB``, default 1024). On timeout the worker is killed and a fresh one
-   starts on the next call. The worker is a plain ``subprocess`` (``python -I`` running this
-   file, empty environment, cwd ``/``): ``multiprocessing`` refuses to start children from a
-   Celery prefork child (billiard marks it daemonic) and ``spawn`` would re-import the host's
-   ``__main__`` (gunicorn, celery). One long-lived worker per process, SymPy imported once,
-   guarded by a lock and forgotten after ``fork()``.
+   (``CO_MATH_MEMORY_LIMIT_MB``, default 1024). A worker is a plain ``subprocess`` (``python -I``
+   running this file, empty environment, cwd ``/``): ``multiprocessing`` refuses to start
+   children from a Celery prefork child (billiard marks it daemonic) and ``spawn`` would
+   re-import the host's ``__main__`` (gunicorn, celery).
+
+Each process keeps a pool of up to ``CO_MATH_WORKERS`` long-lived workers (SymPy imported once
+in each), started by ``warm_up`` or on demand, and forgotten after ``fork()``. A worker serves
+one answer at a time, so concurrent answers (threads of the serving process grading eagerly)
+are checked at the same time by different workers, each under its own time limit. A worker
+that hits the limit is killed and its successor spawned at once, without waiting for it: the
+other workers, and the answers they are checking, are never touched; only answers beyond the
+pool's size wait, for the first worker given back.
 
 Rules:
 
@@ -83,6 +89,7 @@ WORKER_EVALUATIONS_BEFORE_RECYCLE = 1000
 DEFAULT_TIME_LIMIT_SECONDS = 2.0
 DEFAULT_MEMORY_LIMIT_MB = 1024
 DEFAULT_WORKER_START_SECONDS = 30.0
+DEFAULT_WORKERS = 2
 
 # Learner-visible names -> the SymPy names the worker's namespace binds.
 FUNCTIONS = {
@@ -572,7 +579,7 @@ def _worker_main(memory_limit_mb: int) -> None:  # pragma: no cover - runs in th
 
 
 # =============================================================================================
-# The calling side: one long-lived worker per process
+# The calling side: a small pool of long-lived workers per process
 # =============================================================================================
 
 
@@ -595,9 +602,23 @@ def _setting(name: str, default: Any) -> Any:
     return default if value is None else value
 
 
+_WARM_UP_PAYLOAD = {
+    "answer": "1",
+    "expression": "1",
+    "expression_error": None,
+    "steps": [],
+    "variables": [],
+    "form": "equivalent",
+}
+
+
 class _Worker:
-    def __init__(self, *, memory_limit_mb: int, start_timeout: float) -> None:
+    """One SymPy process. Starting it only spawns the process; `wait_ready` waits for its SymPy
+    import, so a replacement can be spawned by a caller that does not wait for it."""
+
+    def __init__(self, *, memory_limit_mb: int) -> None:
         self.evaluations = 0
+        self.ready = False
         self._buffer = b""
         self.process = subprocess.Popen(
             [sys.executable, "-I", str(Path(__file__).resolve()), str(int(memory_limit_mb))],
@@ -609,15 +630,23 @@ class _Worker:
             start_new_session=True,
             bufsize=0,
         )
-        try:
-            if self._read(time.monotonic() + start_timeout) != {"ready": True}:
-                raise _WorkerFailed("the math worker did not start")
-        except BaseException:  # including a Celery soft time limit: never leave a half-started worker
-            self.kill()
-            raise
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
 
     def alive(self) -> bool:
         return self.process.poll() is None
+
+    def wait_ready(self, timeout: float) -> None:
+        if not self.ready:
+            try:
+                message = self._read(time.monotonic() + timeout)
+            except _WorkerTimeout as exc:  # not the learner's answer taking too long
+                raise _WorkerFailed("the math worker did not start in time") from exc
+            if message != {"ready": True}:
+                raise _WorkerFailed("the math worker did not start")
+            self.ready = True
 
     def request(self, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
         """Send one request and wait for its answer; the id guards against ever reading a stale one."""
@@ -667,67 +696,212 @@ class _Worker:
             self.process.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=5)
+        self.close_pipes()
+
+    def close_pipes(self) -> None:
         for stream in (self.process.stdin, self.process.stdout):
             if stream is not None:
-                stream.close()
+                with contextlib.suppress(OSError):
+                    stream.close()
 
 
-_lock = threading.Lock()
-_worker: _Worker | None = None
+def _pool_size() -> int:
+    return max(1, int(_setting("CO_MATH_WORKERS", DEFAULT_WORKERS)))
 
 
-def _forget_worker_after_fork() -> None:
+def _memory_limit_mb() -> int:
+    return int(_setting("CO_MATH_MEMORY_LIMIT_MB", DEFAULT_MEMORY_LIMIT_MB))
+
+
+def _start_seconds() -> float:
+    return float(_setting("CO_MATH_WORKER_START_SECONDS", DEFAULT_WORKER_START_SECONDS))
+
+
+class _WorkerPool:
+    """Up to `CO_MATH_WORKERS` workers, each serving one answer at a time. The condition guards
+    only the bookkeeping: starting, waiting for and killing workers happen outside it, so one
+    slow answer (or one slow start) holds its own worker and nobody else's."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._idle: list[_Worker] = []
+        self._busy: set[_Worker] = set()
+        self._starting = 0  # slots taken by workers being spawned outside the condition
+
+    def _count(self) -> int:
+        return len(self._idle) + len(self._busy) + self._starting
+
+    def _surplus(self) -> list[_Worker]:
+        """Idle workers beyond the pool's size (the setting shrank), taken out for killing."""
+        surplus = []
+        while self._idle and self._count() > _pool_size():
+            surplus.append(self._idle.pop(0))
+        return surplus
+
+    def acquire(self) -> _Worker:
+        """An idle worker (a ready one first), else a new one while the pool is below its size,
+        else the first worker another caller gives back."""
+        stale: list[_Worker] = []
+        worker: _Worker | None = None
+        try:
+            with self._condition:
+                stale += self._surplus()
+                while worker is None:
+                    while self._idle and worker is None:
+                        candidate = next((idle for idle in reversed(self._idle) if idle.ready), self._idle[-1])
+                        self._idle.remove(candidate)
+                        if candidate.alive() and candidate.evaluations < WORKER_EVALUATIONS_BEFORE_RECYCLE:
+                            worker = candidate
+                            self._busy.add(worker)
+                        else:
+                            stale.append(candidate)
+                    if worker is None:
+                        if self._count() < _pool_size():
+                            self._starting += 1
+                            break
+                        self._condition.wait()
+        finally:  # also when the wait was interrupted
+            for candidate in stale:
+                candidate.kill()
+        if worker is None:
+            try:
+                worker = _Worker(memory_limit_mb=_memory_limit_mb())
+            finally:
+                with self._condition:
+                    self._starting -= 1
+                    if worker is not None:
+                        self._busy.add(worker)
+                    self._condition.notify()
+        try:
+            worker.wait_ready(_start_seconds())
+        except BaseException:  # including a Celery soft time limit: never keep a half-started worker
+            self.discard(worker, replace=False)
+            raise
+        return worker
+
+    def release(self, worker: _Worker) -> None:
+        with self._condition:
+            self._busy.discard(worker)
+            surplus = self._count() >= _pool_size()  # the setting shrank while it was busy
+            if not surplus:
+                self._idle.append(worker)
+            self._condition.notify()
+        if surplus:
+            worker.kill()
+
+    def discard(self, worker: _Worker, *, replace: bool) -> None:
+        """Kill a worker that may still be busy (timed out, died, or its caller was interrupted);
+        with `replace`, spawn its successor now, so the next answer finds it started."""
+        with self._condition:
+            self._busy.discard(worker)
+            self._condition.notify()
+        worker.kill()
+        if replace:
+            with contextlib.suppress(OSError):  # no process could be started now; the next answer tries again
+                self._spawn_idle()
+
+    def _spawn_idle(self) -> _Worker | None:
+        """Spawn one worker into the idle list without waiting for it; None when the pool is full."""
+        with self._condition:
+            if self._count() >= _pool_size():
+                return None
+            self._starting += 1
+        worker = None
+        try:
+            worker = _Worker(memory_limit_mb=_memory_limit_mb())
+        finally:
+            with self._condition:
+                self._starting -= 1
+                if worker is not None:
+                    self._idle.append(worker)
+                self._condition.notify()
+        return worker
+
+    def fill(self) -> bool:
+        """Start every missing worker at once and wait until each answered a first request; False
+        when one could not be started (the next evaluation tries again)."""
+        with self._condition:
+            surplus = self._surplus()
+        for worker in surplus:
+            worker.kill()
+        spawned, healthy = [], True
+        try:
+            while (worker := self._spawn_idle()) is not None:
+                spawned.append(worker)
+        except OSError:
+            healthy = False
+        for worker in spawned:
+            with self._condition:
+                if worker not in self._idle:
+                    continue  # already taken by an evaluation, which waits for it itself
+                self._idle.remove(worker)
+                self._busy.add(worker)
+            try:
+                worker.wait_ready(_start_seconds())
+                worker.request(_WARM_UP_PAYLOAD, _start_seconds())
+            except (_WorkerTimeout, _WorkerFailed):
+                self.discard(worker, replace=False)
+                healthy = False
+            except BaseException:
+                self.discard(worker, replace=False)
+                raise
+            else:
+                self.release(worker)
+        return healthy
+
+    def workers(self) -> dict[str, list[int]]:
+        """Process ids of the idle and the busy workers (what /proc shows of the pool)."""
+        with self._condition:
+            return {"idle": [worker.pid for worker in self._idle], "busy": [worker.pid for worker in self._busy]}
+
+    def forget(self) -> None:
+        """In a forked child: close the inherited pipes of the parent's workers, never kill them."""
+        for worker in [*self._idle, *self._busy]:
+            worker.close_pipes()
+
+    def shutdown(self) -> None:
+        with self._condition:
+            workers = [*self._idle, *self._busy]
+            self._idle.clear()
+            self._busy.clear()
+        for worker in workers:
+            worker.kill()
+
+
+_pool = _WorkerPool()
+
+
+def _forget_pool_after_fork() -> None:
     """A forked child (Celery prefork, gunicorn) must not share its parent's worker pipes."""
-    global _lock, _worker
-    _lock = threading.Lock()
-    _worker = None
+    global _pool
+    inherited, _pool = _pool, _WorkerPool()
+    inherited.forget()
 
 
-def _shutdown_worker() -> None:
-    global _worker
-    with _lock:
-        if _worker is not None:
-            _worker.kill()
-            _worker = None
-
-
-os.register_at_fork(after_in_child=_forget_worker_after_fork)
-atexit.register(_shutdown_worker)
+os.register_at_fork(after_in_child=_forget_pool_after_fork)
+atexit.register(lambda: _pool.shutdown())
 
 
 def _run_in_worker(payload: dict[str, Any], timeout: float) -> tuple[dict[str, Any], int]:
     """(the worker's answer, milliseconds it took). Raises _WorkerTimeout / _WorkerFailed."""
-    global _worker
-    with _lock:
-        if _worker is not None and (not _worker.alive() or _worker.evaluations >= WORKER_EVALUATIONS_BEFORE_RECYCLE):
-            _worker.kill()
-            _worker = None
-        if _worker is None:
-            _worker = _Worker(
-                memory_limit_mb=int(_setting("CO_MATH_MEMORY_LIMIT_MB", DEFAULT_MEMORY_LIMIT_MB)),
-                start_timeout=float(_setting("CO_MATH_WORKER_START_SECONDS", DEFAULT_WORKER_START_SECONDS)),
-            )
-        started = time.monotonic()
-        try:
-            answer = _worker.request(payload, timeout)
-        except BaseException:  # a timeout, a dead worker, or the caller interrupted (Celery soft limit):
-            _worker.kill()  # the worker may still be busy with this request, so it is not reused
-            _worker = None
-            raise
-        return answer, int((time.monotonic() - started) * 1000)
+    worker = _pool.acquire()
+    started = time.monotonic()
+    try:
+        answer = worker.request(payload, timeout)
+    except (_WorkerTimeout, _WorkerFailed):  # it may still be computing: kill it, start its successor
+        _pool.discard(worker, replace=True)
+        raise
+    except BaseException:  # the caller was interrupted (Celery soft limit): kill it, start nothing here
+        _pool.discard(worker, replace=False)
+        raise
+    _pool.release(worker)
+    return answer, int((time.monotonic() - started) * 1000)
 
 
 def warm_up() -> bool:
-    """Start the worker ahead of the first evaluation (e.g. when a Celery worker process starts);
-    False when it could not be started (the next evaluation tries again)."""
-    try:
-        _run_in_worker(
-            {"answer": "1", "expression": "1", "expression_error": None, "steps": [], "variables": [], "form": "equivalent"},
-            timeout=float(_setting("CO_MATH_WORKER_START_SECONDS", DEFAULT_WORKER_START_SECONDS)),
-        )
-    except (_WorkerTimeout, _WorkerFailed):
-        return False
-    return True
+    """Start the pool's workers ahead of the first evaluation (e.g. when a Celery worker process
+    starts); False when one could not be started (the next evaluation tries again)."""
+    return _pool.fill()
 
 
 # =============================================================================================

@@ -128,6 +128,52 @@ def test_development_starts_without_secrets() -> None:
     assert values["CO_JWT_PRIVATE_KEY"] == str(REPO_ROOT / "var" / "jwt-dev-private.pem")
 
 
+# --- production warns about risky configuration ----------------------------------------------
+
+PRODUCTION = {"CO_ENV": "production", "CO_SECRET_KEY": "s" * 64, "CO_JWT_PUBLIC_KEY": PUBLIC_KEY_PEM}
+AUDIENCE_WARNING = "(co.W001) CO_JWT_AUDIENCE is not set: learner tokens are accepted whatever audience"
+AUDIENCE_RISK = "a token the issuer signed for another service can be replayed against this API"
+# What `co_project.asgi` does when gunicorn or uvicorn loads it (without the periodic tasks).
+_SERVER_START = "import co_project.asgi"
+
+
+def _check_deploy(**variables: str) -> subprocess.CompletedProcess[str]:
+    return _run(
+        "from django.core.management import execute_from_command_line; "
+        "execute_from_command_line(['manage.py', 'check', '--deploy'])",
+        **variables,
+    )
+
+
+def test_production_without_jwt_audience_is_a_deploy_check_warning_naming_the_risk() -> None:
+    result = _check_deploy(**PRODUCTION)
+
+    assert result.returncode == 0, result.stderr  # a warning, not an error: start-up goes on
+    assert AUDIENCE_WARNING in result.stderr
+    assert AUDIENCE_RISK in result.stderr
+    assert "HINT: Set CO_JWT_AUDIENCE to the audience" in result.stderr
+
+
+def test_production_with_jwt_audience_or_development_without_one_has_no_audience_warning() -> None:
+    with_audience = _check_deploy(**PRODUCTION, CO_JWT_AUDIENCE="co-api")
+    development = _check_deploy(CO_ENV="development")
+
+    assert with_audience.returncode == development.returncode == 0, with_audience.stderr + development.stderr
+    assert "co.W001" not in with_audience.stderr + with_audience.stdout
+    assert "co.W001" not in development.stderr + development.stdout
+
+
+def test_the_web_server_logs_the_audience_warning_when_it_starts() -> None:
+    started = _run(_SERVER_START, **PRODUCTION, CO_IN_PROCESS_BEAT="false")
+    with_audience = _run(_SERVER_START, **PRODUCTION, CO_IN_PROCESS_BEAT="false", CO_JWT_AUDIENCE="co-api")
+
+    assert started.returncode == with_audience.returncode == 0, started.stderr + with_audience.stderr
+    (line,) = [json.loads(line) for line in started.stderr.splitlines() if "co.W001" in line]
+    assert (line["level"], line["logger"], line["check"]) == ("WARNING", "co.checks", "co.W001")
+    assert AUDIENCE_RISK in line["message"]
+    assert "co.W001" not in with_audience.stderr
+
+
 # --- embedded defaults and service configuration --------------------------------------------
 
 

@@ -6,12 +6,16 @@ from __future__ import annotations
 import copy
 
 import pytest
+import redis
+from django.conf import settings as django_settings
+from django.core.cache import cache
 
 from co_project.errors import ProblemRepositoryNotReady
+from co_project.sealed_cache import sealed_cache_set
 from grading.problems import HiddenCase
 from tests.servers import FakeProblemBank
 from tests.tracks import factories
-from tracks.problem_bank import problem_bundle_require
+from tracks.problem_bank import HttpProblemBank, problem_bundle_require
 
 pytestmark = pytest.mark.django_db
 
@@ -371,3 +375,91 @@ def test_require_raises_not_ready_when_the_bank_fails(bank: FakeProblemBank) -> 
 
     assert caught.value.status_code == 409
     assert bank.request_count() == RETRIES + 1
+
+
+# --- the cache is sealed ------------------------------------------------------------------------
+
+# What a reader of the shared cache must not find: hidden tests, references, remediation, and
+# with them the rest of the bundle (the whole value is encrypted).
+PLAIN_BUNDLE_TEXT = (*REMOTE_HIDDEN_MARKERS, "Remote pair sum", "pair_sum", "large-n", '"hidden_tests"')
+
+
+def _cache_key(reference: str) -> str:
+    """Where the HTTP bank caches a reference's bundle."""
+    return HttpProblemBank("http://127.0.0.1:9", timeout=1, retries=0, cache_seconds=1)._cache_key(reference)
+
+
+def _assert_sealed(raw: bytes) -> None:
+    for text in PLAIN_BUNDLE_TEXT:
+        assert text.encode() not in raw, text
+
+
+def test_the_cached_bundle_is_sealed_and_still_saves_the_second_fetch(bank: FakeProblemBank) -> None:
+    first = problem_bundle_require(reference="remote-1", include_hidden=True)
+    stored = cache.get(_cache_key("remote-1"))
+
+    second = problem_bundle_require(reference="remote-1", include_hidden=True)
+
+    assert isinstance(stored, bytes)
+    _assert_sealed(stored)
+    assert second == first and second.hidden_tests == first.hidden_tests
+    assert bank.request_count() == 1
+
+
+def test_a_remembered_404_is_sealed_too(api, bank: FakeProblemBank) -> None:
+    bank.behaviour.always_status = 404
+    _assert_envelope(api.get("/v1/problems/remote-1"), 404, "not_found")
+
+    stored = cache.get(_cache_key("remote-1"))
+
+    assert isinstance(stored, bytes) and b"missing" not in stored and b"null" not in stored
+    _assert_envelope(api.get("/v1/problems/remote-1"), 404, "not_found")
+    assert bank.request_count() == 1
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        "plain",  # what an unsealed cache would have trusted
+        "another-key",  # sealed, but not with a key derived from our secret
+        "moved",  # our own sealed value of another problem, copied under this key
+    ],
+)
+def test_a_cache_entry_someone_else_wrote_is_not_trusted(bank: FakeProblemBank, forged: str, settings) -> None:
+    """Anything sharing the cache could write a bundle whose hidden tests every program passes."""
+    easy = {
+        **copy.deepcopy(REMOTE_BUNDLE),
+        "hidden_tests": [{"category": "easy", "input": {"nums": [], "t": 0}, "expected": None}],
+    }
+    if forged == "plain":
+        cache.set(_cache_key("remote-1"), easy, timeout=300)
+    elif forged == "another-key":
+        ours, settings.SECRET_KEY = settings.SECRET_KEY, "an-attackers-guess-of-the-secret-key-0123456789-abcdefghijklmnop"
+        sealed_cache_set(_cache_key("remote-1"), {"bundle": easy}, timeout=300)
+        settings.SECRET_KEY = ours
+    else:
+        bank.bundles["easy"] = easy
+        problem_bundle_require(reference="easy", include_hidden=True)
+        cache.set(_cache_key("remote-1"), cache.get(_cache_key("easy")), timeout=300)
+
+    bundle = problem_bundle_require(reference="remote-1", include_hidden=True)
+
+    assert [case.category for case in bundle.hidden_tests] == ["large-n", "negatives"]
+    assert bank.requested_paths()[-1] == "/internal/problems/remote-1/bundle"
+
+
+@pytest.mark.requires_services
+def test_redis_holds_no_hidden_test_in_plain(bank: FakeProblemBank) -> None:
+    """What anything else connected to the Redis reads: the raw bytes of every key we wrote."""
+    assert django_settings.CACHES["default"]["BACKEND"] == "django_redis.cache.RedisCache"
+    problem_bundle_require(reference="remote-1", include_hidden=True)
+    client = redis.Redis.from_url(django_settings.CACHES["default"]["LOCATION"])
+
+    keys = client.keys("*problem-bank*")
+    raw = [client.get(key) for key in keys]
+    bundle = problem_bundle_require(reference="remote-1", include_hidden=True)
+
+    assert len(keys) == 1 and raw[0]
+    _assert_sealed(raw[0])
+    assert [case.category for case in bundle.hidden_tests] == ["large-n", "negatives"]
+    assert bank.request_count() == 1  # the second fetch was served from Redis

@@ -238,6 +238,73 @@ def test_the_llm_tutor_streams_through_the_server_and_falls_back(deployment, lea
         assert marker not in sent
 
 
+def _log_of(base: str, log_dir: Path) -> Path:
+    """The captured output of a server started by `running_server`."""
+    return log_dir / f"uvicorn-{base.rsplit(':', 1)[1]}.log"
+
+
+@contextmanager
+def running_gunicorn(env: dict[str, str], log_dir: Path) -> Iterator[tuple[str, Path]]:
+    """The production web server (gunicorn.conf.py: gunicorn with one uvicorn worker): (base URL,
+    its captured output, access log included)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log_path = log_dir / f"gunicorn-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
+            cwd=REPO_ROOT,
+            env={**env, "CO_WEB_BIND": f"127.0.0.1:{port}", "CO_WEB_WORKERS": "1"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            assert _until(lambda: process.poll() is None and _answers(base)), log_path.read_text()
+            yield base, log_path
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+def test_the_access_log_never_shows_a_stream_token(deployment, learner) -> None:
+    base, auth = deployment["fast"], learner()
+    started = _hint(base, auth, _session(base, auth))
+    with httpx.stream("GET", _stream_url(base, started), timeout=30) as response:
+        assert response.status_code == 200
+        response.read()
+    assert httpx.get(_stream_url(base, started), timeout=30).status_code == 401  # spent: logged again
+    log = _log_of(base, deployment["dir"])
+
+    # uvicorn writes the access line once the response is sent: wait for both lines.
+    assert _until(lambda: all(f'"GET /v1/tutor/stream?[redacted] HTTP/1.1" {status}' in log.read_text() for status in (200, 401)))
+    text = log.read_text()
+    assert started["token"] not in text
+    assert "stream?token=" not in text  # nor any other test's stream on this server
+
+
+def test_the_production_servers_access_log_never_shows_a_stream_token(deployment, learner) -> None:
+    auth = learner()
+    started = _hint(deployment["fast"], auth, _session(deployment["fast"], auth))  # same database
+    with running_gunicorn(deployment["env"], deployment["dir"]) as (base, log):
+        with httpx.stream("GET", _stream_url(base, started), timeout=30) as response:
+            assert response.status_code == 200
+            response.read()
+        unknown = httpx.get(f"{base}/v1/tutor/stream?token=zqx-unknown-stream-token-5e1a&x=1", timeout=30)
+        assert unknown.status_code == 401
+
+        assert _until(lambda: log.read_text().count('"GET /v1/tutor/stream?[redacted] HTTP/1.1"') == 2)
+        text = log.read_text()
+    assert started["token"] not in text
+    assert "zqx-unknown-stream-token-5e1a" not in text
+    assert "token=" not in text
+
+
 @contextmanager
 def crashable_server(env: dict[str, str], log_dir: Path) -> Iterator[tuple[str, subprocess.Popen]]:
     """A uvicorn process the test may SIGKILL: (base URL, process)."""

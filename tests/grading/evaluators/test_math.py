@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -392,15 +393,71 @@ def test_planted_payloads_are_never_executed(tmp_path: Path, payload: str) -> No
         canonical_expression(text, ["x"])
 
 
+def _alive(pid: int) -> bool:
+    """Whether the process exists (the pool reaps what it kills, so a killed worker is gone)."""
+    return Path(f"/proc/{pid}").exists()
+
+
+def _state(pid: int) -> str:
+    """The process's state letter (Z: dead, not yet reaped by the pool)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return next(line.split()[1] for line in status.splitlines() if line.startswith("State:"))
+
+
+def _until(predicate: Callable[[], bool], what: str) -> None:
+    """Wait for a state the test needs (a deadline against hanging, never a figure under test)."""
+    deadline = time.monotonic() + 60
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"never happened: {what}; workers: {math_evaluator._pool.workers()}")
+        time.sleep(0.01)
+
+
+class InFlight:
+    """An answer checked in a thread of its own (as concurrent requests are)."""
+
+    def __init__(self, expression: str, *, time_limit_s: float) -> None:
+        self.verdict: MathVerdict | None = None
+        self.thread = threading.Thread(target=self._run, args=(expression, time_limit_s), daemon=True)
+        self.thread.start()
+
+    def _run(self, expression: str, time_limit_s: float) -> None:
+        self.verdict = evaluate("derivative-product-rule", expression, time_limit_s=time_limit_s)
+
+    def finished(self) -> MathVerdict:
+        self.thread.join(timeout=60)
+        assert self.verdict is not None, "the answer in flight never got its verdict"
+        return self.verdict
+
+
+def _busy() -> list[int]:
+    return math_evaluator._pool.workers()["busy"]
+
+
+def _idle() -> list[int]:
+    return math_evaluator._pool.workers()["idle"]
+
+
+def _end_in_flight(answers: list[InFlight]) -> list[str]:
+    """Kill the workers still busy with slow answers (which would run far longer than a test):
+    each answer then ends as an error of its own, nobody else's."""
+    for pid in _busy():
+        os.kill(pid, signal.SIGKILL)
+    return [answer.finished().status for answer in answers]
+
+
 def test_a_slow_check_times_out_within_the_limit_and_the_next_evaluation_still_works() -> None:
     math_evaluator.warm_up()
-    first_worker = math_evaluator._worker
+    before = set(_idle())
 
     verdict = evaluate("derivative-product-rule", SLOW_TO_CHECK, time_limit_s=1.0)
 
     assert (verdict.status, verdict.equivalent, verdict.categories, verdict.message) == ("timeout", False, [], TIMEOUT)
-    assert math_evaluator._worker is None  # the stuck worker was killed
-    assert first_worker is not None and first_worker.process.returncode is not None
+    after = set(_idle())
+    killed, successor = before - after, after - before
+    assert len(killed) == 1 and not _alive(killed.pop())  # the stuck worker was killed
+    assert len(successor) == 1 and _alive(successor.pop())  # and its successor already started
+    assert _busy() == []
     assert evaluate("derivative-product-rule", "2x sin(x) + x^2 cos(x)").status == "passed"
 
 
@@ -422,6 +479,7 @@ def test_an_evaluation_interrupted_by_the_caller_does_not_leave_a_busy_worker_be
         raise SoftTimeLimit
 
     assert math_evaluator.warm_up() is True
+    before = set(_idle())
     previous = signal.signal(signal.SIGALRM, interrupt)
     signal.setitimer(signal.ITIMER_REAL, 0.3)
     try:
@@ -431,16 +489,18 @@ def test_an_evaluation_interrupted_by_the_caller_does_not_leave_a_busy_worker_be
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
 
-    assert math_evaluator._worker is None
+    assert _busy() == []
+    assert len(before - set(_idle())) == 1 and not any(_alive(pid) for pid in before - set(_idle()))
     assert evaluate("derivative-product-rule", "2x sin(x) + x^2 cos(x)").status == "passed"
     assert evaluate("derivative-product-rule", "2x cos(x)").status == "failed"
 
 
 def test_a_worker_that_died_is_replaced() -> None:
     math_evaluator.warm_up()
-    assert math_evaluator._worker is not None
-    math_evaluator._worker.process.kill()
-    math_evaluator._worker.process.wait()
+    killed = _idle()
+    for pid in killed:
+        os.kill(pid, signal.SIGKILL)
+    _until(lambda: all(_state(pid) == "Z" for pid in killed), "the killed workers are dead")
 
     verdict = evaluate("derivative-chain-rule", "6x cos(3x^2 + 1)")
 
@@ -463,10 +523,60 @@ def test_concurrent_evaluations_from_threads_each_get_their_own_answer() -> None
     assert results == [(status, expression) for _, expression, status in cases]
 
 
+def test_concurrent_answers_are_checked_at_once_by_distinct_worker_processes(settings) -> None:
+    settings.CO_MATH_WORKERS = 3
+    assert math_evaluator.warm_up() is True
+
+    answers = [InFlight(SLOW_TO_CHECK, time_limit_s=60) for _ in range(3)]
+    _until(lambda: len(_busy()) == 3, "three answers checked at the same time")
+    busy = _busy()
+
+    assert len(set(busy)) == 3 and os.getpid() not in busy
+    assert all(_alive(pid) for pid in busy)
+    assert all(answer.thread.is_alive() for answer in answers)
+    assert _end_in_flight(answers) == ["error"] * 3
+    assert evaluate("derivative-product-rule", "2x sin(x) + x^2 cos(x)").status == "passed"
+
+
+def test_an_answer_in_flight_does_not_hold_up_another_learners_answer() -> None:
+    assert math_evaluator.warm_up() is True
+    slow = InFlight(SLOW_TO_CHECK, time_limit_s=60)
+    _until(lambda: len(_busy()) == 1, "the slow answer is being checked")
+    (slow_worker,) = _busy()
+
+    verdicts = [evaluate("derivative-product-rule", "2x sin(x) + x^2 cos(x)"), evaluate("derivative-chain-rule", "cos(3x^2 + 1)")]
+
+    # Both verdicts arrived while the slow answer was still being checked, by its own worker.
+    assert [verdict.status for verdict in verdicts] == ["passed", "failed"]
+    assert slow.thread.is_alive() and slow.verdict is None
+    assert _busy() == [slow_worker]
+    assert _end_in_flight([slow]) == ["error"]
+
+
+def test_an_answer_that_hits_its_time_limit_is_replaced_and_touches_no_other_answer() -> None:
+    assert math_evaluator.warm_up() is True
+    running = InFlight(SLOW_TO_CHECK, time_limit_s=60)
+    _until(lambda: len(_busy()) == 1, "an answer is being checked")
+    (running_worker,) = _busy()
+    (timed_out_worker,) = _idle()
+
+    timed_out = evaluate("derivative-product-rule", SLOW_TO_CHECK, time_limit_s=0.5)
+
+    assert timed_out.status == "timeout"
+    assert not _alive(timed_out_worker)  # killed at its limit...
+    (successor,) = _idle()  # ...and its successor started at once
+    assert successor not in {running_worker, timed_out_worker} and _alive(successor)
+    # The answer on the other worker went on untouched, and the next answer is served meanwhile.
+    assert running.thread.is_alive() and _busy() == [running_worker]
+    assert evaluate("derivative-product-rule", "2x sin(x) + x^2 cos(x)").status == "passed"
+    assert running.thread.is_alive() and _busy() == [running_worker]
+    assert _end_in_flight([running]) == ["error"]
+
+
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")  # as Celery's prefork does
 def test_a_forked_child_starts_its_own_worker_and_leaves_the_parents_alone() -> None:
     math_evaluator.warm_up()
-    parent_worker = math_evaluator._worker
+    parent_workers = math_evaluator._pool.workers()
     read_end, write_end = os.pipe()
 
     pid = os.fork()
@@ -483,5 +593,6 @@ def test_a_forked_child_starts_its_own_worker_and_leaves_the_parents_alone() -> 
     os.waitpid(pid, 0)
 
     assert child_status == "passed"
-    assert math_evaluator._worker is parent_worker
+    assert math_evaluator._pool.workers() == parent_workers
+    assert all(_alive(worker) for worker in parent_workers["idle"])
     assert evaluate("derivative-log-chain", "2x/(x^2 + 1)").status == "passed"
