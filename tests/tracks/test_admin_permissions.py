@@ -40,6 +40,7 @@ AUTHOR = [
     "view_hidden_content",
 ]
 PUBLISHER = [*AUTHOR, "publish_coursepack", "retire_problem"]
+EDITOR = [code for code in AUTHOR if code != "view_hidden_content"]  # edits statements, not hidden content
 ROLES = ("view-only", "author", "publisher", "superuser")
 
 # Hidden content of the packs published below, one marker per kind.
@@ -69,7 +70,7 @@ def client_for(role: str, django_user_model: Any) -> Client:
     else:
         user = django_user_model.objects.create_user(role, f"{role}@example.com", f"pw-{role}-1", is_staff=True)
         group = Group.objects.create(name=role)
-        codenames = {"view-only": VIEW_ONLY, "author": AUTHOR, "publisher": PUBLISHER}[role]
+        codenames = {"view-only": VIEW_ONLY, "author": AUTHOR, "publisher": PUBLISHER, "editor": EDITOR}[role]
         permissions = Permission.objects.filter(content_type__app_label="tracks", codename__in=codenames)
         assert permissions.count() == len(set(codenames))
         group.permissions.set(permissions)
@@ -300,3 +301,32 @@ def test_validate_and_publish_by_role(clients: dict[str, Client]) -> None:
     assert messages_of(validated) == ["Valid."]
     assert messages_of(published) == ["Published test-track 1.0.0: 4 created, 0 updated, 0 retired."]
     assert CoursePack.objects.get().status == CoursePackStatus.PUBLISHED
+
+
+def test_an_editor_without_the_hidden_content_permission_saves_without_seeing_or_changing_it(
+    django_user_model: Any, content: dict
+) -> None:
+    from tests.tracks.test_admin import problem_form_data
+
+    editor = client_for("editor", django_user_model)
+    for problem in content.values():
+        path = f"/admin/tracks/problem/{problem.pk}/change/"
+        assert found(page(editor, path), ALL_HIDDEN) == [], problem.slug
+        before = content_state()
+        data = problem_form_data(editor, problem)
+        assert not {"hidden_generators", "math_answer", "math_steps", "rubric_expectations"} & set(data)
+        assert not [name for name in data if name.startswith("hidden_tests-") or name.endswith("-reference_solution")]
+        data["title"] = [f"{problem.title}, revised"]
+
+        response = editor.post(path, data)
+
+        assert response.status_code == 302, problem.slug
+        after = content_state()
+        assert [row for row in after["problem"] if row not in before["problem"]] == [
+            tuple((name, f"{problem.title}, revised") if name == "title" else (name, value) for name, value in row)
+            for row in before["problem"]
+            if ("slug", problem.slug) in row
+        ]
+        assert {table: rows for table, rows in after.items() if table != "problem"} == {
+            table: rows for table, rows in before.items() if table != "problem"
+        }
