@@ -137,6 +137,12 @@ class TrackAdmin(CatalogueChangeMixin, admin.ModelAdmin):
         readonly = tuple(super().get_readonly_fields(request, obj))
         return readonly if can_set_published(request.user) else (*readonly, "published")
 
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        if formset.model is Module and not can_set_published(request.user):
+            for module_form in formset.extra_forms:
+                module_form.instance.published = False  # an author's new module waits for a publisher
+        super().save_formset(request, form, formset, change)
+
 
 @admin.register(Label)
 class LabelAdmin(CatalogueChangeMixin, admin.ModelAdmin):

@@ -26,7 +26,7 @@ from django.test import Client
 
 from tests.tracks import factories
 from tests.tracks.snapshots import content_state
-from tracks.models import CoursePack, CoursePackStatus, Problem
+from tracks.models import CoursePack, CoursePackStatus, Problem, Track
 from tracks.services import coursepack_upload, coursepack_validate
 
 pytestmark = pytest.mark.django_db
@@ -330,3 +330,28 @@ def test_an_editor_without_the_hidden_content_permission_saves_without_seeing_or
         assert {table: rows for table, rows in after.items() if table != "problem"} == {
             table: rows for table, rows in before.items() if table != "problem"
         }
+
+
+def test_what_an_author_adds_waits_for_a_publisher(django_user_model: Any, content: dict) -> None:
+    from tests.tracks.test_admin import form_data
+
+    author, publisher = client_for("author", django_user_model), client_for("publisher", django_user_model)
+    track = content["coding"].module.track
+    path = f"/admin/tracks/track/{track.pk}/change/"
+
+    for client, slug in ((author, "by-author"), (publisher, "by-publisher")):
+        data = form_data(client.get(path), "track_form")
+        index = int(data["modules-TOTAL_FORMS"][0])
+        data["modules-TOTAL_FORMS"] = [str(index + 1)]
+        data.update({f"modules-{index}-slug": [slug], f"modules-{index}-title": [slug], f"modules-{index}-outcomes": ["[]"]})
+        data[f"modules-{index}-position"] = ["9"]
+        data[f"modules-{index}-published"] = ["on"]
+        data[f"modules-{index}-track"] = [str(track.pk)]
+        response = client.post(path, data)
+        assert response.status_code == 302, response.content.decode()[:3000]
+
+    assert dict(track.modules.filter(slug__startswith="by-").values_list("slug", "published")) == {
+        "by-author": False,
+        "by-publisher": True,
+    }
+    assert Track.objects.get(pk=track.pk).published is True
