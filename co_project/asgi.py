@@ -30,11 +30,12 @@ from django.core import signals
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.base import BaseHandler
-from django.http import FileResponse, HttpResponseBase
+from django.http import FileResponse, HttpResponseBase, JsonResponse
 from django.urls import set_script_prefix
 
 from co_project.beat import in_process_beat_start
 from co_project.checks import startup_checks_log
+from co_project.middleware import request_id_for
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "co_project.settings")
 
@@ -51,10 +52,35 @@ class StreamingASGIHandler(ASGIHandler):
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)  # refuses it
+            return
+        body = _BoundedBody(receive, settings.CO_REQUEST_MAX_BYTES)
+        if body.declared_length(scope) > body.limit:
+            await self._refuse_body(scope, send, body.limit)
         elif scope.get("path") in STREAM_PATHS:
-            await self.handle(scope, receive, send)
+            await self.handle(scope, body.receive, send)
         else:
-            await self._handle_in_thread(scope, receive, send)
+            await self._handle_in_thread(scope, body.receive, send)
+        if body.exceeded:
+            await self._refuse_body(scope, send, body.limit)
+
+    async def _refuse_body(self, scope, send, limit: int) -> None:
+        """413 in the error envelope, sent here: Django never saw the request."""
+        supplied = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        request_id = request_id_for(supplied)
+        response = JsonResponse(
+            {
+                "error": {
+                    "code": "payload_too_large",
+                    "message": f"The request body is larger than {limit} bytes.",
+                    "fields": {},
+                },
+                "request_id": request_id,
+            },
+            status=413,
+        )
+        response["X-Request-ID"] = request_id
+        response["Connection"] = "close"
+        await self.send_response(response, send)
 
     async def _handle_in_thread(self, scope, receive, send) -> None:
         """A sync request: the body is read and the answer sent here, all the rest in one thread."""
@@ -84,6 +110,38 @@ class StreamingASGIHandler(ASGIHandler):
         if not response.streaming:
             response.close()  # `request_finished`, in the thread that holds the connections
         return response
+
+
+class _BoundedBody:
+    """Counts a request's body while the server hands it over. Past the limit it reports a
+    disconnect, so Django stops reading (and spooling to disk) and answers nothing; the handler
+    then sends the 413 itself. A declared Content-Length over the limit is refused unread."""
+
+    def __init__(self, receive, limit: int) -> None:
+        self._receive = receive
+        self.limit = limit
+        self.received = 0
+        self.exceeded = False
+
+    @staticmethod
+    def declared_length(scope) -> int:
+        for name, value in scope.get("headers") or []:
+            if name == b"content-length":
+                try:
+                    return int(value)
+                except ValueError:
+                    return 0  # the server refuses a malformed length itself
+        return 0
+
+    async def receive(self):
+        if self.exceeded:
+            return {"type": "http.disconnect"}
+        message = await self._receive()
+        self.received += len(message.get("body", b""))
+        if self.received > self.limit:
+            self.exceeded = True
+            return {"type": "http.disconnect"}
+        return message
 
 
 django.setup(set_prefix=False)

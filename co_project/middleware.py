@@ -28,6 +28,11 @@ def current_request_id() -> str | None:
     return _request_id.get()
 
 
+def request_id_for(supplied: str) -> str:
+    """The id of a request: the client's `X-Request-ID` when well-formed, else a new one."""
+    return supplied if _VALID_REQUEST_ID.match(supplied) else uuid.uuid4().hex
+
+
 class RequestIdLogFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = _request_id.get()
@@ -61,8 +66,7 @@ class RequestIdMiddleware:
 
     @staticmethod
     def _begin(request: HttpRequest):
-        supplied = request.headers.get("X-Request-ID", "")
-        request_id = supplied if _VALID_REQUEST_ID.match(supplied) else uuid.uuid4().hex
+        request_id = request_id_for(request.headers.get("X-Request-ID", ""))
         request.request_id = request_id  # type: ignore[attr-defined]
         return _request_id.set(request_id)
 

@@ -414,8 +414,27 @@ WHITENOISE_USE_FINDERS = not IS_PRODUCTION
 WHITENOISE_AUTOREFRESH = not IS_PRODUCTION
 MEDIA_ROOT = env.path("CO_MEDIA_ROOT", default=VAR_DIR / "media")
 MEDIA_URL = "media/"
-DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
-FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# --- uploads and request bodies -----------------------------------------------------------
+# Course packs are the only files anyone uploads. A pack is refused past its size while it
+# arrives (co_project.uploads, first of the upload handlers), so a larger file is never stored
+# or read whole; a pack's YAML is refused past a node count (aliases, which expand, never).
+CO_COURSEPACK_MAX_BYTES = env.int("CO_COURSEPACK_MAX_BYTES", default=5 * 1024 * 1024)
+CO_COURSEPACK_MAX_YAML_NODES = env.int("CO_COURSEPACK_MAX_YAML_NODES", default=200_000)
+# Form fields and JSON bodies held in memory (request.body, request.POST); larger is a 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("CO_REQUEST_DATA_MAX_BYTES", default=5 * 1024 * 1024)
+# Every request body, counted while the ASGI server hands it over (co_project/asgi.py): past
+# this the request is answered 413 before Django spools the rest to a temporary file.
+CO_REQUEST_MAX_BYTES = env.int(
+    "CO_REQUEST_MAX_BYTES", default=max(CO_COURSEPACK_MAX_BYTES, DATA_UPLOAD_MAX_MEMORY_SIZE) + 256 * 1024
+)
+# An uploaded pack within its limit stays in memory; nothing larger gets this far.
+FILE_UPLOAD_MAX_MEMORY_SIZE = CO_COURSEPACK_MAX_BYTES
+FILE_UPLOAD_HANDLERS = [
+    "co_project.uploads.BoundedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # --- i18n -------------------------------------------------------------------------------
 

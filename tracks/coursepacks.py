@@ -21,10 +21,10 @@ from django.conf import settings
 
 from tracks import authoring
 from tracks.models import HiddenTestOrigin, Problem, Rubric, Subject
+from tracks.pack_loader import PackStructureRefused, load_pack_text
 from tracks.reference_check import ReferenceCase, ReferenceProblem, check_references
 
 SCHEMA_PATH = Path(settings.BASE_DIR) / "docs" / "coursepack.schema.json"
-MAX_PACK_BYTES = 5 * 1024 * 1024
 
 
 @functools.cache
@@ -110,8 +110,9 @@ def _json_path(document: dict[str, Any], parts: list[Any]) -> str:
 
 
 def parse_coursepack(raw: bytes, check: PackCheck) -> dict[str, Any] | None:
-    if len(raw) > MAX_PACK_BYTES:
-        check.error("(file)", f"is {len(raw)} bytes; a course pack may be at most {MAX_PACK_BYTES} bytes")
+    limit = settings.CO_COURSEPACK_MAX_BYTES
+    if len(raw) > limit:
+        check.error("(file)", f"is {len(raw)} bytes; a course pack may be at most {limit} bytes")
         return None
     try:
         text = raw.decode("utf-8")
@@ -119,7 +120,11 @@ def parse_coursepack(raw: bytes, check: PackCheck) -> dict[str, Any] | None:
         check.error("(file)", "is not UTF-8 text")
         return None
     try:
-        document = yaml.safe_load(text)
+        document, _nodes = load_pack_text(text)
+    except PackStructureRefused as exc:
+        mark = exc.problem_mark
+        check.error("(file)", f"{exc.problem} (line {mark.line + 1}, column {mark.column + 1})")
+        return None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from tracks.coursepacks import schema_validator
@@ -117,7 +118,7 @@ class ProblemAdminForm(forms.ModelForm):
             self.add_error("float_tolerance", "Required when comparison is float.")
         if subject == Subject.SYSTEMS and not data.get("rubric"):
             self.add_error("rubric", "A systems problem is graded against a rubric.")
-        if subject == Subject.MATH and not data.get("math_answer"):
+        if subject == Subject.MATH and "math_answer" in self.fields and not data.get("math_answer"):
             self.add_error("math_answer", "A math problem needs its answer.")
         return data
 
@@ -164,4 +165,34 @@ class RubricAdminForm(forms.ModelForm):
 
 
 class CoursePackUploadForm(forms.Form):
+    """The upload; `cleaned_data["content"]` holds the file's bytes, read in chunks up to the limit."""
+
     file = forms.FileField(help_text="A course pack in YAML or JSON (see docs/coursepack-format.md).")
+
+    def __init__(self, *args: Any, refused: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.refused = refused
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.refused:  # the upload handler stopped the file while it arrived: say so, not "required"
+            self.errors.pop("file", None)
+            self.add_error("file", self.refused)
+            return data
+        upload = data.get("file")
+        if upload is None:
+            return data
+        limit = settings.CO_COURSEPACK_MAX_BYTES
+        too_large = f"The file is larger than {limit} bytes, the most a course pack may be; nothing was stored."
+        if upload.size is None or upload.size > limit:
+            self.add_error("file", too_large)
+            return data
+        chunks, size = [], 0
+        for chunk in upload.chunks():
+            size += len(chunk)
+            if size > limit:
+                self.add_error("file", too_large)
+                return data
+            chunks.append(chunk)
+        data["content"] = b"".join(chunks)
+        return data

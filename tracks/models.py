@@ -144,6 +144,13 @@ class Problem(models.Model):
 
     class Meta:
         ordering = ("module", "position", "slug")
+        permissions = [
+            (
+                "view_hidden_content",
+                "Can view hidden content (hidden tests, generators, references, math answers, rubric expectations)",
+            ),
+            ("retire_problem", "Can retire problems (hide them from learners)"),
+        ]
         indexes = [
             models.Index(fields=("module", "position"), name="problem_module_position"),
             models.Index(fields=("published", "subject", "difficulty"), name="problem_pub_subject_diff"),
@@ -246,6 +253,7 @@ class CoursePack(models.Model):
 
     class Meta:
         ordering = ("-uploaded_at",)
+        permissions = [("publish_coursepack", "Can publish course packs")]
         constraints = [
             models.CheckConstraint(condition=Q(status__in=CoursePackStatus.values), name="coursepack_status_valid"),
             models.CheckConstraint(

@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import Model
 from django.utils import timezone
 
-from co_project.errors import ApplicationError, Conflict
+from co_project.errors import ApplicationError, Conflict, PayloadTooLarge
 from tracks.coursepacks import PackCheck, check_coursepack
 from tracks.models import (
     CoursePack,
@@ -46,6 +47,11 @@ logger = logging.getLogger("co.tracks")
 class CoursePackInvalid(ApplicationError):
     code = "coursepack_invalid"
     default_message = "The course pack has errors; nothing was published."
+
+
+class CoursePackTooLarge(PayloadTooLarge):
+    code = "coursepack_too_large"
+    default_message = "The course pack file is too large; nothing was stored."
 
 
 @dataclass
@@ -75,6 +81,24 @@ class PublishSummary:
 # --- course pack lifecycle: upload → validate → publish ------------------------------------
 
 
+def _too_large(what: str) -> CoursePackTooLarge:
+    limit = settings.CO_COURSEPACK_MAX_BYTES
+    return CoursePackTooLarge(f"{what} is larger than {limit} bytes, the most a course pack may be; nothing was stored.")
+
+
+def coursepack_read_file(*, path: Path) -> bytes:
+    """A pack file's bytes, never more than the limit: the size is checked before reading, and
+    the read stops past the limit (a file that grows meanwhile is refused too)."""
+    limit = settings.CO_COURSEPACK_MAX_BYTES
+    if path.stat().st_size > limit:
+        raise _too_large(str(path))
+    with path.open("rb") as handle:
+        content = handle.read(limit + 1)
+    if len(content) > limit:
+        raise _too_large(str(path))
+    return content
+
+
 def coursepack_dry_run(*, content: bytes) -> PackCheck:
     """Validate without writing anything (`import_coursepack --dry-run`)."""
     return check_coursepack(content)
@@ -83,7 +107,10 @@ def coursepack_dry_run(*, content: bytes) -> PackCheck:
 def coursepack_upload(
     *, content: bytes, filename: str, source: CoursePackSource, uploaded_by: AbstractBaseUser | None = None
 ) -> CoursePack:
-    """Store an uploaded pack file as a draft; nothing is checked or published yet."""
+    """Store an uploaded pack file as a draft; nothing is checked or published yet (a file over
+    the size limit is refused before anything is stored)."""
+    if len(content) > settings.CO_COURSEPACK_MAX_BYTES:
+        raise _too_large(Path(filename).name or "The file")
     pack = CoursePack(
         original_name=Path(filename).name[:255] or "coursepack.yaml",
         sha256=hashlib.sha256(content).hexdigest(),
@@ -171,7 +198,7 @@ def seed_coursepacks(*, directory: Path) -> list[SeedOutcome]:
     if not paths:
         raise Conflict(f"No course packs found in {directory}.")
     for path in paths:
-        content = path.read_bytes()
+        content = coursepack_read_file(path=path)
         digest = hashlib.sha256(content).hexdigest()
         if CoursePack.objects.filter(sha256=digest, status=CoursePackStatus.PUBLISHED).exists():
             outcomes.append(SeedOutcome(path.name, "unchanged"))

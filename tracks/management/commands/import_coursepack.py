@@ -11,7 +11,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from tracks.coursepacks import PackCheck
-from tracks.services import coursepack_dry_run, coursepack_import
+from tracks.services import CoursePackTooLarge, coursepack_dry_run, coursepack_import, coursepack_read_file
 
 
 def render_report(check: PackCheck) -> str:
@@ -43,7 +43,10 @@ class Command(BaseCommand):
             raise CommandError("--dry-run and --publish exclude each other.")
         if not path.is_file():
             raise CommandError(f"{path} is not a file.")
-        content = path.read_bytes()
+        try:
+            content = coursepack_read_file(path=path)
+        except CoursePackTooLarge as exc:
+            raise CommandError(exc.message) from exc
         if dry_run:
             check, pack, summary = coursepack_dry_run(content=content), None, None
         else:
