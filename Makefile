@@ -17,8 +17,9 @@ FIND_PYTHON = for candidate in $(PYTHON) python3.14 python3.13 python3.12 python
 # System packages `make run` and `make test` need, as PACKAGE:COMMAND (present when COMMAND is on
 # PATH; a bare PACKAGE is checked with dpkg). Missing ones are installed with apt-get as root, else
 # the command stops and says what to install. bubblewrap isolates learner code (JavaScript, and
-# Python when not root); Node.js runs JavaScript submissions and checks JavaScript references.
-SYSTEM_PACKAGES := bubblewrap:bwrap nodejs:node
+# Python when not root); Node.js runs JavaScript submissions and checks JavaScript references;
+# libseccomp2 builds every sandbox's seccomp filter (through the pyseccomp package).
+SYSTEM_PACKAGES := bubblewrap:bwrap nodejs:node libseccomp2
 
 # A virtualenv from requirements.txt alone, rebuilt from scratch when it changes: what production
 # installs, so the smoke test (deploy/smoke.py) finds a missing runtime dependency.

@@ -6,13 +6,14 @@ uid on the host, not just a user-namespace mapping; no groups, no capabilities) 
 mount, pid, network, ipc, uts and cgroup namespaces; no capabilities; no further user namespaces;
 a new session; an empty environment; a read-only root holding only /usr (and the /bin, /lib…
 links or binds the interpreter needs), a fresh /proc and a minimal /dev, plus a size-limited
-tmpfs at /tmp as the private scratch dir; the harness itself is copied in read-only. The
-harness is pid 1 of its namespace, so every process it starts dies with it.
+tmpfs at /tmp as the private scratch dir; the harness itself is copied in read-only; the seccomp
+filter (seccomp.py) through `--seccomp`. The harness is pid 1 of its namespace, so every process it starts dies with it.
 
 `unshare` (no bubblewrap, running as root): `unshare` gives new mount, pid, network, ipc, uts
 and cgroup namespaces; a small fixed shell script (pid 1, root) builds the same minimal read-only
 root on a tmpfs mounted over an empty dir in a root-only host temp dir, then execs `chroot …
-setpriv` (uid switch, no capabilities, no_new_privs) `prlimit … interpreter`, which stays pid 1.
+setpriv` (uid switch, no capabilities, no_new_privs) `prlimit … python -c <seccomp.LOADER>`, which
+installs the seccomp filter and execs the interpreter, which stays pid 1.
 (In a chroot the kernel refuses new user namespaces, so the chroot cannot be undone.) Nothing
 the sandbox writes reaches that host dir; the trusted side only removes it, never reading it and
 never following a link in it.
@@ -46,6 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+
+from grading.sandbox import seccomp
 
 logger = logging.getLogger("co.sandbox")
 
@@ -226,7 +229,13 @@ def _root_entries() -> list[tuple[str, str, str]]:
 
 
 def bwrap_command(
-    cfg: SandboxConfig, interpreter_argv: list[str], *, harness_fd: int | None, harness_name: str, info_fd: int
+    cfg: SandboxConfig,
+    interpreter_argv: list[str],
+    *,
+    harness_fd: int | None,
+    harness_name: str,
+    info_fd: int,
+    seccomp_fd: int | None = None,
 ) -> list[str]:
     """bwrap arguments up to and including the interpreter command (the caller adds prlimit)."""
     assert cfg.bwrap is not None
@@ -274,6 +283,7 @@ def bwrap_command(
         SCRATCH_DIR,
         "--info-fd",
         str(info_fd),
+        *(["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else []),
         "--",
         os.path.realpath(interpreter_argv[0]),
         *interpreter_argv[1:],
@@ -322,14 +332,26 @@ exec "$@"
 
 
 def unshare_command(
-    cfg: SandboxConfig, interpreter_argv: list[str], *, scratch_mount: str, harness_path: str | None, harness_name: str
+    cfg: SandboxConfig,
+    interpreter_argv: list[str],
+    *,
+    scratch_mount: str,
+    harness_path: str | None,
+    harness_name: str,
+    seccomp_fd: int | None = None,
 ) -> tuple[list[str], list[str]]:
-    """(command up to the uid switch, command after it): the caller puts prlimit in between."""
+    """(command up to the uid switch, command after it): the caller puts prlimit in between.
+    With `seccomp_fd`, the sandbox's Python installs that filter and then execs the interpreter."""
     unshare, chroot, setpriv = tool("unshare"), tool("chroot"), tool("setpriv")
     if not (unshare and chroot and setpriv and tool("mount")):
         raise FileNotFoundError("unshare, chroot, setpriv and mount are needed")
+    if seccomp_fd is not None and not (cfg.python and os.path.exists(cfg.python)):
+        raise FileNotFoundError("the seccomp loader needs the sandbox's Python")
+    extra_binds = _interpreter_binds(interpreter_argv[0])
+    if seccomp_fd is not None:
+        extra_binds += [d for d in _interpreter_binds(cfg.python) if d not in extra_binds]
     links = " ".join(f"{name}={target}" for kind, name, target in _root_entries() if kind == "link")
-    binds = " ".join([target for kind, _, target in _root_entries() if kind == "dir"] + _interpreter_binds(interpreter_argv[0]))
+    binds = " ".join([target for kind, _, target in _root_entries() if kind == "dir"] + extra_binds)
     head = [
         setpriv,
         "--pdeathsig",
@@ -373,6 +395,8 @@ def unshare_command(
         "--",
     ]
     tail = [os.path.realpath(interpreter_argv[0]), *interpreter_argv[1:]]
+    if seccomp_fd is not None:
+        tail = [os.path.realpath(cfg.python), "-I", "-S", "-c", seccomp.LOADER, str(seccomp_fd), *tail]
     return head, tail
 
 
@@ -641,10 +665,13 @@ def start_sandbox(
         "env": dict(SANDBOX_ENV),
         "cwd": "/",  # nothing of the worker's own directory, not even its name
     }
-    harness_fd = info_r = info_w = None
+    harness_fd = info_r = info_w = seccomp_fd = None
     scratch = None
     argv = list(interpreter_argv)
     try:
+        program = seccomp.available_program() if level in ("bubblewrap", "unshare") else None
+        if program is not None:
+            seccomp_fd = seccomp.program_fd(program)
         if harness is not None and level == "bubblewrap":
             harness_fd = os.memfd_create("harness", os.MFD_CLOEXEC)
             os.write(harness_fd, harness[1])
@@ -664,9 +691,10 @@ def start_sandbox(
                     harness_fd=harness_fd,
                     harness_name=harness[0] if harness else "",
                     info_fd=info_w,
+                    seccomp_fd=seccomp_fd,
                 )
             )
-            fds = (*pass_fds, info_w) + ((harness_fd,) if harness_fd is not None else ())
+            fds = (*pass_fds, info_w, *(fd for fd in (harness_fd, seccomp_fd) if fd is not None))
         elif level == "unshare":
             # A root-only host dir: the harness, and an empty dir the sandbox's root is mounted on.
             scratch = _new_scratch()
@@ -683,9 +711,10 @@ def start_sandbox(
                 scratch_mount=os.path.join(scratch, "root"),
                 harness_path=harness_path,
                 harness_name=harness[0] if harness else "-",
+                seccomp_fd=seccomp_fd,
             )
             command = head + rlimits.prlimit_args() + tail
-            fds = tuple(pass_fds)
+            fds = tuple(pass_fds) + ((seccomp_fd,) if seccomp_fd is not None else ())
         elif level == "none":
             scratch = _new_scratch()
             if harness is not None:
@@ -713,8 +742,9 @@ def start_sandbox(
             remove_scratch(scratch)
         raise
     finally:
-        if harness_fd is not None:
-            os.close(harness_fd)
+        for fd in (harness_fd, seccomp_fd):
+            if fd is not None:
+                os.close(fd)
     if info_w is not None:
         os.close(info_w)
     return SandboxProcess(level, process, info_r, scratch)

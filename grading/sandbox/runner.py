@@ -35,6 +35,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from grading.sandbox import seccomp
 from grading.sandbox.isolation import (
     Rlimits,
     SandboxConfig,
@@ -732,6 +733,8 @@ def run_in_sandbox(run: SandboxRun) -> SandboxResult:
         raise SandboxUnavailable(
             "no namespace isolation (install bubblewrap, or run the worker as root for the unshare fallback)"
         )
+    if level != "none" and getattr(settings, "IS_PRODUCTION", True) and seccomp.available_program() is None:
+        raise SandboxUnavailable("no seccomp filter for the sandbox (install libseccomp2 and the pyseccomp package)")
     cfg = current_config()
     pool = warm_pool()
     pool.run_started()  # the pool refills once no run is under way

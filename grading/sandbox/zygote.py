@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from grading.sandbox import seccomp
 from grading.sandbox.isolation import (
     SANDBOX_ENV,
     Rlimits,
@@ -46,10 +47,12 @@ logger = logging.getLogger("co.sandbox")
 _HELPER = Path(__file__).resolve().parent / "zygote_helper.py"
 _HARNESS = Path(__file__).resolve().parent / "harness_python.py"
 _START_SECONDS = 10.0
-# Reads the helper and the harness from stdin (NUL between them) and runs the helper.
+# Reads the helper, the harness and the seccomp filter from stdin (NUL after each of the first
+# two: the filter, binary, comes last) and runs the helper.
 _BOOTSTRAP = (
-    "import sys;helper,_,harness=sys.stdin.buffer.read().partition(b'\\0');"
-    "exec(compile(helper,'/sandbox/zygote_helper.py','exec'),{'__name__':'__main__','HARNESS_SOURCE':harness})"
+    "import sys;helper,_,rest=sys.stdin.buffer.read().partition(b'\\0');harness,_,bpf=rest.partition(b'\\0');"
+    "exec(compile(helper,'/sandbox/zygote_helper.py','exec'),"
+    "{'__name__':'__main__','HARNESS_SOURCE':harness,'SECCOMP_FILTER':bpf})"
 )
 FAILED_SETUP = 71  # the sandbox could not be built (zygote_helper.FAILED_SETUP)
 
@@ -182,6 +185,7 @@ class Zygote:
         self._python: str | None = None
 
     def _start(self, python: str) -> None:
+        program = seccomp.available_program()  # none (development only): the sandboxes go without
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             process = subprocess.Popen(  # our interpreter, our helper, nothing else
@@ -200,7 +204,7 @@ class Zygote:
             theirs.close()
         assert process.stdin is not None and process.stdout is not None
         with contextlib.suppress(OSError):
-            process.stdin.write(_HELPER.read_bytes() + b"\0" + _HARNESS.read_bytes())
+            process.stdin.write(_HELPER.read_bytes() + b"\0" + _HARNESS.read_bytes() + b"\0" + (program or b""))
             process.stdin.close()
         ready = select.select([process.stdout], [], [], _START_SECONDS)[0] and process.stdout.readline() == b"ready\n"
         process.stdout.close()
