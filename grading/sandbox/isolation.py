@@ -120,9 +120,15 @@ class UidSlot:
             os.close(self.lock_fd)  # releases the lock
 
 
+def slot_wait_seconds() -> float:
+    """How long a run waits for a free uid slot before it ends as `error` (never a hang)."""
+    return float(getattr(settings, "CO_SANDBOX_SLOT_WAIT_SECONDS", 30.0))
+
+
 def uid_slot_acquire(cfg: SandboxConfig, *, wait: bool, on_busy: Callable[[], None] | None = None) -> UidSlot | None:
     """A uid (and gid) of its own from the pool, for one run; None when every slot is busy and
-    `wait` is false. Before waiting, `on_busy` may free slots this process holds idle.
+    `wait` is false, or is still busy after `slot_wait_seconds()`. Before waiting, `on_busy` may
+    free slots this process holds idle.
 
     RLIMIT_NPROC counts every process of a uid on the machine: with one shared uid, a fork bomb
     in one learner's run would stop concurrent runs from starting. Each run holds an exclusive
@@ -151,10 +157,17 @@ def uid_slot_acquire(cfg: SandboxConfig, *, wait: bool, on_busy: Callable[[], No
         return None
     if on_busy is not None:
         on_busy()
+    # Any slot that comes free, until the deadline (a blocking flock on one slot could wait forever).
+    deadline = time.monotonic() + slot_wait_seconds()
+    delay = 0.005
+    while True:
         for slot in order:
             if taken := take(slot, blocking=False):
                 return taken
-    return take(first, blocking=True)
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, 0.1)
 
 
 def tool(name: str) -> str | None:

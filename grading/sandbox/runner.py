@@ -44,12 +44,14 @@ from grading.sandbox.isolation import (
     current_config,
     language_level,
     reap_later,
+    slot_wait_seconds,
     start_sandbox,
     uid_slot_acquire,
 )
 from grading.sandbox.results import (
     LANGUAGES,
     OUTCOMES,
+    SANDBOX_BUSY,
     EncodedInputs,
     SandboxResult,
     SandboxRun,
@@ -444,7 +446,9 @@ class _Run:
                 self.job_out = memoryview(framed)
             else:
                 slot = uid_slot_acquire(base, wait=True, on_busy=pool.shrink)
-                assert slot is not None
+                if slot is None:
+                    logger.warning("no sandbox uid slot came free within %ss", slot_wait_seconds())
+                    return self._error(SANDBOX_BUSY, started)
                 self.cfg = slot.cfg
                 sandbox = self._start_cold(fds, framed, argv, address_space, cpu_seconds, harness)
                 if sandbox is None:
