@@ -48,7 +48,8 @@ from pathlib import Path
 
 from django.conf import settings
 
-from grading.sandbox import seccomp
+from grading.sandbox import cgroups, seccomp
+from grading.sandbox.cgroups import RunCgroup
 
 logger = logging.getLogger("co.sandbox")
 
@@ -451,6 +452,7 @@ class SandboxProcess:
         self.scratch = scratch
         self.status: int | None = None
         self.rusage = None
+        self.cgroup: RunCgroup | None = None  # the run's own (cgroups.py), removed by cleanup()
 
     def _read_info(self, timeout: float) -> None:
         """bwrap's --info-fd: {"child-pid": N, ...}, N being the sandbox's pid 1 on the host."""
@@ -559,6 +561,9 @@ class SandboxProcess:
         if self.scratch is not None:
             remove_scratch(self.scratch)
             self.scratch = None
+        if self.cgroup is not None:
+            self.cgroup.remove()
+            self.cgroup = None
 
 
 class _Reaper:
@@ -655,6 +660,7 @@ def start_sandbox(
     stderr: int,
     pass_fds: tuple[int, ...] = (),
     harness_args: tuple[str, ...] = (),
+    cgroup: RunCgroup | None = None,
 ) -> SandboxProcess:
     """Start interpreter_argv in a sandbox at `level`.
 
@@ -668,7 +674,11 @@ def start_sandbox(
         from grading.sandbox.zygote import zygote
 
         assert stdout == subprocess.DEVNULL and pass_fds and harness_args[0] == str(pass_fds[0])
-        return zygote().spawn(cfg, rlimits, stdin=stdin, results=pass_fds[0], stderr=stderr, harness_args=harness_args[1:])
+        spawned = zygote().spawn(
+            cfg, rlimits, stdin=stdin, results=pass_fds[0], stderr=stderr, harness_args=harness_args[1:], cgroup=cgroup
+        )
+        spawned.cgroup = cgroup
+        return spawned
     popen_kwargs: dict = {
         "stdin": stdin,
         "stdout": stdout,
@@ -746,6 +756,9 @@ def start_sandbox(
             fds = tuple(pass_fds)
         else:
             raise ValueError(f"unknown isolation level {level!r}")
+        if cgroup is not None and level != "none" and "user" not in popen_kwargs:
+            # Root's first step: the run's processes are all in its cgroup from the first exec on.
+            command = ["/bin/sh", "-c", cgroups.ENTER, "sh", *cgroup.procs_files, "--", *command]
         process = subprocess.Popen(command, pass_fds=fds, **popen_kwargs)
     except BaseException:
         for fd in (info_r, info_w):
@@ -760,7 +773,9 @@ def start_sandbox(
                 os.close(fd)
     if info_w is not None:
         os.close(info_w)
-    return SandboxProcess(level, process, info_r, scratch)
+    sandbox = SandboxProcess(level, process, info_r, scratch)
+    sandbox.cgroup = cgroup if level != "none" else None
+    return sandbox
 
 
 # --- what this machine can do -------------------------------------------------------------

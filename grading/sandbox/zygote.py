@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grading.sandbox import seccomp
+from grading.sandbox.cgroups import RunCgroup
 from grading.sandbox.isolation import (
     SANDBOX_ENV,
     Rlimits,
@@ -77,6 +78,7 @@ class ZygoteSandbox:
 
     level = "zygote"
     scratch = None
+    cgroup: RunCgroup | None = None
 
     def __init__(self, pid: int, pidfd: int, control: socket.socket) -> None:
         self.pid = pid
@@ -162,6 +164,9 @@ class ZygoteSandbox:
         if self._control is not None:
             self._control.close()
             self._control = None
+        if self.cgroup is not None:
+            self.cgroup.remove()
+            self.cgroup = None
 
 
 @functools.lru_cache(maxsize=8)
@@ -246,9 +251,18 @@ class Zygote:
                         raise ZygoteUnavailable(f"the fork helper does not take requests: {exc}") from exc
 
     def spawn(
-        self, cfg: SandboxConfig, rlimits: Rlimits, *, stdin: int, results: int, stderr: int, harness_args: tuple[str, ...]
+        self,
+        cfg: SandboxConfig,
+        rlimits: Rlimits,
+        *,
+        stdin: int,
+        results: int,
+        stderr: int,
+        harness_args: tuple[str, ...],
+        cgroup: RunCgroup | None = None,
     ) -> ZygoteSandbox:
-        """Fork a sandbox that runs the harness: the job on `stdin`, events to `results`."""
+        """Fork a sandbox that runs the harness: the job on `stdin`, events to `results`; it
+        enters `cgroup` before anything else."""
         assert cfg.python is not None
         fields = [f"uid={cfg.uid}", f"gid={cfg.gid}", f"scratch_bytes={cfg.scratch_bytes}"]
         limits = {
@@ -263,6 +277,7 @@ class Zygote:
             limits["RLIMIT_AS"] = rlimits.address_space
         fields += [f"{name}={value}" for name, value in limits.items()]
         fields += [f"arg={arg}" for arg in harness_args]
+        fields += [f"cgroup={path}" for path in (cgroup.procs_files if cgroup is not None else ())]
         python, layout = _host_layout(cfg.python)
         fields += layout
         if any(" " in field for field in fields):

@@ -201,6 +201,9 @@ def _sandbox_main(params, harness, program):
     the rest of its isolation, then runs the harness on the job."""
     try:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        for procs in params["cgroups"]:  # the run's own cgroup, before its cgroup namespace
+            with open(procs, "w") as handle:
+                handle.write("0")
         _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP), "unshare")
         os.setsid()
         if "--self-limit" in params["harness_args"]:  # pre-started: it limits itself once its job is in
@@ -256,7 +259,7 @@ def _load_harness(source):
 
 def _parse(message):
     """`key=value` pairs; values are integers, except the lists (links, binds, harness args)."""
-    params = {"rlimits": {}, "links": [], "binds": [], "harness_args": []}
+    params = {"rlimits": {}, "links": [], "binds": [], "harness_args": [], "cgroups": []}
     for field in message.decode("ascii").split():
         key, _, value = field.partition("=")
         if key.startswith("RLIMIT_"):
@@ -268,6 +271,8 @@ def _parse(message):
             params["binds"].append(value)
         elif key == "arg":
             params["harness_args"].append(value)
+        elif key == "cgroup":
+            params["cgroups"].append(value)
         elif key in ("uid", "gid", "scratch_bytes"):
             params[key] = int(value)
         else:

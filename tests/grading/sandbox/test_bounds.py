@@ -1,8 +1,10 @@
 """Whole-run bounds: a run that finds no free uid slot ends as `error` after a deadline (never a
-hang), and the coding verdict says the server was busy."""
+hang), and the coding verdict says the server was busy; memory is bounded and CPU counted for
+the run's processes together (its cgroup), at every isolation level, cold and pre-started."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any
@@ -12,7 +14,8 @@ import pytest
 from grading.evaluators.coding import evaluate_code_embedded
 from grading.problems import CodingProblem
 from grading.sandbox import SANDBOX_BUSY, SandboxRun, run_in_sandbox
-from grading.sandbox.isolation import current_config, uid_slot_acquire
+from grading.sandbox.isolation import current_config, language_level, uid_slot_acquire
+from tests.grading.sandbox.conftest import prime_warm_pool
 
 pytestmark = pytest.mark.usefixtures("isolated")
 
@@ -57,3 +60,112 @@ def test_a_slot_that_comes_free_while_waiting_is_taken(every_slot_held, settings
     result = run_in_sandbox(SandboxRun("python", "def solve(a):\n    return a\n", "solve", ["a"], [{"a": 1}], 1000, 64))
 
     assert result.status == "completed" and result.tests[0].value == 1, result
+
+
+# --- memory, processes and CPU of the run as a whole (cgroups) -----------------------------
+
+CHILDREN_BURN_CPU = """
+import os, time
+
+def solve(n):
+    pids = []
+    for _ in range(n):
+        pid = os.fork()
+        if pid == 0:
+            start = time.process_time()
+            while time.process_time() - start < 1.0:
+                pass
+            os._exit(0)
+        pids.append(pid)
+    for pid in pids:
+        os.waitpid(pid, 0)  # the harness's own process spends next to no CPU
+    return 'done'
+"""
+
+CHILDREN_HOLD_MEMORY = """
+import os, time
+
+def solve(n):
+    children = []
+    for _ in range(n):
+        ready_r, ready_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            hoard = bytearray(50 * 1024 * 1024)  # below one process's limit (RLIMIT_AS)
+            for index in range(0, len(hoard), 4096):
+                hoard[index] = 1
+            os.write(ready_w, b'x')
+            time.sleep(30)
+            os._exit(0)
+        os.close(ready_w)
+        children.append((pid, ready_r))
+    for pid, ready_r in children:
+        os.read(ready_r, 1)  # filled its memory, or was killed
+    time.sleep(0.3)
+    alive = sum(os.waitpid(pid, os.WNOHANG) == (0, 0) for pid, _ in children)
+    for pid, _ in children:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass  # killed for the run's memory, and reaped above
+    return alive
+"""
+
+
+@pytest.fixture
+def with_cgroups(isolated: str) -> None:
+    from grading.sandbox import cgroups
+
+    if not cgroups.available():
+        if os.environ.get("CI") or os.geteuid() == 0:
+            pytest.fail("no cgroups for sandboxes here: runs would be bounded per process only")
+        pytest.skip("cgroups need root")
+
+
+@pytest.fixture
+def level(request: pytest.FixtureRequest, settings: Any, with_cgroups: None) -> str:
+    wanted = request.param
+    settings.CO_SANDBOX_ISOLATION = "auto" if wanted == "zygote" else wanted
+    settings.CO_SANDBOX_ZYGOTE = wanted == "zygote"
+    assert language_level("python") == wanted
+    return wanted
+
+
+@pytest.mark.parametrize("level", ["zygote", "bubblewrap", "unshare"], indirect=True)
+def test_cpu_spent_by_a_runs_children_counts_towards_its_time_limit(level: str, start: str) -> None:
+    if start == "warm":
+        prime_warm_pool("python")
+    # Four children of 1 s CPU each while the program waits: 4 s of CPU, well under the 3 s wall
+    # limit on two cores, for a 2 s time limit.
+    result = run_in_sandbox(SandboxRun("python", CHILDREN_BURN_CPU, "solve", ["n"], [{"n": 4}], 2000, 64))
+
+    assert result.isolation == level and result.warm == (start == "warm")
+    assert [t.outcome for t in result.tests] == ["time_limit"], result
+
+
+@pytest.mark.parametrize("level", ["zygote", "bubblewrap", "unshare"], indirect=True)
+def test_memory_is_bounded_for_the_run_as_a_whole_not_per_process(level: str, start: str) -> None:
+    if start == "warm":
+        prime_warm_pool("python")
+    # Six children of 50 MB each, every one within its own 128 MB address space: 300 MB in all,
+    # for a 64 MB run.
+    result = run_in_sandbox(SandboxRun("python", CHILDREN_HOLD_MEMORY, "solve", ["n"], [{"n": 6}], 3000, 64))
+
+    assert result.isolation == level and result.warm == (start == "warm")
+    outcome = result.tests[0]
+    assert outcome.outcome == "memory_limit" or (outcome.outcome == "ok" and outcome.value <= 2), result
+
+
+def test_a_runs_cgroup_is_gone_once_the_run_is(with_cgroups: None, settings: Any) -> None:
+    from grading.sandbox.cgroups import _layout
+
+    settings.CO_SANDBOX_WARM = 0
+    parents = _layout().parents.values()
+    before = {parent: set(os.listdir(parent)) for parent in parents}
+    result = run_in_sandbox(SandboxRun("python", "def solve(a):\n    return a\n", "solve", ["a"], [{"a": 1}], 1000, 64))
+    assert result.status == "completed"
+
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(set(os.listdir(p)) - before[p] for p in parents):
+        time.sleep(0.05)
+    assert not any({name for name in set(os.listdir(p)) - before[p] if name.startswith("run-")} for p in parents)
