@@ -169,3 +169,36 @@ def test_a_runs_cgroup_is_gone_once_the_run_is(with_cgroups: None, settings: Any
     while time.monotonic() < deadline and any(set(os.listdir(p)) - before[p] for p in parents):
         time.sleep(0.05)
     assert not any({name for name in set(os.listdir(p)) - before[p] if name.startswith("run-")} for p in parents)
+
+
+def test_without_cgroups_the_fallback_is_the_rlimits_per_uid_slot_and_process(isolated: str, settings: Any) -> None:
+    """CO_SANDBOX_CGROUPS=off (or a machine without them): RLIMIT_NPROC holds the run's own uid
+    (its slot) below the process limit, and RLIMIT_AS each process's memory."""
+    from tests.grading.sandbox.test_attacks import PY_FORK_BOMB
+
+    settings.CO_SANDBOX_CGROUPS = "off"
+    settings.CO_SANDBOX_WARM = 0
+    bomb = run_in_sandbox(SandboxRun("python", PY_FORK_BOMB, "attack", ["x"], [{"x": 0}], 2000, 64))
+    hog = run_in_sandbox(
+        SandboxRun("python", "def solve(a):\n    return len(bytearray(512 * 2**20))\n", "solve", ["a"], [{"a": 0}], 2000, 64)
+    )
+
+    assert bomb.tests[0].outcome == "ok" and bomb.tests[0].value.startswith("stopped after "), bomb
+    assert int(bomb.tests[0].value.split()[2].rstrip(":")) < current_config().max_processes
+    assert [t.outcome for t in hog.tests] == ["memory_limit"], hog
+
+
+def test_production_refuses_to_run_code_without_the_seccomp_filter(isolated: str, settings: Any, monkeypatch) -> None:
+    """libseccomp's binding missing (as on a machine set up by hand): fail closed."""
+    import sys
+
+    from grading.sandbox import SandboxUnavailable, seccomp
+
+    monkeypatch.setitem(sys.modules, "pyseccomp", None)  # `import pyseccomp` raises ImportError
+    seccomp.filter_program.cache_clear()
+    settings.IS_PRODUCTION = True
+    try:
+        with pytest.raises(SandboxUnavailable, match="seccomp"):
+            run_in_sandbox(SandboxRun("python", "def solve(a):\n    return a\n", "solve", ["a"], [{"a": 1}], 1000, 64))
+    finally:
+        seccomp.filter_program.cache_clear()
