@@ -390,8 +390,10 @@ class _Run:
             return
         time_ms = event.get("time_ms")
         time_ms = min(max(time_ms, 0), 10**7) if isinstance(time_ms, int) and not isinstance(time_ms, bool) else 0
-        if index == self.current and ((now - self.mark) * 1000 > self.wall_ms + GRACE_MS or self.cpu_overrun()):
-            # The harness's clocks are the learner's to tamper with, and see only its own process.
+        overran = (now - self.mark) * 1000 > self.wall_ms + GRACE_MS or (outcome == "ok" and self.cpu_overrun())
+        if index == self.current and overran:
+            # The harness's clocks are the learner's to tamper with, and see only its own process
+            # (a test that failed otherwise keeps its outcome: the run's CPU cannot turn it into a pass).
             result = SandboxTestResult("time_limit", error="time limit exceeded", time_ms=time_ms)
         elif outcome == "ok":
             result = SandboxTestResult("ok", value=event["value"], time_ms=time_ms)
