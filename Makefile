@@ -19,8 +19,8 @@ FIND_PYTHON = for candidate in $(PYTHON) python3.14 python3.13 python3.12 python
 # the command stops and says what to install. bubblewrap isolates learner code (JavaScript, and
 # Python when not root); Node.js runs JavaScript submissions and checks JavaScript references;
 # GNU time (`time`: a bare package, the shell has a `time` keyword) measures a run's peak memory
-# from outside the sandbox.
-SYSTEM_PACKAGES := bubblewrap:bwrap nodejs:node time
+# from outside the sandbox; libseccomp2 builds every sandbox's seccomp filter (through pyseccomp).
+SYSTEM_PACKAGES := bubblewrap:bwrap nodejs:node time libseccomp2
 
 # A virtualenv from requirements.txt alone, rebuilt from scratch when it changes: what production
 # installs, so the smoke test (deploy/smoke.py) finds a missing runtime dependency.

@@ -36,7 +36,7 @@ _DESCRIPTIONS = {
     404: "Not found, or not yours.",
     409: "Conflicts with the current state.",
     413: "Too large (code over 64 KiB, an over-long answer or body).",
-    429: "Per-learner rate limit exceeded; see Retry-After.",
+    429: "Per-learner rate limit exceeded (see Retry-After), or too many of the learner's submissions are being graded.",
 }
 
 

@@ -54,7 +54,8 @@ SMOKE_ENV = {
 
 PROBLEM = "two-sum"
 BATCH_SIZE = 20
-BATCH_LEARNERS = 5
+# Two submissions in flight per learner: CO_MAX_CONCURRENT_EVALUATIONS_PER_LEARNER's default.
+BATCH_LEARNERS = 10
 FINAL_WAIT_SECONDS = 120.0
 FINAL_STATUSES = {"passed", "failed", "timeout", "error"}
 

@@ -1,6 +1,8 @@
 """Submission-specific API errors."""
 
-from co_project.errors import Conflict, PayloadTooLarge
+from rest_framework import status
+
+from co_project.errors import ApplicationError, Conflict, PayloadTooLarge
 
 
 class CodeTooLarge(PayloadTooLarge):
@@ -11,3 +13,9 @@ class CodeTooLarge(PayloadTooLarge):
 class IdempotencyKeyReused(Conflict):
     code = "idempotency_key_reused"
     default_message = "This Idempotency-Key was already used for a different request."
+
+
+class TooManyEvaluations(ApplicationError):
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    code = "too_many_evaluations"
+    default_message = "You have too many submissions being graded; send this one once one of them has its verdict."

@@ -23,7 +23,7 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -32,7 +32,7 @@ from co_project.prepared import Param, PreparedUpdate
 from co_project.telemetry import telemetry_emit
 from grading.verdicts import Verdict, error_verdict
 from personalization.services import GradedAttempt, ProblemFacts, attempt_record
-from submissions.errors import CodeTooLarge, IdempotencyKeyReused
+from submissions.errors import CodeTooLarge, IdempotencyKeyReused, TooManyEvaluations
 from submissions.models import RubricScore, Submission, SubmissionKind, SubmissionStatus
 from submissions.origins import SESSION_ORIGIN, AttemptContext, AttemptVerdict, origin_get
 from submissions.waiting import verdict_announce, verdict_await
@@ -162,9 +162,33 @@ def _submission_insert(
         enqueued_at=timezone.now(),  # queued by the commit below; a lost enqueue is the sweeper's
     )
     with transaction.atomic():
+        _evaluations_within_cap(learner_id=learner_id)
         submission.save(force_insert=True)
         transaction.on_commit(lambda: submission_enqueue(submission_id=submission.id))
     return submission
+
+
+def _evaluations_within_cap(*, learner_id: str) -> None:
+    """TooManyEvaluations when the learner already has `CO_MAX_CONCURRENT_EVALUATIONS_PER_LEARNER`
+    submissions waiting for or under evaluation: one learner cannot fill the grading workers (or
+    the sandbox uid slots) that every learner shares.
+
+    Call inside the insert's transaction: the count and the insert are one step per learner —
+    PostgreSQL holds a per-learner advisory lock until the commit, SQLite's IMMEDIATE transactions
+    already run one writer at a time. Rows older than the submission deadline do not count (the
+    sweeper ends them as `error`)."""
+    cap = int(getattr(settings, "CO_MAX_CONCURRENT_EVALUATIONS_PER_LEARNER", 2))
+    if cap <= 0:
+        return  # no cap
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"co-evaluations:{learner_id}"])
+    since = timezone.now() - timedelta(seconds=settings.CO_SUBMISSION_DEADLINE_SECONDS)
+    busy = Submission.objects.filter(
+        learner_id=learner_id, created_at__gte=since, status__in=(SubmissionStatus.PENDING, SubmissionStatus.RUNNING)
+    )
+    if busy.order_by()[:cap].count() >= cap:
+        raise TooManyEvaluations()
 
 
 def _by_idempotency_key(*, learner_id: str, idempotency_key: str) -> Submission | None:

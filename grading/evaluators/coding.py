@@ -86,7 +86,7 @@ def _run(bundle: CodingProblem, language: str, code: str, inputs: list[dict[str,
 def evaluate_code_embedded(*, bundle: CodingProblem, language: str, code: str, include_hidden: bool) -> Verdict:
     visible = bundle.visible_tests
     hidden = (bundle.hidden_tests or []) if include_hidden else []
-    from grading.sandbox import SandboxUnavailable
+    from grading.sandbox import SANDBOX_BUSY, SandboxUnavailable
 
     started = time.perf_counter()
     try:
@@ -106,6 +106,8 @@ def evaluate_code_embedded(*, bundle: CodingProblem, language: str, code: str, i
     failed_run = next((r for r in results if r.status == "error"), None)
     if failed_run is not None:
         logger.error("sandbox run failed: %s", failed_run.error)
+        if failed_run.error == SANDBOX_BUSY:
+            return error_verdict("sandbox_busy", "The server is busy and could not run the code in time; please submit again.")
         return error_verdict("sandbox", "The code could not be run; please try again.")
     verdict = Verdict(
         status="failed",

@@ -2,10 +2,11 @@
 resource-limited process per run. See runner.py (the trusted side) and isolation.py (how)."""
 
 from grading.sandbox.isolation import isolation_level
-from grading.sandbox.results import SandboxResult, SandboxRun, SandboxTestResult, SandboxUnavailable
+from grading.sandbox.results import SANDBOX_BUSY, SandboxResult, SandboxRun, SandboxTestResult, SandboxUnavailable
 from grading.sandbox.runner import run_in_sandbox, sandbox_warm_up
 
 __all__ = [
+    "SANDBOX_BUSY",
     "SandboxResult",
     "SandboxRun",
     "SandboxTestResult",

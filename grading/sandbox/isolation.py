@@ -6,15 +6,17 @@ uid on the host, not just a user-namespace mapping; no groups, no capabilities) 
 mount, pid, network, ipc, uts and cgroup namespaces; no capabilities; no further user namespaces;
 a new session; an empty environment; a read-only root holding only /usr (and the /bin, /lib…
 links or binds the interpreter needs), a fresh /proc and a minimal /dev, plus a size-limited
-tmpfs at /tmp as the private scratch dir; the harness itself is copied in read-only. The
-project's own directories (its code, var/, media) never show: where they lie inside a bound
-directory (a project installed under /usr/local/…) an empty read-only tmpfs covers them. The
-harness is pid 1 of its namespace, so every process it starts dies with it.
+tmpfs at /tmp as the private scratch dir; the harness itself is copied in read-only; the seccomp
+filter (seccomp.py) through `--seccomp`. The project's own directories (its code, var/, media)
+never show: where they lie inside a bound directory (a project installed under /usr/local/…) an
+empty read-only tmpfs covers them. The harness is pid 1 of its namespace, so every process it
+starts dies with it.
 
 `unshare` (no bubblewrap, running as root): `unshare` gives new mount, pid, network, ipc, uts
 and cgroup namespaces; a small fixed shell script (pid 1, root) builds the same minimal read-only
 root on a tmpfs mounted over an empty dir in a root-only host temp dir, then execs `chroot …
-setpriv` (uid switch, no capabilities, no_new_privs) `prlimit … interpreter`, which stays pid 1.
+setpriv` (uid switch, no capabilities, no_new_privs) `prlimit … python -c <seccomp.LOADER>`, which
+installs the seccomp filter and execs the interpreter, which stays pid 1.
 (In a chroot the kernel refuses new user namespaces, so the chroot cannot be undone.) Nothing
 the sandbox writes reaches that host dir; the trusted side only removes it, never reading it and
 never following a link in it.
@@ -53,6 +55,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+
+from grading.sandbox import cgroups, seccomp
+from grading.sandbox.cgroups import RunCgroup
 
 logger = logging.getLogger("co.sandbox")
 
@@ -144,9 +149,15 @@ class UidSlot:
             os.close(self.lock_fd)  # releases the lock
 
 
+def slot_wait_seconds() -> float:
+    """How long a run waits for a free uid slot before it ends as `error` (never a hang)."""
+    return float(getattr(settings, "CO_SANDBOX_SLOT_WAIT_SECONDS", 30.0))
+
+
 def uid_slot_acquire(cfg: SandboxConfig, *, wait: bool, on_busy: Callable[[], None] | None = None) -> UidSlot | None:
     """A uid (and gid) of its own from the pool, for one run; None when every slot is busy and
-    `wait` is false. Before waiting, `on_busy` may free slots this process holds idle.
+    `wait` is false, or is still busy after `slot_wait_seconds()`. Before waiting, `on_busy` may
+    free slots this process holds idle.
 
     RLIMIT_NPROC counts every process of a uid on the machine: with one shared uid, a fork bomb
     in one learner's run would stop concurrent runs from starting. Each run holds an exclusive
@@ -177,10 +188,17 @@ def uid_slot_acquire(cfg: SandboxConfig, *, wait: bool, on_busy: Callable[[], No
         return None
     if on_busy is not None:
         on_busy()
+    # Any slot that comes free, until the deadline (a blocking flock on one slot could wait forever).
+    deadline = time.monotonic() + slot_wait_seconds()
+    delay = 0.005
+    while True:
         for slot in order:
             if taken := take(slot, blocking=False):
                 return taken
-    return take(first, blocking=True)
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, 0.1)
 
 
 def tool(name: str) -> str | None:
@@ -301,7 +319,13 @@ def _root_entries() -> list[tuple[str, str, str]]:
 
 
 def bwrap_command(
-    cfg: SandboxConfig, interpreter_argv: list[str], *, harness_fd: int | None, harness_name: str, info_fd: int
+    cfg: SandboxConfig,
+    interpreter_argv: list[str],
+    *,
+    harness_fd: int | None,
+    harness_name: str,
+    info_fd: int,
+    seccomp_fd: int | None = None,
 ) -> list[str]:
     """bwrap arguments up to and including the interpreter command (the caller adds prlimit)."""
     assert cfg.bwrap is not None
@@ -354,6 +378,7 @@ def bwrap_command(
         SCRATCH_DIR,
         "--info-fd",
         str(info_fd),
+        *(["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else []),
         "--",
         os.path.realpath(interpreter_argv[0]),
         *interpreter_argv[1:],
@@ -408,18 +433,28 @@ exec "$@"
 
 
 def unshare_command(
-    cfg: SandboxConfig, interpreter_argv: list[str], *, scratch_mount: str, harness_path: str | None, harness_name: str
+    cfg: SandboxConfig,
+    interpreter_argv: list[str],
+    *,
+    scratch_mount: str,
+    harness_path: str | None,
+    harness_name: str,
+    seccomp_fd: int | None = None,
 ) -> tuple[list[str], list[str]]:
-    """(command up to the uid switch, command after it): the caller puts prlimit in between."""
+    """(command up to the uid switch, command after it): the caller puts prlimit in between.
+    With `seccomp_fd`, the sandbox's Python installs that filter and then execs the interpreter."""
     unshare, chroot, setpriv = tool("unshare"), tool("chroot"), tool("setpriv")
     if not (unshare and chroot and setpriv and tool("mount")):
         raise FileNotFoundError("unshare, chroot, setpriv and mount are needed")
+    if seccomp_fd is not None and not (cfg.python and os.path.exists(cfg.python)):
+        raise FileNotFoundError("the seccomp loader needs the sandbox's Python")
+    extra_binds = _interpreter_binds(interpreter_argv[0])
+    if seccomp_fd is not None:
+        extra_binds += [d for d in _interpreter_binds(cfg.python) if d not in extra_binds]
     links = " ".join(f"{name}={target}" for kind, name, target in _root_entries() if kind == "link")
     hidden = hidden_dirs(interpreter_argv[0])
     binds = " ".join(
-        [target for kind, _, target in _root_entries() if kind == "dir"]
-        + _interpreter_binds(interpreter_argv[0])
-        + list(hidden.rebind)
+        [target for kind, _, target in _root_entries() if kind == "dir"] + extra_binds + list(hidden.rebind)
     )
     head = [
         setpriv,
@@ -465,6 +500,8 @@ def unshare_command(
         "--",
     ]
     tail = [os.path.realpath(interpreter_argv[0]), *interpreter_argv[1:]]
+    if seccomp_fd is not None:
+        tail = [os.path.realpath(cfg.python), "-I", "-S", "-c", seccomp.LOADER, str(seccomp_fd), *tail]
     return head, tail
 
 
@@ -516,6 +553,7 @@ class SandboxProcess:
         self._usage_fd = usage_fd  # GNU time's report (the outer process is GNU time)
         self._usage = b""
         self._timed = usage_fd is not None
+        self.cgroup: RunCgroup | None = None  # the run's own (cgroups.py), removed by cleanup()
 
     def _read_info(self, timeout: float) -> None:
         """bwrap's --info-fd: {"child-pid": N, ...}, N being the sandbox's pid 1 on the host."""
@@ -682,6 +720,9 @@ class SandboxProcess:
         if self.scratch is not None:
             remove_scratch(self.scratch)
             self.scratch = None
+        if self.cgroup is not None:
+            self.cgroup.remove()
+            self.cgroup = None
 
 
 class _Reaper:
@@ -778,6 +819,7 @@ def start_sandbox(
     stderr: int,
     pass_fds: tuple[int, ...] = (),
     harness_args: tuple[str, ...] = (),
+    cgroup: RunCgroup | None = None,
 ) -> SandboxProcess:
     """Start interpreter_argv in a sandbox at `level`.
 
@@ -791,7 +833,11 @@ def start_sandbox(
         from grading.sandbox.zygote import zygote
 
         assert stdout == subprocess.DEVNULL and pass_fds and harness_args[0] == str(pass_fds[0])
-        return zygote().spawn(cfg, rlimits, stdin=stdin, results=pass_fds[0], stderr=stderr, harness_args=harness_args[1:])
+        spawned = zygote().spawn(
+            cfg, rlimits, stdin=stdin, results=pass_fds[0], stderr=stderr, harness_args=harness_args[1:], cgroup=cgroup
+        )
+        spawned.cgroup = cgroup
+        return spawned
     popen_kwargs: dict = {
         "stdin": stdin,
         "stdout": stdout,
@@ -801,10 +847,13 @@ def start_sandbox(
         "env": dict(SANDBOX_ENV),
         "cwd": "/",  # nothing of the worker's own directory, not even its name
     }
-    harness_fd = info_r = info_w = usage_r = usage_w = None
+    harness_fd = info_r = info_w = usage_r = usage_w = seccomp_fd = None
     scratch = None
     argv = list(interpreter_argv)
     try:
+        program = seccomp.available_program() if level in ("bubblewrap", "unshare") else None
+        if program is not None:
+            seccomp_fd = seccomp.program_fd(program)
         if harness is not None and level == "bubblewrap":
             harness_fd = os.memfd_create("harness", os.MFD_CLOEXEC)
             os.write(harness_fd, harness[1])
@@ -824,9 +873,10 @@ def start_sandbox(
                     harness_fd=harness_fd,
                     harness_name=harness[0] if harness else "",
                     info_fd=info_w,
+                    seccomp_fd=seccomp_fd,
                 )
             )
-            fds = (*pass_fds, info_w) + ((harness_fd,) if harness_fd is not None else ())
+            fds = (*pass_fds, info_w, *(fd for fd in (harness_fd, seccomp_fd) if fd is not None))
         elif level == "unshare":
             # A root-only host dir: the harness, and an empty dir the sandbox's root is mounted on.
             scratch = _new_scratch()
@@ -843,9 +893,10 @@ def start_sandbox(
                 scratch_mount=os.path.join(scratch, "root"),
                 harness_path=harness_path,
                 harness_name=harness[0] if harness else "-",
+                seccomp_fd=seccomp_fd,
             )
             command = head + rlimits.prlimit_args() + tail
-            fds = tuple(pass_fds)
+            fds = tuple(pass_fds) + ((seccomp_fd,) if seccomp_fd is not None else ())
         elif level == "none":
             scratch = _new_scratch()
             if harness is not None:
@@ -864,8 +915,11 @@ def start_sandbox(
             fds = tuple(pass_fds)
         else:
             raise ValueError(f"unknown isolation level {level!r}")
+        if cgroup is not None and level != "none" and "user" not in popen_kwargs:
+            # Root's first step: the run's processes are all in its cgroup from the first exec on.
+            command = ["/bin/sh", "-c", cgroups.ENTER, "sh", *cgroup.procs_files, "--", *command]
         timer = _gnu_time()
-        if timer is not None:
+        if timer is not None:  # outermost, outside the run's cgroup: it reports after the run ends
             usage_r, usage_w = os.pipe()
             os.set_blocking(usage_r, False)
             command = [*timer, "--quiet", "--format", _USAGE_FORMAT, "--output", f"/proc/self/fd/{usage_w}", "--", *command]
@@ -879,12 +933,15 @@ def start_sandbox(
             remove_scratch(scratch)
         raise
     finally:
-        if harness_fd is not None:
-            os.close(harness_fd)
+        for fd in (harness_fd, seccomp_fd):
+            if fd is not None:
+                os.close(fd)
     for fd in (info_w, usage_w):
         if fd is not None:
             os.close(fd)
-    return SandboxProcess(level, process, info_r, scratch, usage_r)
+    sandbox = SandboxProcess(level, process, info_r, scratch, usage_r)
+    sandbox.cgroup = cgroup if level != "none" else None
+    return sandbox
 
 
 _warned_no_timer = False

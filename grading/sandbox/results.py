@@ -15,6 +15,8 @@ LANGUAGES = ("python", "javascript")
 OUTCOMES = ("ok", "runtime_error", "time_limit", "memory_limit", "output_limit")
 STATUSES = ("completed", "syntax_error", "error")
 ISOLATION_LEVELS = ("bubblewrap", "unshare", "none")
+# SandboxResult.error of a run that found no free uid slot before its deadline (the machine is busy).
+SANDBOX_BUSY = "the server is busy: no sandbox came free in time"
 
 
 @dataclass(frozen=True)

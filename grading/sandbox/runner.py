@@ -42,6 +42,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from grading.sandbox import seccomp
+from grading.sandbox.cgroups import RunCgroup
 from grading.sandbox.isolation import (
     Rlimits,
     SandboxConfig,
@@ -50,12 +52,14 @@ from grading.sandbox.isolation import (
     current_config,
     language_level,
     reap_later,
+    slot_wait_seconds,
     start_sandbox,
     uid_slot_acquire,
 )
 from grading.sandbox.results import (
     LANGUAGES,
     OUTCOMES,
+    SANDBOX_BUSY,
     EncodedInputs,
     SandboxResult,
     SandboxRun,
@@ -72,6 +76,8 @@ MAX_TIME_LIMIT_MS = 60_000
 MIN_MEMORY_MB, MAX_MEMORY_MB = 16, 16_384
 MAX_OUTPUT_LIMIT_BYTES = 64 * 1024 * 1024
 GRACE_MS = 500  # the trusted side's slack over the harness's own wall limit, per test
+CPU_GRACE_MS = 100  # the harness's own work around a test, over the test's CPU time limit
+CPU_CHECK_MS = 50  # how often the run's CPU is looked at while a test runs (with a cgroup)
 _LINE_OVERHEAD = 4096  # bytes of a result line besides the value
 _STDERR_CAP = 16 * 1024
 _HARNESS_DIR = Path(__file__).resolve().parent
@@ -192,6 +198,18 @@ def _interpreter(run: SandboxRun, cfg: SandboxConfig, job_bytes: int) -> tuple[l
     return [cfg.node, *flags], (2 * heap_mb + 1536) * mib + 8 * job_bytes
 
 
+def _run_memory_bytes(run: SandboxRun, cfg: SandboxConfig, job_bytes: int) -> int:
+    """The memory (cgroup) bound of a whole run: every process of it, its scratch tmpfs included.
+    Above what one process may have (RLIMIT_AS, V8's heap), so a single process meets its own
+    limit first (a clear memory_limit), and a run that forks cannot multiply it."""
+    mib = 1024 * 1024
+    if run.language == "python":
+        process = (run.memory_limit_mb + 64) * mib
+    else:  # the heap (as in _interpreter), plus what Node holds besides it
+        process = (run.memory_limit_mb + 16 + 4 * math.ceil(job_bytes / mib) + 256) * mib
+    return process + 8 * job_bytes + cfg.scratch_bytes
+
+
 def _release(slot: UidSlot | None, pool: WarmPool) -> None:
     """A run's sandbox is gone: its uid slot is free, and the pool may start the next one."""
     if slot is not None:
@@ -270,6 +288,8 @@ class _Run:
         self.load_error: tuple[str, str] | None = None
         self.current = 0
         self.mark = 0.0
+        self.cgroup: RunCgroup | None = None  # the run's own (cgroups.py): its CPU counts per test
+        self.cpu_mark = 0.0  # the cgroup's CPU seconds at `mark`
         self.killed_for: str | None = None  # "time" | "output" | "start"
         self.killed_at = 0.0
         self.timed_out_at: int | None = None  # the first test that exceeded its time limit
@@ -322,7 +342,21 @@ class _Run:
             self.timed_out_at = index
         while self.current < self.n and self.results[self.current] is not None:
             self.current += 1
+        self._mark(now)
+
+    def _mark(self, now: float) -> None:
+        """A test (or the program's loading) starts now: its wall and CPU clocks start here."""
         self.mark = now
+        if self.cgroup is not None:
+            self.cpu_mark = self.cgroup.cpu_seconds()
+
+    def cpu_overrun(self) -> bool:
+        """The run's processes together (the learner's children included, not only the harness)
+        spent more CPU than a test may since the current test started."""
+        if self.cgroup is None:
+            return False
+        spent_ms = (self.cgroup.cpu_seconds() - self.cpu_mark) * 1000
+        return spent_ms > self.run.time_limit_ms + CPU_GRACE_MS
 
     def _event(self, line: bytes, now: float) -> None:
         try:
@@ -340,10 +374,10 @@ class _Run:
             self.syntax_error = str(event.get("error") or "SyntaxError")[:1000]
         elif kind == "compiled" and first:
             self.compiled = True
-            self.mark = now
+            self._mark(now)
         elif kind == "loaded" and self.compiled and not self.loaded and self.load_error is None:
             self.loaded = True
-            self.mark = now
+            self._mark(now)
         elif kind == "load_error" and self.compiled and not self.loaded and self.load_error is None:
             outcome = event.get("outcome")
             if outcome in OUTCOMES and outcome != "ok":
@@ -366,8 +400,10 @@ class _Run:
         # The harness's CPU time, but never more than the wall time this side saw the test take
         # (a result written before its test started took none): writing cannot raise a figure.
         time_ms = min(time_ms, int((now - self.mark) * 1000)) if index == self.current else 0
-        if index == self.current and (now - self.mark) * 1000 > self.wall_ms + GRACE_MS:
-            # The harness's clocks are the learner's to tamper with; this one is not.
+        overran = (now - self.mark) * 1000 > self.wall_ms + GRACE_MS or (outcome == "ok" and self.cpu_overrun())
+        if index == self.current and overran:
+            # The harness's clocks are the learner's to tamper with, and see only its own process
+            # (a test that failed otherwise keeps its outcome: the run's CPU cannot turn it into a pass).
             result = SandboxTestResult("time_limit", error="time limit exceeded", time_ms=time_ms)
         elif outcome == "ok":
             result = SandboxTestResult("ok", value=event["value"], time_ms=time_ms)
@@ -433,7 +469,10 @@ class _Run:
         warm = None
         if allow_warm and job_bytes <= WARM_JOB_BYTES:
             warm = pool.take(self._warm_key(argv, harness), warm_per_key(self.level))
-            if warm is not None and not warm.limit(address_space=address_space, cpu_seconds=cpu_seconds):
+            memory_bytes = _run_memory_bytes(run, base, job_bytes)
+            if warm is not None and not warm.limit(
+                address_space=address_space, cpu_seconds=cpu_seconds, memory_bytes=memory_bytes, processes=base.max_processes
+            ):
                 warm.discard()
                 warm = None
         if warm is not None and warm.limits_itself:
@@ -447,13 +486,16 @@ class _Run:
             if warm is not None:
                 self.warm = True
                 slot, sandbox, self.cfg = warm.slot, warm.sandbox, warm.slot.cfg
+                self.cgroup = sandbox.cgroup
                 fds.add("job_w", warm.job_w)
                 fds.add("results_r", warm.results_r)
                 fds.add("stderr_r", warm.stderr_r)
                 self.job_out = memoryview(framed)
             else:
                 slot = uid_slot_acquire(base, wait=True, on_busy=pool.shrink)
-                assert slot is not None
+                if slot is None:
+                    logger.warning("no sandbox uid slot came free within %ss", slot_wait_seconds())
+                    return self._error(SANDBOX_BUSY, started)
                 self.cfg = slot.cfg
                 sandbox = self._start_cold(fds, framed, argv, address_space, cpu_seconds, harness)
                 if sandbox is None:
@@ -492,6 +534,14 @@ class _Run:
     ) -> SandboxProcess | None:
         """Start a sandbox for this run, its job in a memfd as stdin."""
         cfg = self.cfg
+        cgroup = RunCgroup.create()
+        if cgroup is not None:
+            try:
+                cgroup.limit(memory_bytes=_run_memory_bytes(self.run, cfg, len(job)), processes=cfg.max_processes)
+            except OSError as exc:
+                logger.warning("could not limit a sandbox cgroup: %s", exc)
+                cgroup.remove()
+                cgroup = None
         rlimits = Rlimits(
             address_space=address_space,
             cpu_seconds=cpu_seconds,
@@ -521,10 +571,14 @@ class _Run:
                 stderr=stderr_w,
                 pass_fds=(results_w,),
                 harness_args=(str(results_w),),
+                cgroup=cgroup,
             )
         except (OSError, subprocess.SubprocessError) as exc:
             logger.error("sandbox could not be started (%s): %s", self.level, exc)
+            if cgroup is not None:
+                cgroup.remove()
             return None
+        self.cgroup = cgroup
         fds.close("results_w")
         fds.close("stderr_w")
         fds.close("job")
@@ -569,9 +623,14 @@ class _Run:
                     self.killed_for = "time" if self.compiled else "start"
                     self.killed_at = now
                 break
+            if self.compiled and finished_at is None and self.cpu_overrun():
+                self.killed_for, self.killed_at = "time", now
+                break
             timeout_ms = max(1, math.ceil((deadline - now) * 1000))
             if pidfd is None:
                 timeout_ms = min(timeout_ms, 20)
+            if self.cgroup is not None:
+                timeout_ms = min(timeout_ms, CPU_CHECK_MS)
             ready = poller.poll(timeout_ms)
             now = time.monotonic()
             for fd, _mask in ready:
@@ -745,6 +804,8 @@ def run_in_sandbox(run: SandboxRun) -> SandboxResult:
         raise SandboxUnavailable(
             "no namespace isolation (install bubblewrap, or run the worker as root for the unshare fallback)"
         )
+    if level != "none" and getattr(settings, "IS_PRODUCTION", True) and seccomp.available_program() is None:
+        raise SandboxUnavailable("no seccomp filter for the sandbox (install libseccomp2 and the pyseccomp package)")
     cfg = current_config()
     pool = warm_pool()
     pool.run_started()  # the pool refills once no run is under way

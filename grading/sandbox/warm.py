@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from grading.sandbox.cgroups import RunCgroup
 from grading.sandbox.isolation import (
     SANDBOX_PATH,
     Rlimits,
@@ -87,11 +88,18 @@ class WarmSandbox:
         exists in it (no process start on the verdict's path); others are limited from here."""
         return "--self-limit" in self.key.harness_args
 
-    def limit(self, *, address_space: int | None, cpu_seconds: int) -> bool:
+    def limit(self, *, address_space: int | None, cpu_seconds: int, memory_bytes: int = 0, processes: int = 0) -> bool:
         """Lower RLIMIT_AS and RLIMIT_CPU to the run's from the trusted side: prlimit(2) needs
         CAP_SYS_RESOURCE or the target's uid, so `prlimit --pid` runs as the sandbox uid. False
         (use a cold sandbox) when that fails. A fork-helper sandbox also gets its normal CPU
         priority back (it was built at a low one)."""
+        cgroup = self.sandbox.cgroup
+        if cgroup is not None:  # the run's whole-run bounds, before its job is written
+            try:
+                cgroup.limit(memory_bytes=memory_bytes, processes=processes)
+            except OSError as exc:
+                logger.warning("could not limit a pre-started sandbox's cgroup: %s", exc)
+                return False
         if self.key.level == "zygote":
             try:
                 self.sandbox.foreground()
@@ -387,6 +395,7 @@ def _start(key: WarmKey) -> WarmSandbox | None:
     results_r, results_w = os.pipe()
     stderr_r, stderr_w = os.pipe()
     cfg = slot.cfg
+    cgroup = RunCgroup.create()  # its limits are the run's, set when a run takes it
     rlimits = Rlimits(
         address_space=key.address_space,
         cpu_seconds=WARM_CPU_SECONDS,
@@ -406,11 +415,14 @@ def _start(key: WarmKey) -> WarmSandbox | None:
             stderr=stderr_w,
             pass_fds=(results_w,),
             harness_args=(str(results_w), *key.harness_args),
+            cgroup=cgroup,
         )
     except (OSError, subprocess.SubprocessError) as exc:
         logger.error("could not pre-start a sandbox (%s): %s", key.level, exc)
         for fd in (job_r, job_w, results_r, results_w, stderr_r, stderr_w):
             os.close(fd)
+        if cgroup is not None:
+            cgroup.remove()
         slot.release()
         return None
     for fd in (job_r, results_w, stderr_w):

@@ -29,6 +29,8 @@ import threading
 import time
 from pathlib import Path
 
+from grading.sandbox import seccomp
+from grading.sandbox.cgroups import RunCgroup
 from grading.sandbox.isolation import (
     SANDBOX_ENV,
     Rlimits,
@@ -47,10 +49,12 @@ logger = logging.getLogger("co.sandbox")
 _HELPER = Path(__file__).resolve().parent / "zygote_helper.py"
 _HARNESS = Path(__file__).resolve().parent / "harness_python.py"
 _START_SECONDS = 10.0
-# Reads the helper and the harness from stdin (NUL between them) and runs the helper.
+# Reads the helper, the harness and the seccomp filter from stdin (NUL after each of the first
+# two: the filter, binary, comes last) and runs the helper.
 _BOOTSTRAP = (
-    "import sys;helper,_,harness=sys.stdin.buffer.read().partition(b'\\0');"
-    "exec(compile(helper,'/sandbox/zygote_helper.py','exec'),{'__name__':'__main__','HARNESS_SOURCE':harness})"
+    "import sys;helper,_,rest=sys.stdin.buffer.read().partition(b'\\0');harness,_,bpf=rest.partition(b'\\0');"
+    "exec(compile(helper,'/sandbox/zygote_helper.py','exec'),"
+    "{'__name__':'__main__','HARNESS_SOURCE':harness,'SECCOMP_FILTER':bpf})"
 )
 FAILED_SETUP = 71  # the sandbox could not be built (zygote_helper.FAILED_SETUP)
 
@@ -68,6 +72,7 @@ class ZygoteSandbox:
 
     level = "zygote"
     scratch = None
+    cgroup: RunCgroup | None = None
 
     def __init__(self, pid: int, pidfd: int, control: socket.socket) -> None:
         self.pid = pid
@@ -153,6 +158,9 @@ class ZygoteSandbox:
         if self._control is not None:
             self._control.close()
             self._control = None
+        if self.cgroup is not None:
+            self.cgroup.remove()
+            self.cgroup = None
 
 
 @functools.lru_cache(maxsize=8)
@@ -176,6 +184,7 @@ class Zygote:
         self._python: str | None = None
 
     def _start(self, python: str) -> None:
+        program = seccomp.available_program()  # none (development only): the sandboxes go without
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             process = subprocess.Popen(  # our interpreter, our helper, nothing else
@@ -194,7 +203,7 @@ class Zygote:
             theirs.close()
         assert process.stdin is not None and process.stdout is not None
         with contextlib.suppress(OSError):
-            process.stdin.write(_HELPER.read_bytes() + b"\0" + _HARNESS.read_bytes())
+            process.stdin.write(_HELPER.read_bytes() + b"\0" + _HARNESS.read_bytes() + b"\0" + (program or b""))
             process.stdin.close()
         ready = select.select([process.stdout], [], [], _START_SECONDS)[0] and process.stdout.readline() == b"ready\n"
         process.stdout.close()
@@ -236,9 +245,18 @@ class Zygote:
                         raise ZygoteUnavailable(f"the fork helper does not take requests: {exc}") from exc
 
     def spawn(
-        self, cfg: SandboxConfig, rlimits: Rlimits, *, stdin: int, results: int, stderr: int, harness_args: tuple[str, ...]
+        self,
+        cfg: SandboxConfig,
+        rlimits: Rlimits,
+        *,
+        stdin: int,
+        results: int,
+        stderr: int,
+        harness_args: tuple[str, ...],
+        cgroup: RunCgroup | None = None,
     ) -> ZygoteSandbox:
-        """Fork a sandbox that runs the harness: the job on `stdin`, events to `results`."""
+        """Fork a sandbox that runs the harness: the job on `stdin`, events to `results`; it
+        enters `cgroup` before anything else."""
         assert cfg.python is not None
         fields = [f"uid={cfg.uid}", f"gid={cfg.gid}", f"scratch_bytes={cfg.scratch_bytes}"]
         limits = {
@@ -253,6 +271,7 @@ class Zygote:
             limits["RLIMIT_AS"] = rlimits.address_space
         fields += [f"{name}={value}" for name, value in limits.items()]
         fields += [f"arg={arg}" for arg in harness_args]
+        fields += [f"cgroup={path}" for path in (cgroup.procs_files if cgroup is not None else ())]
         python, layout = _host_layout(cfg.python)
         fields += layout
         hidden = hidden_dirs(cfg.python)

@@ -16,13 +16,14 @@ sandbox makes new mount, network, ipc, uts and cgroup namespaces and builds the 
 isolation levels (a tmpfs with /usr bound read-only — the project's dirs inside it covered by an
 empty tmpfs —, the /bin, /lib… links, a fresh /proc, a few
 /dev nodes, a size-limited private tmpfs at /tmp), pivots into it and detaches the host's root,
-starts a new session, sets every rlimit, drops the whole capability bounding set, switches to
-the run's REAL unprivileged uid/gid (no groups; the kernel clears every capability), sets
-no_new_privs and the parent-death signal, keeps only fds 0-3, and then runs the harness on the
-job (as pid 1: everything it starts dies with it). The helper sends the sandbox's pidfd over
-the run's control socket at once, and its wait status and CPU times when it ends (SIGCHLD wakes
-the helper). When the helper's socket closes (the trusted process is gone) it exits, and the
-parent-death signals take every sandbox with it.
+starts a new session, joins a fresh session keyring, sets every rlimit, drops the whole capability
+bounding set, switches to the run's REAL unprivileged uid/gid (no groups; the kernel clears every
+capability), sets no_new_privs and the parent-death signal, installs the seccomp filter the
+trusted side built (seccomp.py; given once, after the harness, on the bootstrap's stdin), keeps
+only fds 0-3, and then runs the harness on the job (as pid 1: everything it starts dies with
+it). The helper sends the sandbox's pidfd over the run's control socket at once, and its wait
+status and CPU times when it ends (SIGCHLD wakes the helper). When the helper's socket closes
+(the trusted process is gone) it exits, and the parent-death signals take every sandbox with it.
 """
 
 import contextlib
@@ -45,8 +46,11 @@ CLONE_NEWNET = 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 MNT_DETACH = 2
-PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 38
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_SECCOMP, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 22, 38
+SECCOMP_MODE_FILTER = 2
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
+SYS_KEYCTL = {"x86_64": 250, "aarch64": 219}
+KEYCTL_JOIN_SESSION_KEYRING = 1
 SCRATCH = "/tmp"  # noqa: S108 - inside the sandbox: its private tmpfs
 BASE = "/tmp"  # noqa: S108 - where the new root is built, in the run's own mount namespace only
 SANDBOX_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp"}  # noqa: S108
@@ -163,6 +167,28 @@ def _drop_privileges(params):
         raise OSError("root could be regained")
 
 
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+
+
+def _install_seccomp(program):
+    """The trusted side's filter (seccomp.py), after the uid switch and before any job: from here
+    on it holds for this process and everything it starts, and nothing can lift it."""
+    if not program:
+        return  # built without one (development only: production refuses to run then)
+    fprog = _SockFprog(len(program) // 8, program)
+    _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0), "seccomp")
+
+
+def _fresh_session_keyring():
+    """A new, empty session keyring of the sandbox's own (not the helper's, which every sandbox
+    forked from it would otherwise share); the filter then closes keyrings altogether."""
+    keyctl = SYS_KEYCTL[os.uname().machine]
+    if _libc.syscall(keyctl, KEYCTL_JOIN_SESSION_KEYRING, None) < 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"join a session keyring: {os.strerror(errno)}")
+
+
 def _background():
     """A pre-started sandbox is built on spare CPU only: its session's scheduling group (a new
     session is a new autogroup) and the process get a low priority, so building it does not
@@ -175,18 +201,23 @@ def _background():
         pass  # no autogroups here: the process's own priority is what counts
 
 
-def _sandbox_main(params, harness):
+def _sandbox_main(params, harness, program):
     """The sandbox: pid 1 of its pid namespace, fds 0-3 in place and nothing else open. Builds
     the rest of its isolation, then runs the harness on the job."""
     try:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        for procs in params["cgroups"]:  # the run's own cgroup, before its cgroup namespace
+            with open(procs, "w") as handle:
+                handle.write("0")
         _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP), "unshare")
         os.setsid()
         if "--self-limit" in params["harness_args"]:  # pre-started: it limits itself once its job is in
             _background()
         socket.sethostname("sandbox")
         _build_root(params)
+        _fresh_session_keyring()
         _drop_privileges(params)
+        _install_seccomp(program)
     except BaseException as exc:  # noqa: BLE001 - report, never run the job half-isolated
         os.write(2, f"sandbox set-up failed: {exc}\n".encode(errors="replace"))
         os._exit(FAILED_SETUP)
@@ -200,7 +231,7 @@ def _sandbox_main(params, harness):
     os._exit(0)
 
 
-def _fork_sandbox(params, fds, harness, own_pid_ns):
+def _fork_sandbox(params, fds, harness, own_pid_ns, program):
     """Fork the run's sandbox into a new pid namespace; returns its pid (it is our child)."""
     job, results, stderr = fds
     # Our next child is pid 1 of a new pid namespace (back to our own first: a process may only
@@ -219,7 +250,7 @@ def _fork_sandbox(params, fds, harness, own_pid_ns):
             os.closerange(RESULTS_FD + 1, 1 << 16)
         except BaseException:  # noqa: BLE001
             os._exit(FAILED_SETUP)
-        _sandbox_main(params, harness)
+        _sandbox_main(params, harness, program)
     return pid
 
 
@@ -232,8 +263,8 @@ def _load_harness(source):
 
 
 def _parse(message):
-    """`key=value` pairs; values are integers, except the lists (links, binds, hides, harness args)."""
-    params = {"rlimits": {}, "links": [], "binds": [], "hides": [], "harness_args": []}
+    """`key=value` pairs; values are integers, except the lists (links, binds, hides, harness args, cgroups)."""
+    params = {"rlimits": {}, "links": [], "binds": [], "hides": [], "harness_args": [], "cgroups": []}
     for field in message.decode("ascii").split():
         key, _, value = field.partition("=")
         if key.startswith("RLIMIT_"):
@@ -247,6 +278,8 @@ def _parse(message):
             params["hides"].append(value)
         elif key == "arg":
             params["harness_args"].append(value)
+        elif key == "cgroup":
+            params["cgroups"].append(value)
         elif key in ("uid", "gid", "scratch_bytes"):
             params[key] = int(value)
         else:
@@ -256,7 +289,7 @@ def _parse(message):
     return params
 
 
-def main(harness_source):
+def main(harness_source, program):
     global LAST_CAP
     harness = _load_harness(harness_source)
     gc.freeze()  # what every sandbox inherits is never traversed by its collections
@@ -296,7 +329,7 @@ def main(harness_source):
         control = socket.socket(fileno=fds[3])
         try:
             params = _parse(message)
-            pid = _fork_sandbox(params, fds[:3], harness, own_pid_ns)
+            pid = _fork_sandbox(params, fds[:3], harness, own_pid_ns, program)
             pidfd = os.pidfd_open(pid)
             try:
                 socket.send_fds(control, [b"pid %d" % pid], [pidfd])
@@ -330,4 +363,4 @@ def _report_exits(running):
 
 
 if __name__ == "__main__":
-    main(HARNESS_SOURCE)  # noqa: F821 - given by the bootstrap (zygote.py)
+    main(HARNESS_SOURCE, SECCOMP_FILTER)  # noqa: F821 - given by the bootstrap (zygote.py)
