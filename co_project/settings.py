@@ -320,6 +320,13 @@ CO_SANDBOX_BWRAP = env.str("CO_SANDBOX_BWRAP", default="")
 CO_SANDBOX_UID = env.int("CO_SANDBOX_UID", default=200000)
 CO_SANDBOX_GID = env.int("CO_SANDBOX_GID", default=200000)
 CO_SANDBOX_UID_POOL = env.int("CO_SANDBOX_UID_POOL", default=32)
+# How long a run waits for a free sandbox uid slot before its verdict is `error` ("the server is busy").
+CO_SANDBOX_SLOT_WAIT_SECONDS = env.float("CO_SANDBOX_SLOT_WAIT_SECONDS", default=30.0)
+# A cgroup per run (memory and tasks of the whole run, CPU of all its processes): "auto" where this
+# process (root) may create them, "off" for rlimits alone.
+CO_SANDBOX_CGROUPS = env.str("CO_SANDBOX_CGROUPS", default="auto")
+# A delegated cgroup v2 directory for the run cgroups (default: this process's own cgroup).
+CO_SANDBOX_CGROUP = env.str("CO_SANDBOX_CGROUP", default="")
 CO_SANDBOX_MAX_PROCESSES = env.int("CO_SANDBOX_MAX_PROCESSES", default=64)
 CO_SANDBOX_MAX_OPEN_FILES = env.int("CO_SANDBOX_MAX_OPEN_FILES", default=64)
 CO_SANDBOX_MAX_FILE_BYTES = env.int("CO_SANDBOX_MAX_FILE_BYTES", default=8 * 1024 * 1024)
@@ -345,6 +352,8 @@ CO_MATH_WORKER_START_SECONDS = env.float("CO_MATH_WORKER_START_SECONDS", default
 # one answer at a time and keeps the second as a started spare for when one is killed; 1 saves
 # its memory.
 CO_MATH_WORKERS = env.int("CO_MATH_WORKERS", default=2)
+# One learner's submissions waiting for or under evaluation at once; the next is a 429 (0: no cap).
+CO_MAX_CONCURRENT_EVALUATIONS_PER_LEARNER = env.int("CO_MAX_CONCURRENT_EVALUATIONS_PER_LEARNER", default=2)
 # Rubric grading with the LLM (when CO_TUTOR_BASE is set); the built-in grader is the fallback.
 CO_TUTOR_GRADING_TIMEOUT_SECONDS = env.float("CO_TUTOR_GRADING_TIMEOUT_SECONDS", default=20.0)
 

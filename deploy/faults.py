@@ -159,9 +159,12 @@ def _learners(stack: ProductionStack, client: httpx.Client, report: Report, tag:
 
 
 def _answered(response: httpx.Response) -> bool:
-    """An answer a client can act on: accepted (200/202) or unavailable (503 in the envelope)."""
+    """An answer a client can act on: accepted (200/202), unavailable (503 in the envelope), or
+    the learner's evaluations in flight at their cap (429: one still waits for its verdict)."""
     if response.status_code in (200, 202):
         return True
+    if response.status_code == 429:
+        return response.json().get("error", {}).get("code") == "too_many_evaluations"
     return response.status_code == 503 and "error" in response.json()
 
 
@@ -182,12 +185,15 @@ def check_outcomes(
         for _, r in submitted
         if not (isinstance(r, httpx.Response) and _answered(r))
     ]
-    report.check(not errors, f"all {len(submitted)} POST /v1/submissions answered 200, 202 or 503", failure="; ".join(errors[:5]))
+    report.check(
+        not errors, f"all {len(submitted)} POST /v1/submissions answered 200, 202, 503 or 429", failure="; ".join(errors[:5])
+    )
     accepted = [
         (learner, r.json()["id"]) for learner, r in submitted if isinstance(r, httpx.Response) and r.status_code in (200, 202)
     ]
     unavailable = sum(1 for _, r in submitted if isinstance(r, httpx.Response) and r.status_code == 503)
-    report.note(f"{len(accepted)} accepted, {unavailable} answered 503")
+    capped = sum(1 for _, r in submitted if isinstance(r, httpx.Response) and r.status_code == 429)
+    report.note(f"{len(accepted)} accepted, {unavailable} answered 503, {capped} answered 429")
     deadline = time.monotonic() + FINAL_WAIT_SECONDS
     results = {sid: learner.final_result(sid, deadline) for learner, sid in accepted}
     statuses = [result.get("status") if result else "no verdict" for result in results.values()]
@@ -269,7 +275,7 @@ def check_redis_stopped(stack: ProductionStack, client: httpx.Client, report: Re
     started = time.monotonic()
     try:
         with ThreadPoolExecutor(max_workers=len(sessions)) as executor:
-            submitted = list(executor.map(lambda pair: (pair[0], _submit(pair[0], pair[1], PYTHON_CORRECT)), sessions * 2))
+            submitted = list(executor.map(lambda pair: (pair[0], _submit(pair[0], pair[1], PYTHON_CORRECT)), sessions))
     finally:
         redis.start()
     report.note(f"Redis down for {time.monotonic() - started:.1f} s")
