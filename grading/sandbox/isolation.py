@@ -453,9 +453,7 @@ def unshare_command(
         extra_binds += [d for d in _interpreter_binds(cfg.python) if d not in extra_binds]
     links = " ".join(f"{name}={target}" for kind, name, target in _root_entries() if kind == "link")
     hidden = hidden_dirs(interpreter_argv[0])
-    binds = " ".join(
-        [target for kind, _, target in _root_entries() if kind == "dir"] + extra_binds + list(hidden.rebind)
-    )
+    binds = " ".join([target for kind, _, target in _root_entries() if kind == "dir"] + extra_binds + list(hidden.rebind))
     head = [
         setpriv,
         "--pdeathsig",
