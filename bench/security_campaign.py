@@ -59,7 +59,10 @@ def _existing(paths: tuple[str, ...]) -> list[str]:
 def _setting(case_id: str) -> str:
     """Where a sandbox case ran, from its test id: language, isolation level, start."""
     language = "JavaScript" if re.search(r"javascript|node|_js", case_id, re.I) else "Python"
-    level = next((name for name in ("zygote", "bubblewrap", "unshare") if name in case_id), "default level")
+    # Without a level in its id a case runs at the default: the fork helper for Python (as root),
+    # bubblewrap for JavaScript.
+    default = "bubblewrap" if language == "JavaScript" else "zygote"
+    level = next((name for name in ("zygote", "bubblewrap", "unshare") if name in case_id), default)
     start = "pre-started" if re.search(r"\bwarm\b|-warm|warm-", case_id) else "started for the run"
     return f"{language}, {level.replace('zygote', 'fork helper')}, {start}"
 

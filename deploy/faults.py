@@ -169,10 +169,14 @@ def _answered(response: httpx.Response) -> bool:
 
 
 def _submit(learner: Learner, session_id: str, code: str) -> httpx.Response | Exception:
+    """One submission; after a 429 (at the per-learner cap) it waits a second, as a client should."""
     try:
-        return learner.submit(session_id, "python", code)
+        response = learner.submit(session_id, "python", code)
     except httpx.HTTPError as exc:
         return exc
+    if response.status_code == 429:
+        time.sleep(1.0)
+    return response
 
 
 def check_outcomes(
