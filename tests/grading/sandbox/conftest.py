@@ -204,3 +204,26 @@ def context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Context]:
             os.environ.pop("CO_SENTINEL_SECRET", None)
         else:
             os.environ["CO_SENTINEL_SECRET"] = previous
+
+
+# Every language at every isolation level it can run at (as root, as in CI: all of them).
+PINNED_LEVELS = [
+    ("python", "zygote"),
+    ("python", "bubblewrap"),
+    ("python", "unshare"),
+    ("javascript", "bubblewrap"),
+    ("javascript", "unshare"),
+]
+
+
+@pytest.fixture(params=PINNED_LEVELS, ids=[f"{language}-{level}" for language, level in PINNED_LEVELS])
+def pinned(request: pytest.FixtureRequest, settings: Any) -> tuple[str, str]:
+    """(language, isolation level), the level pinned for the test; a level this machine cannot
+    give fails under CI or as root and is skipped elsewhere."""
+    language, level = request.param
+    settings.CO_SANDBOX_ISOLATION = level
+    if language_level(language) != level:
+        if os.environ.get("CI") or os.geteuid() == 0:
+            pytest.fail(f"{language} cannot run at isolation level {level} here")
+        pytest.skip(f"no {level} isolation on this machine")
+    return language, level

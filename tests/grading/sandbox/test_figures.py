@@ -10,7 +10,6 @@ machine has, on sandboxes started for the run and on pre-started ones."""
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any
 
 import pytest
@@ -18,7 +17,6 @@ import pytest
 from grading.evaluators.coding import coarse_memory_kb, coarse_ms, evaluate_code
 from grading.problems import CodingProblem, HiddenCase, hidden_tests_encoded
 from grading.sandbox import SandboxRun, run_in_sandbox
-from grading.sandbox.isolation import language_level
 from grading.verdicts import Verdict
 from tests.grading.sandbox.conftest import prime_warm_pool
 
@@ -131,26 +129,6 @@ EXPECTED = {
     "fails_negatives": ("failed", 2, ["negatives"]),
     "floods_negatives": ("failed", 2, ["negatives"]),
 }
-
-LEVELS = [
-    ("python", "zygote"),
-    ("python", "bubblewrap"),
-    ("python", "unshare"),
-    ("javascript", "bubblewrap"),
-    ("javascript", "unshare"),
-]
-
-
-@pytest.fixture(params=LEVELS, ids=[f"{language}-{level}" for language, level in LEVELS])
-def pinned(request: pytest.FixtureRequest, settings: Any) -> tuple[str, str]:
-    """(language, isolation level): every level this machine has (as root, as in CI: all)."""
-    language, level = request.param
-    settings.CO_SANDBOX_ISOLATION = level
-    if language_level(language) != level:
-        if os.environ.get("CI") or os.geteuid() == 0:
-            pytest.fail(f"{language} cannot run at isolation level {level} here")
-        pytest.skip(f"no {level} isolation on this machine")
-    return language, level
 
 
 def _evaluate(language: str, code: str, problem: CodingProblem | None = None) -> Verdict:

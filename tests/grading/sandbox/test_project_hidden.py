@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from grading.sandbox import SandboxRun, run_in_sandbox
-from grading.sandbox.isolation import language_level
 from tests.grading.sandbox.conftest import prime_warm_pool
 
 pytestmark = pytest.mark.usefixtures("isolated")
@@ -100,27 +99,6 @@ def usr_install(settings: Any) -> Iterator[tuple[str, list[str]]]:
         yield str(root), paths
     finally:
         shutil.rmtree(root, ignore_errors=True)
-
-
-LEVELS = [
-    ("python", "zygote"),
-    ("python", "bubblewrap"),
-    ("python", "unshare"),
-    ("javascript", "bubblewrap"),
-    ("javascript", "unshare"),
-]
-
-
-@pytest.fixture(params=LEVELS, ids=[f"{language}-{level}" for language, level in LEVELS])
-def pinned(request: pytest.FixtureRequest, settings: Any) -> tuple[str, str]:
-    """(language, isolation level): every level this machine has (as root: all of them)."""
-    language, level = request.param
-    settings.CO_SANDBOX_ISOLATION = level
-    if language_level(language) != level:
-        if os.environ.get("CI") or os.geteuid() == 0:
-            pytest.fail(f"{language} cannot run at isolation level {level} here")
-        pytest.skip(f"no {level} isolation on this machine")
-    return language, level
 
 
 def _probe(language: str, paths: list[str]) -> dict[str, Any]:
