@@ -55,6 +55,7 @@ from deploy.smoke import (
     Report,
     _brief,
     _tally,
+    attempt_events,
 )
 from deploy.stack import ProductionStack, StackError, _free_port
 
@@ -210,13 +211,7 @@ def check_outcomes(
     ids = list(results)
     learner_ids = sorted({learner.sub for learner, _ in accepted} | {learner.sub for learner, _ in submitted})
     with psycopg.connect(stack.database_url) as conn:
-        events = dict(
-            conn.execute(
-                "SELECT attrs->>'submission_id', count(*) FROM co_project_telemetryevent "
-                "WHERE event = 'attempt_submit' AND attrs->>'submission_id' = ANY(%s) GROUP BY 1",
-                (ids,),
-            ).fetchall()
-        )
+        events = attempt_events(conn, ids)
         graded = dict(
             conn.execute(
                 "SELECT learner_id, count(*) FROM submissions_submission WHERE learner_id = ANY(%s) AND kind = 'submit' "

@@ -377,13 +377,7 @@ def check_batch_with_a_killed_worker(stack: ProductionStack, client: httpx.Clien
 
     ids = list(results)
     with psycopg.connect(stack.database_url) as conn:
-        events = dict(
-            conn.execute(
-                "SELECT attrs->>'submission_id', count(*) FROM co_project_telemetryevent "
-                "WHERE event = 'attempt_submit' AND attrs->>'submission_id' = ANY(%s) GROUP BY 1",
-                (ids,),
-            ).fetchall()
-        )
+        events = attempt_events(conn, ids)
         rows = conn.execute(
             "SELECT id::text, status, attempts FROM submissions_submission WHERE id = ANY(%s::uuid[])", (ids,)
         ).fetchall()
@@ -409,6 +403,17 @@ def check_batch_with_a_killed_worker(stack: ProductionStack, client: httpx.Clien
         kill["pid"] not in pool_after and len(pool_after) == stack.worker_concurrency,
         "the worker replaced the killed pool process",
         pool_after,
+    )
+
+
+def attempt_events(conn: psycopg.Connection, ids: list[str]) -> dict[str, int]:
+    """How many `attempt_submit` events each of these submissions produced (absent: none)."""
+    return dict(
+        conn.execute(
+            "SELECT attrs->>'submission_id', count(*) FROM co_project_telemetryevent "
+            "WHERE event = 'attempt_submit' AND attrs->>'submission_id' = ANY(%s) GROUP BY 1",
+            (ids,),
+        ).fetchall()
     )
 
 
