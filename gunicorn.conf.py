@@ -21,3 +21,17 @@ def post_worker_init(worker: object) -> None:
     from co_project.access_log import access_log_redaction_install
 
     access_log_redaction_install()
+
+
+def on_starting(server: object) -> None:
+    """Metrics (co_project/metrics.py): the workers write as `web`; the last run's files go."""
+    from co_project.metrics import metrics_service_start
+
+    metrics_service_start("web")
+
+
+def child_exit(server: object, worker: object) -> None:
+    """A worker that exited no longer counts in the live-summed gauges (open tutor streams)."""
+    from co_project.metrics import metrics_process_dead
+
+    metrics_process_dead(worker.pid, "web")  # type: ignore[attr-defined]

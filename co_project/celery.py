@@ -4,7 +4,18 @@ reject_on_worker_lost, time limits; with no broker configured tasks run eagerly 
 import os
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun, worker_process_init
+from celery.signals import (
+    celeryd_init,
+    task_failure,
+    task_postrun,
+    task_prerun,
+    task_retry,
+    task_revoked,
+    task_success,
+    worker_process_init,
+)
+
+from co_project import metrics
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "co_project.settings")
 
@@ -43,3 +54,32 @@ def grading_warm_up() -> None:
     warm_up()
     if settings.CO_EVAL_BASE is None:  # the embedded sandbox grades code here
         sandbox_warm_up(memory_limit_mb=settings.CO_SANDBOX_WARM_UP_MEMORY_MB)
+
+
+# --- metrics (co_project/metrics.py): the worker's pool processes share its directory ------------
+
+
+@celeryd_init.connect
+def _metrics_worker_start(**kwargs: object) -> None:
+    """In the worker's main process, before it forks its pool: its processes write as `worker`."""
+    metrics.metrics_service_start("worker")
+
+
+@task_success.connect
+def _task_succeeded(sender: object = None, **kwargs: object) -> None:
+    metrics.celery_task_observe(task=getattr(sender, "name", "unknown"), outcome="success")
+
+
+@task_failure.connect
+def _task_failed(sender: object = None, **kwargs: object) -> None:
+    metrics.celery_task_observe(task=getattr(sender, "name", "unknown"), outcome="failure")
+
+
+@task_retry.connect
+def _task_retried(sender: object = None, **kwargs: object) -> None:
+    metrics.celery_task_observe(task=getattr(sender, "name", "unknown"), outcome="retry")
+
+
+@task_revoked.connect
+def _task_revoked(sender: object = None, **kwargs: object) -> None:
+    metrics.celery_task_observe(task=getattr(sender, "name", "unknown"), outcome="revoked")

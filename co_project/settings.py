@@ -64,6 +64,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "co_project.middleware.RequestMetricsMiddleware",  # outermost: counts what the client gets
     "co_project.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "co_project.middleware.StaticFilesMiddleware",  # WhiteNoise, async-capable
@@ -274,6 +275,9 @@ CO_TUTOR_BASE = env.str("CO_TUTOR_BASE", default="") or None
 CO_TUTOR_MODEL = env.str("CO_TUTOR_MODEL", default="") or None
 CO_TUTOR_API_KEY = env.str("CO_TUTOR_API_KEY", default="") or None
 CO_SSE_MAX_STREAMS = env.int("CO_SSE_MAX_STREAMS", default=2)
+# Bearer token of GET /metrics (Prometheus). Unset: no /metrics outside development. The
+# multiprocess directory, CO_METRICS_DIR, is read by co_project/metrics.py itself.
+CO_METRICS_TOKEN = env.str("CO_METRICS_TOKEN", default="") or None
 
 # --- tutor (tutoring/: hint turns streamed over SSE) ---------------------------------------------
 # Hint requests (POST /v1/tutor/messages) per learner, on top of CO_RATE_LIMIT.

@@ -1,10 +1,11 @@
-"""Root URLs: `/v1/` (public API), `/health`, `/v1/schema` + `/docs` (OpenAPI), `/admin`."""
+"""Root URLs: `/v1/` (public API), `/health`, `/metrics` (Prometheus), `/v1/schema` + `/docs` (OpenAPI), `/admin`."""
 
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from co_project.health import HealthView
+from co_project.metrics_endpoint import metrics_view
 
 admin.site.site_header = "Curriculum Orchestrator"
 admin.site.site_title = "CO admin"
@@ -12,6 +13,7 @@ admin.site.index_title = "Curriculum authoring"
 
 urlpatterns = [
     path("health", HealthView.as_view(), name="health"),
+    path("metrics", metrics_view, name="metrics"),
     path("v1/schema", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path(
         "docs", SpectacularSwaggerView.as_view(url_name="schema", authentication_classes=[], permission_classes=[]), name="docs"

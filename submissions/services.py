@@ -27,6 +27,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from co_project import metrics
 from co_project.errors import ApplicationError, InvalidInput, PayloadTooLarge
 from co_project.prepared import Param, PreparedUpdate
 from co_project.telemetry import telemetry_emit
@@ -228,7 +229,12 @@ def _claim(*, submission_id: uuid.UUID) -> tuple[Submission, uuid.UUID] | None:
     )
     if not claimed:
         return None
-    return Submission.objects.get(id=submission_id), token
+    submission = Submission.objects.get(id=submission_id)
+    queued_at = submission.enqueued_at or submission.created_at
+    metrics.queue_wait_observe(
+        subject=submission.subject, language=submission.language, seconds=(now - queued_at).total_seconds()
+    )
+    return submission, token
 
 
 def _grade(submission: Submission, bundle: ProblemBundle) -> Verdict:
@@ -372,6 +378,7 @@ def _finish(submission: Submission, token: uuid.UUID, verdict: Verdict, bundle: 
         if not finished:
             return False
         transaction.on_commit(lambda: verdict_announce(submission_id=submission.id))
+        transaction.on_commit(lambda: _verdict_observe(submission, verdict, now))
         if verdict.rubric_scores is not None and submission.problem_id is not None:
             rubric_id = problem_rubric_id(problem_id=submission.problem_id)
             if rubric_id is not None:
@@ -396,6 +403,22 @@ def _finish(submission: Submission, token: uuid.UUID, verdict: Verdict, bundle: 
         )
         _update_learner_model(submission, verdict, now, bundle)
     return True
+
+
+def _verdict_observe(submission: Submission, verdict: Verdict, finished_at: Any) -> None:
+    """The verdict's metrics, once it is committed: every submission counts exactly once."""
+    metrics.verdict_observe(
+        subject=submission.subject,
+        language=submission.language,
+        status=verdict.status,
+        seconds_to_verdict=(finished_at - submission.created_at).total_seconds(),
+    )
+    if submission.subject == Subject.CODING:
+        metrics.sandbox_observe(
+            language=submission.language,
+            isolation=verdict.isolation,
+            start_failed=(verdict.error or {}).get("kind") == "sandbox",
+        )
 
 
 LEARNER_GRADED_STATUSES = (SubmissionStatus.PASSED, SubmissionStatus.FAILED, SubmissionStatus.TIMEOUT)

@@ -27,6 +27,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from co_project import metrics
 from tutoring.models import TurnOutcome, TutorKind
 from tutoring.services import llm_settings, tutor_turn_finish
 from tutoring.slots import StreamSlots, StreamSlotsUnavailable
@@ -105,6 +106,8 @@ async def turn_event_stream(
             except StreamSlotsUnavailable:
                 logger.warning("stream slot renewal failed", extra={"turn_id": turn_id})
 
+    started, first_token = loop.time(), True
+    metrics.TUTOR_OPEN_STREAMS.inc()
     try:
         yield sse_event("start", {"turn_id": turn_id, "hint_level": hint_level, "tutor": tutor})
         while True:
@@ -118,6 +121,9 @@ async def turn_event_stream(
                     yield sse_comment("heartbeat")
                 continue
             if kind == "token":
+                if first_token:
+                    metrics.TUTOR_TIME_TO_FIRST_TOKEN.observe(loop.time() - started)
+                    first_token = False
                 shown.append(payload)
                 yield sse_event("token", {"text": payload})
             elif kind == "fallback":
@@ -142,6 +148,7 @@ async def turn_event_stream(
             last_write = loop.time()
             await renew_if_due()
     finally:
+        metrics.TUTOR_OPEN_STREAMS.dec()
         producer.cancel()
         await asyncio.gather(producer, return_exceptions=True)
         await slots.release(learner_id, stream_id)
