@@ -7,7 +7,10 @@ Everything goes through HTTP, as a client sees it, except where only the databas
   (b) a learner's practice session on two-sum: a correct and a wrong solution in Python and in
       JavaScript get `passed` / `failed`, each with the isolation it ran under;
   (c) a tutor turn streamed over SSE to its `done` event;
-  (d) 20 correct submissions at once while one Celery pool process is killed (SIGKILL) in the
+  (d) /metrics (multiprocess, behind its bearer token): after N verdicts, from both gunicorn
+      workers and the Celery pool, `co_verdicts_total` and the evaluation task's successes rose
+      by exactly N, and the requests were counted by route;
+  (e) 20 correct submissions at once while one Celery pool process is killed (SIGKILL) in the
       middle of grading: every one still ends `passed`, with exactly one verdict event.
 
 Run it with the Python of a virtualenv built from requirements.txt alone (that is what it
@@ -304,7 +307,7 @@ def check_tutor(stack: ProductionStack, client: httpx.Client, report: Report) ->
     report.check(done is not None and done.get("outcome") == "ok", "the stream ends with done (outcome ok)", done or names[-1:])
 
 
-# --- (d) -------------------------------------------------------------------------------------
+# --- (e) -------------------------------------------------------------------------------------
 
 
 def _running_count(database_url: str, learner_prefix: str) -> int:
@@ -332,7 +335,7 @@ def _kill_a_pool_process_mid_grading(stack: ProductionStack, learner_prefix: str
 
 
 def check_batch_with_a_killed_worker(stack: ProductionStack, client: httpx.Client, report: Report) -> None:
-    report.section(f"(d) {BATCH_SIZE} correct submissions at once; one Celery pool process killed while grading")
+    report.section(f"(e) {BATCH_SIZE} correct submissions at once; one Celery pool process killed while grading")
     prefix = f"smoke-batch-{uuid.uuid4().hex[:6]}-"
     learners = [Learner(stack, client, f"{prefix}{n}") for n in range(BATCH_LEARNERS)]
     sessions = {learner.sub: learner.start_session(report) for learner in learners}
@@ -406,6 +409,87 @@ def check_batch_with_a_killed_worker(stack: ProductionStack, client: httpx.Clien
     )
 
 
+# --- (d) -------------------------------------------------------------------------------------
+
+METRICS_VERDICTS = 4
+
+
+def scrape(stack: ProductionStack, client: httpx.Client) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """One scrape of /metrics as Prometheus makes it: {(series name, labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = client.get("/metrics", headers={"Authorization": f"Bearer {stack.metrics_token}"})
+    if response.status_code != 200:
+        raise CheckFailed(f"GET /metrics: {_brief(response)}")
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def check_metrics(stack: ProductionStack, client: httpx.Client, report: Report) -> None:
+    report.section(f"(d) /metrics: {METRICS_VERDICTS} verdicts counted exactly, across the web and worker processes")
+    for headers, what in (({}, "without a token"), ({"Authorization": "Bearer wrong"}, "with a wrong token")):
+        response = client.get("/metrics", headers=headers)
+        report.check(response.status_code == 401, f"/metrics {what} is 401", failure=_brief(response))
+    passed = ("co_verdicts_total", frozenset({"subject": "coding", "language": "python", "status": "passed"}.items()))
+    evaluated = ("co_celery_tasks_total", frozenset({"task": "submissions.evaluate", "outcome": "success"}.items()))
+    posted = ("co_http_requests_total", frozenset({"method": "POST", "route": "/v1/submissions", "status": "200"}.items()))
+    read = (
+        "co_http_requests_total",
+        frozenset({"method": "GET", "route": "/v1/submissions/<submission_id>", "status": "200"}.items()),
+    )
+    before = scrape(stack, client)
+    learner = Learner(stack, client, "smoke-metrics")
+    session_id = learner.start_session(report)
+    answered: dict[int, int] = {200: 0, 202: 0}
+    ids = []
+    for _ in range(METRICS_VERDICTS):
+        response = learner.submit(session_id, "python", PYTHON_CORRECT)
+        report.require(response.status_code in (200, 202), "POST /v1/submissions is 200 or 202", failure=_brief(response))
+        answered[response.status_code] += 1
+        ids.append(response.json()["id"])
+        if response.json().get("status") not in FINAL_STATUSES:  # polled until a 200 carries the verdict
+            learner.final_result(ids[-1], time.monotonic() + FINAL_WAIT_SECONDS)
+    for submission_id in ids:
+        report.require(learner.get(f"/v1/submissions/{submission_id}").status_code == 200, "GET /v1/submissions/{id} is 200")
+    # A task's success is signalled just after its verdict commits: give the last one a moment.
+    deadline = time.monotonic() + 10
+    after = scrape(stack, client)
+    while after.get(evaluated, 0) - before.get(evaluated, 0) < METRICS_VERDICTS and time.monotonic() < deadline:
+        time.sleep(0.2)
+        after = scrape(stack, client)
+
+    def rise(key: tuple[str, frozenset[tuple[str, str]]]) -> float:
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    report.check(
+        rise(passed) == METRICS_VERDICTS, f"co_verdicts_total{{coding,python,passed}} rose by {METRICS_VERDICTS}", rise(passed)
+    )
+    verdicts = sum(value for (name, _), value in after.items() if name == "co_verdicts_total") - sum(
+        value for (name, _), value in before.items() if name == "co_verdicts_total"
+    )
+    report.check(verdicts == METRICS_VERDICTS, f"co_verdicts_total rose by {METRICS_VERDICTS} in all", verdicts)
+    report.check(
+        rise(evaluated) == METRICS_VERDICTS,
+        f"co_celery_tasks_total{{submissions.evaluate,success}} rose by {METRICS_VERDICTS}",
+        rise(evaluated),
+    )
+    count = ("co_time_to_verdict_seconds_count", frozenset({"subject": "coding", "language": "python"}.items()))
+    report.check(rise(count) == METRICS_VERDICTS, f"co_time_to_verdict_seconds_count rose by {METRICS_VERDICTS}", rise(count))
+    report.check(
+        rise(posted) == answered[200], f"co_http_requests_total{{POST,/v1/submissions,200}} rose by {answered[200]}", rise(posted)
+    )
+    reads = METRICS_VERDICTS + answered[202]
+    report.check(rise(read) == reads, f"GET /v1/submissions/{{id}} counted by its route pattern ({reads})", rise(read))
+    raw = [submission_id for submission_id in ids if any(submission_id in str(labels) for _, labels in after)]
+    report.check(raw == [], "no label carries a submission's id", raw)
+    levels = [dict(labels)["level"] for (name, labels), value in after.items() if name == "co_sandbox_isolation" and value == 1]
+    report.check(bool(levels) and "none" not in levels, "co_sandbox_isolation from the worker", levels)
+    report.note(f"scraped {len(after)} series; answers 200 × {answered[200]}, 202 × {answered[202]}")
+
+
 def attempt_events(conn: psycopg.Connection, ids: list[str]) -> dict[str, int]:
     """How many `attempt_submit` events each of these submissions produced (absent: none)."""
     return dict(
@@ -435,6 +519,7 @@ SECTIONS: tuple[Callable[[ProductionStack, httpx.Client, Report], None], ...] = 
     check_health,
     check_submissions,
     check_tutor,
+    check_metrics,  # before (e), whose re-queued duplicates may still run after it
     check_batch_with_a_killed_worker,
 )
 

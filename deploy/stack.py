@@ -71,6 +71,8 @@ def production_environment(
     allowed_hosts: str,
     web_bind: str,
     web_workers: int,
+    metrics_token: str,
+    metrics_dir: str,
 ) -> dict[str, str]:
     """What an operator exports (README, Production): everything else keeps its default."""
     return {
@@ -82,6 +84,8 @@ def production_environment(
         "CO_ALLOWED_HOSTS": allowed_hosts,
         "CO_WEB_BIND": web_bind,
         "CO_WEB_WORKERS": str(web_workers),
+        "CO_METRICS_TOKEN": metrics_token,
+        "CO_METRICS_DIR": metrics_dir,
     }
 
 
@@ -131,6 +135,7 @@ class ProductionStack:
         self.issuer = self.extra_env.get("CO_JWT_ISSUER", DEFAULT_ISSUER)
         self.audience = self.extra_env.get("CO_JWT_AUDIENCE") or None
         self.database_name = f"co_smoke_{secrets.token_hex(6)}"
+        self.metrics_token = secrets.token_urlsafe(32)  # GET /metrics: `Authorization: Bearer <it>`
         self.database_url = ""
         self.base_url = ""
         self.log_dir: Path | None = None  # made by start()
@@ -177,6 +182,8 @@ class ProductionStack:
                 allowed_hosts="127.0.0.1,localhost",
                 web_bind=f"127.0.0.1:{port}",
                 web_workers=self.web_workers,
+                metrics_token=self.metrics_token,
+                metrics_dir=str(self.log_dir / "metrics"),  # one per host: this stack's web and worker
             )
         )
         for command in SETUP_COMMANDS:

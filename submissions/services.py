@@ -377,8 +377,9 @@ def _finish(submission: Submission, token: uuid.UUID, verdict: Verdict, bundle: 
         finished = _record_verdict.run(tuple(fields), submission_id=submission.id, claim_token=token, **fields)
         if not finished:
             return False
-        transaction.on_commit(lambda: verdict_announce(submission_id=submission.id))
+        # Counted before the waiters wake, so a client that saw the verdict finds it counted.
         transaction.on_commit(lambda: _verdict_observe(submission, verdict, now))
+        transaction.on_commit(lambda: verdict_announce(submission_id=submission.id))
         if verdict.rubric_scores is not None and submission.problem_id is not None:
             rubric_id = problem_rubric_id(problem_id=submission.problem_id)
             if rubric_id is not None:
