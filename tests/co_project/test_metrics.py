@@ -5,8 +5,13 @@ The multiprocess run under gunicorn and a Celery worker is deploy/smoke.py's `me
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
@@ -230,3 +235,56 @@ def test_the_contract_names_are_exported() -> None:
         "co_tutor_time_to_first_token_seconds_bucket",
         "co_celery_tasks_total",
     } <= exported_metric_names()
+
+
+# --- multiprocess mode: the files of a host's processes -------------------------------------------
+
+
+def _in_process(directory: Path, code: str) -> str:
+    """Run `code` in a fresh Python with CO_METRICS_DIR set, as a service's process would."""
+    env = {**os.environ, "CO_METRICS_DIR": str(directory), "CO_ENV": "test"}
+    env.pop("CO_METRICS_SERVICE", None)
+    prelude = "import os\nfrom co_project import metrics\n"
+    result = subprocess.run(
+        [sys.executable, "-c", prelude + textwrap.dedent(code)], env=env, capture_output=True, text=True, check=False, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def _scrape_of(directory: Path) -> Samples:
+    text = _in_process(directory, "print(metrics.metrics_exposition()[0].decode())")
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_processes_of_two_services_add_up_and_each_service_clears_only_its_own_files(tmp_path: Path) -> None:
+    passed = ("co_verdicts_total", frozenset({"subject": "math", "language": "none", "status": "passed"}.items()))
+    evaluated = ("co_celery_tasks_total", frozenset({"task": "submissions.evaluate", "outcome": "success"}.items()))
+    streams = ("co_tutor_open_streams", frozenset())
+    web = """
+        metrics.metrics_service_start("web")
+        metrics.verdict_observe(subject="math", language="", status="passed", seconds_to_verdict=0.3)
+        metrics.TUTOR_OPEN_STREAMS.inc()
+        print(os.getpid())
+    """
+    first_web, second_web = _in_process(tmp_path, web), _in_process(tmp_path, web)
+    worker = """
+        metrics.metrics_service_start("worker")
+        metrics.celery_task_observe(task="submissions.evaluate", outcome="success")
+    """
+    _in_process(tmp_path, worker)
+    scraped = _scrape_of(tmp_path)
+    assert (scraped[passed], scraped[evaluated], scraped[streams]) == (1, 1, 1)  # the second web start cleared the first's
+    assert sorted(path.name for path in tmp_path.glob("*_web-*.db")) == sorted(
+        [f"counter_web-{second_web}.db", f"gauge_livesum_web-{second_web}.db", f"histogram_web-{second_web}.db"]
+    )
+    assert not list(tmp_path.glob(f"*_web-{first_web}.db"))
+
+    _in_process(tmp_path, f'metrics.metrics_process_dead({second_web}, "web")')  # gunicorn's child_exit
+    _in_process(tmp_path, worker)  # the worker restarts: its old files go, the web's stay
+    scraped = _scrape_of(tmp_path)
+    assert (scraped[passed], scraped[evaluated], scraped[streams]) == (1, 1, 0)
