@@ -13,6 +13,7 @@ from celery.signals import (
     task_revoked,
     task_success,
     worker_process_init,
+    worker_ready,
 )
 
 from co_project import metrics
@@ -63,6 +64,12 @@ def grading_warm_up() -> None:
 def _metrics_worker_start(**kwargs: object) -> None:
     """In the worker's main process, before it forks its pool: its processes write as `worker`."""
     metrics.metrics_service_start("worker")
+
+
+@worker_ready.connect
+def _metrics_worker_serve(**kwargs: object) -> None:
+    """A worker host without a web process: the main process serves the scrape (CO_METRICS_WORKER_BIND)."""
+    metrics.metrics_worker_serve()
 
 
 @task_success.connect

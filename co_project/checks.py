@@ -12,6 +12,7 @@ from django.core.checks import Warning as CheckWarning
 logger = logging.getLogger("co.checks")
 
 JWT_AUDIENCE_MISSING = "co.W001"
+METRICS_DIR_MISSING = "co.W002"
 
 
 @register(Tags.security)
@@ -32,7 +33,24 @@ def jwt_audience_check(app_configs: object = None, **kwargs: object) -> list[Che
     ]
 
 
+@register()
+def metrics_directory_check(app_configs: object = None, **kwargs: object) -> list[CheckMessage]:
+    """Without the multiprocess directory each process keeps its own values: a scrape shows the
+    one gunicorn worker that answered it, and nothing of the Celery worker's."""
+    from co_project.metrics import METRICS_DIR
+
+    if not settings.IS_PRODUCTION or settings.CO_METRICS_TOKEN is None or METRICS_DIR:
+        return []
+    return [
+        CheckWarning(
+            "/metrics is on (CO_METRICS_TOKEN) but CO_METRICS_DIR is not set: a scrape shows only the process that answered it.",
+            hint="Set CO_METRICS_DIR to a directory shared by the web and worker processes of this host.",
+            id=METRICS_DIR_MISSING,
+        )
+    ]
+
+
 def startup_checks_log() -> None:
     """Log this module's warnings once when a serving process starts."""
-    for message in jwt_audience_check():
+    for message in [*jwt_audience_check(), *metrics_directory_check()]:
         logger.warning("%s: %s %s", message.id, message.msg, message.hint or "", extra={"check": message.id})

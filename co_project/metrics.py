@@ -39,6 +39,7 @@ from prometheus_client import (  # noqa: E402 - after the multiprocess directory
     disable_created_metrics,
     generate_latest,
     multiprocess,
+    start_http_server,
     values,
 )
 
@@ -200,6 +201,22 @@ def metrics_exposition() -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry, path=METRICS_DIR)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def metrics_worker_serve(bind: str | None = None) -> Any:
+    """On a worker host without a web process, the Celery worker's main process serves the
+    scrape itself on `CO_METRICS_WORKER_BIND` (`host:port`, unset: off) — a separate bind with no
+    token, so an internal address only. Returns the server (None when off)."""
+    bind = os.environ.get("CO_METRICS_WORKER_BIND", "") if bind is None else bind
+    if not bind:
+        return None
+    host, _, port = bind.rpartition(":")
+    registry = REGISTRY
+    if METRICS_DIR:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=METRICS_DIR)
+    server, _thread = start_http_server(int(port), addr=host.strip("[]") or "127.0.0.1", registry=registry)
+    return server
 
 
 def exported_metric_names() -> frozenset[str]:

@@ -288,3 +288,31 @@ def test_processes_of_two_services_add_up_and_each_service_clears_only_its_own_f
     _in_process(tmp_path, worker)  # the worker restarts: its old files go, the web's stay
     scraped = _scrape_of(tmp_path)
     assert (scraped[passed], scraped[evaluated], scraped[streams]) == (1, 1, 0)
+
+
+def test_production_warns_when_metrics_are_on_without_the_multiprocess_directory(settings) -> None:
+    from co_project.checks import METRICS_DIR_MISSING, metrics_directory_check
+
+    settings.IS_PRODUCTION, settings.CO_METRICS_TOKEN = True, TOKEN
+    assert [message.id for message in metrics_directory_check()] == [METRICS_DIR_MISSING]  # this process has none
+    settings.CO_METRICS_TOKEN = None
+    assert metrics_directory_check() == []
+
+
+def test_a_worker_host_serves_the_scrape_on_its_own_bind(tmp_path: Path) -> None:
+    """CO_METRICS_WORKER_BIND: what the Celery worker's main process does on `worker_ready`,
+    here in a process of a worker service with the multiprocess directory."""
+    port = 18101
+    scraped = _in_process(
+        tmp_path,
+        f"""
+        import urllib.request
+        metrics.metrics_service_start("worker")
+        metrics.celery_task_observe(task="submissions.evaluate", outcome="failure")
+        server = metrics.metrics_worker_serve("127.0.0.1:{port}")
+        print(urllib.request.urlopen("http://127.0.0.1:{port}/metrics", timeout=10).read().decode())
+        server.shutdown()
+        """,
+    )
+    assert 'co_celery_tasks_total{outcome="failure",task="submissions.evaluate"} 1.0' in scraped
+    assert _in_process(tmp_path, 'print(metrics.metrics_worker_serve(""))') == "None"
