@@ -428,8 +428,16 @@ def scrape(stack: ProductionStack, client: httpx.Client) -> dict[tuple[str, froz
     }
 
 
-def check_metrics(stack: ProductionStack, client: httpx.Client, report: Report) -> None:
+def check_metrics(stack: ProductionStack, shared_client: httpx.Client, report: Report) -> None:
     report.section(f"(d) /metrics: {METRICS_VERDICTS} verdicts counted exactly, across the web and worker processes")
+    # A connection per request, so requests and scrapes land on either gunicorn worker.
+    with httpx.Client(
+        base_url=stack.base_url, timeout=shared_client.timeout, limits=httpx.Limits(max_keepalive_connections=0)
+    ) as client:
+        _check_metrics(stack, client, report)
+
+
+def _check_metrics(stack: ProductionStack, client: httpx.Client, report: Report) -> None:
     for headers, what in (({}, "without a token"), ({"Authorization": "Bearer wrong"}, "with a wrong token")):
         response = client.get("/metrics", headers=headers)
         report.check(response.status_code == 401, f"/metrics {what} is 401", failure=_brief(response))
@@ -488,6 +496,8 @@ def check_metrics(stack: ProductionStack, client: httpx.Client, report: Report) 
     levels = [dict(labels)["level"] for (name, labels), value in after.items() if name == "co_sandbox_isolation" and value == 1]
     report.check(bool(levels) and "none" not in levels, "co_sandbox_isolation from the worker", levels)
     report.note(f"scraped {len(after)} series; answers 200 × {answered[200]}, 202 × {answered[202]}")
+    writers = sorted({path.stem.rsplit("_", 1)[-1] for path in Path(stack.env["CO_METRICS_DIR"]).glob("*.db")})
+    report.note(f"processes with metrics files: {', '.join(writers)}")
 
 
 def attempt_events(conn: psycopg.Connection, ids: list[str]) -> dict[str, int]:
