@@ -316,3 +316,29 @@ def test_a_worker_host_serves_the_scrape_on_its_own_bind(tmp_path: Path) -> None
     )
     assert 'co_celery_tasks_total{outcome="failure",task="submissions.evaluate"} 1.0' in scraped
     assert _in_process(tmp_path, 'print(metrics.metrics_worker_serve(""))') == "None"
+
+
+def test_task_outcomes_are_counted_by_task_name(token) -> None:
+    from co_project.celery import app
+
+    @app.task(name="tests.metrics.divide")
+    def divide(numerator: int, denominator: int) -> float:
+        return numerator / denominator
+
+    @app.task(name="tests.metrics.flaky", bind=True, max_retries=1)
+    def flaky(self) -> int:
+        if not self.request.retries:
+            raise self.retry(countdown=0)
+        return self.request.retries
+
+    before = scrape()
+    assert divide.apply(args=(1, 2)).get() == 0.5
+    assert isinstance(divide.apply(args=(1, 0), throw=False).result, ZeroDivisionError)
+    flaky.apply(throw=False)  # retried once (run again at once, eagerly), then succeeds
+    after = scrape()
+    assert changed(before, after, "co_celery_tasks_total") == {
+        frozenset({"task": "tests.metrics.divide", "outcome": "success"}.items()): 1,
+        frozenset({"task": "tests.metrics.divide", "outcome": "failure"}.items()): 1,
+        frozenset({"task": "tests.metrics.flaky", "outcome": "retry"}.items()): 1,
+        frozenset({"task": "tests.metrics.flaky", "outcome": "success"}.items()): 1,
+    }
