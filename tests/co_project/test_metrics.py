@@ -342,3 +342,15 @@ def test_task_outcomes_are_counted_by_task_name(token) -> None:
         frozenset({"task": "tests.metrics.flaky", "outcome": "retry"}.items()): 1,
         frozenset({"task": "tests.metrics.flaky", "outcome": "success"}.items()): 1,
     }
+
+
+def test_a_sandbox_that_cannot_start_is_counted_with_the_error_verdict(token, api, published, settings) -> None:
+    settings.IS_PRODUCTION, settings.CO_SANDBOX_ISOLATION = True, "none"  # production refuses to run code bare
+    before = scrape()
+    verdict = submit(api)
+    after = scrape()
+    assert (verdict["status"], verdict["error"]["kind"]) == ("error", "sandbox")
+    assert changed(before, after, "co_sandbox_start_failures_total") == {frozenset({("language", "python")}): 1}
+    assert changed(before, after, "co_verdicts_total") == {
+        frozenset({"subject": "coding", "language": "python", "status": "error"}.items()): 1
+    }
