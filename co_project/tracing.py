@@ -15,6 +15,10 @@ over OTLP/HTTP in batches, and the official instrumentations:
   text with placeholders — never the parameter values, which carry answers and hidden tests.
 - httpx: one span per outbound call (eval service, problem bank, LLM), without bodies.
 
+A streamed answer (the tutor stream) is produced after the middleware returned it, when the
+request span has ended: its production gets a `stream` span, the request span's child, and the
+context of that span while it runs, so the LLM call and the turn's final write join the trace.
+
 Without the variable nothing here imports opentelemetry: a process pays one environment lookup.
 Everything else is the SDK's own standard variables (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES,
 OTEL_TRACES_SAMPLER and _ARG, OTEL_EXPORTER_OTLP_HEADERS and _TIMEOUT, OTEL_BSP_*, OTEL_SDK_DISABLED).
@@ -78,8 +82,8 @@ def tracing_install(service_name: str, *, web: bool = False, span_exporter: Span
         from opentelemetry.instrumentation.django import DjangoInstrumentor
 
         instrumentors.append(DjangoInstrumentor())
-        instrumentors[-1].instrument(tracer_provider=provider, request_hook=_request_span_redacted)
-    _state.update(provider=provider, instrumentors=instrumentors)
+        instrumentors[-1].instrument(tracer_provider=provider, request_hook=_request_span_redacted, response_hook=_stream_traced)
+    _state.update(provider=provider, instrumentors=instrumentors, tracer=provider.get_tracer(__name__))
     return True
 
 
@@ -117,3 +121,42 @@ def _request_span_redacted(span: Any, request: Any) -> None:
             redacted = urlunsplit((parts.scheme, parts.netloc, *target.partition("?")[::2], ""))
         if redacted != value:
             span.set_attribute(name, redacted)
+
+
+def _stream_traced(span: Any, request: Any, response: Any) -> None:
+    """Response hook: an async streamed body runs inside a `stream` span under the request span."""
+    if getattr(response, "streaming", False) and getattr(response, "is_async", False):
+        from opentelemetry import trace
+
+        parent = trace.set_span_in_context(span)
+        stream_span = _state["tracer"].start_span("stream", context=parent)
+        response.streaming_content = _traced_chunks(
+            response.streaming_content, trace.set_span_in_context(stream_span), stream_span
+        )
+
+
+async def _traced_chunks(chunks: Any, context: Any, span: Any) -> Any:
+    """The body's chunks, each produced with the stream span's context attached (and detached
+    again before the chunk goes out: the server's task runs other code between chunks)."""
+    from opentelemetry.context import attach, detach
+
+    iterator = aiter(chunks)
+    try:
+        while True:
+            token = attach(context)
+            try:
+                chunk = await anext(iterator)
+            except StopAsyncIteration:
+                break
+            finally:
+                detach(token)
+            yield chunk
+    finally:
+        close = getattr(iterator, "aclose", None)
+        if close is not None:
+            token = attach(context)
+            try:
+                await close()
+            finally:
+                detach(token)
+        span.end()
