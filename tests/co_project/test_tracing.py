@@ -14,13 +14,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from django.db import connection
+from asgiref.sync import sync_to_async
+from django.db import connection, connections
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -69,7 +71,23 @@ def through_asgi(spans: InMemorySpanExporter) -> Iterator[Callable[..., httpx.Re
         return asyncio.run(send())
 
     yield request
-    handler._executor.shutdown(wait=True)
+    _pool_closed(handler._executor)
+    asyncio.run(sync_to_async(connections.close_all)())  # asgiref's thread, where the stream's SQL ran
+
+
+def _pool_closed(executor: ThreadPoolExecutor) -> None:
+    """Each pool thread closes its database connections (the test database is dropped after the
+    run), then the pool stops. The barrier puts one call in each thread the pool may have."""
+    size = executor._max_workers
+    barrier = threading.Barrier(size)
+
+    def close() -> None:
+        connections.close_all()
+        barrier.wait(timeout=30)
+
+    for closing in [executor.submit(close) for _ in range(size)]:
+        closing.result()
+    executor.shutdown(wait=True)
 
 
 @pytest.fixture
