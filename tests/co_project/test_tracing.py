@@ -29,9 +29,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from co_project.tracing import tracing_install, tracing_uninstall
-from submissions.models import Submission, SubmissionStatus
 from tests.servers import FakeChatCompletions, FakeEvalService
-from tests.submissions.test_worker import start_worker  # noqa: F401 (the real-worker fixture)
 from tests.tracks.factories import HIDDEN_MARKERS, pack_document, publish
 from tests.tutoring.conftest import coding_pack, parse_sse
 
@@ -238,6 +236,7 @@ class OtlpCollector:
                                 "service": resource.get("service.name"),
                                 "name": span.name,
                                 "trace_id": span.trace_id.hex(),
+                                "span_id": span.span_id.hex(),
                                 "parent_span_id": span.parent_span_id.hex(),
                                 "attributes": {kv.key: _value(kv.value) for kv in span.attributes},
                             }
@@ -259,52 +258,85 @@ def _value(value: Any) -> Any:
 
 
 @pytest.mark.requires_services
-@pytest.mark.real_worker
-def test_a_real_worker_continues_the_requests_trace_and_exports_it_over_otlp(
-    spans: InMemorySpanExporter,
-    through_asgi,
-    learner,
-    start_worker,  # noqa: F811
-    settings,
-) -> None:
-    publish(pack_document())
-    session_id = _practice_session(through_asgi, learner)
+def test_the_production_stack_exports_one_trace_per_submission_across_its_processes(settings) -> None:
+    """Gunicorn's uvicorn workers, the Celery worker's pool and beat, started as in production
+    (deploy/stack.py) with an OTLP endpoint: the request's trace goes on in the worker, through
+    the task's headers over Redis, and beat's periodic tasks are traced from their enqueue."""
+    from deploy.smoke import PROBLEM, PYTHON_CORRECT
+    from deploy.stack import ProductionStack
+
+    code = f"{PYTHON_CORRECT}# {CODE_MARKER}\n"
+    db_url = settings.DATABASES["default"]
+    postgres_url = f"postgres://{db_url['USER']}@{db_url['HOST']}:{db_url['PORT']}/postgres"
+    redis_db = int(settings.REDIS_URL.rsplit("/", 1)[1])
     collector = OtlpCollector()
     try:
         with FakeEvalService(answer={"status": "passed"}) as eval_service:
-            settings.CO_SUBMISSION_WAIT_SECONDS = 0
-            start_worker(
-                CO_EVAL_BASE=eval_service.url,
-                OTEL_EXPORTER_OTLP_ENDPOINT=collector.url,
-                OTEL_BSP_SCHEDULE_DELAY="100",  # the SDK's standard variable: export within 0.1 s
-            )
-            spans.clear()
-            response = _submit(through_asgi, learner, session_id)
-            assert response.status_code == 202, response.text
-            submission_id = response.json()["id"]
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not any(s["name"] == "run/submissions.evaluate" for s in collector.received()):
-                time.sleep(0.1)
+            extra_env = {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
+                "OTEL_BSP_SCHEDULE_DELAY": "100",  # the SDK's standard variable: export within 0.1 s
+                "CO_EVAL_BASE": eval_service.url,
+                "CO_SUBMISSION_SWEEP_SECONDS": "1",  # beat enqueues the sweeper every second
+            }
+            if os.environ.get("CO_SANDBOX_UID"):
+                extra_env["CO_SANDBOX_UID"] = os.environ["CO_SANDBOX_UID"]
+            with (
+                ProductionStack(redis_db=redis_db, postgres_url=postgres_url, extra_env=extra_env, worker_concurrency=1) as stack,
+                httpx.Client(base_url=stack.base_url, timeout=60) as client,
+            ):
+                auth = {"Authorization": f"Bearer {stack.token('traced-learner')}"}
+                session = client.post(
+                    "/v1/sessions", json={"subject": "coding", "mode": "practice", "problem_id": PROBLEM}, headers=auth
+                )
+                assert session.status_code == 201, session.text
+                body = {"session_id": session.json()["id"], "problem_id": PROBLEM, "subject": "coding",
+                        "payload": {"language": "python", "code": code}}  # fmt: skip
+                response = client.post("/v1/submissions", json=body, headers=auth)
+                assert response.status_code in {200, 202}, response.text
+                submission_id = response.json()["id"]
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline and not _stack_traced(collector.received()):
+                    time.sleep(0.2)
+                verdict = client.get(f"/v1/submissions/{submission_id}", headers=auth).json()
         received = collector.received()
     finally:
         collector.stop()
-    assert Submission.objects.get(id=submission_id).status == SubmissionStatus.PASSED
+    assert verdict["status"] == "passed"
+    assert {s["path"] for s in received} == {"/v1/traces"}
 
-    finished = spans.get_finished_spans()
-    request = _one([s for s in finished if s.kind == SpanKind.SERVER], "the request span")
-    publish_span = _one([s for s in finished if s.kind == SpanKind.PRODUCER], "the enqueue span")
-    assert publish_span.name == "apply_async/submissions.evaluate"
-    assert publish_span.context.trace_id == request.context.trace_id and publish_span.parent.span_id == request.context.span_id
+    request = _one_record([s for s in received if s["service"] == "co-web" and s["name"] == "POST v1/submissions$"], "request")
+    enqueue = _one_record(
+        [s for s in received if s["name"] == "apply_async/submissions.evaluate" and s["trace_id"] == request["trace_id"]],
+        "the enqueue",
+    )
+    assert enqueue["service"] == "co-web" and enqueue["parent_span_id"] == request["span_id"]
+    run = _one_record([s for s in received if s["name"] == "run/submissions.evaluate"], "the worker's task span")
+    assert run["service"] == "co-worker" and run["attributes"]["celery.state"] == "SUCCESS"
+    assert run["trace_id"] == request["trace_id"] and run["parent_span_id"] == enqueue["span_id"]
+    in_worker = [s for s in received if s["parent_span_id"] == run["span_id"]]
+    assert any(s["attributes"].get("db.system") == "postgresql" for s in in_worker)
+    assert any(s["attributes"].get("http.url") == f"{eval_service.url}/code/eval" for s in in_worker)
+    sweeps = [s for s in received if s["service"] == "co-beat" and s["name"] == "apply_async/submissions.sweep"]
+    swept = {s["trace_id"] for s in received if s["service"] == "co-worker" and s["name"] == "run/submissions.sweep"}
+    assert sweeps and swept & {s["trace_id"] for s in sweeps}
+    assert [s for s in received if CODE_MARKER in json.dumps(s)] == []
 
-    run = _one([s for s in received if s["name"] == "run/submissions.evaluate"], "the worker's task span")
-    assert run["path"] == "/v1/traces" and run["service"] == "co-worker"
-    assert run["trace_id"] == format(request.context.trace_id, "032x")
-    assert run["parent_span_id"] == format(publish_span.context.span_id, "016x")
-    assert run["attributes"]["celery.state"] == "SUCCESS"
-    worker_trace = [s for s in received if s["trace_id"] == run["trace_id"]]
-    assert any(s["attributes"].get("db.system") == "postgresql" for s in worker_trace)
-    assert any(s["name"] == "POST" and eval_service.url in s["attributes"].get("http.url", "") for s in worker_trace)
-    assert [s for s in received for marker in (CODE_MARKER, *HIDDEN_MARKERS) if marker in json.dumps(s)] == []
+
+def _stack_traced(received: list[dict[str, Any]]) -> bool:
+    """The spans the test above looks at have arrived (each process exports on its own)."""
+    names = {(s["service"], s["name"]) for s in received}
+    return {
+        ("co-web", "POST v1/submissions$"),
+        ("co-web", "apply_async/submissions.evaluate"),
+        ("co-worker", "run/submissions.evaluate"),
+        ("co-beat", "apply_async/submissions.sweep"),
+        ("co-worker", "run/submissions.sweep"),
+    } <= names
+
+
+def _one_record(found: list[dict[str, Any]], what: str) -> dict[str, Any]:
+    assert len(found) == 1, f"{what}: {found}"
+    return found[0]
 
 
 # --- without an endpoint ---------------------------------------------------------------------------
