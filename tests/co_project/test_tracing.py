@@ -344,6 +344,7 @@ def _one_record(found: list[dict[str, Any]], what: str) -> dict[str, Any]:
 STARTS_EVERY_PROCESS = """
 import json, sys
 import co_project.asgi  # the web process (gunicorn's workers, uvicorn, make run)
+import co_project.wsgi  # manage.py runserver
 from co_project import celery
 celery._tracing_worker()  # what each Celery pool process runs at worker_process_init
 celery._tracing_beat()  # and beat at beat_init
