@@ -14,18 +14,19 @@ app.autodiscover_tasks()
 
 
 @worker_process_init.connect
+def _tracing_worker(**kwargs: object) -> None:
+    """Each pool process traces its own tasks (co_project/tracing.py; off without an endpoint),
+    connected first so that the warm-up's connections are traced too."""
+    from co_project.tracing import tracing_install
+
+    tracing_install("co-worker")
+
+
+@worker_process_init.connect
 def _warm_up_grading(**kwargs: object) -> None:
     """A worker process (each of the prefork pool's) starts its SymPy workers, probes its sandbox
     isolation and starts pre-starting sandboxes now, not on a learner's first answer."""
     grading_warm_up()
-
-
-@worker_process_init.connect
-def _tracing_worker(**kwargs: object) -> None:
-    """Each pool process traces its own tasks (co_project/tracing.py; off without an endpoint)."""
-    from co_project.tracing import tracing_install
-
-    tracing_install("co-worker")
 
 
 @worker_process_shutdown.connect

@@ -6,8 +6,8 @@ over OTLP/HTTP in batches, and the official instrumentations:
 
 - Django (the web process only): one server span per request, named after its URL pattern. It
   is a middleware, so it must be in `MIDDLEWARE` before a handler loads the chain: co_project/
-  asgi.py installs tracing before it builds its handler, in each server process (gunicorn loads
-  the app after the fork).
+  asgi.py (and wsgi.py, for runserver) installs tracing before it builds its handler, in each
+  server process (gunicorn loads the app after the fork).
 - Celery: a publish span where a task is queued and a run span in the worker, the trace context
   travelling in the task's headers. A submission is queued on commit, inside its request, so
   its evaluation joins the request's trace (eager mode: the run span is the request's child).
@@ -49,7 +49,7 @@ def tracing_configured() -> bool:
 def tracing_install(service_name: str, *, web: bool = False, span_exporter: SpanExporter | None = None) -> bool:
     """Trace this process when an OTLP endpoint is configured (or, in tests, into `span_exporter`).
     `service_name` is the default for OTEL_SERVICE_NAME; `web` adds the Django request spans.
-    Idempotent: a process that calls it twice (asgi.py loaded by runserver's reloader) traces once."""
+    Idempotent: one provider per process, whichever of its entry points calls first."""
     if _state or (span_exporter is None and not tracing_configured()):
         return bool(_state)
     from opentelemetry import trace
@@ -81,8 +81,9 @@ def tracing_install(service_name: str, *, web: bool = False, span_exporter: Span
     if web:
         from opentelemetry.instrumentation.django import DjangoInstrumentor
 
-        instrumentors.append(DjangoInstrumentor())
-        instrumentors[-1].instrument(tracer_provider=provider, request_hook=_request_span_redacted, response_hook=_stream_traced)
+        requests = DjangoInstrumentor()
+        requests.instrument(tracer_provider=provider, request_hook=_request_span_redacted, response_hook=_stream_traced)
+        instrumentors.append(requests)
     _state.update(provider=provider, instrumentors=instrumentors, tracer=provider.get_tracer(__name__))
     return True
 
