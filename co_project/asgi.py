@@ -36,6 +36,7 @@ from django.urls import set_script_prefix
 from co_project.beat import in_process_beat_start
 from co_project.checks import startup_checks_log
 from co_project.middleware import request_id_for
+from co_project.tracing import tracing_install
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "co_project.settings")
 
@@ -146,6 +147,7 @@ class _BoundedBody:
 
 django.setup(set_prefix=False)
 startup_checks_log()  # the servers run no system checks: say what is risky where operators look
+tracing_install("co-web", web=True)  # before the handler loads the middleware chains
 application = StreamingASGIHandler()
 in_process_beat_start()  # without a broker, this process runs the periodic tasks (sweeper) itself
 # What start-up loaded (Django, the apps, the URL and middleware chains) lives as long as the

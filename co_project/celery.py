@@ -5,6 +5,7 @@ import os
 
 from celery import Celery
 from celery.signals import (
+    beat_init,
     celeryd_init,
     task_failure,
     task_postrun,
@@ -13,6 +14,7 @@ from celery.signals import (
     task_revoked,
     task_success,
     worker_process_init,
+    worker_process_shutdown,
     worker_ready,
 )
 
@@ -26,10 +28,35 @@ app.autodiscover_tasks()
 
 
 @worker_process_init.connect
+def _tracing_worker(**kwargs: object) -> None:
+    """Each pool process traces its own tasks (co_project/tracing.py; off without an endpoint),
+    connected first so that the warm-up's connections are traced too."""
+    from co_project.tracing import tracing_install
+
+    tracing_install("co-worker")
+
+
+@worker_process_init.connect
 def _warm_up_grading(**kwargs: object) -> None:
     """A worker process (each of the prefork pool's) starts its SymPy workers, probes its sandbox
     isolation and starts pre-starting sandboxes now, not on a learner's first answer."""
     grading_warm_up()
+
+
+@worker_process_shutdown.connect
+def _tracing_flush(**kwargs: object) -> None:
+    """A pool process exits without atexit hooks: export its last spans first."""
+    from co_project.tracing import tracing_flush
+
+    tracing_flush()
+
+
+@beat_init.connect
+def _tracing_beat(**kwargs: object) -> None:
+    """Beat's publish spans start the traces of the periodic tasks (the sweeper's re-queues)."""
+    from co_project.tracing import tracing_install
+
+    tracing_install("co-beat")
 
 
 @task_prerun.connect
