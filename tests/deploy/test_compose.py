@@ -316,7 +316,7 @@ def test_services_that_run_code_get_the_sandbox_privileges(services: dict[str, d
     for name in SANDBOXED_SERVICES:
         service = services[name]
         assert service["user"] == "root", name
-        assert service["cap_add"] == ["SYS_ADMIN"], name
+        assert service["cap_add"] == ["SYS_ADMIN", "SYS_NICE"], name
         assert set(service["security_opt"]) == SANDBOX_SECURITY_OPTIONS, name
         assert service["init"] is True, name  # reaps what the sandbox helpers leave to pid 1
     for name in set(services) - set(SANDBOXED_SERVICES):
