@@ -293,6 +293,11 @@ def test_volumes_are_declared_used_and_keep_state(services: dict[str, dict[str, 
     # Course pack files written by seed and by the admin's uploads (MEDIA_ROOT's default under /app).
     for name in ("migrate", "web"):
         assert named_volume_targets(services[name])["media"] == "/app/var/media"
+    # The metrics of the web's and the worker's processes, which a scrape of web adds up; no other
+    # service's processes count there.
+    assert {name for name, service in services.items() if "metrics" in named_volume_targets(service)} == {"web", "worker"}
+    for name in ("web", "worker"):
+        assert named_volume_targets(services[name])["metrics"] == services[name]["environment"]["CO_METRICS_DIR"]
 
 
 def test_bind_mounted_files_exist() -> None:
