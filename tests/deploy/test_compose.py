@@ -11,8 +11,11 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
+import os
 import re
 import shlex
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -283,6 +286,50 @@ def test_web_health_check_command_passes_on_200_and_fails_on_503(services: dict[
             assert probe != code
             result = subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=30, check=False)
         assert result.returncode == returncode, result.stderr.decode()
+
+
+@pytest.mark.requires_services
+def test_worker_health_check_passes_while_the_worker_runs_and_fails_once_it_is_gone(
+    services: dict[str, dict[str, Any]], settings, tmp_path: Path
+) -> None:
+    """The compose worker's own command on the test broker (one pool process; nothing is graded,
+    so the embedded sandbox is not warmed up), checked with the compose health check."""
+    command = compose({**OPERATOR_ENV, "CO_WORKER_CONCURRENCY": "1"})["services"]["worker"]["command"]
+    kind, check = services["worker"]["healthcheck"]["test"]
+    assert kind == "CMD-SHELL"
+    bin_dir = Path(sys.executable).parent
+    env = {
+        **{name: value for name, value in os.environ.items() if not name.startswith("CO_")},
+        "PATH": os.pathsep.join([str(bin_dir), os.environ["PATH"]]),
+        "HOSTNAME": socket.gethostname(),  # as Docker sets it; the worker's node name has it
+        "CO_ENV": "test",
+        "CO_DB_URL": os.environ["CO_DB_URL"],
+        "CO_REDIS_URL": settings.REDIS_URL,
+        "CO_EVAL_BASE": "http://127.0.0.1:9",
+    }
+
+    def health_check() -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(["/bin/sh", "-c", check], env=env, capture_output=True, timeout=60, check=False)
+
+    log = (tmp_path / "worker.log").open("ab")
+    worker = subprocess.Popen(
+        [str(bin_dir / command[0]), *command[1:]], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        result = health_check()
+        for _ in range(30):  # Docker retries too; the worker needs a moment to connect
+            if result.returncode == 0 or worker.poll() is not None:
+                break
+            result = health_check()
+        assert result.returncode == 0, (result.stdout + result.stderr).decode() + (tmp_path / "worker.log").read_text()
+        assert b"pong" in result.stdout
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=60)
+        log.close()
+    gone = health_check()
+    assert gone.returncode != 0
+    assert b"No nodes replied" in gone.stdout + gone.stderr
 
 
 def test_volumes_are_declared_used_and_keep_state(services: dict[str, dict[str, Any]]) -> None:
