@@ -10,21 +10,19 @@ tests skip, except under CI=true, where they fail.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import promql_parser
-import pytest
 import yaml
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 
 from co_project import metrics
+from tests.promtool import run_promtool
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "deploy" / "prometheus"
@@ -37,20 +35,8 @@ TARGET_LABELS = {"job", "instance"}
 PROMETHEUS_SERIES = {"up"}
 
 
-def _promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        message = "promtool is missing: `make ci-system-packages` (Debian package prometheus)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
-
-
 def _run(*arguments: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our own files, no shell
-        [_promtool(), *map(str, arguments)], cwd=PROMETHEUS, capture_output=True, text=True, timeout=300, check=False
-    )
+    return run_promtool(*arguments, cwd=PROMETHEUS)
 
 
 def _rules() -> list[dict[str, Any]]:
@@ -135,9 +121,7 @@ def test_a_failing_rule_fails_its_unit_test(tmp_path: Path) -> None:
     (tmp_path / "alerts.yml").write_text(RULES.read_text().replace('le="2.0"', 'le="2"'))
     unit_tests = yaml.safe_load(RULE_TESTS[0].read_text())
     unit_tests["tests"] = [
-        group
-        for group in unit_tests["tests"]
-        if group["input_series"][0]["series"].startswith("co_time_to_verdict_seconds")
+        group for group in unit_tests["tests"] if group["input_series"][0]["series"].startswith("co_time_to_verdict_seconds")
     ]
     assert len(unit_tests["tests"]) == 4
     test_file = tmp_path / "alerts_test.yml"
@@ -195,10 +179,7 @@ def test_the_latency_rules_use_the_bucket_bound_prometheus_client_writes() -> No
     (family,) = text_string_to_metric_families(generate_latest(registry).decode())
     bounds = {sample.labels["le"] for sample in family.samples if sample.name == "probe_seconds_bucket"}
     selected = {
-        matcher.value
-        for rule in _rules()
-        for node in [promql_parser.parse(rule["expr"])]
-        for matcher in _bucket_matchers(node)
+        matcher.value for rule in _rules() for node in [promql_parser.parse(rule["expr"])] for matcher in _bucket_matchers(node)
     }
     assert selected == {"2.0"}
     assert selected <= bounds
