@@ -22,11 +22,18 @@ FIND_PYTHON = for candidate in $(PYTHON) python3.14 python3.13 python3.12 python
 # from outside the sandbox; libseccomp2 builds every sandbox's seccomp filter (through pyseccomp).
 SYSTEM_PACKAGES := bubblewrap:bwrap nodejs:node time libseccomp2
 
+# What CI needs besides: promtool checks and unit-tests the Prometheus alert rules
+# (tests/co_project/test_alert_rules.py). Debian ships it only inside the full `prometheus`
+# package, whose server (and, by its recommends, node exporter) a systemd machine would start,
+# so `make test` does not install it on a workstation: `.ci/run` runs `make ci-system-packages`;
+# elsewhere those tests skip and name the package (under CI=true they fail instead).
+CI_SYSTEM_PACKAGES := prometheus:promtool
+
 # A virtualenv from requirements.txt alone, rebuilt from scratch when it changes: what production
 # installs, so the smoke test (deploy/smoke.py) finds a missing runtime dependency.
 PROD_VENV := var/prod-venv
 
-.PHONY: run test lint format install install-dev system-packages prod-venv token worker beat clean
+.PHONY: run test lint format install install-dev system-packages ci-system-packages prod-venv token worker beat clean
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $$($(FIND_PYTHON)) -m venv $(VENV)
@@ -42,6 +49,9 @@ install-dev: $(VENV)/.installed-dev
 
 system-packages:
 	@scripts/system-packages "make $(or $(MAKECMDGOALS),system-packages)" $(SYSTEM_PACKAGES)
+
+ci-system-packages:
+	@scripts/system-packages "make ci-system-packages" $(SYSTEM_PACKAGES) $(CI_SYSTEM_PACKAGES)
 
 $(PROD_VENV)/.installed: requirements.txt
 	@echo "building $(PROD_VENV) from requirements.txt alone"
