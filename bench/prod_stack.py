@@ -14,6 +14,12 @@ broker, a Celery worker, PostgreSQL — started by `deploy/stack.py` exactly as 
 3. `--clients` learners at once, each submitting the Python solution back to back for
    `--seconds`: verdicts per second.
 
+`--soak SECONDS` instead holds the stack at `--soak-load` (0.8) of that measured capacity: one
+Python submission every 1/rate seconds whoever is free to send it (an open loop: a slow stack
+gets no breather), `/metrics` scraped every `--scrape-seconds` (15), and at each scrape the SLIs
+over the last five minutes and over the whole soak, computed from the scrapes as the alert rules
+compute them (`bench/slis.py`), with their burn rates.
+
 With `--compare DIR` a second stack runs from another checkout (e.g. a `git worktree` without a
 mechanism) and/or with other environment (`--b-env`); both are up at once and every block runs on
 A, then on B, so the A/B is paired. Both stacks share the machine, idle while the other is measured.
@@ -22,14 +28,18 @@ A, then on B, so the A/B is paired. Both stacks share the machine, idle while th
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
+import queue
 import shutil
 import statistics
 import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +48,7 @@ import httpx
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from slis import slis
 from support import percentile, time_command
 
 from deploy.smoke import JAVASCRIPT_CORRECT as JAVASCRIPT_TWO_SUM
@@ -166,6 +177,116 @@ def throughput(stack: ProductionStack, clients: int, seconds: float, tag: str) -
     return sum(done) / elapsed
 
 
+def soak(stack: ProductionStack, *, capacity: float, load: float, seconds: float, scrape_every: float) -> None:
+    """Submissions at `load` × `capacity` per second for `seconds`, SLIs printed at each scrape."""
+    rate = load * capacity
+    senders = max(4, round(rate * 0.5))  # enough to keep the schedule while verdicts take ~0.1-0.5 s
+    learners: queue.SimpleQueue[tuple[httpx.Client, str]] = queue.SimpleQueue()
+    clients = []
+    for index in range(senders):
+        client = learner_client(stack, f"soak-{index}")
+        clients.append(client)
+        learners.put((client, practice_session(client)))
+    scraper = httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {stack.metrics_token}"}, timeout=10)
+    outcomes: Counter[str] = Counter()
+    late: list[float] = []
+    lock = threading.Lock()
+
+    def send(due: float) -> None:
+        client, session_id = learners.get()
+        try:
+            with lock:
+                late.append(max(0.0, time.monotonic() - due))
+            try:
+                outcome = str(submit_and_wait(client, session_id))
+            except httpx.HTTPError as exc:
+                outcome = type(exc).__name__
+            with lock:
+                outcomes[outcome] += 1
+        finally:
+            learners.put((client, session_id))
+
+    scrapes: list[tuple[float, str]] = []
+
+    def scrape() -> None:
+        response = scraper.get("/metrics")
+        response.raise_for_status()
+        scrapes.append((time.monotonic(), response.text))
+
+    scrape()
+    print(
+        f"\nsoak: {rate:.1f} submissions/s ({load:.0%} of {capacity:.1f}/s) for {seconds:.0f} s, {senders} learners,"
+        f" /metrics every {scrape_every:.0f} s"
+    )
+    started = time.monotonic()
+    next_scrape = started + scrape_every
+    with ThreadPoolExecutor(max_workers=senders) as pool:
+        for index in itertools.count():
+            due = started + index / rate
+            if due >= started + seconds:
+                break
+            while (now := time.monotonic()) < due:
+                if now < next_scrape:
+                    time.sleep(min(due, next_scrape) - now)
+                    continue
+                scrape()
+                print_slis(scrapes, last_seconds=SHORT_WINDOW_SECONDS)
+                next_scrape += scrape_every
+            pool.submit(send, due)
+    time.sleep(2)  # the last verdicts reach the counters
+    scrape()
+    print_slis(scrapes, last_seconds=None)
+    late.sort()
+    print(
+        f"  answers: {dict(outcomes)}; send delay p50 {percentile(late, 0.5) * 1000:.0f} ms,"
+        f" p99 {percentile(late, 0.99) * 1000:.0f} ms"
+    )
+    for client in clients:
+        client.close()
+    scraper.close()
+
+
+SHORT_WINDOW_SECONDS = 300  # the alert rules' shortest window
+
+
+def print_slis(scrapes: list[tuple[float, str]], *, last_seconds: float | None) -> None:
+    """The SLIs between the latest scrape and the one `last_seconds` before it (the first scrape
+    when the soak is younger, or with None: the whole soak), as the recording rules compute them."""
+    taken, after = scrapes[-1]
+    start = scrapes[0]
+    if last_seconds is not None:
+        start = next(item for item in scrapes if item[0] >= taken - last_seconds - 1)
+    window = taken - start[0]
+    label = "whole soak" if last_seconds is None else f"t+{taken - scrapes[0][0]:4.0f} s, last {window:3.0f} s"
+    measured = slis(start[1], after, window)
+    if last_seconds is None:
+        print(f"  {label}:\n" + "\n".join(f"    {sli.line()}" for sli in measured))
+        return
+    shown = [
+        f"{short} {sli.good_ratio:.3%} (burn {sli.burn_rate:.2f}x)" if sli.total else f"{short}: no events"
+        for short, sli in zip(("≤2 s", "not error", "/v1/ ok"), measured, strict=True)
+    ]
+    print(f"  {label}: {measured[0].total:5.0f} verdicts; " + "; ".join(shown))
+
+
+def submit_and_wait(client: httpx.Client, session_id: str) -> str | int:
+    """A correct Python two-sum; its final status, polling while the answer is 202; or the HTTP
+    status of a refusal (429, 503)."""
+    body = {
+        "session_id": session_id,
+        "problem_id": "two-sum",
+        "subject": "coding",
+        "payload": {"language": "python", "code": PYTHON_TWO_SUM},
+    }
+    response = client.post("/v1/submissions", json=body, headers={"Idempotency-Key": uuid.uuid4().hex})
+    while response.status_code == 202:
+        time.sleep(0.1)
+        response = client.get(f"/v1/submissions/{response.json()['id']}")
+    if response.status_code != 200:
+        return response.status_code
+    return response.json()["status"]
+
+
 def env_pairs(values: list[str]) -> dict[str, str]:
     pairs = {}
     for value in values:
@@ -203,7 +324,16 @@ def main() -> None:
     parser.add_argument("--a-env", action="append", default=[], metavar="KEY=VALUE", help="environment of stack A")
     parser.add_argument("--b-env", action="append", default=[], metavar="KEY=VALUE", help="environment of stack B")
     parser.add_argument("--redis-db", type=int, default=12, help="Redis db of stack A (B takes the next one)")
+    parser.add_argument("--soak", type=float, default=0, metavar="SECONDS", help="hold the load instead (600 for the README)")
+    parser.add_argument("--soak-load", type=float, default=0.8, help="share of the measured capacity the soak sends")
+    parser.add_argument("--scrape-seconds", type=float, default=15.0, help="/metrics scrape interval of the soak")
     args = parser.parse_args()
+    if args.soak:
+        with ProductionStack(redis_db=args.redis_db, extra_env=BENCH_ENV) as stack:
+            capacity = throughput(stack, args.clients, args.seconds, "capacity")
+            print(f"capacity: {capacity:.1f} verdicts/s ({args.clients} learners back to back for {args.seconds:.0f} s)")
+            soak(stack, capacity=capacity, load=args.soak_load, seconds=args.soak, scrape_every=args.scrape_seconds)
+        return
 
     python = os.environ.get("CO_SANDBOX_PYTHON") or ("/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable)
     node = shutil.which("node")
