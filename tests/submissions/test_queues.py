@@ -1,0 +1,29 @@
+"""Routing: each kind of grading has a queue of its own, and a worker started without `-Q`
+consumes them all (the two-worker test is in test_worker.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from co_project.celery import app
+from submissions.services import submission_queue
+
+
+@pytest.mark.parametrize(
+    ("subject", "language", "queue"),
+    [
+        ("coding", "python", "grade-python"),
+        ("coding", "javascript", "grade-javascript"),
+        ("math", "", "grade-math"),
+        ("systems", "", "grade-systems"),
+    ],
+)
+def test_each_kind_of_grading_has_its_queue(subject: str, language: str, queue: str) -> None:
+    assert submission_queue(subject=subject, language=language) == queue
+
+
+def test_a_worker_without_a_queue_option_consumes_every_queue() -> None:
+    """What `celery -A co_project worker` consumes when `-Q` does not select: the periodic tasks'
+    default queue and every grading queue, so a single worker still does all the work."""
+    assert app.conf.task_default_queue == "celery"
+    assert set(app.amqp.queues.consume_from) == {"celery", "grade-python", "grade-javascript", "grade-math", "grade-systems"}
