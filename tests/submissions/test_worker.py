@@ -20,6 +20,7 @@ from django.db import connection
 from django.utils import timezone
 
 from co_project.models import TelemetryEvent
+from deploy.stack import service_commands
 from submissions import services
 from submissions.models import Submission, SubmissionStatus
 from tests.servers import FakeEvalService
@@ -41,15 +42,17 @@ def _until(condition: Callable[[], bool], timeout: float, message: str) -> None:
 
 
 class Worker:
-    """A `celery worker` process (own process group) on the test database and the real broker."""
+    """A `celery worker` process (own process group) on the test database and the real broker,
+    started with production's command line (deploy/stack.py), for the given queues (all by
+    default), with a node name of its own as every worker on one host needs."""
 
-    def __init__(self, env: dict[str, str], log: Path, concurrency: int = 1, queues: str = "") -> None:
+    def __init__(self, env: dict[str, str], log: Path, concurrency: int = 1, queues: tuple[str, ...] = ()) -> None:
         self.log = log
-        # Each worker a node name of its own, as on one host every worker needs (-n).
-        consume = ["-Q", queues, "-n", f"{log.stem}@%h"] if queues else []
+        command = service_commands(
+            worker_concurrency=concurrency, beat_schedule="", worker_queues=queues, worker_name=f"{log.stem}@%h"
+        )["worker"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "co_project", "worker", "--pool", "prefork", "--concurrency", str(concurrency),
-             "--without-heartbeat", "--without-mingle", "--without-gossip", "--loglevel", "INFO", *consume],
+            [sys.executable, "-m", *command, "--pool", "prefork", "--without-heartbeat", "--without-mingle", "--without-gossip"],
             cwd=REPO,
             env=env,
             stdout=log.open("ab"),
@@ -81,7 +84,7 @@ def start_worker(tmp_path: Path, settings) -> Iterator[Callable[..., Worker]]:
     app.control.purge()  # nothing left over from earlier runs
     workers: list[Worker] = []
 
-    def start(concurrency: int = 1, queues: str = "", **extra_env: str) -> Worker:
+    def start(concurrency: int = 1, queues: tuple[str, ...] = (), **extra_env: str) -> Worker:
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("CO_")},
             "CO_ENV": "test",
@@ -267,7 +270,7 @@ def test_each_grading_queue_reaches_only_its_own_workers(learner_client, start_w
     settings.CO_SUBMISSION_WAIT_SECONDS = 0
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     with FakeEvalService() as python_service, FakeEvalService() as javascript_service:
-        start_worker(queues="grade-python", CO_EVAL_BASE=python_service.url)
+        start_worker(queues=("grade-python",), CO_EVAL_BASE=python_service.url)
         python = dict(_code_submission(learner_client, learner, "python") for learner in ("alice", "carol"))
         javascript = dict(_code_submission(learner_client, learner, "javascript") for learner in ("bob", "dave"))
         _until(lambda: all(_status(id_) == SubmissionStatus.PASSED for id_ in python), 60, "the Python worker's verdicts")
@@ -279,7 +282,7 @@ def test_each_grading_queue_reaches_only_its_own_workers(learner_client, start_w
         assert broker.llen("grade-javascript") == 4
         assert {_status(id_) for id_ in javascript} == {SubmissionStatus.PENDING}
 
-        start_worker(queues="grade-javascript", CO_EVAL_BASE=javascript_service.url)
+        start_worker(queues=("grade-javascript",), CO_EVAL_BASE=javascript_service.url)
         _until(lambda: all(_status(id_) == SubmissionStatus.PASSED for id_ in javascript), 60, "the JavaScript worker's verdicts")
         _until(lambda: broker.llen("grade-javascript") == 0, 30, "the re-queued duplicates to be taken (and refused)")
 
@@ -308,7 +311,7 @@ def test_a_worker_warms_up_only_the_grading_of_its_queues(learner_client, start_
     no sandbox. Warm-up runs in order (SymPy, Python, JavaScript), each start waited for, so once
     the JavaScript sandbox is up, or a math verdict is in, anything else would already be there."""
     first, pool = settings.CO_SANDBOX_UID, settings.CO_SANDBOX_UID_POOL
-    javascript = start_worker(queues="grade-javascript", CO_SANDBOX_WARM="1")
+    javascript = start_worker(queues=("grade-javascript",), CO_SANDBOX_WARM="1")
     _until(
         lambda: len(processes := _pool_processes(javascript)) == 1 and _sandbox_uids_under(processes[0], first, pool),
         60,
@@ -322,7 +325,7 @@ def test_a_worker_warms_up_only_the_grading_of_its_queues(learner_client, start_
 
     publish(pack_document(track_slug="m", subject="math", modules=[{"slug": "algebra", "title": "A"}], problems=[math_problem()]))
     settings.CO_SUBMISSION_WAIT_SECONDS = 0
-    math = start_worker(queues="grade-math", CO_SANDBOX_WARM="1")
+    math = start_worker(queues=("grade-math",), CO_SANDBOX_WARM="1")
     body = {"problem_id": "expand-square", "subject": "math", "payload": {"expression": "(x+1)^2"}}
     response = learner_client("alice").post("/v1/submissions", body, format="json")
     assert response.status_code in {200, 202}, response.content
