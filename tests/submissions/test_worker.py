@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -48,6 +49,7 @@ class Worker:
 
     def __init__(self, env: dict[str, str], log: Path, concurrency: int = 1, queues: tuple[str, ...] = ()) -> None:
         self.log = log
+        self.name = f"{log.stem}@{socket.gethostname()}"  # what `-n …@%h` becomes
         command = service_commands(
             worker_concurrency=concurrency, beat_schedule="", worker_queues=queues, worker_name=f"{log.stem}@%h"
         )["worker"]
@@ -335,3 +337,41 @@ def test_a_worker_warms_up_only_the_grading_of_its_queues(learner_client, start_
     assert len([line for line in cmdlines if b"evaluators/math.py" in line]) == settings.CO_MATH_WORKERS, cmdlines
     assert not [line for line in cmdlines if b"zygote_helper" in line], cmdlines
     assert not _sandbox_uids_under(process, first, pool)
+
+
+def test_a_drained_worker_finishes_its_evaluation_and_takes_nothing_new(learner_client, start_worker, settings) -> None:
+    """Draining as the README tells: `control cancel_consumer` stops a worker taking grading tasks
+    from a queue, SIGTERM (warm shutdown) lets its running evaluation finish before it exits, and
+    what was submitted meanwhile waits in the queue for the next worker. (A SIGTERM to the whole
+    process group would end the pool process and its evaluation at once.)"""
+    import redis
+
+    from co_project.celery import app
+
+    publish(pack_document())
+    settings.CO_SUBMISSION_WAIT_SECONDS = 0
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    with FakeEvalService(delay_seconds=8) as eval_service:
+        # Two pool processes: one grades, the other is free and would take the next task.
+        old = start_worker(concurrency=2, queues=("grade-python",), CO_EVAL_BASE=eval_service.url)
+        running, _ = _code_submission(learner_client, "alice", "python")
+        _until(lambda: eval_service.request_count() == 1, 60, "the old worker's evaluation to be under way")
+
+        replies = app.control.cancel_consumer("grade-python", destination=[old.name], reply=True, timeout=5)
+        assert replies == [{old.name: {"ok": "no longer consuming from grade-python"}}]
+        _until(
+            lambda: app.control.inspect(destination=[old.name], timeout=5).active_queues() == {old.name: []}, 30, "no queue left"
+        )
+        waiting, _ = _code_submission(learner_client, "bob", "python")
+        time.sleep(1)  # long enough for a worker still consuming to take it (its free pool process would)
+        assert _status(running) == SubmissionStatus.RUNNING
+        old.process.send_signal(signal.SIGTERM)  # to the main process alone, as `docker stop` sends it
+        assert old.process.wait(timeout=30) == 0
+        assert _status(running) == SubmissionStatus.PASSED
+        assert _status(waiting) == SubmissionStatus.PENDING
+        assert broker.llen("grade-python") == 1
+
+        eval_service.delay_seconds = 0
+        start_worker(queues=("grade-python",), CO_EVAL_BASE=eval_service.url)
+        _until(lambda: _status(waiting) == SubmissionStatus.PASSED, 60, "the next worker's verdict")
+    assert eval_service.request_count() == 2
