@@ -183,6 +183,8 @@ CO_GRADING_QUEUES = {
     "systems": "grade-systems",
 }
 CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in (CELERY_TASK_DEFAULT_QUEUE, *CO_GRADING_QUEUES.values())]
+# A misspelt `-Q` stops the worker instead of consuming a queue nothing is ever sent to.
+CELERY_TASK_CREATE_MISSING_QUEUES = False
 
 # --- authentication ---------------------------------------------------------------------
 
