@@ -2,6 +2,7 @@
 reject_on_worker_lost, time limits; with no broker configured tasks run eagerly in-process."""
 
 import os
+from collections.abc import Collection
 
 from celery import Celery
 from celery.signals import (
@@ -39,8 +40,10 @@ def _tracing_worker(**kwargs: object) -> None:
 @worker_process_init.connect
 def _warm_up_grading(**kwargs: object) -> None:
     """A worker process (each of the prefork pool's) starts its SymPy workers, probes its sandbox
-    isolation and starts pre-starting sandboxes now, not on a learner's first answer."""
-    grading_warm_up()
+    isolation and starts pre-starting sandboxes now, not on a learner's first answer: for the
+    grading queues its worker consumes (`-Q`; all of them without it), since the others' tasks
+    never reach it."""
+    grading_warm_up(queues=set(app.amqp.queues.consume_from))
 
 
 @worker_process_shutdown.connect
@@ -73,15 +76,22 @@ def _close_broken_connections(task: object = None, **kwargs: object) -> None:
         close_old_connections()
 
 
-def grading_warm_up() -> None:
+def grading_warm_up(*, queues: Collection[str] | None = None) -> None:
+    """Warm up the grading of the given queues (None: all grading, as the serving process without
+    a broker does). A queue added later with `control add_consumer` warms up on its first task."""
     from django.conf import settings
 
     from grading.evaluators.math import warm_up
     from grading.sandbox import sandbox_warm_up
 
-    warm_up()
-    if settings.CO_EVAL_BASE is None:  # the embedded sandbox grades code here
-        sandbox_warm_up(memory_limit_mb=settings.CO_SANDBOX_WARM_UP_MEMORY_MB)
+    def grades(kind: str) -> bool:
+        return queues is None or settings.CO_GRADING_QUEUES[kind] in queues
+
+    if grades("math"):
+        warm_up()
+    languages = tuple(language for language in ("python", "javascript") if grades(language))
+    if languages and settings.CO_EVAL_BASE is None:  # the embedded sandbox grades code here
+        sandbox_warm_up(memory_limit_mb=settings.CO_SANDBOX_WARM_UP_MEMORY_MB, languages=languages)
 
 
 # --- metrics (co_project/metrics.py): the worker's pool processes share its directory ------------

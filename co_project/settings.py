@@ -12,6 +12,7 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -171,6 +172,20 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # above the longest task. The sweeper re-queues sooner (CO_SUBMISSION_STALE_SECONDS).
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CO_CELERY_VISIBILITY_TIMEOUT", default=3600)}
 CELERY_TIMEZONE = "UTC"
+# Grading has a queue per kind of work, so each worker pool can be sized and placed on hosts of
+# its own (`celery -A co_project worker -Q grade-python`); submissions.services.submission_queue
+# picks one from the submission. Sweeps and the other periodic tasks use the default queue. A
+# worker started without -Q consumes every queue declared here.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CO_GRADING_QUEUES = {
+    "python": "grade-python",
+    "javascript": "grade-javascript",
+    "math": "grade-math",
+    "systems": "grade-systems",
+}
+CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in (CELERY_TASK_DEFAULT_QUEUE, *CO_GRADING_QUEUES.values())]
+# A misspelt `-Q` stops the worker instead of consuming a queue nothing is ever sent to.
+CELERY_TASK_CREATE_MISSING_QUEUES = False
 
 # --- authentication ---------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import urlsplit
@@ -52,12 +52,21 @@ SETUP_COMMANDS: tuple[tuple[str, ...], ...] = (
 )
 
 
-def service_commands(*, worker_concurrency: int, beat_schedule: str) -> dict[str, tuple[str, ...]]:
+def service_commands(
+    *, worker_concurrency: int, beat_schedule: str, worker_queues: Sequence[str] = (), worker_name: str = ""
+) -> dict[str, tuple[str, ...]]:
     """The long-running processes, from the repository root. Beat keeps its schedule file where it
-    is told (the default would be the current directory, i.e. the code)."""
+    is told (the default would be the current directory, i.e. the code). The worker consumes every
+    queue unless given `worker_queues` (a pool for some grading queues only, e.g. `grade-python`);
+    `worker_name` is its node name, which must differ between workers on one host (`python@%h`)."""
+    worker = ("celery", "-A", "co_project", "worker", "--loglevel", "INFO", "--concurrency", str(worker_concurrency))
+    if worker_queues:
+        worker += ("-Q", ",".join(worker_queues))
+    if worker_name:
+        worker += ("-n", worker_name)
     return {
         "web": ("gunicorn", "-c", "gunicorn.conf.py"),
-        "worker": ("celery", "-A", "co_project", "worker", "--loglevel", "INFO", "--concurrency", str(worker_concurrency)),
+        "worker": worker,
         "beat": ("celery", "-A", "co_project", "beat", "--loglevel", "INFO", "--schedule", beat_schedule),
     }
 

@@ -165,7 +165,9 @@ def _submission_insert(
     with transaction.atomic():
         _evaluations_within_cap(learner_id=learner_id)
         submission.save(force_insert=True)
-        transaction.on_commit(lambda: submission_enqueue(submission_id=submission.id))
+        transaction.on_commit(
+            lambda: submission_enqueue(submission_id=submission.id, subject=submission.subject, language=submission.language)
+        )
     return submission
 
 
@@ -200,13 +202,21 @@ def _by_idempotency_key(*, learner_id: str, idempotency_key: str) -> Submission 
     return None if submission_id is None else Submission.objects.get(id=submission_id)
 
 
-def submission_enqueue(*, submission_id: uuid.UUID) -> None:
-    """Queue the evaluation. A failure is logged, not raised: the sweeper re-queues the row.
-    Without a broker the queue is Celery's eager mode, so the evaluation runs right here."""
+def submission_queue(*, subject: str, language: str) -> str:
+    """The grading queue of a submission: one per language for code, one per subject otherwise,
+    so each kind of grading gets a worker pool sized and placed for it. The task carries only the
+    id, so the caller, who has the row, names its subject and language."""
+    return settings.CO_GRADING_QUEUES[language if subject == Subject.CODING else subject]
+
+
+def submission_enqueue(*, submission_id: uuid.UUID, subject: str, language: str) -> None:
+    """Queue the evaluation on its grading queue. A failure is logged, not raised: the sweeper
+    re-queues the row. Without a broker the queue is Celery's eager mode, so the evaluation runs
+    right here."""
     from submissions.tasks import evaluate_submission
 
     try:
-        evaluate_submission.delay(str(submission_id))
+        evaluate_submission.apply_async((str(submission_id),), queue=submission_queue(subject=subject, language=language))
     except Exception:  # a broker error, or an eager evaluation that failed: the sweeper is the safety net
         logger.exception("could not evaluate submission %s now; the sweeper will retry", submission_id)
 
@@ -520,11 +530,11 @@ def submission_sweep() -> dict[str, int]:
         Submission.objects.filter(
             Q(status=SubmissionStatus.PENDING) & (Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=requeue_before))
             | Q(status=SubmissionStatus.RUNNING, started_at__lt=stale)
-        ).values_list("id", flat=True)[:500]
+        ).values_list("id", "subject", "language")[:500]
     )
-    Submission.objects.filter(id__in=lost).update(enqueued_at=now)
-    for submission_id in lost:
-        submission_enqueue(submission_id=submission_id)
+    Submission.objects.filter(id__in=[submission_id for submission_id, _, _ in lost]).update(enqueued_at=now)
+    for submission_id, subject, language in lost:
+        submission_enqueue(submission_id=submission_id, subject=subject, language=language)
         counts["requeued"] += 1
     return counts
 

@@ -5,22 +5,27 @@ request wakes when the worker commits the verdict."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from co_project.models import TelemetryEvent
+from deploy.stack import service_commands
 from submissions import services
 from submissions.models import Submission, SubmissionStatus
 from tests.servers import FakeEvalService
-from tests.tracks.factories import pack_document, publish
+from tests.tracks.factories import math_problem, pack_document, publish
 
 pytestmark = [pytest.mark.requires_services, pytest.mark.real_worker, pytest.mark.django_db(transaction=True)]
 
@@ -38,13 +43,18 @@ def _until(condition: Callable[[], bool], timeout: float, message: str) -> None:
 
 
 class Worker:
-    """A `celery worker` process (own process group) on the test database and the real broker."""
+    """A `celery worker` process (own process group) on the test database and the real broker,
+    started with production's command line (deploy/stack.py), for the given queues (all by
+    default), with a node name of its own as every worker on one host needs."""
 
-    def __init__(self, env: dict[str, str], log: Path, concurrency: int = 1) -> None:
+    def __init__(self, env: dict[str, str], log: Path, concurrency: int = 1, queues: tuple[str, ...] = ()) -> None:
         self.log = log
+        self.name = f"{log.stem}@{socket.gethostname()}"  # what `-n …@%h` becomes
+        command = service_commands(
+            worker_concurrency=concurrency, beat_schedule="", worker_queues=queues, worker_name=f"{log.stem}@%h"
+        )["worker"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "co_project", "worker", "--pool", "prefork", "--concurrency", str(concurrency),
-             "--without-heartbeat", "--without-mingle", "--without-gossip", "--loglevel", "INFO"],
+            [sys.executable, "-m", *command, "--pool", "prefork", "--without-heartbeat", "--without-mingle", "--without-gossip"],
             cwd=REPO,
             env=env,
             stdout=log.open("ab"),
@@ -76,7 +86,7 @@ def start_worker(tmp_path: Path, settings) -> Iterator[Callable[..., Worker]]:
     app.control.purge()  # nothing left over from earlier runs
     workers: list[Worker] = []
 
-    def start(concurrency: int = 1, **extra_env: str) -> Worker:
+    def start(concurrency: int = 1, queues: tuple[str, ...] = (), **extra_env: str) -> Worker:
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("CO_")},
             "CO_ENV": "test",
@@ -84,10 +94,11 @@ def start_worker(tmp_path: Path, settings) -> Iterator[Callable[..., Worker]]:
             "CO_REDIS_URL": settings.REDIS_URL,
             "CO_JWT_PUBLIC_KEY": "unused-by-the-worker",
             "CO_SUBMISSION_STALE_SECONDS": str(STALE_SECONDS),
+            "CO_SANDBOX_UID": str(settings.CO_SANDBOX_UID),  # the range the tests look for sandboxes in
             "CO_CELERY_VISIBILITY_TIMEOUT": "3",
             **extra_env,
         }
-        worker = Worker(env, tmp_path / f"worker-{len(workers)}.log", concurrency)
+        worker = Worker(env, tmp_path / f"worker-{len(workers)}.log", concurrency, queues)
         workers.append(worker)
         return worker
 
@@ -235,3 +246,132 @@ def test_every_pool_process_pre_starts_its_sandboxes_before_its_first_task(start
         return len(children) == 2 and all(len(_sandbox_uids_under(pid, first, pool)) == 3 for pid in children)
 
     _until(each_child_is_ready, 60, "two pool processes with three pre-started sandboxes each")
+
+
+def _code_submission(learner_client, learner: str, language: str) -> tuple[str, str]:
+    """(submission id, its code): a correct shout in `language` that names its learner, so an eval
+    service's record says whose submission reached it."""
+    code = {
+        "python": f"def shout(text):\n    # {learner}\n    return text.upper()\n",
+        "javascript": f"function shout(text) {{\n  // {learner}\n  return text.toUpperCase();\n}}\n",
+    }[language]
+    body = {"problem_id": "shout", "subject": "coding", "payload": {"language": language, "code": code}}
+    response = learner_client(learner).post("/v1/submissions", body, format="json")
+    assert response.status_code in {200, 202}, response.content
+    return response.json()["id"], code
+
+
+def test_each_grading_queue_reaches_only_its_own_workers(learner_client, start_worker, settings) -> None:
+    """A worker started with `-Q grade-python` grades the Python submissions and never takes a
+    JavaScript one: those wait in their own queue — and the sweeper re-queues them there — until a
+    `-Q grade-javascript` worker starts and grades exactly them. Each worker grades through an eval
+    service of its own, whose record says which submissions reached which worker."""
+    import redis
+
+    publish(pack_document())
+    settings.CO_SUBMISSION_WAIT_SECONDS = 0
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    with FakeEvalService() as python_service, FakeEvalService() as javascript_service:
+        start_worker(queues=("grade-python",), CO_EVAL_BASE=python_service.url)
+        python = dict(_code_submission(learner_client, learner, "python") for learner in ("alice", "carol"))
+        javascript = dict(_code_submission(learner_client, learner, "javascript") for learner in ("bob", "dave"))
+        _until(lambda: all(_status(id_) == SubmissionStatus.PASSED for id_ in python), 60, "the Python worker's verdicts")
+        assert {_status(id_) for id_ in javascript} == {SubmissionStatus.PENDING}
+        assert broker.llen("grade-javascript") == 2
+
+        Submission.objects.filter(id__in=javascript).update(enqueued_at=timezone.now() - timedelta(days=1))
+        assert services.submission_sweep() == {"requeued": 2, "expired": 0}
+        assert broker.llen("grade-javascript") == 4
+        assert {_status(id_) for id_ in javascript} == {SubmissionStatus.PENDING}
+
+        start_worker(queues=("grade-javascript",), CO_EVAL_BASE=javascript_service.url)
+        _until(lambda: all(_status(id_) == SubmissionStatus.PASSED for id_ in javascript), 60, "the JavaScript worker's verdicts")
+        _until(lambda: broker.llen("grade-javascript") == 0, 30, "the re-queued duplicates to be taken (and refused)")
+
+    assert sorted(body["code"] for body in python_service.recorded()) == sorted(python.values())
+    assert sorted(body["code"] for body in javascript_service.recorded()) == sorted(javascript.values())
+    assert Submission.objects.filter(id__in=[*python, *javascript]).values_list("attempts", flat=True).distinct().get() == 1
+
+
+def _descendant_cmdlines(pid: int) -> list[bytes]:
+    cmdlines, stack = [], _children(pid)
+    while stack:
+        child = stack.pop()
+        stack += _children(child)
+        with contextlib.suppress(OSError):
+            cmdlines.append(Path(f"/proc/{child}/cmdline").read_bytes())
+    return cmdlines
+
+
+def _pool_processes(worker: Worker) -> list[int]:
+    return [pid for pid in _children(worker.process.pid) if b"celery" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+
+def test_a_worker_warms_up_only_the_grading_of_its_queues(learner_client, start_worker, settings) -> None:
+    """A `-Q grade-javascript` pool process pre-starts its JavaScript sandbox and starts neither
+    the fork helper (Python) nor SymPy workers; a `-Q grade-math` one starts its SymPy workers and
+    no sandbox. Warm-up runs in order (SymPy, Python, JavaScript), each start waited for, so once
+    the JavaScript sandbox is up, or a math verdict is in, anything else would already be there."""
+    first, pool = settings.CO_SANDBOX_UID, settings.CO_SANDBOX_UID_POOL
+    javascript = start_worker(queues=("grade-javascript",), CO_SANDBOX_WARM="1")
+    _until(
+        lambda: len(processes := _pool_processes(javascript)) == 1 and _sandbox_uids_under(processes[0], first, pool),
+        60,
+        "the JavaScript pool process's pre-started sandbox",
+    )
+    (process,) = _pool_processes(javascript)
+    assert len(_sandbox_uids_under(process, first, pool)) == 1
+    cmdlines = _descendant_cmdlines(process)
+    assert not [line for line in cmdlines if b"zygote_helper" in line or b"evaluators/math.py" in line], cmdlines
+    javascript.stop()
+
+    publish(pack_document(track_slug="m", subject="math", modules=[{"slug": "algebra", "title": "A"}], problems=[math_problem()]))
+    settings.CO_SUBMISSION_WAIT_SECONDS = 0
+    math = start_worker(queues=("grade-math",), CO_SANDBOX_WARM="1")
+    body = {"problem_id": "expand-square", "subject": "math", "payload": {"expression": "(x+1)^2"}}
+    response = learner_client("alice").post("/v1/submissions", body, format="json")
+    assert response.status_code in {200, 202}, response.content
+    _until(lambda: _status(response.json()["id"]) == SubmissionStatus.PASSED, 60, "the math worker's verdict")
+    (process,) = _pool_processes(math)
+    cmdlines = _descendant_cmdlines(process)
+    assert len([line for line in cmdlines if b"evaluators/math.py" in line]) == settings.CO_MATH_WORKERS, cmdlines
+    assert not [line for line in cmdlines if b"zygote_helper" in line], cmdlines
+    assert not _sandbox_uids_under(process, first, pool)
+
+
+def test_a_drained_worker_finishes_its_evaluation_and_takes_nothing_new(learner_client, start_worker, settings) -> None:
+    """Draining as the README tells: `control cancel_consumer` stops a worker taking grading tasks
+    from a queue, SIGTERM (warm shutdown) lets its running evaluation finish before it exits, and
+    what was submitted meanwhile waits in the queue for the next worker. (A SIGTERM to the whole
+    process group would end the pool process and its evaluation at once.)"""
+    import redis
+
+    from co_project.celery import app
+
+    publish(pack_document())
+    settings.CO_SUBMISSION_WAIT_SECONDS = 0
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    with FakeEvalService(delay_seconds=8) as eval_service:
+        # Two pool processes: one grades, the other is free and would take the next task.
+        old = start_worker(concurrency=2, queues=("grade-python",), CO_EVAL_BASE=eval_service.url)
+        running, _ = _code_submission(learner_client, "alice", "python")
+        _until(lambda: eval_service.request_count() == 1, 60, "the old worker's evaluation to be under way")
+
+        replies = app.control.cancel_consumer("grade-python", destination=[old.name], reply=True, timeout=5)
+        assert replies == [{old.name: {"ok": "no longer consuming from grade-python"}}]
+        _until(
+            lambda: app.control.inspect(destination=[old.name], timeout=5).active_queues() == {old.name: []}, 30, "no queue left"
+        )
+        waiting, _ = _code_submission(learner_client, "bob", "python")
+        time.sleep(1)  # long enough for a worker still consuming to take it (its free pool process would)
+        assert _status(running) == SubmissionStatus.RUNNING
+        old.process.send_signal(signal.SIGTERM)  # to the main process alone, as `docker stop` sends it
+        assert old.process.wait(timeout=30) == 0
+        assert _status(running) == SubmissionStatus.PASSED
+        assert _status(waiting) == SubmissionStatus.PENDING
+        assert broker.llen("grade-python") == 1
+
+        eval_service.delay_seconds = 0
+        start_worker(queues=("grade-python",), CO_EVAL_BASE=eval_service.url)
+        _until(lambda: _status(waiting) == SubmissionStatus.PASSED, 60, "the next worker's verdict")
+    assert eval_service.request_count() == 2
