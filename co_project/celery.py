@@ -98,9 +98,10 @@ def grading_warm_up(*, queues: Collection[str] | None = None) -> None:
 
 
 @celeryd_init.connect
-def _metrics_worker_start(**kwargs: object) -> None:
-    """In the worker's main process, before it forks its pool: its processes write as `worker`."""
-    metrics.metrics_service_start("worker")
+def _metrics_worker_start(sender: object = None, **kwargs: object) -> None:
+    """In the worker's main process, before it forks its pool: its processes write as
+    `worker.<node name>`."""
+    metrics.metrics_service_start(metrics.worker_service(str(sender)))
 
 
 @worker_ready.connect

@@ -177,8 +177,14 @@ def metrics_service_start(service: str) -> None:
     for path in glob.glob(os.path.join(METRICS_DIR, "*.db")):
         owner = Path(path).stem.rsplit("_", 1)[-1]
         name, _, pid = owner.rpartition("-")
-        if name == service or (name not in ("web", "worker") and not _process_alive(pid)):
+        if name == service or (name.partition(".")[0] not in ("web", "worker") and not _process_alive(pid)):
             Path(path).unlink(missing_ok=True)
+
+
+def worker_service(node_name: str) -> str:
+    """The metrics service of a Celery worker, named by its node (`-n`): two workers of one host
+    sharing the directory each clear only their own files when they start."""
+    return "worker." + re.sub(r"[^A-Za-z0-9.@]", ".", node_name)
 
 
 def metrics_process_dead(pid: int, service: str) -> None:

@@ -290,6 +290,19 @@ def test_processes_of_two_services_add_up_and_each_service_clears_only_its_own_f
     assert (scraped[passed], scraped[evaluated], scraped[streams]) == (1, 1, 0)
 
 
+def test_two_workers_of_one_host_each_clear_only_their_own_files(tmp_path: Path) -> None:
+    evaluated = ("co_celery_tasks_total", frozenset({"task": "submissions.evaluate", "outcome": "success"}.items()))
+    worker = """
+        metrics.metrics_service_start(metrics.worker_service("{node}"))
+        metrics.celery_task_observe(task="submissions.evaluate", outcome="success")
+    """
+    _in_process(tmp_path, worker.format(node="python@co-worker-1"))
+    _in_process(tmp_path, worker.format(node="javascript@co-worker-1"))
+    assert _scrape_of(tmp_path)[evaluated] == 2  # the second worker's start kept the first's counts
+    _in_process(tmp_path, worker.format(node="python@co-worker-1"))  # a restart replaces its own
+    assert _scrape_of(tmp_path)[evaluated] == 2
+
+
 def test_production_warns_when_metrics_are_on_without_the_multiprocess_directory(settings) -> None:
     from co_project.checks import METRICS_DIR_MISSING, metrics_directory_check
 
