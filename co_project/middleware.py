@@ -42,7 +42,10 @@ class RequestIdLogFilter(logging.Filter):
         return True
 
 
-class RequestIdMiddleware:
+class _SyncAndAsyncMiddleware:
+    """A middleware that runs in the chain it is given: sync (`_call`) in a request thread, async
+    (`_acall`) for the tutor stream — never adapted, which would cost a thread hop."""
+
     sync_capable = True
     async_capable = True
 
@@ -52,8 +55,17 @@ class RequestIdMiddleware:
             markcoroutinefunction(self)
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
-        if iscoroutinefunction(self):
-            return self._acall(request)
+        return self._acall(request) if iscoroutinefunction(self) else self._call(request)
+
+    def _call(self, request: HttpRequest) -> HttpResponseBase:
+        raise NotImplementedError
+
+    async def _acall(self, request: HttpRequest) -> HttpResponseBase:
+        raise NotImplementedError
+
+
+class RequestIdMiddleware(_SyncAndAsyncMiddleware):
+    def _call(self, request: HttpRequest) -> HttpResponseBase:
         token = self._begin(request)
         try:
             return self._finish(request, self.get_response(request))
@@ -121,22 +133,12 @@ class StaticFilesMiddleware(WhiteNoiseMiddleware):
         return await self.get_response(request)
 
 
-class RequestMetricsMiddleware:
+class RequestMetricsMiddleware(_SyncAndAsyncMiddleware):
     """Counts and times every request by its route pattern (co_project/metrics.py), in the sync
     chain a request thread runs and in the async one of the tutor stream. Outermost, so it sees
     the status the client gets; a stream is timed to its headers, not to its end."""
 
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Callable) -> None:
-        self.get_response = get_response
-        if iscoroutinefunction(self.get_response):
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
-        if iscoroutinefunction(self):
-            return self._acall(request)
+    def _call(self, request: HttpRequest) -> HttpResponseBase:
         started = time.perf_counter()
         response = self.get_response(request)
         http_request_observe(request, response.status_code, time.perf_counter() - started)
