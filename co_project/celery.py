@@ -2,7 +2,7 @@
 reject_on_worker_lost, time limits; with no broker configured tasks run eagerly in-process."""
 
 import os
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from celery import Celery
 from celery.signals import (
@@ -110,21 +110,12 @@ def _metrics_worker_serve(**kwargs: object) -> None:
     metrics.metrics_worker_serve()
 
 
-@task_success.connect
-def _task_succeeded(sender: object = None, **kwargs: object) -> None:
-    metrics.celery_task_observe(task=getattr(sender, "name", "unknown"), outcome="success")
+def _outcome_counter(outcome: str) -> Callable[..., None]:
+    def observe(sender: object = None, **kwargs: object) -> None:
+        metrics.celery_task_observe(task=getattr(sender, "name", "unknown"), outcome=outcome)
+
+    return observe
 
 
-@task_failure.connect
-def _task_failed(sender: object = None, **kwargs: object) -> None:
-    metrics.celery_task_observe(task=getattr(sender, "name", "unknown"), outcome="failure")
-
-
-@task_retry.connect
-def _task_retried(sender: object = None, **kwargs: object) -> None:
-    metrics.celery_task_observe(task=getattr(sender, "name", "unknown"), outcome="retry")
-
-
-@task_revoked.connect
-def _task_revoked(sender: object = None, **kwargs: object) -> None:
-    metrics.celery_task_observe(task=getattr(sender, "name", "unknown"), outcome="revoked")
+for _signal, _outcome in ((task_success, "success"), (task_failure, "failure"), (task_retry, "retry"), (task_revoked, "revoked")):
+    _signal.connect(_outcome_counter(_outcome), weak=False)
