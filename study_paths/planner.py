@@ -112,9 +112,9 @@ class PlannedTask:
     reasons: tuple[str, ...]
     review_source: Mapping[str, object] | None = None
 
-    def identity(self) -> tuple[str, str, str]:
-        """What makes two planned tasks the same task (a kept task keeps its row)."""
-        return (self.ref, self.kind, self.module)
+    def identity(self) -> tuple[str, str]:
+        """What makes two planned tasks the same task (a kept task keeps its row; its kind may change)."""
+        return (self.ref, self.module)
 
 
 @dataclass(frozen=True)
@@ -139,6 +139,7 @@ class _State:
     streak_difficulty: int = 0
     streak: int = 0
     last_failed: bool = False
+    started: bool = False  # the first task is paced at the learner's level, later ones stretch
     reviews_done: set[str] = field(default_factory=set)
 
 
@@ -193,6 +194,7 @@ def _apply(
     review_key: str | None = None,
 ) -> None:
     """Move the state past one task (a finished one, or a projected pass)."""
+    state.started = True
     state.previous = difficulty  # every task in the sequence is a link of the difficulty chain
     state.last_topics = topics
     state.recent_topics = [topics, *state.recent_topics][:RECENT_TASKS]
@@ -217,7 +219,7 @@ def _apply(
 def _pacing_target(state: _State) -> float:
     if state.streak >= STREAK_LIMIT:
         return state.previous - 1.0
-    if state.last_failed:
+    if state.last_failed or not state.started:
         return float(state.previous)
     return state.previous + 0.5
 

@@ -336,7 +336,7 @@ def study_path_plan(*, path: StudyPath, now: datetime | None = None) -> Replan:
 
 
 def _same(row: dict[str, Any], planned: PlannedTask, key_of: dict[uuid.UUID, str]) -> bool:
-    return (row["problem_ref"], row["kind"], key_of.get(row["module_id"], "")) == planned.identity()
+    return (row["problem_ref"], key_of.get(row["module_id"], "")) == planned.identity()
 
 
 def study_path_advance(*, task: StudyTask, verdict: str, now: datetime | None = None) -> StudyPath:
@@ -371,6 +371,13 @@ def study_path_advance(*, task: StudyTask, verdict: str, now: datetime | None = 
         kept = 0
         while kept < min(len(pending), len(plan.tasks)) and _same(pending[kept], plan.tasks[kept], key_of):
             kept += 1
+        retyped = [
+            StudyTask(id=row["id"], kind=planned.kind, updated_at=now)
+            for row, planned in zip(pending[:kept], plan.tasks[:kept], strict=True)
+            if row["kind"] != planned.kind
+        ]
+        if retyped:  # e.g. a challenge that a miss made a practice: same problem, same row
+            StudyTask.objects.bulk_update(retyped, ["kind", "updated_at"])
         dropped = [
             StudyTask(
                 id=row["id"],

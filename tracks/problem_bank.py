@@ -614,7 +614,7 @@ def problems_by_module(*, module: str, difficulty_range: tuple[int, int], limit:
     try:
         return problem_bank().problems_by_module(module, difficulty_range, limit)
     except ProblemBankUnavailable as exc:
-        logger.warning("problem bank unavailable", extra={"module": module[:100], "reason": str(exc)})
+        logger.warning("problem bank unavailable", extra={"problem_module": module[:100], "reason": str(exc)})
         raise ProblemRepositoryNotReady(
             "Problem repository not ready: the problem bank could not be reached. Try again shortly."
         ) from exc
