@@ -124,6 +124,18 @@ class Plan:
     notes: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Choice:
+    """One decision of the planner, for explaining and for checking its rules: the options it
+    had (every one within the rules), the previous task's difficulty and topics, the one taken."""
+
+    previous_difficulty: int
+    previous_topics: tuple[str, ...]
+    blocked: int | None  # the difficulty two misses in a row rule out, if any
+    options: tuple[Candidate, ...]
+    chosen: Candidate
+
+
 @dataclass
 class _State:
     """Where the learner stands after the history (and, while projecting, after the tail so far)."""
@@ -256,8 +268,9 @@ def plan_tail_v1(
     seed: int,
     history: Sequence[DoneTask] = (),
     due_reviews: Sequence[DueReview] = (),
+    observe: Callable[[Choice], None] | None = None,
 ) -> Plan:
-    """The pending tail after `history`: up to `batch_size` tasks."""
+    """The pending tail after `history`: up to `batch_size` tasks. `observe` sees every choice."""
     by_ref = {c.ref: c for c in candidates}
     pools = module_pools(candidates, learner, config)
     state = _start_state(learner, config)
@@ -320,6 +333,12 @@ def plan_tail_v1(
         state.planned.add(c.ref)
         _apply(state, ref=c.ref, difficulty=c.difficulty, topics=c.topics, kind=kind, outcome="open")
 
+    def choose(options: list[Candidate], blocked: int | None) -> Candidate | None:
+        chosen = _best(options, state, learner, config, seed)
+        if chosen is not None and observe is not None:
+            observe(Choice(state.previous, state.last_topics, blocked, tuple(options), chosen))
+        return chosen
+
     while len(tasks) < config.batch_size:
         blocked = state.streak_difficulty if state.streak >= STREAK_LIMIT else None
         day = len(tasks) // max(1, config.daily_target)
@@ -331,6 +350,9 @@ def plan_tail_v1(
                 rotating = [r for r in fitting if not set(by_ref[r.ref].topics) & set(state.last_topics)]
                 review = (rotating or fitting)[0]
                 reviews.remove(review)
+                if observe is not None:
+                    options = tuple(by_ref[r.ref] for r in fitting)
+                    observe(Choice(state.previous, state.last_topics, blocked, options, by_ref[review.ref]))
                 emit(
                     by_ref[review.ref],
                     "review",
@@ -350,14 +372,14 @@ def plan_tail_v1(
             break  # every pool is solved (projected): reviews may still be waiting
 
         # 2. The current module, within the rules.
-        choice = _best([c for c in open_in(module) if allowed(c.difficulty, below=blocked)], state, learner, config, seed)
+        choice = choose([c for c in open_in(module) if allowed(c.difficulty, below=blocked)], blocked)
         if choice is not None:
             reasons = ["Next in the module."] if blocked is None else [f"Stepping down after two misses at difficulty {blocked}."]
             emit(choice, _kind(choice, state), reasons)
             continue
 
         # 3. Out of reach in the module: an unsolved problem elsewhere in the track that fits.
-        choice = _best([c for c in track_unsolved(module) if allowed(c.difficulty, below=blocked)], state, learner, config, seed)
+        choice = choose([c for c in track_unsolved(module) if allowed(c.difficulty, below=blocked)], blocked)
         if choice is not None:
             why = "Stepping down" if blocked is not None else "Preparing"
             emit(choice, _kind(choice, state), [f"{why}: the module's next problems are out of reach for now."])
@@ -373,17 +395,18 @@ def plan_tail_v1(
                 if ref in by_ref and allowed(by_ref[ref].difficulty, below=blocked)
             ]
         )
-        choice = _best(solved, state, learner, config, seed)
+        choice = choose(solved, blocked)
         if choice is not None:
             emit(choice, "review", ["Consolidating a solved problem before trying again."], {"source": "step_down"})
             continue
 
         # 5. Nothing below the blocked difficulty: one above it, never a third try at it.
         if blocked is not None:
-            above = [
-                c for c in [*open_in(module), *track_unsolved(module)] if c.difficulty == blocked + 1 and allowed(c.difficulty)
-            ]
-            choice = _best(above, state, learner, config, seed)
+            choice = choose([c for c in open_in(module) if c.difficulty == blocked + 1 and allowed(c.difficulty)], blocked)
+            if choice is None:
+                choice = choose(
+                    [c for c in track_unsolved(module) if c.difficulty == blocked + 1 and allowed(c.difficulty)], blocked
+                )
             if choice is not None:
                 emit(choice, _kind(choice, state), [f"No easier problem exists; moving off difficulty {blocked}."])
                 continue
