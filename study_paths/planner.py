@@ -49,6 +49,11 @@ class Candidate:
     module: str
     difficulty: int
     topics: tuple[str, ...]
+    slug: str = ""  # breaks ties: the same content re-imported under new ids plans the same
+
+    @property
+    def tie_key(self) -> str:
+        return self.slug or self.ref
 
 
 @dataclass(frozen=True)
@@ -253,7 +258,7 @@ def _best(options: list[Candidate], state: _State, learner: LearnerStart, config
         return None
     rotating = [c for c in options if not set(c.topics) & set(state.last_topics)]
     pick_from = rotating or options
-    return max(pick_from, key=lambda c: (_score(c, state, learner, config.weights), -_tie(seed, c.ref)))
+    return max(pick_from, key=lambda c: (_score(c, state, learner, config.weights), -_tie(seed, c.tie_key)))
 
 
 def _kind(c: Candidate, state: _State) -> str:

@@ -142,6 +142,7 @@ def _candidates(outline: TrackOutline, config: PlanConfig) -> list[Candidate]:
                     module=module,
                     difficulty=item.difficulty,
                     topics=item.topics,
+                    slug=item.slug,
                 )
             )
     return found
@@ -149,7 +150,7 @@ def _candidates(outline: TrackOutline, config: PlanConfig) -> list[Candidate]:
 
 def _catalogue_digest(candidates: Sequence[Candidate]) -> str:
     """The catalogue version the plan saw: same digest, same candidates."""
-    raw = json.dumps([[c.ref, c.module, c.difficulty, list(c.topics)] for c in candidates], separators=(",", ":"))
+    raw = json.dumps([[c.ref, c.slug, c.module, c.difficulty, list(c.topics)] for c in candidates], separators=(",", ":"))
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
