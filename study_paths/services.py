@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from co_project.errors import NotFound, ProblemRepositoryNotReady
 from personalization.selectors import DueReview as LearnerDueReview
 from personalization.selectors import learner_profile, reviews_due
 from study_paths import events
@@ -99,13 +100,16 @@ def study_path_config_validate(config: Any) -> dict[str, Any]:
     return normalized
 
 
-def _modules_of(config: dict[str, Any], outline: TrackOutline) -> list[str]:
-    """Module keys in the track's order, or in the config's order when it names them."""
+def _modules_of(config: dict[str, Any], outline: TrackOutline, *, strict: bool = True) -> list[str]:
+    """Module keys in the track's order, or in the config's order when it names them. Not strict
+    (an existing path): a module retired since is left out instead of refused."""
     by_slug = {module.slug: module.key for module in outline.modules}
     named = config.get("modules")
     if named is None:
         return list(by_slug.values())
     unknown = [slug for slug in named if slug not in by_slug]
+    if unknown and not strict:
+        return [by_slug[slug] for slug in named if slug in by_slug]
     if unknown:
         raise StudyPathConfigInvalid(
             fields={"config": [f"modules: no published module {slug!r} in this track." for slug in unknown]}
@@ -319,7 +323,7 @@ def study_path_plan(*, path: StudyPath, now: datetime | None = None) -> Replan:
     outline = track_outline(reference=str(path.track_id))
     module_ids = _module_ids(outline)
     key_of = {module_id: key for key, module_id in module_ids.items()}
-    plan_config = _plan_config(path.config, _modules_of(path.config, outline))
+    plan_config = _plan_config(path.config, _modules_of(path.config, outline, strict=False))
     candidates = _candidates(outline, plan_config)
     rows = study_path_task_rows(path_id=path.id)
     for row in rows:
@@ -346,7 +350,9 @@ def study_path_advance(*, task: StudyTask, verdict: str, now: datetime | None = 
     The tail is a projection that assumes passes, so after a pass it stays as it was and one task
     is appended; after a miss (or a skip) the tasks that differ from the new plan are dropped
     (`skipped`, marked `replanned`, with a `status_changed` event) and the new ones appended.
-    Owns its transaction; locks the path, so verdicts on one path are applied one at a time."""
+    Owns its transaction; locks the path, so verdicts on one path are applied one at a time.
+    When the plan cannot be regenerated (the track was unpublished, the remote bank is down) the
+    verdict is still recorded and the tail kept; the next verdict replans."""
     if verdict not in VERDICTS:
         raise ValueError(f"not a verdict: {verdict!r}")
     now = now or timezone.now()
@@ -364,7 +370,14 @@ def study_path_advance(*, task: StudyTask, verdict: str, now: datetime | None = 
         task.save(update_fields=["status", "finished_at", "updated_at"])
         changes = [events.task_status_changed(task, before=before, after=verdict, reason="verdict")]
 
-        replan = study_path_plan(path=path, now=now)
+        try:  # reads only: a failure here leaves the transaction usable
+            replan = study_path_plan(path=path, now=now)
+        except (NotFound, ProblemRepositoryNotReady) as exc:
+            logger.warning("study path not replanned", extra={"path_id": str(path.id), "reason": exc.message})
+            events.task_events_append(events=changes, at=now)
+            path.updated_at = now
+            path.save(update_fields=["updated_at"])
+            return path
         plan, rows, outline = replan.plan, replan.rows, replan.outline
         module_ids = _module_ids(outline)
         key_of = {module_id: key for key, module_id in module_ids.items()}

@@ -330,3 +330,30 @@ def test_create_costs_the_same_queries_on_any_track_and_history(django_assert_nu
         path = study_path_create(learner_id="alice", track=slug, config={"batch_size": 10}, seed=1)
 
     assert StudyTask.objects.filter(path=path).count() == min(10, modules * per_module)
+
+
+def test_a_verdict_is_recorded_even_when_the_plan_cannot_be_regenerated() -> None:
+    from tracks.models import Track
+
+    publish_ladder()
+    path = study_path_create(learner_id="alice", track="ladder", config={"batch_size": 3}, seed=7)
+    before = [t.id for t in _pending(path)]
+    Track.objects.filter(slug="ladder").update(published=False)
+
+    study_path_advance(task=_pending(path)[0], verdict="failed")
+
+    assert StudyTask.objects.get(id=before[0]).status == "failed"
+    assert [t.id for t in _pending(path)] == before[1:]  # the tail is kept until a replan succeeds
+    assert events_of(StudyTask.objects.get(id=before[0]))[-1][1] == "status_changed"
+
+
+def test_a_module_retired_after_creation_leaves_the_plan_without_error() -> None:
+    from tracks.models import Module
+
+    publish_ladder()
+    path = study_path_create(learner_id="alice", track="ladder", config={"modules": ["m1", "m2"], "batch_size": 3}, seed=7)
+    Module.objects.filter(slug="m2").update(published=False)
+
+    study_path_advance(task=_pending(path)[0], verdict="passed")
+
+    assert {t.module.slug for t in _pending(path) if t.position > 3} <= {"m1"}
