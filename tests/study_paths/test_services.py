@@ -357,3 +357,43 @@ def test_a_module_retired_after_creation_leaves_the_plan_without_error() -> None
     study_path_advance(task=_pending(path)[0], verdict="passed")
 
     assert {t.module.slug for t in _pending(path) if t.position > 3} <= {"m1"}
+
+
+# --- the remote problem bank ------------------------------------------------------------------
+
+
+@pytest.fixture
+def remote_bank(settings):
+    from tests.servers import FakeProblemBank
+
+    with FakeProblemBank() as server:
+        settings.CO_PROBLEM_BANK_BASE = server.url
+        settings.CO_PROBLEM_BANK_TIMEOUT_SECONDS = 0.5
+        settings.CO_PROBLEM_BANK_RETRIES = 1
+        settings.CO_PROBLEM_BANK_CACHE_SECONDS = 300
+        settings.CO_PROBLEM_BANK_TOKEN = None
+        yield server
+
+
+def test_candidates_come_from_the_remote_bank_too(remote_bank) -> None:
+    publish_ladder()
+    remote_bank.modules["ladder/m3"] = [
+        {"id": "remote-graphs", "slug": "remote-graphs", "title": "R", "difficulty": 3, "topics": ["bfs"]}
+    ]
+
+    _solve("carol", "a1", "a3")  # level 2: module m3 (difficulty 3 and up) is one step away
+    path = study_path_create(learner_id="carol", track="ladder", config={"modules": ["m3"], "batch_size": 5}, seed=2)
+
+    remote = StudyTask.objects.get(path=path, problem_ref="remote-graphs")
+    assert (remote.problem_id, remote.difficulty, remote.topics, remote.module.slug) == (None, 3, ["bfs"], "m3")
+    assert sorted(slug for slug, *_ in plan_of(path)) == ["c1", "c2", "c3", "remote-graphs"]
+
+
+def test_an_unreachable_remote_bank_is_a_409_and_writes_nothing(remote_bank) -> None:
+    from co_project.errors import ProblemRepositoryNotReady
+
+    publish_ladder()
+    remote_bank.behaviour.always_status = 503
+    with pytest.raises(ProblemRepositoryNotReady):
+        study_path_create(learner_id="alice", track="ladder")
+    _nothing_written()
