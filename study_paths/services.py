@@ -409,12 +409,12 @@ def study_path_advance(*, task: StudyTask, verdict: str, now: datetime | None = 
                 events.task_status_changed(t, before=TaskStatus.PENDING, after=TaskStatus.SKIPPED, reason="replanned")
                 for t in dropped
             ]
-        events.task_events_append(events=changes, at=now)
         next_position = (rows[-1]["position"] if rows else 0) + 1
         created = StudyTask.objects.bulk_create(
             _new_tasks(path, plan.tasks[kept:], first_position=next_position, module_ids=module_ids, now=now)
         )
-        events.task_events_append(events=[events.task_created(t) for t in created], at=now, new_tasks=True)
+        # One append for the verdict, the dropped tasks and the new ones (new tasks start at 1).
+        events.task_events_append(events=[*changes, *(events.task_created(t) for t in created)], at=now)
 
         still_open = kept or any(row["status"] in OPEN_TASK_STATUSES for row in rows if row["id"] != task.id)
         path.catalogue_digest = replan.catalogue_digest

@@ -397,3 +397,22 @@ def test_an_unreachable_remote_bank_is_a_409_and_writes_nothing(remote_bank) -> 
     with pytest.raises(ProblemRepositoryNotReady):
         study_path_create(learner_id="alice", track="ladder")
     _nothing_written()
+
+
+# Locks (path, task), the verdict, the track and its modules, the path's tasks, due reviews, event
+# numbers, the new task, the events, the path, and the transaction's savepoint pair.
+ADVANCE_QUERIES = 13
+
+
+@pytest.mark.parametrize("history", [0, 30])
+def test_a_verdict_costs_the_same_queries_whatever_the_history(django_assert_num_queries, history: int) -> None:
+    publish_wide_track("wide", modules=4, per_module=12)
+    path = study_path_create(learner_id="alice", track="wide", config={"batch_size": 5}, seed=1)
+    for index in range(history):
+        study_path_advance(task=_pending(path)[0], verdict="failed" if index % 3 else "passed")
+    task = _pending(path)[0]
+
+    with django_assert_num_queries(ADVANCE_QUERIES):
+        study_path_advance(task=task, verdict="passed")
+
+    assert len(_pending(path)) == 5
