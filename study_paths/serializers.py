@@ -4,19 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from co_project.serializer_fields import OffsetDateTimeField, StrictCharField
 from study_paths.models import StudyPathStatus, TaskKind, TaskStatus
+from study_paths.services import STUDY_PATH_CONFIG_SCHEMA
+
+
+@extend_schema_field({k: v for k, v in STUDY_PATH_CONFIG_SCHEMA.items() if k != "$schema"})
+class StudyPathConfigField(serializers.JSONField):
+    """Any JSON here; `study_path_config_validate` is the one place that judges it, and the schema
+    documents exactly what it accepts."""
 
 
 class StudyPathCreateSerializer(serializers.Serializer):
     track = StrictCharField(max_length=100, help_text="Track id or slug.")
-    config = serializers.JSONField(
+    config = StudyPathConfigField(
         required=False,
         help_text=(
-            "Optional: daily_task_target, difficulty_range {min, max}, modules [slugs], weights "
-            "{weakness, novelty, pacing, diversity}, review_cap_per_day, batch_size, expire_after_days."
+            "Optional; defaults: daily_task_target 3, difficulty_range {min 1, max 5}, modules all (in "
+            "track order), weights as the recommender's, review_cap_per_day 2, batch_size 10, expire_after_days 7."
         ),
     )
 

@@ -34,7 +34,7 @@ from study_paths.models import (
     TaskStatus,
 )
 from study_paths.planner import TERMS, Candidate, DoneTask, DueReview, LearnerStart, Plan, PlanConfig, PlannedTask, planner_for
-from study_paths.selectors import study_path_task_rows
+from study_paths.selectors import study_path_active_for, study_path_task_rows
 from tracks.problem_bank import problems_by_module
 from tracks.selectors import TrackOutline, track_outline
 
@@ -84,14 +84,20 @@ CONFIG_DEFAULTS: dict[str, Any] = {
 CANDIDATES_PER_MODULE = 500
 
 
-def study_path_config_validate(config: Any) -> dict[str, Any]:
-    """The config with every default filled in (stored so, a later change of a default never
-    changes an existing path's plan); StudyPathConfigInvalid names every problem by its place."""
+def _config_schema_check(config: Any) -> None:
     validator = jsonschema.Draft202012Validator(STUDY_PATH_CONFIG_SCHEMA)
     errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
         messages = [f"{'/'.join(map(str, e.absolute_path)) or '(config)'}: {e.message[:200]}" for e in errors[:20]]
         raise StudyPathConfigInvalid(fields={"config": messages})
+
+
+def study_path_config_validate(config: Any) -> dict[str, Any]:
+    """The config with every default filled in (stored so, a later change of a default never
+    changes an existing path's plan); StudyPathConfigInvalid names every problem by its place.
+    The schema first; then what a schema cannot say (min ≤ max). Module slugs are checked
+    against the track by `_modules_of`."""
+    _config_schema_check(config)
     normalized = {**CONFIG_DEFAULTS, **config}
     normalized["weights"] = {**{t: float(settings.CO_RECOMMENDATION_WEIGHTS[t]) for t in TERMS}, **config.get("weights", {})}
     low, high = normalized["difficulty_range"]["min"], normalized["difficulty_range"]["max"]
@@ -217,8 +223,14 @@ def study_path_create(
     events). 409 when the learner already has an active path on the track; 400 for a bad config;
     409 (problem repository not ready) when the remote bank cannot answer."""
     now = now or timezone.now()
-    normalized = study_path_config_validate({} if config is None else config)
+    config = {} if config is None else config
+    _config_schema_check(config)
     outline = track_outline(reference=track)
+    # A learner with an active path gets that answer before any finer point of the config. The
+    # partial unique index settles a race between two creates (below).
+    if study_path_active_for(learner_id=learner_id, track_id=outline.id) is not None:
+        raise ActiveStudyPathExists()
+    normalized = study_path_config_validate(config)
     modules = _modules_of(normalized, outline)
     plan_config = _plan_config(normalized, modules)
     candidates = _candidates(outline, plan_config)
@@ -260,8 +272,6 @@ def study_path_create(
         updated_at=now,
     )
     with transaction.atomic():
-        if StudyPath.objects.filter(learner_id=learner_id, track_id=outline.id, status=StudyPathStatus.ACTIVE).exists():
-            raise ActiveStudyPathExists()
         try:
             with transaction.atomic():
                 path.save(force_insert=True)

@@ -194,6 +194,11 @@ def test_a_second_active_path_on_the_track_is_a_conflict() -> None:
         study_path_create(learner_id="alice", track="ladder", seed=2)
 
     assert raised.value.code == "study_path_active_exists"
+    # The conflict is the answer before finer points of the config (a schema error still comes first).
+    with pytest.raises(ActiveStudyPathExists):
+        study_path_create(learner_id="alice", track="ladder", config={"modules": ["m9"]})
+    with pytest.raises(StudyPathConfigInvalid):
+        study_path_create(learner_id="alice", track="ladder", config={"batch_size": 0})
     assert (StudyPath.objects.count(), StudyTask.objects.count(), TaskEvent.objects.count()) == counts
     StudyPath.objects.filter(id=first.id).update(status="archived")
     assert study_path_create(learner_id="alice", track="ladder", seed=2).status == "active"
