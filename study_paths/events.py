@@ -68,3 +68,11 @@ def task_created(task: StudyTask) -> TaskEventSpec:
 
 def task_status_changed(task: StudyTask, *, before: str, after: str, reason: str) -> TaskEventSpec:
     return TaskEventSpec(task, TaskEventType.STATUS_CHANGED, {"from": before, "to": after, "reason": reason})
+
+
+def task_expired(task: StudyTask, *, before: str) -> TaskEventSpec:
+    return TaskEventSpec(task, TaskEventType.EXPIRED, {"from": before, "to": "expired", "expires_at": _iso(task.expires_at)})
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None

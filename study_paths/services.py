@@ -378,7 +378,11 @@ def study_path_advance(*, task: StudyTask, verdict: str, now: datetime | None = 
         task.finished_at = now
         task.updated_at = now
         task.save(update_fields=["status", "finished_at", "updated_at"])
-        changes = [events.task_status_changed(task, before=before, after=verdict, reason="verdict")]
+        changes = [
+            events.task_expired(task, before=before)
+            if verdict == TaskStatus.EXPIRED
+            else events.task_status_changed(task, before=before, after=verdict, reason="verdict")
+        ]
 
         try:  # reads only: a failure here leaves the transaction usable
             replan = study_path_plan(path=path, now=now)

@@ -421,3 +421,15 @@ def test_a_verdict_costs_the_same_queries_whatever_the_history(django_assert_num
         study_path_advance(task=task, verdict="passed")
 
     assert len(_pending(path)) == 5
+
+
+def test_an_expired_task_gets_an_expired_event() -> None:
+    publish_ladder()
+    path = study_path_create(learner_id="alice", track="ladder", config={"batch_size": 2}, seed=7)
+    task = _pending(path)[0]
+
+    study_path_advance(task=task, verdict="expired")
+
+    assert StudyTask.objects.get(id=task.id).status == "expired"
+    payload = {"from": "pending", "to": "expired", "expires_at": task.expires_at.isoformat()}
+    assert events_of(task)[1:] == [(2, "expired", payload)]
