@@ -433,3 +433,53 @@ def test_an_expired_task_gets_an_expired_event() -> None:
     assert StudyTask.objects.get(id=task.id).status == "expired"
     payload = {"from": "pending", "to": "expired", "expires_at": task.expires_at.isoformat()}
     assert events_of(task)[1:] == [(2, "expired", payload)]
+
+
+def test_a_create_that_loses_the_race_is_a_conflict_and_writes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both creates pass the early check (as two concurrent ones can); the partial unique index
+    refuses the second, which then writes nothing."""
+    from study_paths import services
+
+    publish_ladder()
+    monkeypatch.setattr(services, "study_path_active_for", lambda **_: None)
+    first = study_path_create(learner_id="alice", track="ladder", config={"batch_size": 2}, seed=1)
+    counts = (StudyPath.objects.count(), StudyTask.objects.count(), TaskEvent.objects.count())
+
+    with pytest.raises(ActiveStudyPathExists):
+        study_path_create(learner_id="alice", track="ladder", config={"batch_size": 2}, seed=2)
+
+    assert (StudyPath.objects.count(), StudyTask.objects.count(), TaskEvent.objects.count()) == counts
+    assert StudyPath.objects.get().id == first.id
+
+
+@pytest.mark.requires_services
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_creates_make_one_path() -> None:
+    """Two requests at once on PostgreSQL: one path, one conflict, whichever check catches it."""
+    import threading
+
+    from django.db import connection
+
+    publish_ladder()
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def create(seed: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            study_path_create(learner_id="alice", track="ladder", config={"batch_size": 2}, seed=seed)
+            outcomes.append("created")
+        except ActiveStudyPathExists:
+            outcomes.append("conflict")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=create, args=(seed,)) for seed in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sorted(outcomes) == ["conflict", "created"]
+    assert StudyPath.objects.filter(learner_id="alice").count() == 1
+    assert StudyTask.objects.count() == 2
