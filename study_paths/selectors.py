@@ -7,18 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Case, IntegerField, Prefetch, QuerySet, Value, When
+from django.db.models import Case, IntegerField, Prefetch, Value, When
 
 from co_project.errors import NotFound
-from study_paths.models import StudyPath, StudyPathStatus, StudyTask, TaskEvent, TaskKind, TaskStatus
-
-
-def study_path_get_for_learner(*, learner_id: str, path_id: uuid.UUID | str) -> StudyPath:
-    """The learner's path; anyone else's is not found (never 'forbidden': ids do not leak)."""
-    path = StudyPath.objects.filter(id=path_id, learner_id=learner_id).first()
-    if path is None:
-        raise NotFound("No such study path.")
-    return path
+from study_paths.models import StudyPath, StudyPathStatus, StudyTask, TaskKind, TaskStatus
 
 
 def study_path_active_for(*, learner_id: str, track_id: uuid.UUID) -> StudyPath | None:
@@ -33,19 +25,12 @@ def study_path_task_rows(*, path_id: uuid.UUID) -> list[dict[str, Any]]:
     return list(StudyTask.objects.filter(path_id=path_id).order_by("position").values(*PLANNING_FIELDS))
 
 
-def study_tasks_of_path(*, path_id: uuid.UUID) -> QuerySet[StudyTask]:
-    return StudyTask.objects.filter(path_id=path_id).order_by("position")
-
-
-def task_events_of(*, task_id: uuid.UUID) -> QuerySet[TaskEvent]:
-    return TaskEvent.objects.filter(task_id=task_id).order_by("sequence")
-
-
 UPCOMING_STATUSES = (TaskStatus.IN_PROGRESS, TaskStatus.SUBMITTED, TaskStatus.PENDING)
 
 
 def study_path_with_upcoming(*, learner_id: str, path_id: uuid.UUID | str) -> StudyPath:
-    """The learner's path with its track and its upcoming tasks in order (two queries)."""
+    """The learner's path with its track and its upcoming tasks in order (two queries); anyone
+    else's path is not found (never 'forbidden': ids do not leak)."""
     tasks = StudyTask.objects.filter(status__in=UPCOMING_STATUSES).select_related("problem", "module").order_by("position")
     path = (
         StudyPath.objects.filter(id=path_id, learner_id=learner_id)

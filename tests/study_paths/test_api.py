@@ -167,3 +167,14 @@ def test_create_costs_the_same_queries_on_any_track_and_history(
 
     assert response.status_code == 201, response.content
     assert len(response.json()["upcoming_tasks"]) == min(10, modules * per_module)
+
+
+def test_a_path_reads_back_only_for_its_learner() -> None:
+    from co_project.errors import NotFound
+    from study_paths.selectors import study_path_with_upcoming
+
+    publish_ladder()
+    path = study_path_create(learner_id="alice", track="ladder", config={"batch_size": 2}, seed=1)
+    assert len(study_path_with_upcoming(learner_id="alice", path_id=path.id).upcoming_tasks) == 2
+    with pytest.raises(NotFound):
+        study_path_with_upcoming(learner_id="bob", path_id=path.id)
