@@ -399,6 +399,9 @@ def _recommendation_weights(raw: str) -> dict[str, float]:
 CO_RECOMMENDATION_WEIGHTS = _recommendation_weights(env.str("CO_RECOMMENDATION_WEIGHTS", default=""))
 # Mastery: how far one attempt moves the EMA (before the difficulty weighting), and how long a
 # problem of each difficulty (1..5) should take before a pass counts as slow.
+# Study paths: the planner version new paths are created with (study_paths.planner.PLANNERS);
+# an existing path keeps the version it was created with.
+CO_STUDY_PATH_ALGORITHM = env.str("CO_STUDY_PATH_ALGORITHM", default="v1")
 CO_MASTERY_ALPHA = env.float("CO_MASTERY_ALPHA", default=0.35)
 CO_EXPECTED_MINUTES = env.list("CO_EXPECTED_MINUTES", cast=int, default=[10, 15, 25, 35, 45])
 # Mock interviews: default and allowed time box and problem count.

@@ -21,6 +21,7 @@ urlpatterns = [
     path("v1/", include("tracks.urls")),
     path("v1/", include("submissions.urls")),
     path("v1/", include("sessions_app.urls")),
+    path("v1/", include("study_paths.urls")),
     path("v1/", include("personalization.urls")),
     path("v1/", include("tutoring.urls")),
     path("admin/", admin.site.urls),

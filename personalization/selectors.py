@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from personalization.models import Mastery, MasteryKeyType, ReviewItem
+from personalization.recommendation import learner_snapshot
 
 
 def mastery_list(*, learner_id: str, key_type: str | None = None) -> QuerySet[Mastery]:
@@ -38,4 +43,53 @@ def review_queue(*, learner_id: str) -> QuerySet[ReviewItem]:
             "surfaced_at",
             "created_at",
         )
+    )
+
+
+@dataclass(frozen=True)
+class DueReview:
+    problem_id: str
+    reason: str
+    bucket: int
+    due_at: datetime
+
+
+@dataclass(frozen=True)
+class LearnerProfile:
+    """The learner model as a planner reads it: plain values, bounded by the catalogue."""
+
+    level: int
+    mastery: dict[str, int]  # topic slug → 0–100
+    passed: frozenset[str]  # problem ids solved at least once
+    attempted: frozenset[str]
+    due_reviews: tuple[DueReview, ...]  # the most overdue first
+
+
+def learner_profile(*, learner_id: str) -> LearnerProfile:
+    """Level, topic mastery, progress and the due reviews (three queries)."""
+    snapshot = learner_snapshot(learner_id=learner_id)
+    return LearnerProfile(
+        level=snapshot.level,
+        mastery=dict(snapshot.mastery),
+        passed=frozenset(str(pid) for pid, (_, passes) in snapshot.progress.items() if passes),
+        attempted=frozenset(str(pid) for pid in snapshot.progress),
+        due_reviews=tuple(
+            DueReview(problem_id=str(pid), reason=reason, bucket=bucket, due_at=due_at)
+            for pid, (due_at, bucket, reason) in snapshot.reviews.items()
+        ),
+    )
+
+
+DUE_REVIEWS_READ = 100
+
+
+def reviews_due(*, learner_id: str, now: datetime | None = None) -> tuple[DueReview, ...]:
+    """The learner's due review items, the most overdue first, at most DUE_REVIEWS_READ (one query)."""
+    rows = (
+        ReviewItem.objects.filter(learner_id=learner_id, retired_at__isnull=True, next_due_at__lte=now or timezone.now())
+        .order_by("next_due_at", "problem_id")
+        .values_list("problem_id", "reason", "bucket", "next_due_at")[:DUE_REVIEWS_READ]
+    )
+    return tuple(
+        DueReview(problem_id=str(pid), reason=reason, bucket=bucket, due_at=due_at) for pid, reason, bucket, due_at in rows
     )

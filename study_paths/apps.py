@@ -1,6 +1,26 @@
 from django.apps import AppConfig
+from django.conf import settings
+from django.core import checks
 
 
 class StudyPathsConfig(AppConfig):
     name = "study_paths"
     verbose_name = "Study paths"
+
+    def ready(self) -> None:
+        checks.register(check_study_path_algorithm)
+
+
+def check_study_path_algorithm(app_configs: object = None, **kwargs: object) -> list[checks.CheckMessage]:
+    """An unknown CO_STUDY_PATH_ALGORITHM fails `manage.py check` and startup, not a learner's request."""
+    from study_paths.planner import PLANNERS
+
+    if settings.CO_STUDY_PATH_ALGORITHM in PLANNERS:
+        return []
+    return [
+        checks.Error(
+            f"CO_STUDY_PATH_ALGORITHM={settings.CO_STUDY_PATH_ALGORITHM!r} is not a study-path planner version.",
+            hint=f"Known versions: {', '.join(sorted(PLANNERS))}.",
+            id="study_paths.E001",
+        )
+    ]

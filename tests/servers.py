@@ -2,7 +2,9 @@
 
 `FakeProblemBank` speaks the remote problem bank's protocol (seeds/000 §5):
 `GET /internal/problems/{id}/bundle` → 200 with the bundle as JSON, 404 when it has no such
-problem. Its behaviour can be switched per test (404 for everything, 500 for the first N
+problem; `GET /internal/modules/{module}/problems?difficulty_min=&difficulty_max=&limit=` → 200
+with `{"items": [...]}` filtered by the query (unless told to ignore it), 404 for an unknown module.
+Its behaviour can be switched per test (404 for everything, 500 for the first N
 requests, answering slower than the client's timeout, invalid JSON), and it logs every request
 it receives (method, path, headers) so tests can count attempts and inspect headers.
 """
@@ -15,10 +17,12 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 BUNDLE_PREFIX = "/internal/problems/"
 BUNDLE_SUFFIX = "/bundle"
+MODULE_PREFIX = "/internal/modules/"
+MODULE_SUFFIX = "/problems"
 
 
 class LocalServer(ABC):
@@ -86,6 +90,7 @@ class ProblemBankBehaviour:
     fail_first: int = 0  # answer the first N requests with 500, then behave normally
     delay_seconds: float = 0.0  # wait this long before answering (interrupted on shutdown)
     invalid_json: bool = False  # answer 200 with a body that is not JSON
+    ignore_listing_filters: bool = False  # list a module's problems whatever the query asks
 
 
 @dataclass
@@ -93,6 +98,7 @@ class FakeProblemBank(LocalServer):
     """A real HTTP problem bank on 127.0.0.1:<free port>, served from a thread."""
 
     bundles: dict[str, Any] = field(default_factory=dict)
+    modules: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # module key → listing items
     behaviour: ProblemBankBehaviour = field(default_factory=ProblemBankBehaviour)
     requests: list[RecordedRequest] = field(default_factory=list)
 
@@ -141,7 +147,10 @@ class FakeProblemBank(LocalServer):
         if number <= behaviour.fail_first:
             self._send(handler, 500, {"detail": "internal error"})
             return
-        path = handler.path.split("?", 1)[0]
+        path, _, query = handler.path.partition("?")
+        if path.startswith(MODULE_PREFIX) and path.endswith(MODULE_SUFFIX):
+            self._list_module(handler, unquote(path[len(MODULE_PREFIX) : -len(MODULE_SUFFIX)]), parse_qs(query))
+            return
         if not (path.startswith(BUNDLE_PREFIX) and path.endswith(BUNDLE_SUFFIX)):
             self._send(handler, 404, {"detail": "no such route"})
             return
@@ -153,6 +162,16 @@ class FakeProblemBank(LocalServer):
             self._send_raw(handler, 200, b'{"id": "truncated', "application/json")
             return
         self._send(handler, 200, self.bundles[problem_id])
+
+    def _list_module(self, handler: BaseHTTPRequestHandler, module: str, query: dict[str, list[str]]) -> None:
+        if module not in self.modules:
+            self._send(handler, 404, {"detail": "no such module"})
+            return
+        items = self.modules[module]
+        if not self.behaviour.ignore_listing_filters:
+            low, high = int(query["difficulty_min"][0]), int(query["difficulty_max"][0])
+            items = [item for item in items if low <= item["difficulty"] <= high][: int(query["limit"][0])]
+        self._send(handler, 200, {"items": items})
 
     def _send(self, handler: BaseHTTPRequestHandler, status: int, body: Any) -> None:
         self._send_raw(handler, status, json.dumps(body).encode(), "application/json")

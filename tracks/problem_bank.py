@@ -34,7 +34,7 @@ from grading.outbound import ServiceUnreachable, request_with_retries
 from grading.problems import CodingProblem, HiddenCase, hidden_tests_encoded
 from tracks.coursepacks import coursepack_schema
 from tracks.models import HiddenTest, Problem, ProblemLanguage
-from tracks.selectors import catalogue_version
+from tracks.selectors import catalogue_version, module_key
 
 logger = logging.getLogger("co.problem_bank")
 
@@ -67,8 +67,45 @@ class ProblemBundle(CodingProblem):
         return f"ProblemBundle(id={self.id!r}, slug={self.slug!r}, subject={self.subject!r}, source={self.source!r})"
 
 
+@dataclass(frozen=True)
+class ProblemMetadata:
+    """What a planner needs of a problem, and nothing a learner may not see: no statement, tests,
+    references or hints. Plain values, cheap to memoize and to compare."""
+
+    id: str
+    slug: str
+    title: str
+    subject: str
+    difficulty: int
+    topics: tuple[str, ...]
+    module: str  # the module key (`module_key`), "" when the bank does not say
+    source: str  # "database" | "remote"
+
+    @classmethod
+    def of(cls, bundle: ProblemBundle, *, module: str = "") -> ProblemMetadata:
+        if not module and bundle.track and bundle.module:
+            module = module_key(track_slug=bundle.track["slug"], module_slug=bundle.module["slug"])
+        return cls(
+            id=bundle.id,
+            slug=bundle.slug,
+            title=bundle.title,
+            subject=bundle.subject,
+            difficulty=bundle.difficulty,
+            topics=tuple(bundle.topics),
+            module=module,
+            source=bundle.source,
+        )
+
+
 class ProblemBank(Protocol):
     def get(self, reference: str, *, include_hidden: bool = False) -> ProblemBundle | None: ...
+
+    def problems_by_module(self, module: str, difficulty_range: tuple[int, int], limit: int = 10) -> list[ProblemMetadata]:
+        """The module's published problems within the difficulty range (inclusive), in the
+        module's authored order, at most `limit`."""
+        ...
+
+    def problem_metadata(self, reference: str) -> ProblemMetadata | None: ...
 
 
 def _bundle_from_model(problem: Problem, *, include_hidden: bool) -> ProblemBundle:
@@ -163,8 +200,84 @@ def _memo_version() -> int | None:
         return None
 
 
+class _TrackListingMemo:
+    """Problem metadata of a whole track by module key, per catalogue version: planning a path
+    lists every module of a track, and one load (two queries) serves them all. Entries expire
+    for the same reason the bundle memo's do."""
+
+    seconds = 60
+    max_tracks = 64
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[int, float, dict[str, tuple[ProblemMetadata, ...]]]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, track_slug: str, version: int | None) -> dict[str, tuple[ProblemMetadata, ...]] | None:
+        entry = self._entries.get(track_slug)
+        if entry is None or entry[0] != version or entry[1] <= time.monotonic():
+            return None
+        return entry[2]
+
+    def put(self, track_slug: str, version: int, listing: dict[str, tuple[ProblemMetadata, ...]]) -> None:
+        with self._lock:
+            if len(self._entries) >= self.max_tracks:
+                self._entries.clear()
+            self._entries[track_slug] = (version, time.monotonic() + self.seconds, listing)
+
+
+_track_listing_memo = _TrackListingMemo()
+
+
+def _track_listing_load(track_slug: str) -> dict[str, tuple[ProblemMetadata, ...]]:
+    """Published problems of the track's published modules by module key, in authored order."""
+    problems = Problem.objects.filter(
+        published=True, module__published=True, module__track__published=True, module__track__slug=track_slug
+    )
+    topics: dict[uuid.UUID, list[str]] = {}
+    for problem_id, slug in (
+        Problem.topics.through.objects.filter(problem__in=problems.values("id"))
+        .order_by("topic__slug")
+        .values_list("problem_id", "topic__slug")
+    ):
+        topics.setdefault(problem_id, []).append(slug)
+    listing: dict[str, list[ProblemMetadata]] = {}
+    rows = problems.order_by("module__position", "module__slug", "position", "slug").values_list(
+        "id", "slug", "title", "subject", "difficulty", "module__slug"
+    )
+    for problem_id, slug, title, subject, difficulty, module_slug in rows:
+        key = module_key(track_slug=track_slug, module_slug=module_slug)
+        listing.setdefault(key, []).append(
+            ProblemMetadata(
+                id=str(problem_id),
+                slug=slug,
+                title=title,
+                subject=subject,
+                difficulty=difficulty,
+                topics=tuple(topics.get(problem_id, ())),
+                module=key,
+                source="database",
+            )
+        )
+    return {key: tuple(items) for key, items in listing.items()}
+
+
 class DatabaseProblemBank:
     """Published problems from course packs, looked up by id (UUID) or slug."""
+
+    def problems_by_module(self, module: str, difficulty_range: tuple[int, int], limit: int = 10) -> list[ProblemMetadata]:
+        track_slug, _, _ = module.partition("/")
+        version = _memo_version()
+        listing = _track_listing_memo.get(track_slug, version)
+        if listing is None:
+            listing = _track_listing_load(track_slug)
+            if version is not None:
+                _track_listing_memo.put(track_slug, version, listing)
+        low, high = difficulty_range
+        return [item for item in listing.get(module, ()) if low <= item.difficulty <= high][: max(limit, 0)]
+
+    def problem_metadata(self, reference: str) -> ProblemMetadata | None:
+        bundle = self.get(reference)
+        return ProblemMetadata.of(bundle) if bundle is not None else None
 
     def get(self, reference: str, *, include_hidden: bool = False, include_retired: bool = False) -> ProblemBundle | None:
         key = (reference, include_hidden, include_retired)
@@ -209,21 +322,16 @@ class HttpProblemBank:
     def _cache_key(self, reference: str) -> str:
         return f"problem-bank:v2:{hashlib.sha256(reference.encode()).hexdigest()}"
 
-    def fetch(self, reference: str) -> dict[str, Any] | None:
-        """The raw bundle, or None when the bank says it has no such problem (404). Cached
-        sealed (co_project/sealed_cache.py): a bundle carries hidden tests and references, and
-        the cache may be shared with more than this service."""
-        cached = sealed_cache_get(self._cache_key(reference), max_age=self.cache_seconds)
-        if cached is not None:
-            return cached.get("bundle")
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """GET with the timeout and bounded retries; the response (any status) or ProblemBankUnavailable."""
         headers = {"Accept": "application/json"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        url = f"{self.base_url}/internal/problems/{quote(reference, safe='')}/bundle"
         try:
-            response = request_with_retries(
+            return request_with_retries(
                 "GET",
-                url,
+                f"{self.base_url}{path}",
+                params=params,
                 headers=headers,
                 retries=self.retries,
                 backoff_seconds=0.1,
@@ -232,6 +340,15 @@ class HttpProblemBank:
             )
         except ServiceUnreachable as exc:
             raise ProblemBankUnavailable(f"problem bank {exc}") from exc
+
+    def fetch(self, reference: str) -> dict[str, Any] | None:
+        """The raw bundle, or None when the bank says it has no such problem (404). Cached
+        sealed (co_project/sealed_cache.py): a bundle carries hidden tests and references, and
+        the cache may be shared with more than this service."""
+        cached = sealed_cache_get(self._cache_key(reference), max_age=self.cache_seconds)
+        if cached is not None:
+            return cached.get("bundle")
+        response = self._get(f"/internal/problems/{quote(reference, safe='')}/bundle")
         if response.status_code == 404:
             sealed_cache_set(self._cache_key(reference), {"bundle": None}, timeout=min(30, self.cache_seconds))
             return None
@@ -249,6 +366,87 @@ class HttpProblemBank:
     def get(self, reference: str, *, include_hidden: bool = False) -> ProblemBundle | None:
         raw = self.fetch(reference)
         return bundle_from_remote(raw, reference, include_hidden=include_hidden) if raw is not None else None
+
+    def problem_metadata(self, reference: str) -> ProblemMetadata | None:
+        """From the (cached) bundle: the bank has no lighter endpoint for one problem."""
+        raw = self.fetch(reference)
+        if raw is None:
+            return None
+        module = raw.get("module") if isinstance(raw.get("module"), str) else ""
+        return ProblemMetadata.of(bundle_from_remote(raw, reference, include_hidden=False), module=module)
+
+    def problems_by_module(self, module: str, difficulty_range: tuple[int, int], limit: int = 10) -> list[ProblemMetadata]:
+        """`GET {base}/internal/modules/{module}/problems?difficulty_min=&difficulty_max=&limit=`
+        → `{"items": [{id, slug, title, subject, difficulty, topics}]}`; a 404 is an empty module.
+        Cached like bundles (sealed: the cache may be shared)."""
+        low, high = difficulty_range
+        key = f"problem-bank:module:v1:{hashlib.sha256(f'{module}|{low}|{high}|{limit}'.encode()).hexdigest()}"
+        cached = sealed_cache_get(key, max_age=self.cache_seconds)
+        if cached is None:
+            response = self._get(
+                f"/internal/modules/{quote(module, safe='')}/problems",
+                {"difficulty_min": low, "difficulty_max": high, "limit": limit},
+            )
+            if response.status_code == 404:
+                items: list[dict[str, Any]] = []
+            elif response.status_code != 200:
+                raise ProblemBankUnavailable(f"problem bank answered HTTP {response.status_code}")
+            else:
+                items = _module_listing_items(response, module)
+            cached = {"items": items}
+            sealed_cache_set(key, cached, timeout=self.cache_seconds if items else min(30, self.cache_seconds))
+        listed = [
+            ProblemMetadata(
+                id=str(item["id"]),
+                slug=str(item.get("slug") or item["id"]),
+                title=item.get("title") or str(item["id"]),
+                subject=item.get("subject", "coding"),
+                difficulty=item["difficulty"],
+                topics=tuple(item.get("topics", ())),
+                module=module,
+                source="remote",
+            )
+            for item in cached["items"]
+        ]
+        # The bank is asked for the range, and held to it: a bank that ignores the filter must
+        # not put a difficulty outside it into a plan.
+        return [item for item in listed if low <= item.difficulty <= high][: max(limit, 0)]
+
+
+_MODULE_LISTING_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["items"],
+    "properties": {
+        "items": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id", "difficulty"],
+                "properties": {
+                    "id": {"type": ["string", "integer"]},
+                    "slug": {"type": "string", "minLength": 1},
+                    "title": {"type": "string"},
+                    "subject": {"enum": ["coding", "math", "systems"]},
+                    "difficulty": {"type": "integer", "minimum": 1, "maximum": 5},
+                    "topics": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 100}},
+                },
+            },
+        }
+    },
+}
+
+
+def _module_listing_items(response: Any, module: str) -> list[dict[str, Any]]:
+    """The listing's items, or ProblemBankUnavailable when it is not JSON of the expected shape."""
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise ProblemBankUnavailable("problem bank answered with something that is not JSON") from exc
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(_MODULE_LISTING_SCHEMA).iter_errors(body))
+    if error is not None:
+        where = "/".join(map(str, error.absolute_path)) or "(listing)"
+        raise ProblemBankUnavailable(f"module listing for {module[:100]!r} is malformed at {where}: {error.message[:200]}")
+    return body["items"]
 
 
 def _remote_bundle_schema() -> dict[str, Any]:
@@ -361,6 +559,27 @@ class CompositeProblemBank:
                 return bundle
         return None
 
+    def problems_by_module(self, module: str, difficulty_range: tuple[int, int], limit: int = 10) -> list[ProblemMetadata]:
+        """The database's problems first, then the remote bank's that the database lacks (by slug),
+        until `limit`; the remote bank is not asked when the database fills the limit."""
+        found: list[ProblemMetadata] = []
+        seen: set[str] = set()
+        for bank in self.banks:
+            if len(found) >= limit:
+                break
+            for item in bank.problems_by_module(module, difficulty_range, limit):
+                if item.slug not in seen and len(found) < limit:
+                    seen.add(item.slug)
+                    found.append(item)
+        return found
+
+    def problem_metadata(self, reference: str) -> ProblemMetadata | None:
+        for bank in self.banks:
+            metadata = bank.problem_metadata(reference)
+            if metadata is not None:
+                return metadata
+        return None
+
 
 def problem_bank() -> ProblemBank:
     banks: list[ProblemBank] = [DatabaseProblemBank()]
@@ -384,6 +603,18 @@ def problem_bundle_get(*, reference: str, include_hidden: bool = False) -> Probl
         return problem_bank().get(reference, include_hidden=include_hidden)
     except ProblemBankUnavailable as exc:
         logger.warning("problem bank unavailable", extra={"problem": reference[:100], "reason": str(exc)})
+        raise ProblemRepositoryNotReady(
+            "Problem repository not ready: the problem bank could not be reached. Try again shortly."
+        ) from exc
+
+
+def problems_by_module(*, module: str, difficulty_range: tuple[int, int], limit: int) -> list[ProblemMetadata]:
+    """Candidates for a plan from every bank; 409 (ProblemRepositoryNotReady) when the remote
+    bank cannot answer."""
+    try:
+        return problem_bank().problems_by_module(module, difficulty_range, limit)
+    except ProblemBankUnavailable as exc:
+        logger.warning("problem bank unavailable", extra={"problem_module": module[:100], "reason": str(exc)})
         raise ProblemRepositoryNotReady(
             "Problem repository not ready: the problem bank could not be reached. Try again shortly."
         ) from exc

@@ -161,3 +161,62 @@ def problem_slugs(*, problem_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
 def problem_rubric_id(*, problem_id: uuid.UUID) -> uuid.UUID | None:
     """The id of the rubric a problem is graded by, or None (no such problem, or no rubric)."""
     return Problem.objects.filter(id=problem_id).values_list("rubric_id", flat=True).first()
+
+
+def module_key(*, track_slug: str, module_slug: str) -> str:
+    """How the problem banks name a module: module slugs are unique only within their track."""
+    return f"{track_slug}/{module_slug}"
+
+
+@dataclass(frozen=True)
+class ModuleOutline:
+    id: uuid.UUID
+    slug: str
+    title: str
+    position: int
+    key: str  # the problem banks' name for it (`module_key`)
+
+
+@dataclass(frozen=True)
+class TrackOutline:
+    """A published track and its published modules in order: what a study plan is laid over."""
+
+    id: uuid.UUID
+    slug: str
+    title: str
+    subject: str
+    version: str
+    modules: tuple[ModuleOutline, ...]
+
+
+def track_outline(*, reference: str) -> TrackOutline:
+    """A published track by id or slug with its published modules in order (two queries); not
+    found names the `track` field."""
+    try:
+        lookup: dict[str, object] = {"id": uuid.UUID(reference)}
+    except ValueError:
+        lookup = {"slug": reference}
+    track = (
+        Track.objects.filter(published=True, **lookup)
+        .prefetch_related(Prefetch("modules", queryset=Module.objects.filter(published=True).order_by("position", "slug")))
+        .first()
+    )
+    if track is None:
+        raise NotFound(f"No published track '{reference[:100]}'.", fields={"track": ["No such track."]})
+    return TrackOutline(
+        id=track.id,
+        slug=track.slug,
+        title=track.title,
+        subject=track.subject,
+        version=track.version,
+        modules=tuple(
+            ModuleOutline(
+                id=m.id,
+                slug=m.slug,
+                title=m.title,
+                position=m.position,
+                key=module_key(track_slug=track.slug, module_slug=m.slug),
+            )
+            for m in track.modules.all()
+        ),
+    )

@@ -1,0 +1,89 @@
+"""Request and response shapes of /v1/study-paths and /v1/study-tasks (seeds/004)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from co_project.serializer_fields import OffsetDateTimeField, StrictCharField
+from study_paths.models import StudyPathStatus, TaskKind, TaskStatus
+from study_paths.services import STUDY_PATH_CONFIG_SCHEMA
+
+
+@extend_schema_field({k: v for k, v in STUDY_PATH_CONFIG_SCHEMA.items() if k != "$schema"})
+class StudyPathConfigField(serializers.JSONField):
+    """Any JSON here; `study_path_config_validate` is the one place that judges it, and the schema
+    documents exactly what it accepts."""
+
+
+class StudyPathCreateSerializer(serializers.Serializer):
+    track = StrictCharField(max_length=100, help_text="Track id or slug.")
+    config = StudyPathConfigField(
+        required=False,
+        help_text=(
+            "Optional; defaults: daily_task_target 3, difficulty_range {min 1, max 5}, modules all (in "
+            "track order), weights as the recommender's, review_cap_per_day 2, batch_size 10, expire_after_days 7."
+        ),
+    )
+
+
+class StudyTaskProblemSerializer(serializers.Serializer):
+    id = serializers.CharField(source="problem_ref", help_text="The problem's id in the problem bank.")
+    slug = serializers.SerializerMethodField()
+    title = serializers.SerializerMethodField()
+
+    def get_slug(self, task: Any) -> str | None:
+        return task.problem.slug if task.problem_id else None
+
+    def get_title(self, task: Any) -> str | None:
+        return task.problem.title if task.problem_id else None
+
+
+class StudyTaskSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    path_id = serializers.UUIDField()
+    position = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=TaskKind.choices)
+    status = serializers.ChoiceField(choices=TaskStatus.choices)
+    problem = StudyTaskProblemSerializer(source="*")
+    module = serializers.CharField(source="module.slug")
+    difficulty = serializers.IntegerField()
+    topics = serializers.ListField(child=serializers.CharField())
+    due_at = OffsetDateTimeField(allow_null=True)
+    expires_at = OffsetDateTimeField(allow_null=True)
+    attempt_count = serializers.IntegerField()
+    hint_count = serializers.IntegerField()
+    reasons = serializers.SerializerMethodField(help_text="Why the planner put it here.")
+    review_source = serializers.SerializerMethodField(help_text="Review tasks: where the review came from.")
+    created_at = OffsetDateTimeField()
+
+    def get_reasons(self, task: Any) -> list[str]:
+        return list(task.metadata.get("reasons", []))
+
+    def get_review_source(self, task: Any) -> dict[str, Any] | None:
+        return task.metadata.get("review_source")
+
+
+class StudyPathTrackSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    slug = serializers.CharField()
+    title = serializers.CharField()
+
+
+class StudyPathSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    track = StudyPathTrackSerializer()
+    status = serializers.ChoiceField(choices=StudyPathStatus.choices)
+    config = serializers.DictField(help_text="The config with every default filled in.")
+    algorithm_version = serializers.CharField()
+    created_at = OffsetDateTimeField()
+    updated_at = OffsetDateTimeField()
+    completed_at = OffsetDateTimeField(allow_null=True)
+    upcoming_tasks = StudyTaskSerializer(many=True, help_text="Tasks still to do, in order.")
+
+
+class StudyTaskNextSerializer(serializers.Serializer):
+    task = StudyTaskSerializer(allow_null=True)
+    reason = serializers.CharField(help_text="Why this task, or why there is none.")
