@@ -50,7 +50,7 @@ def test_tasks_past_their_expiry_expire_with_an_event_and_paused_paths_wait(api)
     assert statuses[tasks[2].id] == "submitted"  # a verdict is on its way
     before = {tasks[0].id: "pending", tasks[1].id: "in_progress"}
     for task in should[:2]:
-        sequence, event_type, payload = events_of(task)[-1]
+        _, event_type, payload = events_of(task)[-1]
         assert (event_type, payload) == (
             "expired",
             {"from": before[task.id], "to": "expired", "expires_at": task.expires_at.isoformat()},
@@ -77,9 +77,8 @@ def test_expiry_costs_the_same_queries_however_many_tasks(django_assert_num_quer
                 learner_id=f"learner-{index}", track="wide", config={"batch_size": 8, "expire_after_days": 1}, seed=index
             )
 
-    with time_machine.travel(START + timedelta(days=30), tick=False):
-        with django_assert_num_queries(EXPIRE_QUERIES):
-            assert study_tasks_expire() == 8 * paths
+    with time_machine.travel(START + timedelta(days=30), tick=False), django_assert_num_queries(EXPIRE_QUERIES):
+        assert study_tasks_expire() == 8 * paths
     assert TaskEvent.objects.filter(event_type="expired").count() == 8 * paths
 
 

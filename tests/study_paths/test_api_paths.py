@@ -18,7 +18,9 @@ def test_list_pages_with_a_cursor_and_shows_only_your_paths(api) -> None:
     publish_wide_track("one", modules=1, per_module=3)
     publish_wide_track("two", modules=1, per_module=3)
     publish_wide_track("three", modules=1, per_module=3)
-    made = [study_path_create(learner_id="alice", track=slug, config={"batch_size": 2}, seed=1) for slug in ("one", "two", "three")]
+    made = [
+        study_path_create(learner_id="alice", track=slug, config={"batch_size": 2}, seed=1) for slug in ("one", "two", "three")
+    ]
     study_path_create(learner_id="bob", track="one", seed=2)
 
     first = api.get("/v1/study-paths?limit=2").json()
@@ -27,7 +29,8 @@ def test_list_pages_with_a_cursor_and_shows_only_your_paths(api) -> None:
     ids = [item["id"] for item in first["items"] + second["items"]]
     assert ids == [str(p.id) for p in reversed(made)]
     assert second["next"] is None
-    assert set(first["items"][0]) == {"id", "track", "status", "config", "algorithm_version", "created_at", "updated_at", "completed_at"}
+    summary = {"id", "track", "status", "config", "algorithm_version", "created_at", "updated_at", "completed_at"}
+    assert set(first["items"][0]) == summary
     _envelope(api.get("/v1/study-paths?limit=0"), 400, "validation_error")
     _envelope(api.get("/v1/study-paths?cursor=nonsense"), 400, "validation_error")
 
@@ -176,3 +179,20 @@ def test_path_endpoints_cost_the_same_queries_whatever_the_history(api, django_a
         assert api.get("/v1/study-paths/active").json()["path"]["id"] == str(path.id)
     with django_assert_num_queries(PAUSE_QUERIES):
         assert api.patch(f"/v1/study-paths/{path.id}", {"status": "paused"}, format="json").status_code == 200
+
+
+# The lock, the track outline (validation and replanning), the path's rows, due reviews, the
+# dropped and new tasks with their events, the save; then the detail (3).
+CONFIG_CHANGE_QUERIES = 18
+
+
+@pytest.mark.parametrize("verdicts", [0, 30])
+def test_config_change_costs_the_same_queries_whatever_the_history(api, django_assert_num_queries, verdicts) -> None:
+    publish_wide_track("wide", modules=4, per_module=12)
+    path = study_path_create(learner_id="alice", track="wide", config={"batch_size": 5}, seed=1)
+    for index in range(verdicts):
+        study_path_advance(task=_pending(path)[0], verdict="failed" if index % 3 else "passed")
+
+    with django_assert_num_queries(CONFIG_CHANGE_QUERIES):
+        response = api.patch(f"/v1/study-paths/{path.id}", {"config": {"batch_size": 3, "daily_task_target": 1}}, format="json")
+    assert response.status_code == 200, response.content

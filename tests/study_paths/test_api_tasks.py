@@ -90,10 +90,20 @@ def test_detail_has_events_in_order_and_evaluations_and_is_404_for_anyone_else(a
     task = _pending(path)[0]
     api.patch(f"/v1/study-tasks/{task.id}", {"action": "start"}, format="json")
     submission = Submission.objects.create(
-        learner_id="alice", problem_id=task.problem_id, problem_ref=task.problem_ref, subject="coding", payload={}, payload_sha256="0" * 64
+        learner_id="alice",
+        problem_id=task.problem_id,
+        problem_ref=task.problem_ref,
+        subject="coding",
+        payload={},
+        payload_sha256="0" * 64,
     )
     evaluation = TaskEvaluation.objects.create(
-        task=task, submission=submission, score=0.5, visible_passed=1, visible_total=2, visible_details=[{"name": "t1", "passed": True}]
+        task=task,
+        submission=submission,
+        score=0.5,
+        visible_passed=1,
+        visible_total=2,
+        visible_details=[{"name": "t1", "passed": True}],
     )
 
     body = api.get(f"/v1/study-tasks/{task.id}").json()
@@ -176,3 +186,22 @@ def test_task_endpoints_cost_the_same_queries_whatever_the_history(api, django_a
     with django_assert_num_queries(START_QUERIES):
         assert api.patch(f"/v1/study-tasks/{task.id}", {"action": "start"}, format="json").status_code == 200
     assert TaskEvent.objects.filter(task=task).count() == 2
+
+
+# Ownership read, then study_path_advance: locks, the path's rows, the track outline, due reviews,
+# the reshaped tail (a retype, a drop and an insert each only when the new plan needs it), the
+# events, the path; then the detail (3). What varies is what the plan does, never the history.
+SKIP_QUERIES = 19
+
+
+@pytest.mark.parametrize("verdicts", [0, 30])
+def test_skip_costs_the_same_queries_whatever_the_history(api, django_assert_max_num_queries, verdicts) -> None:
+    publish_wide_track("wide", modules=4, per_module=12)
+    path = study_path_create(learner_id="alice", track="wide", config={"batch_size": 5}, seed=1)
+    for index in range(verdicts):
+        study_path_advance(task=_pending(path)[0], verdict="failed" if index % 3 else "passed")
+    api.get("/v1/study-tasks/next")  # the problem bank's per-catalogue memo is warm, as in a serving process
+    task = _pending(path)[0]
+
+    with django_assert_max_num_queries(SKIP_QUERIES):
+        assert api.patch(f"/v1/study-tasks/{task.id}", {"action": "skip"}, format="json").json()["status"] == "skipped"
