@@ -256,6 +256,10 @@ SPECTACULAR_SETTINGS = {
         "RecommendationKindEnum": "personalization.recommendation.RecommendationKind",
         "SubjectEnum": "tracks.choices.Subject",
         "ModeEnum": "sessions_app.choices.SessionMode",
+        "StudyPathStatusEnum": "study_paths.models.StudyPathStatus",
+        "StudyPathChangeStatusEnum": ["active", "paused", "archived"],
+        "StudyTaskStatusEnum": "study_paths.models.TaskStatus",
+        "StudyTaskKindEnum": "study_paths.models.TaskKind",
         # One-value enums of the per-subject and per-mode request shapes (oneOf variants).
         "CodingSubjectEnum": ["coding"],
         "MathSubjectEnum": ["math"],
