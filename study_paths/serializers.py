@@ -132,6 +132,8 @@ CHANGEABLE_PATH_STATUSES = (StudyPathStatus.ACTIVE, StudyPathStatus.PAUSED, Stud
 
 
 class StudyPathChangeSerializer(serializers.Serializer):
+    """Either, both or neither (a PATCH that changes nothing answers the path as it is)."""
+
     config = StudyPathConfigField(
         required=False, help_text="Keys to change (the others stay); regenerates only the pending tasks."
     )
@@ -140,11 +142,6 @@ class StudyPathChangeSerializer(serializers.Serializer):
         required=False,
         help_text="`paused` (pause), `active` (resume), `archived` (final).",
     )
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if not attrs:
-            raise serializers.ValidationError("Give `config`, `status` or both.")
-        return attrs
 
 
 class StudyTaskQuerySerializer(QueryParamsSerializer):
