@@ -83,14 +83,15 @@ def build(tasks: int, events: int) -> dict[str, dict[str, int]]:
             )
             for n in range(offset)
         )
-        per_task = max(1, events // len(rows))
+        # `events` in all, the `created` events of the plan's own tasks included.
+        per_task, remainder = divmod(events - TaskEvent.objects.filter(path=path).count(), len(rows))
         TaskEvent.objects.bulk_create(
             (
                 TaskEvent(
                     task_id=row.id, path_id=path.id, sequence=s + 1, event_type="status_changed", payload={}, created_at=now
                 )
-                for row in rows
-                for s in range(per_task)
+                for index, row in enumerate(rows)
+                for s in range(per_task + (index < remainder))
             ),
             batch_size=2000,
         )
