@@ -1,9 +1,10 @@
 from rest_framework.routers import SimpleRouter
 
-from study_paths.views import StudyPathViewSet, StudyTaskViewSet
+from study_paths.views import StudyPathsViewSet, StudyTasksViewSet
 
 router = SimpleRouter(trailing_slash=False)
-router.register("study-paths", StudyPathViewSet, basename="study-path")
-router.register("study-tasks", StudyTaskViewSet, basename="study-task")
+# The read/list/change viewsets extend the create and next ones, so each prefix has one viewset.
+router.register("study-paths", StudyPathsViewSet, basename="study-path")
+router.register("study-tasks", StudyTasksViewSet, basename="study-task")
 
 urlpatterns = router.urls
