@@ -18,14 +18,11 @@ from study_paths import cache, events
 from study_paths.errors import ActiveStudyPathExists, StudyPathConfigInvalid, StudyPathNotActive, StudyTaskFinished
 from study_paths.models import FINISHED_TASK_STATUSES, StudyPath, StudyPathStatus, StudyTask, TaskStatus
 from study_paths.services import (
-    _history,
-    _module_ids,
     _modules_of,
-    _new_tasks,
-    _same,
     study_path_advance,
     study_path_config_validate,
     study_path_plan,
+    study_path_tail_reshape,
 )
 from tracks.selectors import track_outline
 
@@ -114,42 +111,8 @@ def study_path_change(
 
 
 def _replan_pending(path: StudyPath, *, now: datetime) -> None:
-    """Regenerate the pending tail under the path's (new) config: pending tasks the new plan keeps
-    stay; the others are dropped (`skipped`, `replanned`, a `status_changed` event) and the new
-    ones appended with their `created` events. The caller holds the path's lock."""
-    replan = study_path_plan(path=path, now=now)
-    plan, rows = replan.plan, replan.rows
-    module_ids = _module_ids(replan.outline)
-    key_of = {module_id: key for key, module_id in module_ids.items()}
-    _, pending = _history(rows)
-    kept = 0
-    while kept < min(len(pending), len(plan.tasks)) and _same(pending[kept], plan.tasks[kept], key_of):
-        kept += 1
-    dropped = [
-        StudyTask(
-            id=row["id"],
-            path_id=path.id,
-            learner_id=path.learner_id,
-            status=TaskStatus.SKIPPED,
-            finished_at=now,
-            updated_at=now,
-            metadata={**row["metadata"], "replanned": True},
-        )
-        for row in pending[kept:]
-    ]
-    changes = []
-    if dropped:
-        StudyTask.objects.bulk_update(dropped, ["status", "finished_at", "updated_at", "metadata"])
-        changes = [
-            events.task_status_changed(t, before=TaskStatus.PENDING, after=TaskStatus.SKIPPED, reason="config_changed")
-            for t in dropped
-        ]
-    next_position = (rows[-1]["position"] if rows else 0) + 1
-    created = StudyTask.objects.bulk_create(
-        _new_tasks(path, plan.tasks[kept:], first_position=next_position, module_ids=module_ids, now=now)
-    )
-    events.task_events_append(events=[*changes, *(events.task_created(t) for t in created)], at=now)
-    path.catalogue_digest = replan.catalogue_digest
+    """Regenerate the pending tail under the path's (new) config. The caller holds the path's lock."""
+    study_path_tail_reshape(path=path, replan=study_path_plan(path=path, now=now), now=now, reason="config_changed", changes=[])
 
 
 TASK_ACTIONS = ("start", "skip")
