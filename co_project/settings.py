@@ -385,6 +385,8 @@ CO_RECOMMENDATION_WEIGHTS = _recommendation_weights(env.str("CO_RECOMMENDATION_W
 # Mastery: how far one attempt moves the EMA (before the difficulty weighting), and how long a
 # problem of each difficulty (1..5) should take before a pass counts as slow.
 CO_MASTERY_ALPHA = env.float("CO_MASTERY_ALPHA", default=0.35)
+# A topic counts as mastered at this score (0–100); a track session ends when all its topics are.
+CO_MASTERY_THRESHOLD = env.int("CO_MASTERY_THRESHOLD", default=80)
 CO_EXPECTED_MINUTES = env.list("CO_EXPECTED_MINUTES", cast=int, default=[10, 15, 25, 35, 45])
 # Mock interviews: default and allowed time box and problem count.
 CO_MOCK_DEFAULT_MINUTES = env.int("CO_MOCK_DEFAULT_MINUTES", default=45)
