@@ -140,6 +140,8 @@ def attempt_on(api: Api, learner: Learner, outcome: Outcome, problem: Problem, s
         right = learner.attempt(problem)
         submit(right)
         outcome.attempts += 1
+        if TRACE:
+            print(f"    {outcome.attempts:>4} {problem.slug:<26} d{problem.difficulty} {'pass' if right else 'FAIL'}", file=sys.stderr)
         outcome.practised.update(problem.topics)
         if api.mastered():
             outcome.mastered = True
@@ -150,6 +152,7 @@ def attempt_on(api: Api, learner: Learner, outcome: Outcome, problem: Problem, s
 
 
 previous_difficulty: dict[str, int] = {}
+TRACE = False
 
 
 def run_fixed_order(api: Api, learner: Learner, problems: list[Problem], cap: int) -> Outcome:
@@ -230,7 +233,12 @@ def main() -> None:
     parser.add_argument("--cap", type=int, default=400, help="attempts per learner and way of study before giving up")
     parser.add_argument("--profiles", default="strong,average,weak,weak-on-a-few")
     parser.add_argument("--seed", type=int, default=15)
+    parser.add_argument("--weights", default="", help="CO_RECOMMENDATION_WEIGHTS for the server (default: the settings')")
+    parser.add_argument("--ways", default="abc", help="which ways of study to run (letters)")
+    parser.add_argument("--trace", action="store_true", help="print every attempt (problem, difficulty, verdict)")
     args = parser.parse_args()
+    global TRACE
+    TRACE = args.trace
 
     pack = yaml.safe_load((REPO / "coursepacks" / f"{args.track}.yaml").read_text())
     solutions = {
@@ -239,6 +247,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="co-efficacy-") as workdir:
         # The sandbox's uid base is the one setting of the caller's shell kept (shared machines).
         env = bench_env(Path(workdir), **{k: os.environ[k] for k in ("CO_SANDBOX_UID",) if k in os.environ})
+        if args.weights:
+            env["CO_RECOMMENDATION_WEIGHTS"] = args.weights
         manage(env, "migrate", "--no-input")
         manage(env, "create_dev_keys")
         manage(env, "seed")
@@ -264,6 +274,7 @@ def main() -> None:
                 ways = {"(a) study paths": lambda api, learner: run_study_path(api, learner, by_slug, args.track, args.cap), **ways}
             else:
                 print("(a) study paths: not available in this tree")
+            ways = {way: run for way, run in ways.items() if way[1] in args.ways}
             print(f"track {args.track}: {len(problems)} problems, {len(topics)} topics; cap {args.cap} attempts\n")
             results: dict[tuple[str, str], Outcome] = {}
             starting = profiles(topics)
@@ -288,7 +299,7 @@ def report(results: dict[tuple[str, str], Outcome], ways: dict, names: list[str]
     print("-" * len(header))
     ok = True
     for name in names:
-        fixed = results[name, "(c) fixed pack order"]
+        fixed = results.get((name, "(c) fixed pack order"), Outcome())
         for way in ways:
             o = results[name, way]
             attempts = str(o.attempts) if o.mastered else f"> {o.attempts} (not mastered)"

@@ -364,23 +364,44 @@ def recommend_track(
     snapshot: LearnerSnapshot,
     now: datetime,
     previous: CatalogueEntry | None = None,
+    in_a_row: int = 1,
 ) -> Recommendation | None:
     """Pick the next problem of a track, or None once every topic of the track is mastered.
 
     A due review first; else, in the first module that still has a topic to master, the best
     problem carrying one (solved ones come back as practice); else such a problem elsewhere in the
     track; else a step up towards them (the hardest problem the guardrails allow). The previous
-    problem is not repeated while anything else fits."""
+    problem (served `in_a_row` times in a row) comes straight back only when it is the one problem
+    left that works on a topic to master, and never a third time in a row."""
     open_topics = topics_to_master(catalogue, snapshot)
     if not open_topics:
         return None
     picker = _Picker(catalogue, snapshot, previous)
+    working = [e for e in catalogue if open_topics & set(e.topics)]
     avoid = {picker.previous.id} if picker.previous is not None and len(catalogue) > 1 else set()
+    pick = _track_pick(picker, working, open_topics, now, avoid)
+    if avoid and in_a_row < MAX_IN_A_ROW and (pick is None or not open_topics & set(pick.problem.topics)):
+        again = _track_pick(picker, working, open_topics, now, set())
+        if again is not None and open_topics & set(again.problem.topics):
+            again.guardrails.append("The one problem left within reach for a topic you have still to master: again.")
+            return again
+    if pick is not None:
+        return pick
+    left = [e for e in working if e.id not in avoid] or working
+    return picker.easiest(left, f"Nothing at or below difficulty {picker.ceiling}")
+
+
+MAX_IN_A_ROW = 2
+
+
+def _track_pick(
+    picker: _Picker, working: list[CatalogueEntry], open_topics: set[str], now: datetime, avoid: set[uuid.UUID]
+) -> Recommendation | None:
+    snapshot = picker.snapshot
     threshold = settings.CO_MASTERY_THRESHOLD
     review = picker.due_review(now, avoid)
     if review is not None:
         return review
-    working = [e for e in catalogue if open_topics & set(e.topics)]
     focus = min(e.module_position for e in working)
     in_module = picker.best(e for e in working if e.module_position == focus and picker.fits(e, avoid))
     if in_module is not None:
@@ -395,19 +416,18 @@ def recommend_track(
                 "The problems left in the current module are above this step; working on another module first.",
             ],
         )
-    within = [e for e in catalogue if picker.fits(e, avoid)]
-    if within:
-        top = max(e.difficulty for e in within)
-        step = picker.best(e for e in within if e.difficulty == top)
-        assert step is not None
-        return picker.build(
-            step,
-            picker.kind(step),
-            ["A step up towards the harder problems whose topics you have still to master."],
-            [f"Every problem with a topic left to master is above difficulty {picker.ceiling}."],
-        )
-    left = [e for e in working if e.id not in avoid] or working
-    return picker.easiest(left, f"Nothing at or below difficulty {picker.ceiling}")
+    within = [e for e in picker.by_id.values() if picker.fits(e, avoid)]
+    if not within:
+        return None
+    top = max(e.difficulty for e in within)
+    step = picker.best(e for e in within if e.difficulty == top)
+    assert step is not None
+    return picker.build(
+        step,
+        picker.kind(step),
+        ["A step up towards the harder problems whose topics you have still to master."],
+        [f"Every problem with a topic left to master is above difficulty {picker.ceiling}."],
+    )
 
 
 def _mastery_reason(entry: CatalogueEntry, snapshot: LearnerSnapshot, open_topics: set[str], threshold: int) -> str:

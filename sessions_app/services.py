@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime, timedelta
+from itertools import takewhile
 from typing import Any
 
 from django.conf import settings
@@ -29,7 +30,14 @@ from co_project.errors import Conflict, InvalidInput, NotFound
 from co_project.prepared import Param, PreparedRead, PreparedUpdate
 from co_project.telemetry import telemetry_emit
 from personalization import services as learner_model
-from personalization.recommendation import CatalogueEntry, catalogue_load, learner_snapshot, recommend, recommend_track
+from personalization.recommendation import (
+    MAX_IN_A_ROW,
+    CatalogueEntry,
+    catalogue_load,
+    learner_snapshot,
+    recommend,
+    recommend_track,
+)
 from sessions_app.models import Session, SessionMode, SessionProblem, SessionProblemState, SessionStatus
 from tracks.selectors import problem_published_get, problem_slugs, track_published_get
 
@@ -106,9 +114,10 @@ def _next_track_problem(session: Session, *, now: datetime) -> tuple[CatalogueEn
     ones come back too (the recommender keeps the previous problem from coming straight back)."""
     catalogue = catalogue_load(track_id=session.track_id)
     snapshot = learner_snapshot(learner_id=session.learner_id)
-    last = session.problems.order_by("-position").values_list("problem_id", flat=True).first()
-    previous = next((entry for entry in catalogue if entry.id == last), None)
-    pick = recommend_track(catalogue=catalogue, snapshot=snapshot, now=now, previous=previous)
+    last = list(session.problems.order_by("-position").values_list("problem_id", flat=True)[:MAX_IN_A_ROW])
+    previous = next((entry for entry in catalogue if last and entry.id == last[0]), None)
+    in_a_row = sum(1 for _ in takewhile(lambda problem_id: problem_id == last[0], last))
+    pick = recommend_track(catalogue=catalogue, snapshot=snapshot, now=now, previous=previous, in_a_row=in_a_row)
     return (pick.problem, _recommendation_payload(pick)) if pick is not None else None
 
 
