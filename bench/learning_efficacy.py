@@ -37,6 +37,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +58,9 @@ def profiles(topics: list[str]) -> dict[str, dict[str, float]]:
     """Starting skill per topic; `weak-on-a-few` is average except on three topics."""
     few = set(sorted(topics)[::5][:3])
     return {
-        "strong": {t: 4.0 for t in topics},
-        "average": {t: 2.5 for t in topics},
-        "weak": {t: 1.2 for t in topics},
+        "strong": dict.fromkeys(topics, 4.0),
+        "average": dict.fromkeys(topics, 2.5),
+        "weak": dict.fromkeys(topics, 1.2),
         "weak-on-a-few": {t: (0.5 if t in few else 3.0) for t in topics},
     }
 
@@ -81,15 +82,17 @@ class Outcome:
     conflicts: int = 0  # 409 nothing_to_practise
     stalls: int = 0  # track sessions that completed although the track was not mastered
     served: list[str] = field(default_factory=list)
+    last_difficulty: int | None = None
     note: str = ""
 
 
 class Learner:
     """The latent learner: a skill per topic, the pass/fail draw, growth with practice."""
 
-    def __init__(self, skill: dict[str, float], rng: random.Random) -> None:
+    def __init__(self, skill: dict[str, float], rng: random.Random, trace: bool = False) -> None:
         self.skill = dict(skill)
         self.rng = rng
+        self.trace = trace
 
     def attempt(self, problem: Problem) -> bool:
         level = sum(self.skill[t] for t in problem.topics) / len(problem.topics)
@@ -124,24 +127,23 @@ class Api:
 
     def mastered(self) -> bool:
         items = self.client.get("/v1/mastery", params={"key_type": "topic"}).json()["items"]
-        done = {
-            i["key_id"] for i in items if i.get("mastered", i["score"] >= FALLBACK_THRESHOLD)
-        }
+        done = {i["key_id"] for i in items if i.get("mastered", i["score"] >= FALLBACK_THRESHOLD)}
         return set(self.topics) <= done
 
 
 def attempt_on(api: Api, learner: Learner, outcome: Outcome, problem: Problem, submit: Callable[[bool], bool]) -> bool:
     """Up to TRIES_PER_PROBLEM graded attempts on one presented problem; True once mastered."""
-    if outcome.served:
-        previous = outcome.served[-1]
-        outcome.max_jump = max(outcome.max_jump, problem.difficulty - previous_difficulty[previous])
+    if outcome.last_difficulty is not None:
+        outcome.max_jump = max(outcome.max_jump, problem.difficulty - outcome.last_difficulty)
     outcome.served.append(problem.slug)
+    outcome.last_difficulty = problem.difficulty
     for _ in range(TRIES_PER_PROBLEM):
         right = learner.attempt(problem)
         submit(right)
         outcome.attempts += 1
-        if TRACE:
-            print(f"    {outcome.attempts:>4} {problem.slug:<26} d{problem.difficulty} {'pass' if right else 'FAIL'}", file=sys.stderr)
+        if learner.trace:
+            verdict = "pass" if right else "FAIL"
+            print(f"    {outcome.attempts:>4} {problem.slug:<26} d{problem.difficulty} {verdict}", file=sys.stderr)
         outcome.practised.update(problem.topics)
         if api.mastered():
             outcome.mastered = True
@@ -151,10 +153,6 @@ def attempt_on(api: Api, learner: Learner, outcome: Outcome, problem: Problem, s
     return False
 
 
-previous_difficulty: dict[str, int] = {}
-TRACE = False
-
-
 def run_fixed_order(api: Api, learner: Learner, problems: list[Problem], cap: int) -> Outcome:
     """(c): the pack's order, one practice session per problem, from the top again until done."""
     outcome = Outcome()
@@ -162,7 +160,8 @@ def run_fixed_order(api: Api, learner: Learner, problems: list[Problem], cap: in
         for problem in problems:
             response = api.client.post("/v1/sessions", json={"subject": "coding", "mode": "practice", "problem_id": problem.slug})
             session_id = response.json()["id"]
-            done = attempt_on(api, learner, outcome, problem, lambda right, s=session_id, p=problem: api.submit(s, p.slug, right))
+            slug = problem.slug
+            done = attempt_on(api, learner, outcome, problem, lambda right, s=session_id, p=slug: api.submit(s, p, right))
             api.client.patch(f"/v1/sessions/{session_id}", json={"action": "advance"})
             if done or outcome.attempts >= cap:
                 return outcome
@@ -184,7 +183,8 @@ def run_track_sessions(api: Api, learner: Learner, by_slug: dict[str, Problem], 
             session = response.json()
         problem = by_slug[session["current_problem"]["slug"]]
         session_id = session["id"]
-        if attempt_on(api, learner, outcome, problem, lambda right: api.submit(session_id, problem.slug, right)):
+        submit = partial(api.submit, session_id, problem.slug)
+        if attempt_on(api, learner, outcome, problem, submit):
             return outcome
         session = api.client.patch(f"/v1/sessions/{session_id}", json={"action": "advance"}).json()
         if session["status"] != "active":
@@ -237,8 +237,6 @@ def main() -> None:
     parser.add_argument("--ways", default="abc", help="which ways of study to run (letters)")
     parser.add_argument("--trace", action="store_true", help="print every attempt (problem, difficulty, verdict)")
     args = parser.parse_args()
-    global TRACE
-    TRACE = args.trace
 
     pack = yaml.safe_load((REPO / "coursepacks" / f"{args.track}.yaml").read_text())
     solutions = {
@@ -263,7 +261,6 @@ def main() -> None:
                 Problem(p["slug"], p["difficulty"], tuple(p["topics"]), n)
                 for n, p in enumerate(p for module in track["modules"] for p in module["problems"])
             ]
-            previous_difficulty.update({p.slug: p.difficulty for p in problems})
             by_slug = {p.slug: p for p in problems}
             topics = sorted({t for p in problems for t in p.topics})
             ways: dict[str, Callable[[Api, Learner], Outcome]] = {
@@ -271,7 +268,10 @@ def main() -> None:
                 "(c) fixed pack order": lambda api, learner: run_fixed_order(api, learner, problems, args.cap),
             }
             if study_paths_available(server):
-                ways = {"(a) study paths": lambda api, learner: run_study_path(api, learner, by_slug, args.track, args.cap), **ways}
+                ways = {
+                    "(a) study paths": lambda api, learner: run_study_path(api, learner, by_slug, args.track, args.cap),
+                    **ways,
+                }
             else:
                 print("(a) study paths: not available in this tree")
             ways = {way: run for way, run in ways.items() if way[1] in args.ways}
@@ -285,7 +285,7 @@ def main() -> None:
                     api = Api(server, token, solutions, topics)
                     rng = random.Random(f"{args.seed}:{name}")  # the same draws for every way of study
                     started = time.monotonic()
-                    results[name, way] = run(api, Learner(starting[name], rng))
+                    results[name, way] = run(api, Learner(starting[name], rng, args.trace))
                     api.client.close()
                     print(f"  {name:<14} {way:<22} done in {time.monotonic() - started:.0f} s", file=sys.stderr)
             report(results, ways, args.profiles.split(","), len(topics), args.cap)
@@ -294,7 +294,10 @@ def main() -> None:
 
 
 def report(results: dict[tuple[str, str], Outcome], ways: dict, names: list[str], topic_count: int, cap: int) -> None:
-    header = f"{'learner':<14} {'way of study':<22} {'attempts to mastery':>20} {'vs (c)':>7} {'max jump':>9} {'topics practised':>17} {'409s':>5}  first problems served"
+    header = (
+        f"{'learner':<14} {'way of study':<22} {'attempts to mastery':>20} {'vs (c)':>7} {'max jump':>9} "
+        f"{'topics practised':>17} {'409s':>5}  first problems served"
+    )
     print(header)
     print("-" * len(header))
     ok = True
