@@ -18,12 +18,14 @@ Three ways to study the same track:
     from the top until done.
 
 "Mastered" is the learner model's own verdict (`GET /v1/mastery`: `mastered` per topic). Printed per
-learner profile: attempts until every topic of the track is mastered, the largest difficulty jump
-from one problem to the next, topics practised, `409 nothing_to_practise` answers. Targets: (a)
+learner profile (the mean over `--learners` learners with their own seeds): attempts until every
+topic of the track is mastered, the largest difficulty jump from one problem to the next, topics
+practised, `409 nothing_to_practise` answers. Targets: (a)
 and (b) ≤ 70 % of (c)'s attempts, no jump above +1, every topic practised. Usage:
 
     .venv/bin/python bench/learning_efficacy.py [--track coding-interview-meta] [--cap 400]
-        [--profiles strong,average,weak,weak-on-a-few] [--seed 15]
+        [--profiles strong,average,weak,weak-on-a-few] [--seed 15] [--learners 3]
+        [--ways abc] [--weights weakness=0.35,...] [--trace]
 """
 
 from __future__ import annotations
@@ -233,6 +235,7 @@ def main() -> None:
     parser.add_argument("--cap", type=int, default=400, help="attempts per learner and way of study before giving up")
     parser.add_argument("--profiles", default="strong,average,weak,weak-on-a-few")
     parser.add_argument("--seed", type=int, default=15)
+    parser.add_argument("--learners", type=int, default=3, help="learners per profile (seeds seed, seed+1, ...)")
     parser.add_argument("--weights", default="", help="CO_RECOMMENDATION_WEIGHTS for the server (default: the settings')")
     parser.add_argument("--ways", default="abc", help="which ways of study to run (letters)")
     parser.add_argument("--trace", action="store_true", help="print every attempt (problem, difficulty, verdict)")
@@ -280,17 +283,36 @@ def main() -> None:
             starting = profiles(topics)
             for name in args.profiles.split(","):
                 for way, run in ways.items():
-                    sub = f"{name}-{way[1]}"
-                    token = manage(env, "issue_token", "--sub", sub, "--ttl", "86400")
-                    api = Api(server, token, solutions, topics)
-                    rng = random.Random(f"{args.seed}:{name}")  # the same draws for every way of study
-                    started = time.monotonic()
-                    results[name, way] = run(api, Learner(starting[name], rng, args.trace))
-                    api.client.close()
-                    print(f"  {name:<14} {way:<22} done in {time.monotonic() - started:.0f} s", file=sys.stderr)
+                    outcomes = []
+                    for seed in range(args.seed, args.seed + args.learners):
+                        token = manage(env, "issue_token", "--sub", f"{name}-{way[1]}-{seed}", "--ttl", "86400")
+                        api = Api(server, token, solutions, topics)
+                        rng = random.Random(f"{seed}:{name}")  # the same draws for every way of study
+                        started = time.monotonic()
+                        outcomes.append(run(api, Learner(starting[name], rng, args.trace)))
+                        api.client.close()
+                        print(f"  {name:<14} {way:<22} seed {seed} done in {time.monotonic() - started:.0f} s", file=sys.stderr)
+                    results[name, way] = combined(outcomes)
             report(results, ways, args.profiles.split(","), len(topics), args.cap)
         finally:
             server.stop()
+
+
+def combined(outcomes: list[Outcome]) -> Outcome:
+    """A profile's learners together: mean attempts (each one's in `note`), the worst of the rest."""
+    total = Outcome(
+        attempts=round(sum(o.attempts for o in outcomes) / len(outcomes)),
+        mastered=all(o.mastered for o in outcomes),
+        max_jump=max(o.max_jump for o in outcomes),
+        practised=set.intersection(*(o.practised for o in outcomes)),
+        conflicts=sum(o.conflicts for o in outcomes),
+        stalls=sum(o.stalls for o in outcomes),
+        served=outcomes[0].served,
+    )
+    notes = sorted({o.note for o in outcomes if o.note})
+    each = "/".join(str(o.attempts) for o in outcomes)
+    total.note = f"attempts per learner {each}" + "".join(f"; {note}" for note in notes)
+    return total
 
 
 def report(results: dict[tuple[str, str], Outcome], ways: dict, names: list[str], topic_count: int, cap: int) -> None:
@@ -320,7 +342,8 @@ def report(results: dict[tuple[str, str], Outcome], ways: dict, names: list[str]
                 )  # fmt: skip
                 ok = ok and meets
     firsts = {tuple(results[name, "(b) track sessions"].served[:10]) for name in names if (name, "(b) track sessions") in results}
-    print(f"\ndistinct first-ten sequences of (b) across {len(names)} profiles: {len(firsts)}")
+    print("\nattempts: the mean over the profile's learners; max jump, topics, 409s: the worst of them.")
+    print(f"distinct first-ten sequences of (b) across {len(names)} profiles: {len(firsts)}")
     print("targets (≤ 70 % of (c), jumps ≤ +1, every topic practised, no 409):", "met" if ok else "NOT met")
 
 
