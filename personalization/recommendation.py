@@ -372,7 +372,7 @@ def recommend_track(
     problem carrying one (solved ones come back as practice); else such a problem elsewhere in the
     track; else a step up towards them (the hardest problem the guardrails allow). The previous
     problem (served `in_a_row` times in a row) comes straight back only when it is the one problem
-    left that works on a topic to master, and never a third time in a row."""
+    left that carries a topic to master, and never a third time in a row."""
     open_topics = topics_to_master(catalogue, snapshot)
     if not open_topics:
         return None
@@ -380,7 +380,9 @@ def recommend_track(
     working = [e for e in catalogue if open_topics & set(e.topics)]
     avoid = {picker.previous.id} if picker.previous is not None and len(catalogue) > 1 else set()
     pick = _track_pick(picker, working, open_topics, now, avoid)
-    if avoid and in_a_row < MAX_IN_A_ROW and (pick is None or not open_topics & set(pick.problem.topics)):
+    # Again only when nothing else carries a topic to master: else the step up leads towards it.
+    only_one_left = all(e.id in avoid for e in working)
+    if avoid and in_a_row < MAX_IN_A_ROW and only_one_left and (pick is None or not open_topics & set(pick.problem.topics)):
         again = _track_pick(picker, working, open_topics, now, set())
         if again is not None and open_topics & set(again.problem.topics):
             again.guardrails.append("The one problem left within reach for a topic you have still to master: again.")
