@@ -34,6 +34,7 @@ import argparse
 import math
 import os
 import random
+import re
 import sys
 import tempfile
 import time
@@ -195,8 +196,10 @@ def run_track_sessions(api: Api, learner: Learner, by_slug: dict[str, Problem], 
 
 
 def study_paths_available(server: UvicornServer) -> bool:
+    """The three endpoints (a) needs, by the server's own OpenAPI schema (any name of the task id)."""
     paths = httpx.get(f"{server.url}/v1/schema", params={"format": "json"}, timeout=30).json()["paths"]
-    return {"/v1/study-paths", "/v1/study-tasks/next", "/v1/study-tasks/{id}/submit"} <= set(paths)
+    submit = any(re.fullmatch(r"/v1/study-tasks/\{[^}/]+\}/submit", path) for path in paths)
+    return submit and {"/v1/study-paths", "/v1/study-tasks/next"} <= set(paths)
 
 
 def run_study_path(api: Api, learner: Learner, by_slug: dict[str, Problem], track: str, cap: int) -> Outcome:
