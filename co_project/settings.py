@@ -407,6 +407,8 @@ CO_RECOMMENDATION_WEIGHTS = _recommendation_weights(env.str("CO_RECOMMENDATION_W
 # an existing path keeps the version it was created with.
 CO_STUDY_PATH_ALGORITHM = env.str("CO_STUDY_PATH_ALGORITHM", default="v1")
 CO_MASTERY_ALPHA = env.float("CO_MASTERY_ALPHA", default=0.35)
+# A topic counts as mastered at this score (0–100); a track session ends when all its topics are.
+CO_MASTERY_THRESHOLD = env.int("CO_MASTERY_THRESHOLD", default=80)
 CO_EXPECTED_MINUTES = env.list("CO_EXPECTED_MINUTES", cast=int, default=[10, 15, 25, 35, 45])
 # Mock interviews: default and allowed time box and problem count.
 CO_MOCK_DEFAULT_MINUTES = env.int("CO_MOCK_DEFAULT_MINUTES", default=45)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.utils import timezone
 from rest_framework import serializers
 
@@ -16,9 +17,14 @@ class MasteryQuerySerializer(QueryParamsSerializer):
 
 
 class MasterySerializer(serializers.ModelSerializer):
+    mastered = serializers.SerializerMethodField(help_text="score ≥ CO_MASTERY_THRESHOLD: what ends a track session.")
+
     class Meta:
         model = Mastery
-        fields = ("key_type", "key_id", "score", "ema", "attempts", "updated_at")
+        fields = ("key_type", "key_id", "score", "ema", "attempts", "mastered", "updated_at")
+
+    def get_mastered(self, mastery: Mastery) -> bool:
+        return mastery.score >= settings.CO_MASTERY_THRESHOLD
 
 
 class MasteryListSerializer(serializers.Serializer):

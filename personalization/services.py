@@ -32,7 +32,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from co_project.errors import NotFound
+from co_project.errors import Conflict, NotFound
 from co_project.prepared import Param, PreparedRead, PreparedUpdate
 from co_project.telemetry import telemetry_emit
 from personalization.models import (
@@ -43,7 +43,13 @@ from personalization.models import (
     ReviewItem,
     ReviewReason,
 )
-from personalization.recommendation import RECENT_PROBLEMS, catalogue_load, learner_snapshot, recommend
+from personalization.recommendation import (
+    RECENT_PROBLEMS,
+    catalogue_load,
+    learner_snapshot,
+    recommend,
+    recommend_track,
+)
 from tracks.problem_bank import DatabaseProblemBank, ProblemBundle
 from tracks.selectors import track_id_for
 
@@ -313,15 +319,31 @@ def review_surface_due(*, now: datetime | None = None) -> int:
     return surfaced
 
 
+class TrackMastered(Conflict):
+    code = "track_mastered"
+
+
+def track_mastered_message(*, track_ref: str) -> str:
+    return (
+        f"Every topic of track '{track_ref}' is mastered (score ≥ {settings.CO_MASTERY_THRESHOLD}/100 in "
+        "GET /v1/mastery): there is nothing left to practise on this track. Pick another track, or "
+        "practise any of its problems in a practice session."
+    )
+
+
 def recommendation_next(*, learner_id: str, track_ref: str | None = None, subject: str | None = None) -> dict[str, Any]:
-    """The next problem for the learner, explained; emits `recommendation_served`."""
+    """The next problem for the learner, explained; emits `recommendation_served`. On a track it
+    is the track session's pick; a mastered track is a 409 `track_mastered` that says so."""
     track_id = track_id_for(reference=track_ref) if track_ref else None
     now = timezone.now()
-    pick = recommend(
-        catalogue=catalogue_load(track_id=track_id, subject=subject),
-        snapshot=learner_snapshot(learner_id=learner_id),
-        now=now,
-    )
+    catalogue = catalogue_load(track_id=track_id, subject=subject)
+    snapshot = learner_snapshot(learner_id=learner_id)
+    if track_ref and catalogue:
+        pick = recommend_track(catalogue=catalogue, snapshot=snapshot, now=now)
+        if pick is None:
+            raise TrackMastered(track_mastered_message(track_ref=track_ref))
+    else:
+        pick = recommend(catalogue=catalogue, snapshot=snapshot, now=now)
     if pick is None:
         raise NotFound("There is nothing to recommend here yet: no published problems.")
     result = pick.as_dict()

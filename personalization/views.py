@@ -73,7 +73,11 @@ class RecommendationNextView(APIView):
         summary="The next problem to practise, with its score, each term's contribution and the reasons",
         tags=["learner model"],
         parameters=[RecommendationQuerySerializer],
-        responses={200: RecommendationSerializer, **error_responses(400, 404)},
+        description=(
+            "With `track`: the track session's pick; `409 track_mastered` once every topic of the "
+            "track is mastered (`CO_MASTERY_THRESHOLD`)."
+        ),
+        responses={200: RecommendationSerializer, **error_responses(400, 404, 409)},
     )
     def get(self, request: Request) -> Response:
         query = RecommendationQuerySerializer(data=request.query_params)

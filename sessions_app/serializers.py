@@ -114,7 +114,13 @@ class SessionSerializer(serializers.Serializer):
     seconds_remaining = serializers.SerializerMethodField(help_text="Mock only.")
     duration_minutes = serializers.IntegerField(allow_null=True)
     problem_count = serializers.IntegerField(allow_null=True)
-    report = serializers.DictField(allow_null=True, help_text="Mock report, once the mock has ended.")
+    report = serializers.DictField(
+        allow_null=True,
+        help_text=(
+            "Mock report, once the mock has ended; a track session that ended because every topic "
+            "of the track is mastered: `{finished_at, ended_by: track_mastered, message}`."
+        ),
+    )
     created_at = OffsetDateTimeField(source="started_at")
     started_at = OffsetDateTimeField()
     updated_at = OffsetDateTimeField()

@@ -6,8 +6,8 @@ State rules (an action that does not fit the state is a 409):
 * only an `active` session accepts actions and submissions;
 * `advance` ends the current problem (`skipped` unless it was passed or given up) and presents
   the next one — practice sessions complete, track sessions ask the recommender for the next
-  problem of the first unfinished module, mocks move to the next planned problem; with nothing
-  left the session completes;
+  problem of the track (practice and reviews included) until every topic of the track is mastered,
+  then complete with a report saying so; mocks move to the next planned problem;
 * `retry` reopens the current problem (after a give-up too);
 * `giveup` records a miss in the learner model; a practice session is then abandoned, a track or
   mock session stays active so the learner can advance.
@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime, timedelta
+from itertools import takewhile
 from typing import Any
 
 from django.conf import settings
@@ -29,7 +30,14 @@ from co_project.errors import Conflict, InvalidInput, NotFound
 from co_project.prepared import Param, PreparedRead, PreparedUpdate
 from co_project.telemetry import telemetry_emit
 from personalization import services as learner_model
-from personalization.recommendation import CatalogueEntry, catalogue_load, learner_snapshot, recommend
+from personalization.recommendation import (
+    MAX_IN_A_ROW,
+    CatalogueEntry,
+    catalogue_load,
+    learner_snapshot,
+    recommend,
+    recommend_track,
+)
 from sessions_app.models import Session, SessionMode, SessionProblem, SessionProblemState, SessionStatus
 from tracks.selectors import problem_published_get, problem_slugs, track_published_get
 
@@ -100,25 +108,17 @@ def _recommendation_payload(recommendation: Any) -> dict[str, Any]:
 
 
 def _next_track_problem(session: Session, *, now: datetime) -> tuple[CatalogueEntry, dict[str, Any]] | None:
-    """The recommender's pick within the first module that still has unfinished problems."""
+    """The recommender's pick for the track; None once every topic of the track is mastered.
+
+    Solved problems come back as practice while one of their topics is not mastered, and failed
+    ones come back too (the recommender keeps the previous problem from coming straight back)."""
     catalogue = catalogue_load(track_id=session.track_id)
     snapshot = learner_snapshot(learner_id=session.learner_id)
-    states = dict(session.problems.order_by("position").values_list("problem_id", "state"))
-    presented = set(states)
-    # Solved problems may come back as a step-down or practice; anything else shown is not repeated.
-    unsolved_shown = {problem_id for problem_id, state in states.items() if state != SessionProblemState.PASSED}
-    modules: dict[uuid.UUID, tuple[int, set[uuid.UUID]]] = {}
-    for entry in catalogue:
-        _, members = modules.setdefault(entry.module_id, (entry.module_position, set()))
-        if entry.id not in presented and not snapshot.progress.get(entry.id, (0, 0))[1]:
-            members.add(entry.id)
-    for _, members in sorted(modules.values(), key=lambda module: module[0]):
-        if not members:
-            continue
-        pick = recommend(catalogue=catalogue, snapshot=snapshot, now=now, among=members, exclude=unsolved_shown)
-        if pick is not None:
-            return pick.problem, _recommendation_payload(pick)
-    return None
+    last = list(session.problems.order_by("-position").values_list("problem_id", flat=True)[:MAX_IN_A_ROW])
+    previous = next((entry for entry in catalogue if last and entry.id == last[0]), None)
+    in_a_row = sum(1 for _ in takewhile(lambda problem_id: problem_id == last[0], last))
+    pick = recommend_track(catalogue=catalogue, snapshot=snapshot, now=now, previous=previous, in_a_row=in_a_row)
+    return (pick.problem, _recommendation_payload(pick)) if pick is not None else None
 
 
 def _emit_recommendation(session: Session, entry: CatalogueEntry, payload: dict[str, Any], now: datetime) -> None:
@@ -201,6 +201,8 @@ def session_create(
                 if mode == SessionMode.TRACK
                 else _pick_for_subject(session, now=now, exclude=set())
             )
+            if pick is None and mode == SessionMode.TRACK and catalogue_load(track_id=session.track_id):
+                raise learner_model.TrackMastered(learner_model.track_mastered_message(track_ref=track.slug))
             if pick is None:
                 raise NothingToPractise("There is no published problem to practise here yet.")
             _present(session, pick[0].id, now=now, recommendation=pick[1])
@@ -333,6 +335,12 @@ def _advance(session: Session, current: SessionProblem | None, *, now: datetime)
     pick = _next_track_problem(session, now=now)
     if pick is None:
         session.current_problem_id = None
+        session.report = {
+            "finished_at": now.isoformat(),
+            "ended_by": "track_mastered",
+            "message": learner_model.track_mastered_message(track_ref=session.track.slug),
+        }
+        session.save(update_fields=["report"])
         _end(session, SessionStatus.COMPLETED, now)
         return
     _present(session, pick[0].id, now=now, recommendation=pick[1])
