@@ -9,6 +9,10 @@ class StudyPathsConfig(AppConfig):
 
     def ready(self) -> None:
         checks.register(check_study_path_algorithm)
+        from study_paths.attempts import StudyTaskOrigin
+        from submissions.origins import origin_register
+
+        origin_register(StudyTaskOrigin())
 
 
 def check_study_path_algorithm(app_configs: object = None, **kwargs: object) -> list[checks.CheckMessage]:

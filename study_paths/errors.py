@@ -21,3 +21,11 @@ class StudyPathNotActive(Conflict):
 class StudyTaskFinished(Conflict):
     code = "study_task_finished"
     default_message = "This study task is already finished."
+
+
+# --- task attempts: submit and hint
+
+
+class StudyTaskSubmissionInProgress(Conflict):
+    code = "study_task_submission_in_progress"
+    default_message = "A submission of this study task is being graded; wait for its verdict (GET /v1/submissions/{id})."

@@ -1,9 +1,13 @@
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from study_paths.views import StudyPathViewSet, StudyTaskViewSet
+from study_paths.views import StudyPathViewSet, StudyTaskSubmitView, StudyTaskViewSet
 
 router = SimpleRouter(trailing_slash=False)
 router.register("study-paths", StudyPathViewSet, basename="study-path")
 router.register("study-tasks", StudyTaskViewSet, basename="study-task")
 
-urlpatterns = router.urls
+urlpatterns = [
+    *router.urls,
+    path("study-tasks/<str:task_id>/submit", StudyTaskSubmitView.as_view(), name="study-task-submit"),
+]

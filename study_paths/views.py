@@ -1,17 +1,29 @@
-"""`POST /v1/study-paths` and `GET /v1/study-tasks/next` (seeds/004 CO-003-004/007)."""
+"""`POST /v1/study-paths`, `GET /v1/study-tasks/next` (seeds/004 CO-003-004/007), and a task's
+attempts: `POST /v1/study-tasks/{id}/submit` and `/hint` (CO-003-008/014)."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
+from co_project.errors import InvalidInput
 from co_project.openapi import error_responses
-from study_paths import selectors, services
-from study_paths.serializers import StudyPathCreateSerializer, StudyPathSerializer, StudyTaskNextSerializer
+from study_paths import attempts, selectors, services
+from study_paths.serializers import (
+    STUDY_TASK_PAYLOADS,
+    StudyPathCreateSerializer,
+    StudyPathSerializer,
+    StudyTaskNextSerializer,
+    StudyTaskSubmitRequest,
+)
+from submissions.serializers import SubmissionPendingSerializer, SubmissionResultSerializer
+from submissions.services import submission_wait
 
 
 class StudyPathViewSet(viewsets.GenericViewSet):
@@ -63,3 +75,56 @@ class StudyTaskViewSet(viewsets.GenericViewSet):
     def next_task(self, request: Request) -> Response:
         found = selectors.study_task_next_for(learner_id=request.user.id, now=timezone.now())
         return Response(StudyTaskNextSerializer({"task": found.task, "reason": found.reason}).data)
+
+
+# --- task attempts: submit and hint
+
+_SUBMIT_DESCRIPTION = (
+    "Submits an answer to one of your study tasks through the same evaluation pipeline as "
+    "`POST /v1/submissions`: the body is the task's subject's payload — `{language, code}` for "
+    "coding, `{steps, expression}` for math, `{text}` for design. It waits briefly for the verdict: "
+    "200 with the result (the `/v1/submissions` shape) when it is ready, else 202 `{id, status}` — "
+    "then poll `GET /v1/submissions/{id}`. The verdict updates your mastery and review queue as a "
+    "session's does, is stored as the task's evaluation, and moves the task on: `passed`, or back "
+    "to `in_progress` after a failed attempt, or `failed` once `attempts_per_task` attempts failed "
+    "(the plan then adapts). One submission at a time per task: while one is graded another is 409 "
+    "`study_task_submission_in_progress`; a finished task is 409 `study_task_finished`, a task of a "
+    "paused or archived path 409 `study_path_not_active`. `Idempotency-Key` makes retries safe."
+)
+
+
+class StudyTaskSubmitView(APIView):
+    @extend_schema(
+        operation_id="study_tasks_submit",
+        summary="Submit an answer to a study task",
+        description=_SUBMIT_DESCRIPTION,
+        tags=["study-tasks"],
+        parameters=[
+            OpenApiParameter("task_id", str, OpenApiParameter.PATH),
+            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False, description="≤ 255 characters."),
+        ],
+        request=StudyTaskSubmitRequest,
+        responses={
+            200: SubmissionResultSerializer,
+            202: OpenApiResponse(SubmissionPendingSerializer, description="Accepted; the verdict is not ready yet."),
+            **error_responses(400, 404, 409, 413, 429),
+        },
+        examples=[
+            OpenApiExample("coding", value={"language": "python", "code": "def two_sum(nums, t):\n    ..."}, request_only=True),
+            OpenApiExample("math", value={"steps": ["(x+3)*(x+3)"], "expression": "x^2 + 6x + 9"}, request_only=True),
+        ],
+    )
+    def post(self, request: Request, task_id: str) -> Response:
+        key = request.headers.get("Idempotency-Key", "")
+        if len(key) > 255:
+            raise InvalidInput("Idempotency-Key may be at most 255 characters.", fields={"Idempotency-Key": ["Too long."]})
+        target = attempts.study_task_attempt_target(learner_id=request.user.id, task_id=task_id)
+        serializer = STUDY_TASK_PAYLOADS[target.subject](data=request.data)
+        serializer.is_valid(raise_exception=True)
+        submission = attempts.study_task_submit(
+            learner_id=request.user.id, target=target, payload=dict(serializer.validated_data), idempotency_key=key
+        )
+        submission = submission_wait(submission=submission, timeout=settings.CO_SUBMISSION_WAIT_SECONDS)
+        if submission.is_final:
+            return Response(SubmissionResultSerializer(submission).data, status=status.HTTP_200_OK)
+        return Response(SubmissionPendingSerializer(submission).data, status=status.HTTP_202_ACCEPTED)
