@@ -7,6 +7,10 @@ inside the verdict's transaction, where the task's evaluation, its events, its s
 path's plan are written. Mastery and the review queue are the pipeline's own (`attempt_record`),
 exactly as for a session; this module only supplies the hints used and the time taken.
 
+A hint goes through `tutor_turn_start_for` (the study-task `HintOrigin` counts it on the task);
+the learner reads it from the tutor's own SSE stream, and what they were shown is appended to the
+task's events when the stream ends.
+
 A task takes one submission at a time: while one is being graded the task is `submitted` and a
 second submit is a 409 (`study_task_submission_in_progress`), so every verdict is judged against
 the attempt count it was made at. A failed attempt sends the task back to `in_progress`; it gets
@@ -24,7 +28,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from co_project.errors import NotFound
+from co_project.errors import NotFound, ProblemRepositoryNotReady
 from study_paths import events
 from study_paths.errors import StudyPathNotActive, StudyTaskFinished, StudyTaskSubmissionInProgress
 from study_paths.models import (
@@ -40,6 +44,7 @@ from study_paths.services import CONFIG_DEFAULTS, study_path_advance
 from submissions.origins import STUDY_TASK_ORIGIN, AttemptContext, AttemptVerdict
 from submissions.services import submission_create
 from tracks.problem_bank import problem_bundle_require
+from tutoring.services import tutor_turn_start_for
 
 logger = logging.getLogger("co.study_paths")
 
@@ -242,3 +247,77 @@ class StudyTaskOrigin:
 
     def record_verdict(self, verdict: AttemptVerdict) -> AttemptContext:
         return study_task_verdict_record(verdict)
+
+
+# --- hints -----------------------------------------------------------------------------------------
+
+
+def _task_locked_for_hint(*, learner_id: str, task_id: uuid.UUID | str) -> StudyTask:
+    """Like an attempt, but a hint may also be asked while a submission is graded."""
+    task = (
+        StudyTask.objects.select_for_update(of=("self",))
+        .select_related("path")
+        .filter(id=_task_key(task_id), learner_id=learner_id)
+        .first()
+    )
+    if task is None:
+        raise NotFound("No such study task.")
+    if task.path.status != StudyPathStatus.ACTIVE:
+        raise StudyPathNotActive(f"This study path is {task.path.status}; resume it to work on its tasks.")
+    if task.status in FINISHED_TASK_STATUSES:
+        raise StudyTaskFinished(f"This study task is {task.status}; it takes no more hints.")
+    return task
+
+
+def study_task_hint(
+    *, learner_id: str, task_id: uuid.UUID | str, level: int, message: str = "", code: str = "", language: str = ""
+) -> Any:
+    """Ask the tutor for a hint on the learner's task, as a session does (the same context, stream
+    and limits); the study-task hint origin counts it on the task. Returns the started turn."""
+    return tutor_turn_start_for(
+        learner_id=learner_id,
+        origin=STUDY_TASK_ORIGIN,
+        origin_id=_task_key(task_id),
+        hint_level=level,
+        message=message,
+        code=code,
+        language=language,
+    )
+
+
+class StudyTaskHintOrigin:
+    """Study tasks as a front door of the tutor: a hint starts a pending task, is counted on it
+    (the highest level asked weighs in the learner model, as in a session), and what the learner
+    was shown is kept in the task's events."""
+
+    name = STUDY_TASK_ORIGIN
+
+    def hint_problem(self, *, learner_id: str, origin_id: uuid.UUID | str) -> uuid.UUID:
+        with transaction.atomic():
+            task = _task_locked_for_hint(learner_id=learner_id, task_id=origin_id)
+        if task.problem_id is None:
+            raise ProblemRepositoryNotReady(
+                "Hints need the problem in this server's problem bank.", fields={"task": ["No hints for this problem."]}
+            )
+        return task.problem_id
+
+    def record_hint(self, *, learner_id: str, origin_id: uuid.UUID, turn_id: uuid.UUID, hint_level: int, at: datetime) -> None:
+        task = _task_locked_for_hint(learner_id=learner_id, task_id=origin_id)
+        changes = _start(task, now=at, via="hint")
+        task.hint_count += 1
+        task.metadata = {**task.metadata, "max_hint_level": max(int(task.metadata.get("max_hint_level", 0)), hint_level)}
+        task.updated_at = at
+        task.save(update_fields=["status", "started_at", "hint_count", "metadata", "updated_at"])
+        changes.append(
+            events.TaskEventSpec(
+                task, TaskEventType.HINT_REQUESTED, {"stage": "requested", "level": hint_level, "turn_id": str(turn_id)}
+            )
+        )
+        events.task_events_append(events=changes, at=at)
+
+    def record_hint_shown(
+        self, *, origin_id: uuid.UUID, turn_id: uuid.UUID, hint_level: int, outcome: str, content: str, at: datetime
+    ) -> None:
+        task = StudyTask.objects.select_for_update().get(id=origin_id)  # event numbers are per task
+        payload = {"stage": "shown", "level": hint_level, "turn_id": str(turn_id), "outcome": outcome, "content": content}
+        events.task_events_append(events=[events.TaskEventSpec(task, TaskEventType.HINT_REQUESTED, payload)], at=at)

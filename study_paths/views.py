@@ -3,6 +3,8 @@ attempts: `POST /v1/study-tasks/{id}/submit` and `/hint` (CO-003-008/014)."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
@@ -14,16 +16,20 @@ from rest_framework.views import APIView
 
 from co_project.errors import InvalidInput
 from co_project.openapi import error_responses
+from co_project.throttles import LearnerRateThrottle
 from study_paths import attempts, selectors, services
 from study_paths.serializers import (
     STUDY_TASK_PAYLOADS,
     StudyPathCreateSerializer,
     StudyPathSerializer,
+    StudyTaskHintSerializer,
     StudyTaskNextSerializer,
     StudyTaskSubmitRequest,
 )
 from submissions.serializers import SubmissionPendingSerializer, SubmissionResultSerializer
 from submissions.services import submission_wait
+from tutoring.serializers import TutorTurnStartedSerializer
+from tutoring.views import TutorHintThrottle
 
 
 class StudyPathViewSet(viewsets.GenericViewSet):
@@ -128,3 +134,58 @@ class StudyTaskSubmitView(APIView):
         if submission.is_final:
             return Response(SubmissionResultSerializer(submission).data, status=status.HTTP_200_OK)
         return Response(SubmissionPendingSerializer(submission).data, status=status.HTTP_202_ACCEPTED)
+
+
+class StudyTaskHintView(APIView):
+    throttle_classes = [LearnerRateThrottle, TutorHintThrottle]
+
+    @extend_schema(
+        operation_id="study_tasks_hint",
+        summary="Ask the tutor for a hint on a study task; returns a stream URL and token (SSE)",
+        description=(
+            "The tutor of `POST /v1/tutor/messages`, for one of your study tasks: the same context "
+            "(never hidden test data), the same single-use stream token and SSE stream "
+            "(`GET /v1/tutor/stream?token=…`: `start`, `token`…, `done`), the same per-learner limits "
+            "(`CO_TUTOR_HINT_RATE`, `CO_SSE_MAX_STREAMS`). The hint is counted on the task (a pass after "
+            "hints counts for less in mastery) and kept in its events: `hint_requested` with the level, "
+            "then, when the stream ends, one with what you were shown. A finished task is 409 "
+            "`study_task_finished`."
+        ),
+        tags=["study-tasks"],
+        parameters=[OpenApiParameter("task_id", str, OpenApiParameter.PATH)],
+        request=StudyTaskHintSerializer,
+        responses={202: TutorTurnStartedSerializer, **error_responses(400, 404, 409, 413, 429)},
+        examples=[
+            OpenApiExample("level 1", value={"level": 1}, request_only=True),
+            OpenApiExample(
+                "with code and a question",
+                value={
+                    "level": 2,
+                    "message": "Why does it fail on duplicates?",
+                    "language": "python",
+                    "code": "def f(x):\n    ...",
+                },
+                request_only=True,
+            ),
+        ],
+    )
+    def post(self, request: Request, task_id: str) -> Response:
+        serializer = StudyTaskHintSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        started = attempts.study_task_hint(
+            learner_id=request.user.id,
+            task_id=task_id,
+            level=data["level"],
+            message=data["message"],
+            code=data["code"],
+            language=data["language"],
+        )
+        stream_url = request.build_absolute_uri("/v1/tutor/stream?" + urlencode({"token": started.token}))
+        body = {
+            "turn_id": started.turn.id,
+            "stream_url": stream_url,
+            "token": started.token,
+            "expires_at": started.turn.token_expires_at,
+        }
+        return Response(TutorTurnStartedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
