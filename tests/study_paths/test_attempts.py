@@ -278,7 +278,8 @@ def test_an_idempotency_key_returns_the_first_submission_and_grades_once(api) ->
 
 # A failed attempt graded in the request (the in-process queue): the submit, the pipeline's
 # claim, grading reads, verdict, learner model, and the task's evaluation and event.
-QUERIES_PER_FAILED_SUBMIT = 31
+# PostgreSQL adds the per-learner advisory lock of the evaluation cap.
+QUERIES_PER_FAILED_SUBMIT = {"sqlite": 31, "postgresql": 32}
 
 
 def test_submit_query_count_is_pinned_and_does_not_grow_with_the_tasks_history(api, django_assert_num_queries) -> None:
@@ -288,7 +289,7 @@ def test_submit_query_count_is_pinned_and_does_not_grow_with_the_tasks_history(a
     api.post(url, {"language": "python", "code": WRONG}, format="json")  # warm the problem bank's memo
 
     for _ in range(3):
-        with django_assert_num_queries(QUERIES_PER_FAILED_SUBMIT):
+        with django_assert_num_queries(QUERIES_PER_FAILED_SUBMIT[connection.vendor]):
             response = api.post(url, {"language": "python", "code": WRONG}, format="json")
         assert response.status_code == 200 and response.json()["status"] == "failed"
     assert StudyTask.objects.get(id=task["id"]).attempt_count == 4
@@ -347,3 +348,59 @@ def test_the_same_attempts_through_a_session_and_a_study_task_give_the_same_lear
     assert alice_model == bob_model
     assert alice_model[0] and alice_model[2]  # a miss then a pass after a hint were recorded
     assert [reason for _, reason, *_ in alice_model[1]] == ["fail"]
+
+
+# --- two submits at once (PostgreSQL) ---------------------------------------------------------------
+
+
+@pytest.mark.requires_services
+def test_two_concurrent_submits_of_a_task_grade_each_accepted_submission_once(learner_client, fake_grader) -> None:
+    """A task takes one submission at a time: the submit locks the task row, so the second
+    request waits for the first to commit and then finds the task `submitted` (409
+    `study_task_submission_in_progress`) — or, had the first verdict already arrived, is a second
+    attempt of its own. Either way every accepted submission has exactly one evaluation and the
+    counts agree. The slow grader makes the first case the usual one."""
+    import threading
+
+    from tests.personalization.factories import FAIL
+
+    publish_shout_track()
+    fake_grader.answer = dict(FAIL)
+    fake_grader.delay_seconds = 2
+    alice = learner_client("alice")
+    task = next(t for t in _start_path(alice, attempts_per_task=3)["upcoming_tasks"] if t["problem"]["slug"] == "shout")
+    barrier = threading.Barrier(2)
+    responses: list = []
+
+    def submit(code: str) -> None:
+        try:
+            client = learner_client("alice")
+            barrier.wait(timeout=10)
+            responses.append(
+                client.post(f"/v1/study-tasks/{task['id']}/submit", {"language": "python", "code": code}, format="json")
+            )
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=submit, args=(code,)) for code in (WRONG, WRONG + "# again\n")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert len(responses) == 2
+    accepted = [r for r in responses if r.status_code in (200, 202)]
+    refused = [r for r in responses if r.status_code == 409]
+    assert len(accepted) + len(refused) == 2 and accepted
+    for response in refused:
+        assert response.json()["error"]["code"] == "study_task_submission_in_progress"
+    submissions = Submission.objects.filter(origin="study_task", origin_id=task["id"])
+    assert sorted(str(s.id) for s in submissions) == sorted(r.json()["id"] for r in accepted)
+    for submission in submissions:
+        submission.refresh_from_db()
+    row = StudyTask.objects.get(id=task["id"])
+    evaluations = TaskEvaluation.objects.filter(task=row)
+    assert sorted(e.submission_id for e in evaluations) == sorted(s.id for s in submissions)
+    assert row.attempt_count == len(accepted) and row.status == "in_progress"
+    kinds = [kind for _, kind, _ in events_of(row)]
+    assert kinds == ["created", "started", *(["submitted", "evaluated"] * len(accepted))]
