@@ -172,6 +172,30 @@ def test_failing_every_allowed_attempt_fails_the_task_and_reshapes_the_plan(api)
     assert TaskEvaluation.objects.filter(task=row).count() == 1
 
 
+def test_a_replanning_failure_never_loses_the_verdict(api, monkeypatch) -> None:
+    """A planner that blows up (a bug) rolls back only the replanning: the submission's verdict,
+    the learner model, the evaluation and the task's status stand; the next verdict replans."""
+    from study_paths import services
+
+    publish_shout_track()
+    task = next(t for t in _start_path(api)["upcoming_tasks"] if t["problem"]["slug"] == "shout")
+    tasks_before = StudyTask.objects.count()
+
+    def broken_plan(**_: object) -> None:
+        raise RuntimeError("planner bug")
+
+    monkeypatch.setattr(services, "study_path_plan", broken_plan)
+    response = api.post(f"/v1/study-tasks/{task['id']}/submit", {"language": "python", "code": RIGHT}, format="json")
+
+    assert response.status_code == 200 and response.json()["status"] == "passed"
+    row = StudyTask.objects.get(id=task["id"])
+    assert (row.status, row.attempt_count) == ("passed", 1) and row.finished_at is not None
+    assert TaskEvaluation.objects.filter(task=row).count() == 1
+    assert [kind for _, kind, _ in events_of(row)] == ["created", "started", "submitted", "evaluated", "status_changed"]
+    assert StudyTask.objects.count() == tasks_before
+    assert Mastery.objects.filter(learner_id="alice").exists()
+
+
 def test_a_math_task_takes_the_math_payload(api) -> None:
     publish(
         pack_document(
