@@ -12,7 +12,7 @@ the learner reads it from the tutor's own SSE stream, and what they were shown i
 task's events when the stream ends.
 
 A task takes one submission at a time: while one is being graded the task is `submitted` and a
-second submit is a 409 (`study_task_submission_in_progress`), so every verdict is judged against
+second submit is a 409 (`study_task_awaiting_verdict`), so every verdict is judged against
 the attempt count it was made at. A failed attempt sends the task back to `in_progress`; it gets
 its verdict (and the plan adapts) when it passes or when `attempts_per_task` graded attempts failed.
 """
@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from co_project.errors import NotFound, ProblemRepositoryNotReady
 from study_paths import events
-from study_paths.errors import StudyPathNotActive, StudyTaskFinished, StudyTaskSubmissionInProgress
+from study_paths.errors import StudyPathNotActive, StudyTaskAwaitingVerdict, StudyTaskFinished
 from study_paths.models import (
     FINISHED_TASK_STATUSES,
     StudyPath,
@@ -90,7 +90,7 @@ def _task_locked_for_attempt(*, learner_id: str, task_id: uuid.UUID) -> StudyTas
     if task.path.status != StudyPathStatus.ACTIVE:
         raise StudyPathNotActive(f"This study path is {task.path.status}; resume it to work on its tasks.")
     if task.status == TaskStatus.SUBMITTED:
-        raise StudyTaskSubmissionInProgress()
+        raise StudyTaskAwaitingVerdict()
     if task.status in FINISHED_TASK_STATUSES:
         raise StudyTaskFinished(f"This study task is {task.status}; it takes no more attempts.")
     return task

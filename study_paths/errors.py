@@ -26,6 +26,8 @@ class StudyTaskFinished(Conflict):
 # --- task attempts: submit and hint
 
 
-class StudyTaskSubmissionInProgress(Conflict):
-    code = "study_task_submission_in_progress"
-    default_message = "A submission of this study task is being graded; wait for its verdict (GET /v1/submissions/{id})."
+class StudyTaskAwaitingVerdict(Conflict):
+    """The same code as PATCH /v1/study-tasks/{id} answers for a task being graded."""
+
+    code = "study_task_awaiting_verdict"
+    default_message = "This study task has a submission being graded; wait for its verdict (GET /v1/submissions/{id})."

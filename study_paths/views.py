@@ -94,7 +94,7 @@ _SUBMIT_DESCRIPTION = (
     "session's does, is stored as the task's evaluation, and moves the task on: `passed`, or back "
     "to `in_progress` after a failed attempt, or `failed` once `attempts_per_task` attempts failed "
     "(the plan then adapts). One submission at a time per task: while one is graded another is 409 "
-    "`study_task_submission_in_progress`; a finished task is 409 `study_task_finished`, a task of a "
+    "`study_task_awaiting_verdict`; a finished task is 409 `study_task_finished`, a task of a "
     "paused or archived path 409 `study_path_not_active`. `Idempotency-Key` makes retries safe."
 )
 

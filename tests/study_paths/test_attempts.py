@@ -272,7 +272,7 @@ def test_a_task_that_is_not_open_is_a_conflict(api) -> None:
     _envelope(
         api.post(f"/v1/study-tasks/{second['id']}/submit", {"language": "python", "code": RIGHT}, format="json"),
         409,
-        "study_task_submission_in_progress",
+        "study_task_awaiting_verdict",
     )
     StudyTask.objects.filter(id=second["id"]).update(status="in_progress")
     StudyPath.objects.update(status="paused")
@@ -381,7 +381,7 @@ def test_the_same_attempts_through_a_session_and_a_study_task_give_the_same_lear
 def test_two_concurrent_submits_of_a_task_grade_each_accepted_submission_once(learner_client, fake_grader) -> None:
     """A task takes one submission at a time: the submit locks the task row, so the second
     request waits for the first to commit and then finds the task `submitted` (409
-    `study_task_submission_in_progress`) — or, had the first verdict already arrived, is a second
+    `study_task_awaiting_verdict`) — or, had the first verdict already arrived, is a second
     attempt of its own. Either way every accepted submission has exactly one evaluation and the
     counts agree. The slow grader makes the first case the usual one."""
     import threading
@@ -417,7 +417,7 @@ def test_two_concurrent_submits_of_a_task_grade_each_accepted_submission_once(le
     refused = [r for r in responses if r.status_code == 409]
     assert len(accepted) + len(refused) == 2 and accepted
     for response in refused:
-        assert response.json()["error"]["code"] == "study_task_submission_in_progress"
+        assert response.json()["error"]["code"] == "study_task_awaiting_verdict"
     submissions = Submission.objects.filter(origin="study_task", origin_id=task["id"])
     assert sorted(str(s.id) for s in submissions) == sorted(r.json()["id"] for r in accepted)
     for submission in submissions:
