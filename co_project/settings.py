@@ -256,6 +256,10 @@ SPECTACULAR_SETTINGS = {
         "RecommendationKindEnum": "personalization.recommendation.RecommendationKind",
         "SubjectEnum": "tracks.choices.Subject",
         "ModeEnum": "sessions_app.choices.SessionMode",
+        "StudyPathStatusEnum": "study_paths.models.StudyPathStatus",
+        "StudyPathChangeStatusEnum": ["active", "paused", "archived"],
+        "StudyTaskStatusEnum": "study_paths.models.TaskStatus",
+        "StudyTaskKindEnum": "study_paths.models.TaskKind",
         # One-value enums of the per-subject and per-mode request shapes (oneOf variants).
         "CodingSubjectEnum": ["coding"],
         "MathSubjectEnum": ["math"],
@@ -411,6 +415,8 @@ CO_MOCK_DEFAULT_PROBLEMS = env.int("CO_MOCK_DEFAULT_PROBLEMS", default=2)
 CO_MOCK_PROBLEMS_RANGE = (1, 5)
 CO_MOCK_SWEEP_SECONDS = env.float("CO_MOCK_SWEEP_SECONDS", default=15.0)
 CO_REVIEW_SURFACE_SECONDS = env.float("CO_REVIEW_SURFACE_SECONDS", default=300.0)
+# How often study tasks past their expiry are marked `expired` (study_paths.expire_tasks).
+CO_STUDY_TASK_EXPIRY_SECONDS = env.float("CO_STUDY_TASK_EXPIRY_SECONDS", default=300.0)
 
 # Without a broker the serving process runs CELERY_BEAT_SCHEDULE itself (co_project/beat.py);
 # not in the test process, whose tests run the periodic tasks they mean to.
@@ -419,6 +425,7 @@ CELERY_BEAT_SCHEDULE = {
     "submissions-sweep": {"task": "submissions.sweep", "schedule": CO_SUBMISSION_SWEEP_SECONDS},
     "sessions-finish-expired-mocks": {"task": "sessions.finish_expired_mocks", "schedule": CO_MOCK_SWEEP_SECONDS},
     "personalization-surface-due-reviews": {"task": "personalization.surface_due_reviews", "schedule": CO_REVIEW_SURFACE_SECONDS},
+    "study-paths-expire-tasks": {"task": "study_paths.expire_tasks", "schedule": CO_STUDY_TASK_EXPIRY_SECONDS},
 }
 
 # Course packs shipped with the repository, imported by `manage.py seed`.

@@ -15,6 +15,7 @@ from typing import Any
 
 from django.db.models import Max
 
+from study_paths import cache
 from study_paths.models import StudyTask, TaskEvent, TaskEventType
 
 
@@ -55,7 +56,9 @@ def task_events_append(*, events: Sequence[TaskEventSpec], at: datetime, new_tas
                 created_at=at,
             )
         )
-    return TaskEvent.objects.bulk_create(rows)
+    created = TaskEvent.objects.bulk_create(rows)
+    cache.active_path_forget(spec.task.learner_id for spec in events)
+    return created
 
 
 def task_created(task: StudyTask) -> TaskEventSpec:

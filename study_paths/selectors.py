@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Case, IntegerField, Prefetch, Value, When
+from django.db.models import Case, Count, IntegerField, Prefetch, Q, QuerySet, Value, When
 
 from co_project.errors import NotFound
-from study_paths.models import StudyPath, StudyPathStatus, StudyTask, TaskKind, TaskStatus
+from study_paths.models import StudyPath, StudyPathStatus, StudyTask, TaskEvaluation, TaskEvent, TaskKind, TaskStatus
 
 
 def study_path_active_for(*, learner_id: str, track_id: uuid.UUID) -> StudyPath | None:
@@ -81,3 +81,96 @@ def _rank(task: StudyTask, now: datetime) -> int:
     if task.status in (TaskStatus.IN_PROGRESS, TaskStatus.SUBMITTED):
         return 0
     return 1 if task.kind == TaskKind.REVIEW and task.due_at is not None and task.due_at <= now else 2
+
+
+# --- paths and tasks: read, list, change ---------------------------------------------------------
+
+
+def study_paths_of(*, learner_id: str) -> QuerySet[StudyPath]:
+    """The learner's paths with their tracks (one query a page), for cursor pagination."""
+    return StudyPath.objects.filter(learner_id=learner_id).select_related("track")
+
+
+def study_path_detail(*, learner_id: str, path_id: uuid.UUID | str) -> StudyPath:
+    """The path with its upcoming tasks (`study_path_with_upcoming`) and `task_counts`, its tasks
+    counted per status (one aggregate query more, whatever the history)."""
+    path = study_path_with_upcoming(learner_id=learner_id, path_id=path_id)
+    counts = dict(
+        StudyTask.objects.filter(path_id=path.id).order_by().values("status").annotate(n=Count("id")).values_list("status", "n")
+    )
+    path.task_counts = {status: counts.get(status, 0) for status in TaskStatus.values}
+    return path
+
+
+def study_path_active_of(*, learner_id: str, track: str | None) -> StudyPath | None:
+    """The learner's active path (on the track, by slug or id, when given; the newest otherwise)
+    with its upcoming tasks (two queries, one when there is none)."""
+    paths = StudyPath.objects.filter(learner_id=learner_id, status=StudyPathStatus.ACTIVE)
+    if track is not None:
+        as_id = _uuid_or_none(track)
+        paths = paths.filter(Q(track__slug=track) | Q(track_id=as_id) if as_id else Q(track__slug=track))
+    tasks = StudyTask.objects.filter(status__in=UPCOMING_STATUSES).select_related("problem", "module").order_by("position")
+    return (
+        paths.select_related("track")
+        .prefetch_related(Prefetch("tasks", queryset=tasks, to_attr="upcoming_tasks"))
+        .order_by("-created_at", "id")
+        .first()
+    )
+
+
+def study_path_none_reason(*, learner_id: str, track: str | None) -> str:
+    if track is not None:
+        return f"You have no active study path on track {track!r}. Start one with POST /v1/study-paths."
+    return "You have no active study path. Start one with POST /v1/study-paths."
+
+
+def _uuid_or_none(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class TaskFilters:
+    path: uuid.UUID | None = None
+    status: str | None = None
+    kind: str | None = None
+    module: str | None = None
+    due_before: datetime | None = None
+    due_after: datetime | None = None
+
+
+def study_tasks_of(*, learner_id: str, filters: TaskFilters) -> QuerySet[StudyTask]:
+    """The learner's tasks matching every filter given, with problem and module (one query a page)."""
+    tasks = StudyTask.objects.filter(learner_id=learner_id).select_related("problem", "module")
+    if filters.path is not None:
+        tasks = tasks.filter(path_id=filters.path)
+    if filters.status is not None:
+        tasks = tasks.filter(status=filters.status)
+    if filters.kind is not None:
+        tasks = tasks.filter(kind=filters.kind)
+    if filters.module is not None:
+        tasks = tasks.filter(module__slug=filters.module)
+    if filters.due_before is not None:
+        tasks = tasks.filter(due_at__lt=filters.due_before)
+    if filters.due_after is not None:
+        tasks = tasks.filter(due_at__gte=filters.due_after)
+    return tasks
+
+
+def study_task_detail(*, learner_id: str, task_id: uuid.UUID | str) -> StudyTask:
+    """The learner's task with its events in order and its evaluations (three queries); anyone
+    else's task is not found."""
+    task = (
+        StudyTask.objects.filter(id=task_id, learner_id=learner_id)
+        .select_related("problem", "module")
+        .prefetch_related(
+            Prefetch("events", queryset=TaskEvent.objects.order_by("sequence"), to_attr="event_log"),
+            Prefetch("evaluations", queryset=TaskEvaluation.objects.order_by("created_at", "id"), to_attr="evaluation_list"),
+        )
+        .first()
+    )
+    if task is None:
+        raise NotFound("No such study task.")
+    return task

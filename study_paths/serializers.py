@@ -7,8 +7,8 @@ from typing import Any
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
-from co_project.serializer_fields import OffsetDateTimeField, StrictCharField, StrictIntegerField
-from study_paths.models import StudyPathStatus, TaskKind, TaskStatus
+from co_project.serializer_fields import OffsetDateTimeField, QueryParamsSerializer, StrictCharField, StrictIntegerField
+from study_paths.models import StudyPathStatus, TaskEventType, TaskKind, TaskStatus
 from study_paths.services import STUDY_PATH_CONFIG_SCHEMA
 from submissions.errors import CodeTooLarge
 from submissions.serializers import AnswerTextField, SubmissionMathPayloadSerializer, SubmissionSystemsPayloadSerializer
@@ -91,6 +91,110 @@ class StudyPathSerializer(serializers.Serializer):
 class StudyTaskNextSerializer(serializers.Serializer):
     task = StudyTaskSerializer(allow_null=True)
     reason = serializers.CharField(help_text="Why this task, or why there is none.")
+
+
+# --- paths and tasks: read, list, change
+
+
+class StudyPathSummarySerializer(serializers.Serializer):
+    """A path in the list: everything but its tasks."""
+
+    id = serializers.UUIDField()
+    track = StudyPathTrackSerializer()
+    status = serializers.ChoiceField(choices=StudyPathStatus.choices)
+    config = serializers.DictField(help_text="The config with every default filled in.")
+    algorithm_version = serializers.CharField()
+    created_at = OffsetDateTimeField()
+    updated_at = OffsetDateTimeField()
+    completed_at = OffsetDateTimeField(allow_null=True)
+
+
+class StudyPathTaskCountsSerializer(serializers.Serializer):
+    pending = serializers.IntegerField()
+    in_progress = serializers.IntegerField()
+    submitted = serializers.IntegerField()
+    passed = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    skipped = serializers.IntegerField()
+    expired = serializers.IntegerField()
+
+
+class StudyPathDetailSerializer(StudyPathSerializer):
+    task_counts = StudyPathTaskCountsSerializer(help_text="The path's tasks per status (replanned ones count as skipped).")
+
+
+class StudyPathActiveSerializer(serializers.Serializer):
+    path = StudyPathSerializer(allow_null=True, help_text="Your active path with its upcoming tasks, or null.")
+    reason = serializers.CharField(help_text="Why there is no active path (empty when there is one).")
+
+
+class StudyPathActiveQuerySerializer(QueryParamsSerializer):
+    track = StrictCharField(max_length=100, required=False, help_text="Only the active path on this track (slug or id).")
+
+
+CHANGEABLE_PATH_STATUSES = (StudyPathStatus.ACTIVE, StudyPathStatus.PAUSED, StudyPathStatus.ARCHIVED)
+
+
+class StudyPathChangeSerializer(serializers.Serializer):
+    """Either, both or neither (a PATCH that changes nothing answers the path as it is)."""
+
+    config = StudyPathConfigField(
+        required=False, help_text="Keys to change (the others stay); regenerates only the pending tasks."
+    )
+    status = serializers.ChoiceField(
+        choices=[(s.value, s.label) for s in CHANGEABLE_PATH_STATUSES],
+        required=False,
+        help_text="`paused` (pause), `active` (resume), `archived` (final).",
+    )
+
+
+class StudyTaskQuerySerializer(QueryParamsSerializer):
+    path = serializers.UUIDField(required=False, help_text="Only this path's tasks.")
+    status = serializers.ChoiceField(choices=TaskStatus.choices, required=False)
+    kind = serializers.ChoiceField(choices=TaskKind.choices, required=False)
+    module = StrictCharField(max_length=100, required=False, help_text="Module slug.")
+    due_before = serializers.DateTimeField(required=False, help_text="Due strictly before this time (ISO 8601).")
+    due_after = serializers.DateTimeField(required=False, help_text="Due at or after this time (ISO 8601).")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        before, after = attrs.get("due_before"), attrs.get("due_after")
+        if before is not None and after is not None and after > before:
+            raise serializers.ValidationError({"due_after": ["Must not be after due_before."]})
+        return attrs
+
+
+class TaskEventSerializer(serializers.Serializer):
+    sequence = serializers.IntegerField()
+    event_type = serializers.ChoiceField(choices=TaskEventType.choices)
+    payload = serializers.DictField()
+    created_at = OffsetDateTimeField()
+
+
+class TaskEvaluationSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    submission_id = serializers.UUIDField()
+    score = serializers.FloatField()
+    runtime_ms = serializers.IntegerField(allow_null=True)
+    peak_memory_kb = serializers.IntegerField(allow_null=True)
+    visible_passed = serializers.IntegerField()
+    visible_total = serializers.IntegerField()
+    hidden_passed = serializers.IntegerField()
+    hidden_total = serializers.IntegerField()
+    failed_categories = serializers.ListField(child=serializers.CharField())
+    visible_details = serializers.ListField(child=serializers.DictField())
+    partial = serializers.BooleanField()
+    created_at = OffsetDateTimeField()
+
+
+class StudyTaskDetailSerializer(StudyTaskSerializer):
+    started_at = OffsetDateTimeField(allow_null=True)
+    finished_at = OffsetDateTimeField(allow_null=True)
+    events = TaskEventSerializer(many=True, source="event_log", help_text="What happened to the task, in order.")
+    evaluations = TaskEvaluationSerializer(many=True, source="evaluation_list", help_text="One per graded submission.")
+
+
+class StudyTaskActionSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=[("start", "Start"), ("skip", "Skip")])
 
 
 # --- task attempts: submit and hint

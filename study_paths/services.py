@@ -394,51 +394,61 @@ def study_path_advance(*, task: StudyTask, verdict: str, now: datetime | None = 
             path.updated_at = now
             path.save(update_fields=["updated_at"])
             return path
-        plan, rows, outline = replan.plan, replan.rows, replan.outline
-        module_ids = _module_ids(outline)
-        key_of = {module_id: key for key, module_id in module_ids.items()}
-        _, pending = _history(rows)
-        kept = 0
-        while kept < min(len(pending), len(plan.tasks)) and _same(pending[kept], plan.tasks[kept], key_of):
-            kept += 1
-        retyped = [
-            StudyTask(id=row["id"], kind=planned.kind, updated_at=now)
-            for row, planned in zip(pending[:kept], plan.tasks[:kept], strict=True)
-            if row["kind"] != planned.kind
-        ]
-        if retyped:  # e.g. a challenge that a miss made a practice: same problem, same row
-            StudyTask.objects.bulk_update(retyped, ["kind", "updated_at"])
-        dropped = [
-            StudyTask(
-                id=row["id"],
-                status=TaskStatus.SKIPPED,
-                finished_at=now,
-                updated_at=now,
-                metadata={**row["metadata"], "replanned": True},
-                path_id=path.id,
-            )
-            for row in pending[kept:]
-        ]
-        if dropped:
-            StudyTask.objects.bulk_update(dropped, ["status", "finished_at", "updated_at", "metadata"])
-            changes += [
-                events.task_status_changed(t, before=TaskStatus.PENDING, after=TaskStatus.SKIPPED, reason="replanned")
-                for t in dropped
-            ]
-        next_position = (rows[-1]["position"] if rows else 0) + 1
-        created = StudyTask.objects.bulk_create(
-            _new_tasks(path, plan.tasks[kept:], first_position=next_position, module_ids=module_ids, now=now)
-        )
-        # One append for the verdict, the dropped tasks and the new ones (new tasks start at 1).
-        events.task_events_append(events=[*changes, *(events.task_created(t) for t in created)], at=now)
-
-        still_open = kept or any(row["status"] in OPEN_TASK_STATUSES for row in rows if row["id"] != task.id)
-        path.catalogue_digest = replan.catalogue_digest
+        kept, created = study_path_tail_reshape(path=path, replan=replan, now=now, reason="replanned", changes=changes)
+        still_open = kept or any(row["status"] in OPEN_TASK_STATUSES for row in replan.rows if row["id"] != task.id)
         path.updated_at = now
         fields = ["catalogue_digest", "updated_at"]
-        if plan.complete and not created and not still_open:
+        if replan.plan.complete and not created and not still_open:
             path.status = StudyPathStatus.COMPLETED
             path.completed_at = now
             fields += ["status", "completed_at"]
         path.save(update_fields=fields)
     return path
+
+
+def study_path_tail_reshape(
+    *, path: StudyPath, replan: Replan, now: datetime, reason: str, changes: list[Any]
+) -> tuple[int, list[StudyTask]]:
+    """Make the pending tail the new plan's: the pending tasks it keeps stay (retyped if their
+    kind changed), the others are dropped (`skipped`, marked `replanned`, a `status_changed`
+    event with `reason`) and the new ones appended — all events, `changes` first, in one append.
+    The caller holds the path's lock and saves the path. Returns (tasks kept, tasks created)."""
+    plan, rows = replan.plan, replan.rows
+    module_ids = _module_ids(replan.outline)
+    key_of = {module_id: key for key, module_id in module_ids.items()}
+    _, pending = _history(rows)
+    kept = 0
+    while kept < min(len(pending), len(plan.tasks)) and _same(pending[kept], plan.tasks[kept], key_of):
+        kept += 1
+    retyped = [
+        StudyTask(id=row["id"], kind=planned.kind, updated_at=now)
+        for row, planned in zip(pending[:kept], plan.tasks[:kept], strict=True)
+        if row["kind"] != planned.kind
+    ]
+    if retyped:  # e.g. a challenge that a miss made a practice: same problem, same row
+        StudyTask.objects.bulk_update(retyped, ["kind", "updated_at"])
+    dropped = [
+        StudyTask(
+            id=row["id"],
+            status=TaskStatus.SKIPPED,
+            finished_at=now,
+            updated_at=now,
+            metadata={**row["metadata"], "replanned": True},
+            path_id=path.id,
+        )
+        for row in pending[kept:]
+    ]
+    if dropped:
+        StudyTask.objects.bulk_update(dropped, ["status", "finished_at", "updated_at", "metadata"])
+        changes = [
+            *changes,
+            *(events.task_status_changed(t, before=TaskStatus.PENDING, after=TaskStatus.SKIPPED, reason=reason) for t in dropped),
+        ]
+    next_position = (rows[-1]["position"] if rows else 0) + 1
+    created = StudyTask.objects.bulk_create(
+        _new_tasks(path, plan.tasks[kept:], first_position=next_position, module_ids=module_ids, now=now)
+    )
+    # New tasks' events are numbered from 1; the verdict's and the dropped tasks' follow theirs.
+    events.task_events_append(events=[*changes, *(events.task_created(t) for t in created)], at=now)
+    path.catalogue_digest = replan.catalogue_digest
+    return kept, created

@@ -1,11 +1,12 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from study_paths.views import StudyPathViewSet, StudyTaskHintView, StudyTaskSubmitView, StudyTaskViewSet
+from study_paths.views import StudyPathsViewSet, StudyTaskHintView, StudyTaskSubmitView, StudyTasksViewSet
 
 router = SimpleRouter(trailing_slash=False)
-router.register("study-paths", StudyPathViewSet, basename="study-path")
-router.register("study-tasks", StudyTaskViewSet, basename="study-task")
+# The read/list/change viewsets extend the create and next ones, so each prefix has one viewset.
+router.register("study-paths", StudyPathsViewSet, basename="study-path")
+router.register("study-tasks", StudyTasksViewSet, basename="study-task")
 
 urlpatterns = [
     *router.urls,

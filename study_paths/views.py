@@ -1,12 +1,15 @@
-"""`POST /v1/study-paths`, `GET /v1/study-tasks/next` (seeds/004 CO-003-004/007), and a task's
-attempts: `POST /v1/study-tasks/{id}/submit` and `/hint` (CO-003-008/014)."""
+"""/v1/study-paths and /v1/study-tasks (seeds/004 CO-003-004/007/014/015), and a task's attempts:
+`POST /v1/study-tasks/{id}/submit` and `/hint` (CO-003-008/014)."""
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
@@ -14,16 +17,26 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from co_project.errors import InvalidInput
+from co_project.errors import InvalidInput, NotFound
 from co_project.openapi import error_responses
+from co_project.pagination import ItemsCursorPagination
 from co_project.throttles import LearnerRateThrottle
-from study_paths import attempts, selectors, services
+from study_paths import attempts, cache, lifecycle, selectors, services
 from study_paths.serializers import (
     STUDY_TASK_PAYLOADS,
+    StudyPathActiveQuerySerializer,
+    StudyPathActiveSerializer,
+    StudyPathChangeSerializer,
     StudyPathCreateSerializer,
+    StudyPathDetailSerializer,
     StudyPathSerializer,
+    StudyPathSummarySerializer,
+    StudyTaskActionSerializer,
+    StudyTaskDetailSerializer,
     StudyTaskHintSerializer,
     StudyTaskNextSerializer,
+    StudyTaskQuerySerializer,
+    StudyTaskSerializer,
     StudyTaskSubmitRequest,
 )
 from submissions.serializers import SubmissionPendingSerializer, SubmissionResultSerializer
@@ -81,6 +94,179 @@ class StudyTaskViewSet(viewsets.GenericViewSet):
     def next_task(self, request: Request) -> Response:
         found = selectors.study_task_next_for(learner_id=request.user.id, now=timezone.now())
         return Response(StudyTaskNextSerializer({"task": found.task, "reason": found.reason}).data)
+
+
+# --- paths and tasks: read, list, change
+
+
+class StudyPathPagination(ItemsCursorPagination):
+    ordering = ("-created_at", "id")
+
+
+class StudyTaskPagination(ItemsCursorPagination):
+    # Plan order: a batch shares its creation time and is ordered by position within it.
+    ordering = ("created_at", "position", "id")
+
+
+def _active_answer(learner_id: str, track: str | None) -> dict[str, Any]:
+    path = selectors.study_path_active_of(learner_id=learner_id, track=track)
+    reason = "" if path is not None else selectors.study_path_none_reason(learner_id=learner_id, track=track)
+    return dict(StudyPathActiveSerializer({"path": path, "reason": reason}).data)
+
+
+PATH_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The study path's id.")
+TASK_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The study task's id.")
+
+
+class StudyPathsViewSet(StudyPathViewSet):
+    """The learner's study paths: create (above), list, read, the active one, change."""
+
+    pagination_class = StudyPathPagination
+    serializer_class = StudyPathSummarySerializer
+
+    @extend_schema(
+        operation_id="study_paths_list",
+        summary="Your study paths, newest first",
+        tags=["study-paths"],
+        responses={200: StudyPathSummarySerializer(many=True), **error_responses(400)},
+    )
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(selectors.study_paths_of(learner_id=request.user.id))
+        return self.get_paginated_response(StudyPathSummarySerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="study_paths_active",
+        summary="Your active study path with its upcoming tasks",
+        description=(
+            "Never 404: with no active path (on `track`, when given) `path` is null and `reason` says why. "
+            "With several active paths (one per track) and no `track`, the newest. Cached; every change to "
+            "your paths or tasks is visible at once."
+        ),
+        tags=["study-paths"],
+        parameters=[StudyPathActiveQuerySerializer],
+        responses={200: StudyPathActiveSerializer, **error_responses(400)},
+    )
+    @action(detail=False, methods=["get"], url_path="active")
+    def active(self, request: Request) -> Response:
+        query = StudyPathActiveQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        track = query.validated_data.get("track")
+        answer = cache.active_path_answer(
+            learner_id=request.user.id, track=track or "", compute=lambda: _active_answer(request.user.id, track)
+        )
+        return Response(answer)
+
+    @extend_schema(
+        operation_id="study_paths_retrieve",
+        summary="One of your study paths with its upcoming tasks and task counts",
+        tags=["study-paths"],
+        parameters=[PATH_ID],
+        responses={200: StudyPathDetailSerializer, **error_responses(404)},
+    )
+    def retrieve(self, request: Request, pk: str) -> Response:
+        path = selectors.study_path_detail(learner_id=request.user.id, path_id=_uuid(pk, "study path"))
+        return Response(StudyPathDetailSerializer(path).data)
+
+    @extend_schema(
+        operation_id="study_paths_partial_update",
+        summary="Change a study path's config or status",
+        description=(
+            "`config`: the keys given replace the stored ones, validated like at creation (400 "
+            "`study_path_config_invalid`); only pending tasks are regenerated — dropped ones become `skipped` "
+            "(`replanned`) with a `status_changed` event, new ones get a `created` event. `status`: `paused` "
+            "(from active), `active` (resume, from paused; 409 `study_path_active_exists` when another path on "
+            "the track is active), `archived` (from any status; final: any later change is 409 "
+            "`study_path_archived`). Other moves are 409 `study_path_transition_invalid`."
+        ),
+        tags=["study-paths"],
+        parameters=[PATH_ID],
+        request=StudyPathChangeSerializer,
+        responses={200: StudyPathDetailSerializer, **error_responses(400, 404, 409)},
+        examples=[
+            OpenApiExample("pause", value={"status": "paused"}, request_only=True),
+            OpenApiExample("resume", value={"status": "active"}, request_only=True),
+            OpenApiExample("archive", value={"status": "archived"}, request_only=True),
+            OpenApiExample("fewer tasks a day", value={"config": {"daily_task_target": 1, "batch_size": 5}}, request_only=True),
+        ],
+    )
+    def partial_update(self, request: Request, pk: str) -> Response:
+        path_id = _uuid(pk, "study path")
+        serializer = StudyPathChangeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        lifecycle.study_path_change(
+            learner_id=request.user.id, path_id=path_id, config=data.get("config"), status=data.get("status")
+        )
+        path = selectors.study_path_detail(learner_id=request.user.id, path_id=path_id)
+        return Response(StudyPathDetailSerializer(path).data)
+
+
+class StudyTasksViewSet(StudyTaskViewSet):
+    """The learner's study tasks: next (above), list, read, start and skip."""
+
+    pagination_class = StudyTaskPagination
+    serializer_class = StudyTaskSerializer
+
+    @extend_schema(
+        operation_id="study_tasks_list",
+        summary="Your study tasks, in plan order",
+        description="Filters combine; `due_before` is exclusive, `due_after` inclusive. A bad filter value is a 400.",
+        tags=["study-tasks"],
+        parameters=[StudyTaskQuerySerializer],
+        responses={200: StudyTaskSerializer(many=True), **error_responses(400)},
+    )
+    def list(self, request: Request) -> Response:
+        query = StudyTaskQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        tasks = selectors.study_tasks_of(learner_id=request.user.id, filters=selectors.TaskFilters(**query.validated_data))
+        page = self.paginate_queryset(tasks)
+        return self.get_paginated_response(StudyTaskSerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="study_tasks_retrieve",
+        summary="One of your study tasks with its events and evaluations",
+        tags=["study-tasks"],
+        parameters=[TASK_ID],
+        responses={200: StudyTaskDetailSerializer, **error_responses(404)},
+    )
+    def retrieve(self, request: Request, pk: str) -> Response:
+        task = selectors.study_task_detail(learner_id=request.user.id, task_id=_uuid(pk, "study task"))
+        return Response(StudyTaskDetailSerializer(task).data)
+
+    @extend_schema(
+        operation_id="study_tasks_partial_update",
+        summary="Start or skip a study task",
+        description=(
+            "`start`: a pending task becomes `in_progress` (a `started` event; starting it again changes "
+            "nothing). `skip`: a pending or started task becomes `skipped` (a `status_changed` event) and the "
+            "plan reshapes as after any skip. 409 `study_task_finished` for a finished task, "
+            "`study_task_awaiting_verdict` while a submission is graded, `study_path_not_active` on a paused, "
+            "completed or archived path."
+        ),
+        tags=["study-tasks"],
+        parameters=[TASK_ID],
+        request=StudyTaskActionSerializer,
+        responses={200: StudyTaskDetailSerializer, **error_responses(400, 404, 409)},
+        examples=[
+            OpenApiExample("start", value={"action": "start"}, request_only=True),
+            OpenApiExample("skip", value={"action": "skip"}, request_only=True),
+        ],
+    )
+    def partial_update(self, request: Request, pk: str) -> Response:
+        task_id = _uuid(pk, "study task")
+        serializer = StudyTaskActionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        lifecycle.study_task_act(learner_id=request.user.id, task_id=task_id, action=serializer.validated_data["action"])
+        task = selectors.study_task_detail(learner_id=request.user.id, task_id=task_id)
+        return Response(StudyTaskDetailSerializer(task).data)
+
+
+def _uuid(raw: str, what: str) -> uuid.UUID:
+    """Ids are UUIDs; anything else names nothing (404, like another learner's id)."""
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise NotFound(f"No such {what}.") from None
 
 
 # --- task attempts: submit and hint

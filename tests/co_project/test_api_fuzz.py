@@ -74,19 +74,25 @@ def _failed_submission(client: httpx.Client, session: dict) -> str:
 
 
 def _learner_data(base_url: str, token: str) -> dict[str, str]:
-    """What `schemathesis.toml` names: sessions, a submission and second-page cursors."""
+    """What `schemathesis.toml` names: sessions, a submission, study paths and second-page cursors."""
     with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
         practice = client.post("/v1/sessions", json={"subject": "coding", "mode": "practice", "problem_id": "two-sum"})
         track = client.post("/v1/sessions", json={"subject": "coding", "mode": "track", "track_id": "coding-interview-meta"})
         assert practice.status_code == track.status_code == 201, practice.text + track.text
         submission = _failed_submission(client, practice.json())
         _failed_submission(client, track.json())
+        paths = [client.post("/v1/study-paths", json={"track": slug}) for slug in ("math-foundations", "systems-design")]
+        assert [p.status_code for p in paths] == [201, 201], [p.text for p in paths]
         return {
             "CO_FUZZ_PRACTICE_SESSION": practice.json()["id"],
             "CO_FUZZ_TRACK_SESSION": track.json()["id"],
             "CO_FUZZ_SUBMISSION": submission,
             "CO_FUZZ_TRACKS_CURSOR": _cursor(client, "/v1/tracks"),
             "CO_FUZZ_REVIEW_CURSOR": _cursor(client, "/v1/review-queue"),
+            "CO_FUZZ_STUDY_PATH": paths[0].json()["id"],
+            "CO_FUZZ_STUDY_TASK": paths[0].json()["upcoming_tasks"][0]["id"],
+            "CO_FUZZ_STUDY_PATHS_CURSOR": _cursor(client, "/v1/study-paths"),
+            "CO_FUZZ_STUDY_TASKS_CURSOR": _cursor(client, "/v1/study-tasks"),
         }
 
 

@@ -1,0 +1,185 @@
+"""Study paths against a long history (issue 15 point 6).
+
+Builds a fresh database (the seeded course packs) with a learner whose active path on
+`coding-interview-meta` holds 2,000 tasks and 10,000 task events (bulk inserted: the events are
+insert-only, which is all this needs), and a learner with a fresh path (the short history). Then,
+against a real uvicorn server on that database, measures p50 / p95 of
+
+- `GET /v1/study-tasks/next` for the long-history learner,
+- `POST /v1/study-paths` on `math-foundations` for the same learner (each timed create is
+  followed by an untimed `PATCH … {"status": "archived"}`, so the next create is allowed),
+- an authenticated `GET /v1/tracks` (the baseline), same server, same run, interleaved,
+
+prints each as a ratio to the baseline (targets: next ≤ 1.5×, create ≤ 3×), and the SQL queries
+each request makes for the short and the long history (they must be equal). Usage:
+
+    .venv/bin/python bench/study_paths.py [--requests 100] [--tasks 2000] [--events 10000] [--db-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from io import StringIO
+from pathlib import Path
+
+import httpx
+from support import REPO, UvicornServer, bench_env, percentile
+
+LONG, SHORT = "long-history", "short-history"
+PATH_TRACK, CREATE_TRACK = "coding-interview-meta", "math-foundations"
+
+
+def build(tasks: int, events: int) -> dict[str, dict[str, int]]:
+    """Runs inside this process with Django set up: the histories and the query counts."""
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+    from rest_framework.test import APIClient
+
+    from study_paths.models import StudyTask, TaskEvent
+    from study_paths.services import study_path_create
+
+    call_command("migrate", "--no-input", verbosity=0)
+    call_command("create_dev_keys", verbosity=0)
+    call_command("seed", verbosity=0)
+    started = time.perf_counter()
+    path = study_path_create(learner_id=LONG, track=PATH_TRACK, seed=1)
+    study_path_create(learner_id=SHORT, track=PATH_TRACK, seed=2)
+    template = list(StudyTask.objects.filter(path=path).order_by("position"))
+    now = timezone.now()
+    finished = ("passed", "failed", "skipped", "expired")
+    with transaction.atomic():
+        # The long history: finished tasks before the plan's pending ones (positions moved up).
+        offset = tasks - len(template)
+        for task in reversed(template):
+            StudyTask.objects.filter(id=task.id).update(position=task.position + offset)
+        rows = StudyTask.objects.bulk_create(
+            StudyTask(
+                path=path,
+                learner_id=LONG,
+                module_id=template[n % len(template)].module_id,
+                problem_id=template[n % len(template)].problem_id,
+                problem_ref=template[n % len(template)].problem_ref,
+                kind="practice",
+                difficulty=template[n % len(template)].difficulty,
+                topics=template[n % len(template)].topics,
+                position=n + 1,
+                status=finished[n % len(finished)],
+                due_at=now,
+                expires_at=now,
+                created_at=now,
+                updated_at=now,
+                finished_at=now,
+            )
+            for n in range(offset)
+        )
+        # `events` in all, the `created` events of the plan's own tasks included.
+        per_task, remainder = divmod(events - TaskEvent.objects.filter(path=path).count(), len(rows))
+        TaskEvent.objects.bulk_create(
+            (
+                TaskEvent(
+                    task_id=row.id, path_id=path.id, sequence=s + 1, event_type="status_changed", payload={}, created_at=now
+                )
+                for index, row in enumerate(rows)
+                for s in range(per_task + (index < remainder))
+            ),
+            batch_size=2000,
+        )
+    print(
+        f"setup: {StudyTask.objects.filter(learner_id=LONG).count()} tasks, "
+        f"{TaskEvent.objects.filter(path=path).count()} events in {time.perf_counter() - started:.1f} s"
+    )
+
+    counts: dict[str, dict[str, int]] = {}
+    for learner_id in (SHORT, LONG):
+        out = StringIO()
+        call_command("issue_token", "--sub", learner_id, "--ttl", "7200", stdout=out)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {out.getvalue().strip()}")
+        for name in ("/v1/tracks", "/v1/study-tasks/next", "POST /v1/study-paths"):
+            for _ in range(2):  # the first warms the catalogue memo; the second is counted
+                with CaptureQueriesContext(connection) as queries:
+                    if name.startswith("POST"):
+                        response = client.post("/v1/study-paths", {"track": CREATE_TRACK}, format="json", HTTP_HOST="127.0.0.1")
+                    else:
+                        response = client.get(name, HTTP_HOST="127.0.0.1")
+                assert response.status_code in (200, 201), response.content
+                counted = len(queries)  # before the next request resets Django's query log
+                if name.startswith("POST"):  # archived, so the next create is allowed
+                    client.patch(
+                        f"/v1/study-paths/{response.json()['id']}", {"status": "archived"}, format="json", HTTP_HOST="127.0.0.1"
+                    )
+            counts.setdefault(name, {})[learner_id] = counted
+    return counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=100, help="timed requests per endpoint")
+    parser.add_argument("--tasks", type=int, default=2000)
+    parser.add_argument("--events", type=int, default=10000)
+    parser.add_argument("--db-url", default="", help="database URL (default: a fresh SQLite file)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="co-bench-") as workdir:
+        env = bench_env(Path(workdir), DJANGO_SETTINGS_MODULE="co_project.settings")
+        if args.db_url:
+            env["CO_DB_URL"] = args.db_url
+        os.environ.update(env)
+        sys.path.insert(0, str(REPO))
+        os.chdir(REPO)
+        counts = build(args.tasks, args.events)
+        token = subprocess.run(
+            [sys.executable, "manage.py", "issue_token", "--sub", LONG, "--ttl", "7200"],
+            cwd=REPO, env=env, check=True, capture_output=True, text=True,
+        ).stdout.strip()  # fmt: skip
+        server = UvicornServer(env)
+        names = ["/v1/tracks", "/v1/study-tasks/next", "POST /v1/study-paths"]
+        samples: dict[str, list[float]] = {name: [] for name in names}
+        try:
+            with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
+
+                def call(name: str) -> float:
+                    started = time.perf_counter()
+                    if name.startswith("POST"):
+                        response = client.post("/v1/study-paths", json={"track": CREATE_TRACK})
+                        elapsed = time.perf_counter() - started
+                        response.raise_for_status()
+                        client.patch(f"/v1/study-paths/{response.json()['id']}", json={"status": "archived"}).raise_for_status()
+                        return elapsed * 1000
+                    client.get(name).raise_for_status()
+                    return (time.perf_counter() - started) * 1000
+
+                for name in names:  # warm-up
+                    for _ in range(3):
+                        call(name)
+                for _ in range(args.requests):
+                    for name in names:  # interleaved, so drift hits all three alike
+                        samples[name].append(call(name))
+        finally:
+            server.stop()
+
+    engine = "postgresql" if args.db_url.startswith("postgres") else "sqlite"
+    print(f"machine: {os.cpu_count()} cores; database {engine}; {args.requests} requests per endpoint")
+    base_p50, base_p95 = statistics.median(samples["/v1/tracks"]), percentile(samples["/v1/tracks"], 0.95)
+    for name in names:
+        p50, p95 = statistics.median(samples[name]), percentile(samples[name], 0.95)
+        print(
+            f"{name:24s} p50 {p50:6.1f} ms  p95 {p95:6.1f} ms   ratio to /v1/tracks: p50 {p50 / base_p50:4.2f}x  "
+            f"p95 {p95 / base_p95:4.2f}x   SQL queries: {counts[name][SHORT]} (fresh path) / "
+            f"{counts[name][LONG]} ({args.tasks} tasks, {args.events} events)"
+        )
+
+
+if __name__ == "__main__":
+    main()
