@@ -9,6 +9,12 @@ class StudyPathsConfig(AppConfig):
 
     def ready(self) -> None:
         checks.register(check_study_path_algorithm)
+        from study_paths.attempts import StudyTaskHintOrigin, StudyTaskOrigin
+        from submissions.origins import origin_register
+        from tutoring.origins import hint_origin_register
+
+        origin_register(StudyTaskOrigin())
+        hint_origin_register(StudyTaskHintOrigin())
 
 
 def check_study_path_algorithm(app_configs: object = None, **kwargs: object) -> list[checks.CheckMessage]:

@@ -21,3 +21,13 @@ class StudyPathNotActive(Conflict):
 class StudyTaskFinished(Conflict):
     code = "study_task_finished"
     default_message = "This study task is already finished."
+
+
+# --- task attempts: submit and hint
+
+
+class StudyTaskAwaitingVerdict(Conflict):
+    """The same code as PATCH /v1/study-tasks/{id} answers for a task being graded."""
+
+    code = "study_task_awaiting_verdict"
+    default_message = "This study task has a submission being graded; wait for its verdict (GET /v1/submissions/{id})."

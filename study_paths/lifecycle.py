@@ -15,7 +15,13 @@ from django.utils import timezone
 
 from co_project.errors import Conflict, NotFound
 from study_paths import cache, events
-from study_paths.errors import ActiveStudyPathExists, StudyPathConfigInvalid, StudyPathNotActive, StudyTaskFinished
+from study_paths.errors import (
+    ActiveStudyPathExists,
+    StudyPathConfigInvalid,
+    StudyPathNotActive,
+    StudyTaskAwaitingVerdict,
+    StudyTaskFinished,
+)
 from study_paths.models import FINISHED_TASK_STATUSES, StudyPath, StudyPathStatus, StudyTask, TaskStatus
 from study_paths.services import (
     _modules_of,
@@ -37,11 +43,6 @@ class StudyPathArchived(Conflict):
 class StudyPathTransitionInvalid(Conflict):
     code = "study_path_transition_invalid"
     default_message = "This study path cannot change to that status."
-
-
-class StudyTaskAwaitingVerdict(Conflict):
-    code = "study_task_awaiting_verdict"
-    default_message = "This study task has a submission being graded; wait for its verdict."
 
 
 # status asked for → the statuses it may come from.

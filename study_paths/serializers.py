@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
-from co_project.serializer_fields import OffsetDateTimeField, QueryParamsSerializer, StrictCharField
+from co_project.serializer_fields import OffsetDateTimeField, QueryParamsSerializer, StrictCharField, StrictIntegerField
 from study_paths.models import StudyPathStatus, TaskEventType, TaskKind, TaskStatus
 from study_paths.services import STUDY_PATH_CONFIG_SCHEMA
+from submissions.errors import CodeTooLarge
+from submissions.serializers import AnswerTextField, SubmissionMathPayloadSerializer, SubmissionSystemsPayloadSerializer
+from tracks.choices import Language, Subject
+from tutoring.serializers import MAX_CODE_BYTES, MAX_MESSAGE_CHARS
 
 
 @extend_schema_field({k: v for k, v in STUDY_PATH_CONFIG_SCHEMA.items() if k != "$schema"})
@@ -191,3 +195,49 @@ class StudyTaskDetailSerializer(StudyTaskSerializer):
 
 class StudyTaskActionSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=[("start", "Start"), ("skip", "Skip")])
+
+
+# --- task attempts: submit and hint
+
+
+class StudyTaskSubmitCodingSerializer(serializers.Serializer):
+    """A coding task's answer (the subject is the task's problem's; a math task takes
+    `{steps, expression}`, a design task `{text}` — the payloads of /v1/submissions)."""
+
+    language = serializers.ChoiceField(choices=Language.choices)
+    code = AnswerTextField(allow_blank=False)
+
+
+class StudyTaskSubmitMathSerializer(SubmissionMathPayloadSerializer):
+    pass
+
+
+class StudyTaskSubmitSystemsSerializer(SubmissionSystemsPayloadSerializer):
+    pass
+
+
+STUDY_TASK_PAYLOADS: dict[str, type[serializers.Serializer]] = {
+    Subject.CODING: StudyTaskSubmitCodingSerializer,
+    Subject.MATH: StudyTaskSubmitMathSerializer,
+    Subject.SYSTEMS: StudyTaskSubmitSystemsSerializer,
+}
+
+# The request as the schema documents it: one of the three, chosen by the task's subject.
+StudyTaskSubmitRequest = PolymorphicProxySerializer(
+    component_name="StudyTaskSubmit",
+    serializers=[StudyTaskSubmitCodingSerializer, StudyTaskSubmitMathSerializer, StudyTaskSubmitSystemsSerializer],
+    resource_type_field_name=None,
+)
+
+
+class StudyTaskHintSerializer(serializers.Serializer):
+    level = StrictIntegerField(min_value=1, max_value=3, help_text="1 a nudge, 2 an approach, 3 a near-solution.")
+    message = StrictCharField(max_length=MAX_MESSAGE_CHARS, required=False, allow_blank=True, default="")
+    code = StrictCharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    language = serializers.ChoiceField(choices=Language.choices, required=False, allow_blank=True, default="")
+
+    def validate_code(self, value: str) -> str:
+        size = len(value.encode())
+        if size > MAX_CODE_BYTES:
+            raise CodeTooLarge(f"Code is {size} bytes; the limit is {MAX_CODE_BYTES} bytes (64 KiB).")
+        return value

@@ -72,6 +72,7 @@ STUDY_PATH_CONFIG_SCHEMA: dict[str, Any] = {
         "review_cap_per_day": {"type": "integer", "minimum": 0, "maximum": 20},
         "batch_size": {"type": "integer", "minimum": 1, "maximum": 50},
         "expire_after_days": {"type": "integer", "minimum": 1, "maximum": 90},
+        "attempts_per_task": {"type": "integer", "minimum": 1, "maximum": 10},
     },
 }
 CONFIG_DEFAULTS: dict[str, Any] = {
@@ -80,6 +81,7 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "review_cap_per_day": 2,
     "batch_size": 10,
     "expire_after_days": 7,
+    "attempts_per_task": 2,
 }
 CANDIDATES_PER_MODULE = 500
 

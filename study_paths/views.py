@@ -1,23 +1,29 @@
-"""/v1/study-paths and /v1/study-tasks (seeds/004 CO-003-004/007/014/015)."""
+"""/v1/study-paths and /v1/study-tasks (seeds/004 CO-003-004/007/014/015), and a task's attempts:
+`POST /v1/study-tasks/{id}/submit` and `/hint` (CO-003-008/014)."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import urlencode
 
+from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from co_project.errors import NotFound
+from co_project.errors import InvalidInput, NotFound
 from co_project.openapi import error_responses
 from co_project.pagination import ItemsCursorPagination
-from study_paths import cache, lifecycle, selectors, services
+from co_project.throttles import LearnerRateThrottle
+from study_paths import attempts, cache, lifecycle, selectors, services
 from study_paths.serializers import (
+    STUDY_TASK_PAYLOADS,
     StudyPathActiveQuerySerializer,
     StudyPathActiveSerializer,
     StudyPathChangeSerializer,
@@ -27,10 +33,16 @@ from study_paths.serializers import (
     StudyPathSummarySerializer,
     StudyTaskActionSerializer,
     StudyTaskDetailSerializer,
+    StudyTaskHintSerializer,
     StudyTaskNextSerializer,
     StudyTaskQuerySerializer,
     StudyTaskSerializer,
+    StudyTaskSubmitRequest,
 )
+from submissions.serializers import SubmissionPendingSerializer, SubmissionResultSerializer
+from submissions.services import submission_wait
+from tutoring.serializers import TutorTurnStartedSerializer
+from tutoring.views import TutorHintThrottle
 
 
 class StudyPathViewSet(viewsets.GenericViewSet):
@@ -255,3 +267,111 @@ def _uuid(raw: str, what: str) -> uuid.UUID:
         return uuid.UUID(raw)
     except ValueError:
         raise NotFound(f"No such {what}.") from None
+
+
+# --- task attempts: submit and hint
+
+_SUBMIT_DESCRIPTION = (
+    "Submits an answer to one of your study tasks through the same evaluation pipeline as "
+    "`POST /v1/submissions`: the body is the task's subject's payload — `{language, code}` for "
+    "coding, `{steps, expression}` for math, `{text}` for design. It waits briefly for the verdict: "
+    "200 with the result (the `/v1/submissions` shape) when it is ready, else 202 `{id, status}` — "
+    "then poll `GET /v1/submissions/{id}`. The verdict updates your mastery and review queue as a "
+    "session's does, is stored as the task's evaluation, and moves the task on: `passed`, or back "
+    "to `in_progress` after a failed attempt, or `failed` once `attempts_per_task` attempts failed "
+    "(the plan then adapts). One submission at a time per task: while one is graded another is 409 "
+    "`study_task_awaiting_verdict`; a finished task is 409 `study_task_finished`, a task of a "
+    "paused or archived path 409 `study_path_not_active`. `Idempotency-Key` makes retries safe."
+)
+
+
+class StudyTaskSubmitView(APIView):
+    @extend_schema(
+        operation_id="study_tasks_submit",
+        summary="Submit an answer to a study task",
+        description=_SUBMIT_DESCRIPTION,
+        tags=["study-tasks"],
+        parameters=[
+            OpenApiParameter("task_id", str, OpenApiParameter.PATH),
+            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False, description="≤ 255 characters."),
+        ],
+        request=StudyTaskSubmitRequest,
+        responses={
+            200: SubmissionResultSerializer,
+            202: OpenApiResponse(SubmissionPendingSerializer, description="Accepted; the verdict is not ready yet."),
+            **error_responses(400, 404, 409, 413, 429),
+        },
+        examples=[
+            OpenApiExample("coding", value={"language": "python", "code": "def two_sum(nums, t):\n    ..."}, request_only=True),
+            OpenApiExample("math", value={"steps": ["(x+3)*(x+3)"], "expression": "x^2 + 6x + 9"}, request_only=True),
+        ],
+    )
+    def post(self, request: Request, task_id: str) -> Response:
+        key = request.headers.get("Idempotency-Key", "")
+        if len(key) > 255:
+            raise InvalidInput("Idempotency-Key may be at most 255 characters.", fields={"Idempotency-Key": ["Too long."]})
+        target = attempts.study_task_attempt_target(learner_id=request.user.id, task_id=task_id)
+        serializer = STUDY_TASK_PAYLOADS[target.subject](data=request.data)
+        serializer.is_valid(raise_exception=True)
+        submission = attempts.study_task_submit(
+            learner_id=request.user.id, target=target, payload=dict(serializer.validated_data), idempotency_key=key
+        )
+        submission = submission_wait(submission=submission, timeout=settings.CO_SUBMISSION_WAIT_SECONDS)
+        if submission.is_final:
+            return Response(SubmissionResultSerializer(submission).data, status=status.HTTP_200_OK)
+        return Response(SubmissionPendingSerializer(submission).data, status=status.HTTP_202_ACCEPTED)
+
+
+class StudyTaskHintView(APIView):
+    throttle_classes = [LearnerRateThrottle, TutorHintThrottle]
+
+    @extend_schema(
+        operation_id="study_tasks_hint",
+        summary="Ask the tutor for a hint on a study task; returns a stream URL and token (SSE)",
+        description=(
+            "The tutor of `POST /v1/tutor/messages`, for one of your study tasks: the same context "
+            "(never hidden test data), the same single-use stream token and SSE stream "
+            "(`GET /v1/tutor/stream?token=…`: `start`, `token`…, `done`), the same per-learner limits "
+            "(`CO_TUTOR_HINT_RATE`, `CO_SSE_MAX_STREAMS`). The hint is counted on the task (a pass after "
+            "hints counts for less in mastery) and kept in its events: `hint_requested` with the level, "
+            "then, when the stream ends, one with what you were shown. A finished task is 409 "
+            "`study_task_finished`."
+        ),
+        tags=["study-tasks"],
+        parameters=[OpenApiParameter("task_id", str, OpenApiParameter.PATH)],
+        request=StudyTaskHintSerializer,
+        responses={202: TutorTurnStartedSerializer, **error_responses(400, 404, 409, 413, 429)},
+        examples=[
+            OpenApiExample("level 1", value={"level": 1}, request_only=True),
+            OpenApiExample(
+                "with code and a question",
+                value={
+                    "level": 2,
+                    "message": "Why does it fail on duplicates?",
+                    "language": "python",
+                    "code": "def f(x):\n    ...",
+                },
+                request_only=True,
+            ),
+        ],
+    )
+    def post(self, request: Request, task_id: str) -> Response:
+        serializer = StudyTaskHintSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        started = attempts.study_task_hint(
+            learner_id=request.user.id,
+            task_id=task_id,
+            level=data["level"],
+            message=data["message"],
+            code=data["code"],
+            language=data["language"],
+        )
+        stream_url = request.build_absolute_uri("/v1/tutor/stream?" + urlencode({"token": started.token}))
+        body = {
+            "turn_id": started.turn.id,
+            "stream_url": stream_url,
+            "token": started.token,
+            "expires_at": started.turn.token_expires_at,
+        }
+        return Response(TutorTurnStartedSerializer(body).data, status=status.HTTP_202_ACCEPTED)

@@ -41,6 +41,9 @@ class Submission(models.Model):
     )
     # The problem row when it came from the database bank (kept on retirement: PROTECT);
     # `problem_ref` is what the learner named (a remote bank id when there is no row).
+    # Another front door's own record (submissions/origins.py), e.g. a study task; empty for sessions.
+    origin = models.CharField(max_length=32, blank=True, default="")
+    origin_id = models.UUIDField(null=True, blank=True)
     problem = models.ForeignKey("tracks.Problem", null=True, blank=True, on_delete=models.PROTECT, related_name="submissions")
     problem_ref = models.CharField(max_length=255)
     problem_content_hash = models.CharField(max_length=64, blank=True, default="")
@@ -86,6 +89,11 @@ class Submission(models.Model):
                 fields=("learner_id", "idempotency_key"),
                 condition=~Q(idempotency_key=""),
                 name="submission_idempotency_key_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(origin="", origin_id__isnull=True)
+                | (~Q(origin="") & Q(origin_id__isnull=False, session__isnull=True)),
+                name="submission_origin_named_with_id",
             ),
             models.CheckConstraint(
                 condition=Q(status__in=[SubmissionStatus.PENDING, SubmissionStatus.RUNNING]) | Q(finished_at__isnull=False),

@@ -1,4 +1,4 @@
-"""Front doors of the pipeline: where a submission comes from (a session, later a study task).
+"""Front doors of the pipeline: where a submission comes from (a session, a study task).
 
 The pipeline knows a front door only through this registry, never by importing it: a front door
 registers an `Origin` in its `AppConfig.ready()`, the pipeline asks it to check a new submission
@@ -20,11 +20,21 @@ class AttemptVerdict:
 
     origin_id: uuid.UUID
     learner_id: str
-    problem_id: uuid.UUID
+    problem_id: uuid.UUID | None  # None: a remote bank's problem (sessions never see those)
     graded: bool  # a submit with a learner-graded status (not a run, not our `error`)
     status: str
     categories: list[str]
     at: datetime
+    # The counts and figures of the verdict (never a hidden test's data), for front doors that
+    # keep their own record of an attempt (a study task's evaluation).
+    submission_id: uuid.UUID | None = None
+    exec_ms: int = 0
+    peak_memory_kb: int = 0
+    visible_passed: int = 0
+    visible_total: int = 0
+    hidden_passed: int = 0
+    hidden_total: int = 0
+    visible_outcomes: tuple[str, ...] = ()  # per visible test, in order: passed, wrong_answer, …
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,7 @@ class Origin(Protocol):
 
 
 SESSION_ORIGIN = "session"
+STUDY_TASK_ORIGIN = "study_task"
 
 _origins: dict[str, Origin] = {}
 

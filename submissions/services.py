@@ -52,12 +52,20 @@ MAX_SYSTEMS_CHARS = 20000
 # --- create --------------------------------------------------------------------------------------
 
 
-def _payload_digest(*, problem_ref: str, subject: str, kind: str, session_id: uuid.UUID | None, payload: dict) -> str:
-    canonical = json.dumps(
-        {"problem": problem_ref, "subject": subject, "kind": kind, "session": str(session_id or ""), "payload": payload},
-        sort_keys=True,
-        separators=(",", ":"),
-    )
+def _payload_digest(
+    *,
+    problem_ref: str,
+    subject: str,
+    kind: str,
+    session_id: uuid.UUID | None,
+    payload: dict,
+    origin: str,
+    origin_id: uuid.UUID | None,
+) -> str:
+    request = {"problem": problem_ref, "subject": subject, "kind": kind, "session": str(session_id or ""), "payload": payload}
+    if origin:  # only then: a session submission's digest stays what it always was
+        request["origin"] = f"{origin}:{origin_id}"
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -99,14 +107,26 @@ def submission_create(
     payload: dict[str, Any],
     kind: str = SubmissionKind.SUBMIT,
     session_id: uuid.UUID | None = None,
+    origin: str = "",
+    origin_id: uuid.UUID | None = None,
     idempotency_key: str = "",
 ) -> tuple[Submission, bool]:
     """Store a submission and queue its evaluation once the row is committed.
 
     Returns (submission, created). The same Idempotency-Key returns the first submission; the
-    same key with a different request is a 409.
+    same key with a different request is a 409. A front door other than a session names itself
+    (`origin`, `origin_id`): its `check_submission` runs before the insert (inside the caller's
+    transaction, when there is one) and its `record_verdict` gets every final verdict.
     """
-    digest = _payload_digest(problem_ref=problem_ref, subject=subject, kind=kind, session_id=session_id, payload=payload)
+    digest = _payload_digest(
+        problem_ref=problem_ref,
+        subject=subject,
+        kind=kind,
+        session_id=session_id,
+        payload=payload,
+        origin=origin,
+        origin_id=origin_id,
+    )
     try:
         submission = _submission_insert(
             learner_id=learner_id,
@@ -115,6 +135,8 @@ def submission_create(
             payload=payload,
             kind=kind,
             session_id=session_id,
+            origin=origin,
+            origin_id=origin_id,
             idempotency_key=idempotency_key,
             digest=digest,
         )
@@ -139,6 +161,8 @@ def _submission_insert(
     payload: dict[str, Any],
     kind: str,
     session_id: uuid.UUID | None,
+    origin: str,
+    origin_id: uuid.UUID | None,
     idempotency_key: str,
     digest: str,
 ) -> Submission:
@@ -147,10 +171,16 @@ def _submission_insert(
     problem_id = uuid.UUID(bundle.id) if bundle.source == "database" else None
     if session_id is not None:
         origin_get(SESSION_ORIGIN).check_submission(learner_id=learner_id, origin_id=session_id, problem_id=problem_id)
+    elif origin:
+        if origin_id is None:
+            raise ValueError("a front door names the record the submission belongs to")
+        origin_get(origin).check_submission(learner_id=learner_id, origin_id=origin_id, problem_id=problem_id)
     language = _check_payload(bundle=bundle, subject=subject, kind=kind, payload=payload)
     submission = Submission(
         learner_id=learner_id,
         session_id=session_id,
+        origin=origin if session_id is None else "",
+        origin_id=origin_id if session_id is None and origin else None,
         problem_id=problem_id,
         problem_ref=problem_ref,
         problem_content_hash=bundle.content_hash,
@@ -435,25 +465,45 @@ def _verdict_observe(submission: Submission, verdict: Verdict, finished_at: Any)
 LEARNER_GRADED_STATUSES = (SubmissionStatus.PASSED, SubmissionStatus.FAILED, SubmissionStatus.TIMEOUT)
 
 
+def _attempt_verdict(submission: Submission, verdict: Verdict, now: Any, *, origin_id: uuid.UUID, graded: bool) -> AttemptVerdict:
+    return AttemptVerdict(
+        origin_id=origin_id,
+        learner_id=submission.learner_id,
+        problem_id=submission.problem_id,
+        graded=graded,
+        status=verdict.status,
+        categories=verdict.failed_categories,
+        at=now,
+        submission_id=submission.id,
+        exec_ms=verdict.exec_ms,
+        peak_memory_kb=verdict.peak_memory_kb,
+        visible_passed=verdict.visible_passed,
+        visible_total=verdict.visible_total,
+        hidden_passed=verdict.hidden_passed,
+        hidden_total=verdict.hidden_total,
+        visible_outcomes=tuple(str(detail.get("outcome", "")) for detail in verdict.visible_details if isinstance(detail, dict)),
+    )
+
+
 def _update_learner_model(submission: Submission, verdict: Verdict, now: Any, bundle: ProblemBundle | None) -> None:
-    """Session bookkeeping and mastery / review queue, in the verdict's transaction. Runs are
+    """Front-door bookkeeping and mastery / review queue, in the verdict's transaction. Runs are
     counted but not graded; an `error` verdict is our failure, not the learner's, and counts for nothing.
+    A session hears of graded and run verdicts of database problems; another front door (a study
+    task) hears of every final verdict, `error` included, since its record waits for one.
     The grading bundle, when it is the submission's database problem, supplies the facts mastery weighs."""
-    if submission.problem_id is None or verdict.status not in (*LEARNER_GRADED_STATUSES, SubmissionStatus.ERROR):
+    if verdict.status not in (*LEARNER_GRADED_STATUSES, SubmissionStatus.ERROR):
         return
     graded = submission.kind == SubmissionKind.SUBMIT and verdict.status in LEARNER_GRADED_STATUSES
     context = AttemptContext()
+    if submission.origin and submission.origin_id is not None:
+        context = origin_get(submission.origin).record_verdict(
+            _attempt_verdict(submission, verdict, now, origin_id=submission.origin_id, graded=graded)
+        )
+    if submission.problem_id is None:
+        return
     if submission.session_id is not None and verdict.status != SubmissionStatus.ERROR:
         context = origin_get(SESSION_ORIGIN).record_verdict(
-            AttemptVerdict(
-                origin_id=submission.session_id,
-                learner_id=submission.learner_id,
-                problem_id=submission.problem_id,
-                graded=graded,
-                status=verdict.status,
-                categories=verdict.failed_categories,
-                at=now,
-            )
+            _attempt_verdict(submission, verdict, now, origin_id=submission.session_id, graded=graded)
         )
     if not graded:
         return

@@ -30,7 +30,12 @@ class TutorKind(models.TextChoices):
 class TutorTurn(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     learner_id = models.CharField(max_length=255)
-    session = models.ForeignKey("sessions_app.Session", on_delete=models.CASCADE, related_name="tutor_turns")
+    session = models.ForeignKey(
+        "sessions_app.Session", null=True, blank=True, on_delete=models.CASCADE, related_name="tutor_turns"
+    )
+    # Where the hint was asked (tutoring/origins.py): a session, or another front door's record.
+    origin = models.CharField(max_length=32, default="session")
+    origin_id = models.UUIDField(null=True, blank=True, help_text="The front door's record (not a session's).")
     problem = models.ForeignKey("tracks.Problem", on_delete=models.PROTECT, related_name="+")
     hint_level = models.PositiveSmallIntegerField()
     message = models.TextField(blank=True, default="", help_text="What the learner asked, if anything.")
@@ -54,6 +59,11 @@ class TutorTurn(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(hint_level__gte=1, hint_level__lte=3), name="tutor_turn_hint_level_valid"),
             models.CheckConstraint(condition=Q(outcome__in=TurnOutcome.values), name="tutor_turn_outcome_valid"),
+            models.CheckConstraint(
+                condition=Q(origin="session", session__isnull=False, origin_id__isnull=True)
+                | (~Q(origin="session") & Q(session__isnull=True, origin_id__isnull=False)),
+                name="tutor_turn_origin_named",
+            ),
             models.CheckConstraint(condition=Q(tutor__in=TutorKind.values), name="tutor_turn_tutor_valid"),
             models.CheckConstraint(
                 condition=Q(outcome=TurnOutcome.PENDING) | Q(finished_at__isnull=False), name="tutor_turn_finished_has_time"

@@ -30,6 +30,7 @@ from tracks.problem_bank import DatabaseProblemBank, problem_bundle_get
 from tutoring import selectors
 from tutoring.context import context_prepare
 from tutoring.models import TurnOutcome, TutorKind, TutorTurn
+from tutoring.origins import SESSION_TURN_ORIGIN, hint_origin_get
 from tutoring.tutors import LlmSettings, solution_lines
 
 logger = logging.getLogger("co.tutoring")
@@ -85,20 +86,14 @@ def tutor_turn_start(
     if session.status != SessionStatus.ACTIVE:
         raise SessionNotActive(f"This session is {session.status}; hints need an active session.")
     row = session_problem_for_reference(session=session, problem_ref=problem_ref)
-    bundle = problem_bundle_get(reference=str(row.problem_id))
-    if bundle is None:
-        raise ProblemRepositoryNotReady(fields={"problem_id": ["The problem bank no longer has this problem."]})
-    context = context_prepare(
-        bundle=bundle,
+    bundle, context = _context_for(
+        learner_id=learner_id,
+        problem_id=row.problem_id,
         hint_level=hint_level,
         message=message,
         code=code,
         language=language,
         last_eval=last_eval,
-        past_results=submission_results_for_tutor(learner_id=learner_id, problem_id=row.problem_id),
-        mastery=selectors.mastery_for_problem(
-            learner_id=learner_id, topics=bundle.topics, outcomes=(bundle.module or {}).get("outcomes") or []
-        ),
     )
     token = secrets.token_urlsafe(32)
     with transaction.atomic():
@@ -120,6 +115,86 @@ def tutor_turn_start(
             session_id=session.id,
             problem_id=bundle.slug,
             attrs={"level": hint_level, "turn_id": str(turn.id), "tutor": turn.tutor},
+        )
+    return TurnStarted(turn=turn, token=token)
+
+
+def _context_for(
+    *,
+    learner_id: str,
+    problem_id: uuid.UUID,
+    hint_level: int,
+    message: str,
+    code: str,
+    language: str,
+    last_eval: dict[str, Any] | None,
+) -> tuple[Any, dict[str, Any]]:
+    """(the problem's bundle, the allow-listed context the tutor gets): one preparation for every front door."""
+    bundle = problem_bundle_get(reference=str(problem_id))
+    if bundle is None:
+        raise ProblemRepositoryNotReady(fields={"problem_id": ["The problem bank no longer has this problem."]})
+    context = context_prepare(
+        bundle=bundle,
+        hint_level=hint_level,
+        message=message,
+        code=code,
+        language=language,
+        last_eval=last_eval,
+        past_results=submission_results_for_tutor(learner_id=learner_id, problem_id=problem_id),
+        mastery=selectors.mastery_for_problem(
+            learner_id=learner_id, topics=bundle.topics, outcomes=(bundle.module or {}).get("outcomes") or []
+        ),
+    )
+    return bundle, context
+
+
+def tutor_turn_start_for(
+    *,
+    learner_id: str,
+    origin: str,
+    origin_id: uuid.UUID | str,
+    hint_level: int,
+    message: str = "",
+    code: str = "",
+    language: str = "",
+    last_eval: dict[str, Any] | None = None,
+) -> TurnStarted:
+    """A hint turn asked through another front door (a study task): the front door names the
+    problem and counts the hint; the context, the stream token, the stream and the limits are the
+    session's own."""
+    front_door = hint_origin_get(origin)
+    problem_id = front_door.hint_problem(learner_id=learner_id, origin_id=origin_id)
+    bundle, context = _context_for(
+        learner_id=learner_id,
+        problem_id=problem_id,
+        hint_level=hint_level,
+        message=message,
+        code=code,
+        language=language,
+        last_eval=last_eval,
+    )
+    token = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        turn = TutorTurn.objects.create(
+            learner_id=learner_id,
+            origin=origin,
+            origin_id=uuid.UUID(str(origin_id)),
+            problem_id=problem_id,
+            hint_level=hint_level,
+            message=message,
+            context=context,
+            tutor=tutor_kind_configured(),
+            token_digest=selectors.stream_token_digest(token),
+            token_expires_at=timezone.now() + timedelta(seconds=settings.CO_TUTOR_STREAM_TOKEN_SECONDS),
+        )
+        front_door.record_hint(
+            learner_id=learner_id, origin_id=turn.origin_id, turn_id=turn.id, hint_level=hint_level, at=turn.created_at
+        )
+        telemetry_emit(
+            event="hint_request",
+            user_id=learner_id,
+            problem_id=bundle.slug,
+            attrs={"level": hint_level, "turn_id": str(turn.id), "tutor": turn.tutor, "origin": origin},
         )
     return TurnStarted(turn=turn, token=token)
 
@@ -155,9 +230,33 @@ def tutor_turn_open(*, turn: TutorTurn) -> list[str]:
 
 
 def tutor_turn_finish(*, turn_id: uuid.UUID, outcome: str, tutor: str, content: str, error_reason: str = "") -> bool:
-    """Record how the stream ended; once (a finished turn is never rewritten)."""
-    updated = TutorTurn.objects.filter(id=turn_id, outcome=TurnOutcome.PENDING).update(
-        outcome=outcome, tutor=tutor, content=content, error_reason=error_reason[:300], finished_at=timezone.now()
-    )
+    """Record how the stream ended; once (a finished turn is never rewritten). A front door other
+    than a session is handed what the learner was shown, in the same transaction."""
+    now = timezone.now()
+    with transaction.atomic():
+        updated = TutorTurn.objects.filter(id=turn_id, outcome=TurnOutcome.PENDING).update(
+            outcome=outcome, tutor=tutor, content=content, error_reason=error_reason[:300], finished_at=now
+        )
+        if updated:
+            _hint_shown(turn_id=turn_id, outcome=outcome, content=content, at=now)
     logger.info("tutor turn finished", extra={"turn_id": str(turn_id), "outcome": outcome, "tutor": tutor})
     return bool(updated)
+
+
+def _hint_shown(*, turn_id: uuid.UUID, outcome: str, content: str, at: datetime) -> None:
+    turn = TutorTurn.objects.exclude(origin=SESSION_TURN_ORIGIN).filter(id=turn_id).values("origin", "origin_id", "hint_level")
+    found = turn.first()
+    if found is None:
+        return
+    try:
+        with transaction.atomic():
+            hint_origin_get(found["origin"]).record_hint_shown(
+                origin_id=found["origin_id"],
+                turn_id=uuid.UUID(str(turn_id)),
+                hint_level=found["hint_level"],
+                outcome=outcome,
+                content=content,
+                at=at,
+            )
+    except Exception:  # the turn's end is recorded whatever the front door makes of it
+        logger.exception("front door could not record a tutor turn", extra={"turn_id": str(turn_id)})

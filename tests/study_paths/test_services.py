@@ -64,6 +64,7 @@ def test_create_plans_the_first_batch_with_a_created_event_each() -> None:
         "review_cap_per_day": 2,
         "batch_size": 6,
         "expire_after_days": 7,
+        "attempts_per_task": 2,
         "weights": {"weakness": 0.35, "novelty": 0.25, "pacing": 0.3, "diversity": 0.1},
     }
     assert path.learner_start == {"level": 1, "mastery": {}, "passed": [], "attempted": []}
