@@ -42,7 +42,7 @@ from study_paths.serializers import (
 from submissions.serializers import SubmissionPendingSerializer, SubmissionResultSerializer
 from submissions.services import submission_wait
 from tutoring.serializers import TutorTurnStartedSerializer
-from tutoring.views import TutorHintThrottle
+from tutoring.throttles import TutorHintThrottle
 
 
 class StudyPathViewSet(viewsets.GenericViewSet):

@@ -29,16 +29,7 @@ from tutoring import services
 from tutoring.serializers import TutorMessageCreateSerializer, TutorTurnStartedSerializer
 from tutoring.slots import StreamSlotsUnavailable, stream_slots
 from tutoring.sse import turn_event_stream
-
-
-class TutorHintThrottle(LearnerRateThrottle):
-    """Hint requests per learner (`CO_TUTOR_HINT_RATE`), on top of the general rate."""
-
-    scope = "tutor-hint"
-
-    def rate(self) -> str:
-        return settings.CO_TUTOR_HINT_RATE
-
+from tutoring.throttles import TutorHintThrottle
 
 STREAM_DESCRIPTION = """
 Starts a hint turn on one of the caller's active session's problems and returns a single-use
