@@ -91,6 +91,7 @@ def _learner_data(base_url: str, token: str) -> dict[str, str]:
             "CO_FUZZ_REVIEW_CURSOR": _cursor(client, "/v1/review-queue"),
             "CO_FUZZ_STUDY_PATH": paths[0].json()["id"],
             "CO_FUZZ_STUDY_TASK": paths[0].json()["upcoming_tasks"][0]["id"],
+            "CO_FUZZ_STUDY_DESIGN_TASK": paths[1].json()["upcoming_tasks"][0]["id"],
             "CO_FUZZ_STUDY_PATHS_CURSOR": _cursor(client, "/v1/study-paths"),
             "CO_FUZZ_STUDY_TASKS_CURSOR": _cursor(client, "/v1/study-tasks"),
         }
