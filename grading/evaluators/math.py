@@ -210,6 +210,8 @@ def _worker_main(memory_limit_mb: int) -> None:  # pragma: no cover - runs in th
         return Mul(sympy.log(argument, evaluate=False), Pow(sympy.log(base, evaluate=False), -1, evaluate=False), evaluate=False)
 
     def build_call(name: str, arguments: list[Any]) -> Any:
+        if name == "acot":  # the textbook range (0, pi), so arccot(-1) = 3pi/4; SymPy's is (-pi/2, pi/2]
+            return Add(sympy.pi / 2, Mul(S.NegativeOne, sympy.atan(arguments[0], evaluate=False), evaluate=False), evaluate=False)
         if name in functions:
             return functions[name](*arguments, evaluate=False)
         if name == "ln":
