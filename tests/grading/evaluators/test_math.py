@@ -616,3 +616,112 @@ def test_a_forked_child_starts_its_own_worker_and_leaves_the_parents_alone() -> 
     assert math_evaluator._pool.workers() == parent_workers
     assert all(_alive(worker) for worker in parent_workers["idle"])
     assert evaluate("derivative-log-chain", "2x/(x^2 + 1)").status == "passed"
+
+
+# --- real-valued conventions ---------------------------------------------------------------------
+
+
+def check(expression: str, answer: str, variables: list[str] | None = None, **options: Any) -> MathVerdict:
+    return evaluate_math(
+        expression=expression, steps=[], answer=answer, variables=variables or ["x"], form="equivalent", **options
+    )
+
+
+@pytest.mark.parametrize(
+    ("expression", "answer", "equivalent"),
+    [
+        ("(-8)^(1/3)", "-2", True),
+        ("cbrt(-8)", "-2", True),
+        ("root(-243, 5)", "-3", True),
+        ("(-8)^(2/3)", "4", True),
+        ("(-27)^(-1/3)", "-1/3", True),
+        ("(-8)^(1/3)", "2", False),
+        ("x^(1/3)", "cbrt(x)", True),
+        ("(x^3)^(1/3)", "x", True),  # the real cube root undoes the cube for negative x too
+        ("(x^2)^(1/2)", "x", False),  # an even root does not
+        ("x^(2/3)", "cbrt(x)^2", True),
+    ],
+)
+def test_an_odd_root_of_a_negative_number_is_real(expression: str, answer: str, equivalent: bool) -> None:
+    assert check(expression, answer).equivalent is equivalent
+
+
+@pytest.mark.parametrize(
+    ("expression", "answer", "positive", "equivalent"),
+    [
+        ("sqrt(x^2)", "x", [], False),  # x = -1 is a counterexample on the reals
+        ("sqrt(x^2)", "|x|", [], True),
+        ("sqrt(x^2)", "x", ["x"], True),
+        ("ln(x^2)", "2 ln(x)", [], False),  # defined for x < 0 on one side only
+        ("ln(x^2)", "2 ln|x|", [], True),
+        ("ln(x^2)", "2 ln(x)", ["x"], True),
+        ("sqrt(x) sqrt(y)", "sqrt(x y)", [], False),
+        ("sqrt(x) sqrt(y)", "sqrt(x y)", ["x", "y"], True),
+    ],
+)
+def test_branch_cuts_are_judged_on_the_real_domain_of_the_declared_variables(
+    expression: str, answer: str, positive: list[str], equivalent: bool
+) -> None:
+    assert check(expression, answer, ["x", "y"], positive=positive).equivalent is equivalent
+
+
+@pytest.mark.parametrize(
+    ("expression", "answer", "positive", "equivalent"),
+    [
+        ("sin^2 x + cos^2 x", "1", [], True),
+        ("sec^2 x - tan^2 x", "1", [], True),
+        ("cosh^2 x - sinh^2 x", "1", [], True),
+        ("log(a b)", "log a + log b", ["a", "b"], True),
+        ("ln(a b)", "ln a + ln b", ["a", "b"], True),
+        ("ln(a b)", "ln a + ln b", [], False),  # a = b = -1: ln 1 = 0, but ln(-1) is not real
+        ("ln(a/b)", "ln a - ln b", ["a", "b"], True),
+        ("ln(a^b)", "b ln a", ["a"], True),
+    ],
+)
+def test_identities_that_need_the_domain(expression: str, answer: str, positive: list[str], equivalent: bool) -> None:
+    assert check(expression, answer, ["a", "b", "x"], positive=positive).equivalent is equivalent
+
+
+@pytest.mark.parametrize(
+    ("expression", "answer", "equivalent"),
+    [
+        ("0.5", "1/2", True),
+        ("0.125", "1/8", True),
+        ("0.333", "1/3", False),
+        ("0.3333333333333333", "1/3", False),  # 16 digits: still not 1/3, decimals are exact
+        ("3.14159", "pi", False),
+        ("3.141592653589793", "pi", False),
+        ("1.414", "sqrt(2)", False),
+        ("2.718281828", "e", False),
+        ("1.5e3", "1500", True),
+        ("1.5e3", "1501", False),
+        ("0.1x + 0.2x", "0.3x", True),
+        ("0.1x + 0.2x", "0.30000000000000004x", False),
+    ],
+)
+def test_decimals_are_exact_so_a_near_miss_is_not_equivalent(expression: str, answer: str, equivalent: bool) -> None:
+    assert check(expression, answer).equivalent is equivalent
+
+
+def test_when_simplification_runs_out_of_time_the_numeric_comparison_decides(settings) -> None:
+    settings.CO_MATH_SIMPLIFY_SECONDS = 0.001
+
+    same = check("sin^2 x + cos^2 x", "1")
+    different = check("sin^2 x + cos^2 x", "2")
+
+    assert (same.status, same.equivalent, same.details) == ("passed", True, {"methods": ["numeric-after-timeout"]})
+    assert (different.status, different.equivalent, different.details) == ("failed", False, {"methods": ["counterexample"]})
+
+
+def test_symbolic_simplification_decides_within_its_budget() -> None:
+    verdict = check("sin^2 x + cos^2 x", "1")
+
+    assert (verdict.status, verdict.equivalent, verdict.details) == ("passed", True, {"methods": ["symbolic"]})
+
+
+def test_an_answer_may_be_written_as_an_equation_for_the_dependent_variable() -> None:
+    passed = check("f'(x) = 2x cos(x^2)", "2x cos(x^2)", dependent="f")
+    elsewhere = check("g'(x) = 2x cos(x^2)", "2x cos(x^2)", dependent="f")
+
+    assert (passed.status, passed.equivalent, passed.error_position) == ("passed", True, None)
+    assert (elsewhere.status, elsewhere.categories, elsewhere.error_position) == ("failed", ["invalid-expression"], 7)
