@@ -109,6 +109,7 @@ SAMPLE_POINTS = 24
 AGREEING_POINTS = 4
 SAMPLE_DIGITS = 30
 RELATIVE_TOLERANCE = 1e-20
+WORKING_BITS = 200  # ~60 digits for the fast evaluator, so 1e-20 survives ordinary cancellation
 
 DEFAULT_TIME_LIMIT_SECONDS = 2.0
 DEFAULT_SIMPLIFY_SECONDS = 0.5
@@ -171,7 +172,7 @@ def _worker_main(memory_limit_mb: int) -> None:  # pragma: no cover - runs in th
     Add, Mul, Pow, S = sympy.Add, sympy.Mul, sympy.Pow, sympy.S
     functions = {name: getattr(sympy, name) for name in SYMPY_FUNCTIONS}
     constants = {"pi": sympy.pi, "e": sympy.E, "oo": sympy.oo}
-    mpmath.mp.dps = SAMPLE_DIGITS + 5
+    mpmath.mp.prec = WORKING_BITS
 
     limit = memory_limit_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -307,53 +308,125 @@ def _worker_main(memory_limit_mb: int) -> None:  # pragma: no cover - runs in th
         guard(written)
         return written, rebuild(written)
 
-    def numeric_value(expression: Any, point: dict[Any, Any]) -> Any:
-        """The value at a point as an mpmath complex of SAMPLE_DIGITS digits; None at a pole or
-        where it is not a finite number."""
+    fast_functions = {
+        **{getattr(sympy, name): getattr(mpmath, name) for name in SYMPY_FUNCTIONS},
+        sympy.log: mpmath.log,
+        sympy.Abs: abs,
+        sympy.sign: mpmath.sign,
+    }
+    fast_constants = {sympy.pi: lambda: +mpmath.pi, sympy.E: lambda: +mpmath.e, sympy.I: lambda: mpmath.mpc(0, 1)}
+
+    class NotFast(Exception):
+        """A node the mpmath evaluator does not know: SymPy's evalf evaluates it instead."""
+
+    def fast_value(node: Any, point: dict[Any, Any]) -> Any:
+        """The value of a SymPy tree at a point with mpmath at WORKING_BITS (far faster than
+        evalf, which tracks precision adaptively; a counterexample it finds is confirmed by
+        evalf before it counts, in case cancellation ate the working precision)."""
+        if node.is_Symbol:
+            return point[node]
+        if node.is_Rational:
+            return mpmath.mpf(int(node.p)) / int(node.q)
+        if node.is_Float:
+            return mpmath.mpf(node._mpf_)
+        if node in fast_constants:
+            return fast_constants[node]()
+        arguments = [fast_value(argument, point) for argument in node.args]
+        if node.is_Add:
+            return mpmath.fsum(arguments)
+        if node.is_Mul:
+            return mpmath.fprod(arguments)
+        if node.is_Pow:
+            base, exponent = arguments
+            return base ** int(node.exp) if node.exp.is_Integer else mpmath.power(base, exponent)
+        function = fast_functions.get(node.func)
+        if function is None or len(arguments) != 1:
+            raise NotFast
+        return function(*arguments)
+
+    def finite(value: Any) -> Any:
+        value = mpmath.mpc(value)
+        return value if mpmath.isfinite(value) else None
+
+    def evalf_value(expression: Any, point: dict[Any, Any]) -> Any:
+        """The value at a point with SymPy's adaptive evalf (SAMPLE_DIGITS correct digits)."""
         try:
-            value = expression.evalf(SAMPLE_DIGITS, subs=point)
+            value = expression.evalf(SAMPLE_DIGITS, subs={symbol: sympy.Rational(*ratio) for symbol, ratio in point[1].items()})
             real, imaginary = value.as_real_imag()
-            result = mpmath.mpc(sympy.Float(real, SAMPLE_DIGITS)._mpf_, sympy.Float(imaginary, SAMPLE_DIGITS)._mpf_)
+            return finite(mpmath.mpc(sympy.Float(real, SAMPLE_DIGITS)._mpf_, sympy.Float(imaginary, SAMPLE_DIGITS)._mpf_))
         except (TypeError, ValueError, OverflowError, ZeroDivisionError, AttributeError):
             return None
-        return result if mpmath.isfinite(result) else None
+
+    values: dict[tuple[Any, int, bool], Any] = {}  # (expression, point, confirmed) -> value, per request
+
+    def numeric_value(expression: Any, index: int, *, confirmed: bool = False) -> Any:
+        """The value at sample point `index` as an mpmath complex; None at a pole or where it is
+        not a finite number. `confirmed`: by evalf, not the fast evaluator."""
+        key = (expression, index, confirmed)
+        if key not in values:
+            point = points[index]
+            value = None
+            if not confirmed:
+                try:
+                    value = finite(fast_value(expression, point[0]))
+                except NotFast:
+                    confirmed = True
+                except (ZeroDivisionError, ValueError, OverflowError, TypeError):
+                    value = None
+            if confirmed:
+                value = evalf_value(expression, point)
+            values[key] = value
+        return values[key]
 
     def is_real(value: Any) -> bool:
         return abs(value.imag) <= RELATIVE_TOLERANCE * max(1, abs(value.real))
 
-    def sample_points(free: list[Any]) -> list[dict[Any, Any]]:
-        """Seeded points: a third with |v| < 1 (where asin, acos, atanh are real), a third in
-        1..3 and a third in 3..6; positive symbols only positive, the others of either sign."""
+    def sample_points(symbols: list[Any]) -> list[tuple[dict[Any, Any], dict[Any, tuple[int, int]]]]:
+        """Seeded points for all the problem's symbols, each as (mpmath values, exact ratios): a
+        third with |v| < 1 (where asin, acos, atanh are real), a third in 1..3 and a third in
+        3..6; positive symbols only positive, the others of either sign."""
         generator = random.Random(20250101)  # noqa: S311 - sample points, not secrets
-        points = []
-        for index in range(SAMPLE_POINTS if free else 1):
+        sampled = []
+        for index in range(SAMPLE_POINTS):
             low, high = ((50, 950), (1000, 3000), (3000, 6000))[index % 3]
-            points.append(
-                {
-                    symbol: sympy.Rational(generator.randint(low, high), 1000)
-                    * (1 if symbol.is_positive else generator.choice((-1, 1)))
-                    for symbol in free
-                }
-            )
-        return points
+            ratios = {
+                symbol: (generator.randint(low, high) * (1 if symbol.is_positive else generator.choice((-1, 1))), 1000)
+                for symbol in symbols
+            }
+            sampled.append(({symbol: mpmath.mpf(p) / q for symbol, (p, q) in ratios.items()}, ratios))
+        return sampled
 
-    def numeric_comparison(a: Any, b: Any) -> str:
+    points: list[tuple[dict[Any, Any], dict[Any, tuple[int, int]]]] = []
+    points_by_symbols: dict[tuple[Any, ...], list[tuple[dict[Any, Any], dict[Any, tuple[int, int]]]]] = {}
+
+    def compare_at(a: Any, b: Any, index: int, *, confirmed: bool) -> str:
+        """'agree', 'differ' or 'skip' (a pole of one side, or outside the real domain of both)."""
+        value_a, value_b = numeric_value(a, index, confirmed=confirmed), numeric_value(b, index, confirmed=confirmed)
+        if value_a is None or value_b is None:
+            return "skip"  # a pole of one of them: says nothing about the rest of the domain
+        real_a, real_b = is_real(value_a), is_real(value_b)
+        if not real_a and not real_b:
+            return "skip"
+        if real_a != real_b:
+            return "differ"  # defined (real) here for one of them only
+        if abs(value_a.real - value_b.real) > RELATIVE_TOLERANCE * max(1, abs(value_a.real), abs(value_b.real)):
+            return "differ"
+        return "agree"
+
+    def numeric_comparison(a: Any, b: Any, *, confirm: bool = True) -> str:
         """'differ' (a counterexample exists), 'agree' (>= AGREEING_POINTS points of the real
-        domain, all points tried when the expressions have no variables) or 'unknown'."""
-        free = sorted(a.free_symbols | b.free_symbols, key=str)
+        domain, one point when the expressions have no variables) or 'unknown'. Without
+        `confirm`, a counterexample of the fast evaluator is not checked with evalf (naming a
+        mistake is a hint, never a verdict)."""
+        free = a.free_symbols | b.free_symbols
         agreeing = 0
-        for point in sample_points(free):
-            value_a, value_b = numeric_value(a, point), numeric_value(b, point)
-            if value_a is None or value_b is None:
-                continue  # a pole of one of them: says nothing about the rest of the domain
-            real_a, real_b = is_real(value_a), is_real(value_b)
-            if not real_a and not real_b:
-                continue  # outside the real domain of both
-            if real_a != real_b:
-                return "differ"  # defined (real) here for one of them only
-            if abs(value_a.real - value_b.real) > RELATIVE_TOLERANCE * max(1, abs(value_a.real), abs(value_b.real)):
+        for index in range(SAMPLE_POINTS if free else 1):
+            outcome = compare_at(a, b, index, confirmed=False)
+            if outcome == "differ" and confirm:
+                outcome = compare_at(a, b, index, confirmed=True)
+            if outcome == "differ":
                 return "differ"
-            agreeing += 1
+            agreeing += outcome == "agree"
             if agreeing >= 2 * AGREEING_POINTS:
                 break
         return "agree" if agreeing >= (AGREEING_POINTS if free else 1) else "unknown"
@@ -437,7 +510,7 @@ def _worker_main(memory_limit_mb: int) -> None:  # pragma: no cover - runs in th
         function's inner argument (`chain-rule`). Numeric comparisons only, a bounded number."""
         terms = sympy.Add.make_args(sympy.expand(answer))[:DIAGNOSIS_CANDIDATES]
         sign_flips = [-answer, *(answer - 2 * term for term in terms if len(terms) > 1)]
-        if any(numeric_comparison(learner, candidate) == "agree" for candidate in sign_flips):
+        if any(numeric_comparison(learner, candidate, confirm=False) == "agree" for candidate in sign_flips):
             return ["sign-error"]
         inner_factors = []
         for node in sympy.preorder_traversal(answer):
@@ -449,7 +522,7 @@ def _worker_main(memory_limit_mb: int) -> None:  # pragma: no cover - runs in th
                         inner_factors.append(factor)
             if len(inner_factors) >= DIAGNOSIS_CANDIDATES:
                 break
-        if any(numeric_comparison(learner * factor, answer) == "agree" for factor in inner_factors):
+        if any(numeric_comparison(learner * factor, answer, confirm=False) == "agree" for factor in inner_factors):
             return ["chain-rule"]
         return []
 
@@ -459,6 +532,12 @@ def _worker_main(memory_limit_mb: int) -> None:  # pragma: no cover - runs in th
             name: sympy.Symbol(name, positive=True) if name in positive else sympy.Symbol(name, real=True)
             for name in request["variables"]
         }
+        values.clear()
+        key = tuple(symbols.values())
+        if key not in points_by_symbols:
+            points_by_symbols.clear()  # one problem's points at a time: a bounded cache
+            points_by_symbols[key] = sample_points(list(key))
+        points[:] = points_by_symbols[key]
         budget = float(request.get("simplify_seconds") or DEFAULT_SIMPLIFY_SECONDS)
         methods: list[str] = []
         try:
@@ -505,6 +584,8 @@ def _worker_main(memory_limit_mb: int) -> None:  # pragma: no cover - runs in th
         stdout.write(json.dumps(message).encode() + b"\n")
         stdout.flush()
 
+    for request in _WORKER_WARM_UP:  # SymPy imports parts of itself on first use: not on a learner's time
+        check(request)
     send({"ready": True})
     for line in stdin:
         request = json.loads(line)
@@ -542,6 +623,30 @@ def _setting(name: str, default: Any) -> Any:
         return default
     return default if value is None else value
 
+
+# What a worker checks before it says it is ready: a right answer in another form, a wrong one
+# (the mistake diagnosis) and a form check, so that first uses inside SymPy are paid for here.
+_X = ["var", "x"]
+_WORKER_WARM_UP = [
+    {
+        "answer": [
+            "add",
+            ["mul", ["num", "2"], _X, ["call", "sin", _X]],
+            ["mul", ["pow", _X, ["num", "2"]], ["call", "cos", _X]],
+        ],
+        "expression": expression,
+        "expression_error": None,
+        "steps": [],
+        "variables": ["x"],
+        "positive": [],
+        "form": form,
+    }
+    for expression, form in [
+        (["mul", _X, ["add", ["mul", ["num", "2"], ["call", "sin", _X]], ["mul", _X, ["call", "cos", _X]]]], "simplified"),
+        (["mul", ["num", "2"], _X, ["call", "cos", _X]], "equivalent"),
+        (["call", "ln", ["add", ["pow", _X, ["num", "2"]], ["num", "1"]]], "expanded"),
+    ]
+]
 
 _WARM_UP_PAYLOAD = {
     "answer": ["num", "1"],
