@@ -8,9 +8,11 @@ VM's speed drifts within a minute, so figures taken minutes apart would measure 
   wrong, wrong form, written as `f'(x) = …`), one client, sequential;
 - `GET /v1/tracks` with the same token (authentication, throttle, one catalogue read);
 
-and prints p50 / p95 of each and the ratio of the p50s. Then, while a pathological answer (one
-SymPy cannot evaluate before the time limit) is being checked in another thread, it times the
-same simple answers again: a timeout in one answer must delay no other. Usage:
+and prints p50 / p95 of each, the ratio of the p50s, and the math worker's own time (the
+verdict's `exec_ms`), so the verdict latency splits into checking and the pipeline around it.
+Then, while a pathological answer (one SymPy cannot evaluate before the time limit) is being
+checked in another thread, it times the same simple answers again: a timeout in one answer must
+delay no other. Usage:
 
     .venv/bin/python bench/math_grading.py [--requests 200]
 """
@@ -60,6 +62,7 @@ class Server(UvicornServer):
 
 
 _sessions: dict[tuple[int, str], str] = {}
+checking: list[float] = []  # exec_ms of each verdict: the math worker's own time, without the API around it
 
 
 def practice_session(client: httpx.Client, problem: str) -> str:
@@ -84,6 +87,7 @@ def submit(client: httpx.Client, problem: str, expression: str, expected: str | 
     elapsed = (time.perf_counter() - started) * 1000
     if response.status_code != 200 or (expected is not None and response.json()["status"] != expected):
         raise SystemExit(f"unexpected verdict for {expression!r}: {response.status_code} {response.text[:300]}")
+    checking.append(float(response.json()["exec_ms"]))
     return elapsed
 
 
@@ -114,12 +118,14 @@ def main() -> None:
                     submit(client, problem, expression, expected)
                     list_tracks(client)
                 answers = itertools.cycle(ANSWERS)
+                checking.clear()
                 verdicts: list[float] = []
                 tracks: list[float] = []
                 while len(verdicts) < args.requests:
                     count = min(BLOCK, args.requests - len(verdicts))
                     tracks += [list_tracks(client) for _ in range(count)]
                     verdicts += [submit(client, *next(answers)) for _ in range(count)]
+                worker_time = list(checking)
 
                 slow_latency: list[float] = []
                 with httpx.Client(base_url=server.url, headers=headers, timeout=60) as slow_client:
@@ -140,6 +146,7 @@ def main() -> None:
     print(figures("math verdict (POST /v1/submissions)", verdicts))
     print(figures("authenticated GET /v1/tracks", tracks))
     print(f"{'ratio of the p50s (math / tracks)':<44} {percentile(verdicts, 0.5) / percentile(tracks, 0.5):.2f}")
+    print(figures("of which the math check (exec_ms)", worker_time))
     print(figures("math verdict while another answer times out", during))
     print(f"{'the pathological answer (timeout verdict)':<44} {slow_latency[0]:7.1f} ms")
 
