@@ -424,7 +424,9 @@ class _Parser:
             self.bars, self.depth = bars, self.depth - 1
         elif self.token.kind in ("func", "logbase"):  # sin cos x, ln sqrt x: the inner call is the argument
             arguments = [self.call()]
-        elif self.starts_operand():  # sin x, sin 2x, ln x^2: juxtaposed factors up to + - / or a function
+        elif (
+            self.starts_operand() or self.at("-") or self.at("+")
+        ):  # sin x, sin 2x, sin -x, ln x^2: juxtaposed factors up to + - / or a function
             arguments = [self.bare_argument()]
         else:
             raise ExpressionRejected(f"'{function}' needs an argument, like {function}(x)", token.position)

@@ -34,6 +34,7 @@ from grading.evaluators.math_notation import ExpressionRejected, canonical_expre
         # functions, with and without brackets, and their powers and inverses
         ("sin x", "sin(x)"),
         ("sin 2x", "sin(2*x)"),
+        ("sin -x", "sin(-x)"),
         ("sin2x", "sin(2*x)"),
         ("cosx", "cos(x)"),
         ("sin x cos x", "sin(x)*cos(x)"),
