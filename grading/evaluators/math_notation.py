@@ -57,8 +57,9 @@ FUNCTION_SPELLINGS: dict[str, str] = {
     "tg": "tan",
 }
 CONSTANT_SPELLINGS = {"pi": "pi", "e": "e", "E": "e", "oo": "oo", "inf": "oo", "infinity": "oo"}
-# Names the parser machinery or the worker reserves; a problem cannot declare them as variables.
-RESERVED_NAMES = frozenset({*FUNCTION_SPELLINGS, *CONSTANT_SPELLINGS, "log10"})
+# Names a problem cannot declare as variables. A constant's name may be one (a declared `e` is
+# read as the variable, as before); a function's may not, or `sin(x)` would stop being sine.
+RESERVED_NAMES = frozenset(FUNCTION_SPELLINGS)
 
 _UNICODE = {
     "\u2212": "-", "\u2013": "-", "\u00d7": "*", "\u00b7": "*", "\u22c5": "*", "\u2217": "*", "\u00f7": "/",
@@ -465,11 +466,11 @@ def check_variables(variables: Any, *, dependent: Any = None, positive: Any = No
         if not _VARIABLE_NAME.match(name) or "__" in name:
             return f"variable name {name[:40]!r} is not allowed"
         if name in RESERVED_NAMES:
-            return f"variable name {name!r} collides with a function or constant name"
+            return f"variable name {name!r} collides with a function name"
     if dependent is not None:
         if not isinstance(dependent, str) or not _VARIABLE_NAME.match(dependent) or "__" in dependent:
             return "the dependent variable must be a name such as y or f"
-        if dependent in variables or dependent in RESERVED_NAMES:
+        if dependent in variables or dependent in RESERVED_NAMES or dependent in CONSTANT_SPELLINGS:
             return f"the dependent variable {dependent!r} collides with a variable or function name"
     if positive is not None:
         if not isinstance(positive, list) or not all(isinstance(name, str) for name in positive):

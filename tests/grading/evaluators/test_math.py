@@ -333,7 +333,7 @@ def test_invalid_syntax_fails_with_a_reason_and_no_internals(expression: str, re
     [
         ({"form": "tidy"}, "unknown form 'tidy'"),
         ({"variables": ["x", "__class__"]}, "variable name '__class__' is not allowed"),
-        ({"variables": ["sin"]}, "variable name 'sin' collides with a function or constant name"),
+        ({"variables": ["sin"]}, "variable name 'sin' collides with a function name"),
         ({"variables": ["x"], "dependent": "x"}, "the dependent variable 'x' collides with a variable or function name"),
         ({"variables": ["x"], "positive": ["t"]}, "positive names 't', which is not a declared variable"),
         ({"answer": "x +"}, "the answer key is not a valid expression: the expression ends with an operator (at character 4)"),
