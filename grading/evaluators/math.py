@@ -306,7 +306,10 @@ def _worker_main(memory_limit_mb: int) -> None:  # pragma: no cover - runs in th
         except Exception as exc:  # SymPy raises many types on odd input; all mean "unreadable"
             raise Unreadable("it could not be read as a mathematical expression") from exc
         guard(written)
-        return written, rebuild(written)
+        try:
+            return written, rebuild(written)
+        except (ArithmeticError, ValueError, TypeError) as exc:  # e.g. asec(0): SymPy divides by zero
+            raise Unreadable("it has no value (for example, it divides by zero)") from exc
 
     fast_functions = {
         **{getattr(sympy, name): getattr(mpmath, name) for name in SYMPY_FUNCTIONS},
@@ -438,7 +441,7 @@ def _worker_main(memory_limit_mb: int) -> None:  # pragma: no cover - runs in th
         signal.setitimer(signal.ITIMER_REAL, budget)
         try:
             return bool(sympy.expand(difference) == 0 or sympy.simplify(difference) == 0)
-        except OutOfBudget:
+        except (OutOfBudget, ArithmeticError, ValueError, TypeError):  # undecided: the numeric comparison decides
             return None
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
@@ -553,7 +556,10 @@ def _worker_main(memory_limit_mb: int) -> None:  # pragma: no cover - runs in th
                 response["expression_error"] = str(exc)
         if learner is not None:
             response["equivalent"] = equivalent(learner[1], answer[1], budget, methods)
-            response["form_ok"] = form_holds(request["form"], learner, answer, list(symbols.values()))
+            try:
+                response["form_ok"] = form_holds(request["form"], learner, answer, list(symbols.values()))
+            except (ArithmeticError, ValueError, TypeError):  # e.g. asec(0) in a fraction: no form to speak of
+                response["form_ok"] = False
             if not response["equivalent"]:
                 response["diagnosis"] = diagnosis(learner[1], answer[1], list(symbols.values()))
         steps: list[dict[str, Any]] = []

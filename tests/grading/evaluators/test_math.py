@@ -725,3 +725,11 @@ def test_an_answer_may_be_written_as_an_equation_for_the_dependent_variable() ->
 
     assert (passed.status, passed.equivalent, passed.error_position) == ("passed", True, None)
     assert (elsewhere.status, elsewhere.categories, elsewhere.error_position) == ("failed", ["invalid-expression"], 7)
+
+
+@pytest.mark.parametrize("expression", ["1/0", "x/0", "asec(0)", "log(x, 1)", "sqrt(x) asec(0)"])
+@pytest.mark.parametrize("form", ["equivalent", "simplified", "expanded", "factored"])
+def test_an_undefined_answer_is_wrong_not_an_error(expression: str, form: str) -> None:
+    verdict = evaluate_math(expression=expression, steps=[], answer="sin(x) + 1", variables=["x"], form=form)
+
+    assert (verdict.status, verdict.equivalent, verdict.categories) == ("failed", False, ["wrong-answer"])
