@@ -368,6 +368,9 @@ CO_SANDBOX_ZYGOTE = env.bool("CO_SANDBOX_ZYGOTE", default=True)
 
 # Math answers: parsing, equivalence and form checks run in a killable worker process.
 CO_MATH_TIME_LIMIT_SECONDS = env.float("CO_MATH_TIME_LIMIT_SECONDS", default=2.0)
+# SymPy's simplify gets this long (at most half the time limit) to prove two answers equal;
+# past it, agreement at random points of the real domain decides (the numeric fallback).
+CO_MATH_SIMPLIFY_SECONDS = env.float("CO_MATH_SIMPLIFY_SECONDS", default=0.5)
 CO_MATH_MEMORY_LIMIT_MB = env.int("CO_MATH_MEMORY_LIMIT_MB", default=1024)
 CO_MATH_WORKER_START_SECONDS = env.float("CO_MATH_WORKER_START_SECONDS", default=30.0)
 # SymPy worker processes per grading process, so concurrent math answers are checked at the same

@@ -298,6 +298,8 @@ def _grade(submission: Submission, bundle: ProblemBundle) -> Verdict:
             answer=math.get("answer", ""),
             variables=math.get("variables", []),
             form=math.get("form") or "equivalent",
+            dependent=math.get("dependent") or None,
+            positive=math.get("positive") or [],
         )
         verdict = Verdict(
             status=result.status,
@@ -308,6 +310,7 @@ def _grade(submission: Submission, bundle: ProblemBundle) -> Verdict:
                     "equivalent": result.equivalent,
                     "form_ok": result.form_ok,
                     "first_invalid_step": result.first_invalid_step,
+                    "error_position": result.error_position,
                     "steps": [
                         {"index": s.index, "expression": s.expression, "ok": s.ok, "reason": s.reason} for s in result.steps
                     ],

@@ -85,6 +85,12 @@ class PublicProblemModuleSerializer(serializers.Serializer):
 class PublicMathSerializer(serializers.Serializer):
     variables = serializers.ListField(child=serializers.CharField())
     form = serializers.CharField(help_text="The form the answer must take, e.g. `equivalent`, `expanded`.")
+    dependent = serializers.CharField(
+        allow_null=True, help_text="The name an answer may define, e.g. `y` (`y = …`) or `f` (`f(x) = …`); null when none."
+    )
+    positive = serializers.ListField(
+        child=serializers.CharField(), help_text="Variables the problem takes as positive; the others are any real number."
+    )
 
 
 class PublicRubricDimensionSerializer(serializers.Serializer):
@@ -144,7 +150,12 @@ class PublicProblemSerializer(serializers.Serializer):
         """The answer's variables and required form; never the answer or reference steps."""
         if not bundle.math:
             return None
-        return {"variables": bundle.math.get("variables", []), "form": bundle.math.get("form") or "equivalent"}
+        return {
+            "variables": bundle.math.get("variables", []),
+            "form": bundle.math.get("form") or "equivalent",
+            "dependent": bundle.math.get("dependent") or None,
+            "positive": bundle.math.get("positive") or [],
+        }
 
     @extend_schema_field(PublicRubricSerializer(allow_null=True, help_text="Systems only."))
     def get_rubric(self, bundle: Any) -> dict[str, Any] | None:

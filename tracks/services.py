@@ -277,6 +277,8 @@ def _problem_values(problem: dict[str, Any], track_subject: str, module: Module,
         "math_answer": math.get("answer", ""),
         "math_form": math.get("form", "equivalent") if math else "",
         "math_steps": math.get("steps", []),
+        "math_dependent": math.get("dependent", ""),
+        "math_positive": math.get("positive", []),
         "rubric": rubric,
         "rubric_expectations": systems.get("expectations", {}),
     }
