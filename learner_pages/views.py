@@ -36,6 +36,12 @@ class LearnerPage(TemplateView):
         }
 
 
+def _learner_page(path: str) -> str:
+    """Where to go after signing in: a learner page of this site, never another site."""
+    home = reverse("learner-home")
+    return path if path.startswith(home) and "//" not in path and "\\" not in path else home
+
+
 @method_decorator(csp_override(LEARNER_PAGES_POLICY), name="dispatch")
 class DevSignInView(View):
     """Development only: pick a learner name, get a development token. Everywhere else the page
@@ -46,6 +52,7 @@ class DevSignInView(View):
 
     def _render(self, request: HttpRequest, *, status: int = 200, error: str = "", learner: str = "") -> HttpResponse:
         context = {
+            "next": _learner_page(request.POST.get("next") or request.GET.get("next", "")),
             "page": "sign-in",
             "development": settings.CO_ENV == "development",
             "platform_sign_in_url": settings.CO_LEARNER_SIGN_IN_URL,
@@ -71,6 +78,6 @@ class DevSignInView(View):
             return self._render(request, status=409, error="No development signing key: run `make run` once to create it.")
         # The same hand-off as production: the token travels in the fragment, which browsers
         # never send to a server, and the landing page moves it into sessionStorage.
-        fragment = urlencode({"token": token, "next": reverse("learner-home")})
+        fragment = urlencode({"token": token, "next": _learner_page(request.POST.get("next", ""))})
         return HttpResponseRedirect(f"{reverse('learner-signed-in')}#{fragment}", status=303)
 

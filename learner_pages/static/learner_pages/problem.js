@@ -84,7 +84,7 @@
     const names = Object.keys(problem.languages);
     select.replaceChildren(...names.map((name) => el("option", { value: name, text: name === "javascript" ? "JavaScript" : "Python" })));
     const preferred = localStorage.getItem("co.language." + learner);
-    if (preferred && names.includes(preferred)) select.value = preferred;
+    select.value = preferred && names.includes(preferred) ? preferred : names.includes("python") ? "python" : names[0];
     editor = window.COEditor.create(document.getElementById("editor"), {
       doc: codeFor(select.value),
       language: select.value,
