@@ -26,6 +26,8 @@ export function create(parent, options) {
         shortcuts,
         basicSetup,
         keymap.of([indentWithTab]),
+        // Long lines wrap: no sideways scrolling on a phone, and nothing scrolls that a keyboard cannot reach.
+        EditorView.lineWrapping,
         language.of((modes[options.language] || modes.python)()),
         EditorView.contentAttributes.of({ "aria-label": options.label || "Code editor" }),
         EditorView.updateListener.of((update) => {

@@ -83,3 +83,98 @@ def test_two_sum_from_sign_in_to_a_passing_submit_with_a_streamed_hint(open_brow
     expect(page.locator(".cm-content")).to_contain_text("bisect_right")
     page.goto(learner.base_url + "/learn/tracks/coding-interview-meta")
     expect(page.locator("li", has=page.get_by_role("link", name="Two Sum")).locator(".status-tag")).to_have_text("passed")
+
+
+def test_a_math_answer_with_steps_and_a_live_preview(open_browser) -> None:
+    learner = open_browser()
+    page = learner.page
+    learner.sign_in("maria", "/learn/problems/expand-binomial-square")
+    expect(page.get_by_role("heading", name="Expand a Binomial Square", level=1)).to_be_visible()
+    expect(page.locator("#math-form")).to_have_text("Variables: x · required form: expanded")
+    page.get_by_label("Steps (one per line)").fill("(x + 3)*(x + 3)\nx*x + 3*x + 3*x + 9")
+    page.get_by_label("Final expression").fill("x^2 + 6x + 9")
+    expect(page.locator("#math-preview sup")).to_have_text("2")  # the live preview
+    learner.check_page("problem-math")
+
+    page.get_by_role("button", name="Submit").click()
+    expect(page.locator("#results-status")).to_have_text(re.compile(r"^Submission: passed"))
+    expect(page.locator("#results-body")).to_contain_text("Your answer is equivalent")
+    expect(page.locator("#results-body ol.steps li")).to_have_count(2)
+    learner.check_page("problem-math-passed")
+
+
+def test_a_systems_answer_shows_its_rubric_dimensions(open_browser) -> None:
+    learner = open_browser()
+    page = learner.page
+    learner.sign_in("sam", "/learn/")
+    page.get_by_label("Subject").select_option("systems")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#tracks .card")).to_have_count(1)
+    page.locator("#tracks .card a").click()
+    page.locator("ul.problems a").first.click()
+    expect(page.locator("#rubric li").first).to_be_visible()
+    page.get_by_label("Your design").fill("A cache in front of the database, sharded by key, with replicas and TTLs.")
+    page.get_by_role("button", name="Submit").click()
+    expect(page.locator("#results-body")).to_contain_text(re.compile(r"Rubric: \d+ / \d+"))
+    learner.check_page("problem-systems")
+
+
+def test_a_study_path_task_updates_the_progress_charts_and_stays_private(open_browser) -> None:
+    learner = open_browser()
+    page = learner.page
+    learner.sign_in("paula", "/learn/progress")
+    expect(page.locator("#chart-mastery")).to_contain_text("No graded attempts yet")
+    expect(page.locator("#chart-accuracy")).to_contain_text("Start a study path")
+    expect(page.locator("#chart-reviews svg rect.bar")).to_have_count(7)
+
+    page.get_by_role("link", name="Study path").click()
+    page.get_by_label("Track").select_option("coding-interview-meta")
+    page.get_by_role("button", name="Start a study path").click()
+    expect(page.get_by_role("heading", name="Your path on Meta Coding Interview Prep (Pilot)")).to_be_visible()
+    plan = page.locator("#plan tbody tr")
+    expect(plan.first).to_be_visible()
+    learner.check_page("study-path")
+
+    page.locator("#next-task-line a").click()
+    page.wait_for_url(re.compile(r"/learn/problems/[^?]+\?task="))
+    task_url = page.url
+    expect(page.locator("#task-banner")).to_contain_text("Study task #1")
+    page.get_by_role("button", name="Submit").click()  # the starter code: graded, and it fails
+    expect(page.locator("#results-status")).to_have_text(re.compile(r"^Submission: (failed|error)"))
+
+    page.get_by_role("link", name="Progress").click()
+    expect(page.locator("body[data-loaded=true]")).to_have_count(1)
+    expect(page.locator("#chart-mastery svg rect.bar")).not_to_have_count(0)  # a bar per topic attempted
+    expect(page.locator("#chart-difficulty svg circle.point")).not_to_have_count(0)
+    expect(page.locator("#chart-accuracy")).to_contain_text(re.compile(r"%|not available|No module"))
+    learner.check_page("progress")
+
+    page.get_by_role("link", name="Reviews").click()
+    expect(page.locator("#reviews tbody tr").first).to_be_visible()
+    learner.check_page("reviews")
+
+    other = open_browser()
+    other.sign_in("oscar", "/learn/study-path")
+    expect(other.page.locator("#path-status")).to_have_text(re.compile("."))
+    expect(other.page.locator("#path")).to_be_hidden()
+    other.page.goto(task_url)
+    expect(other.page.locator("#task-banner")).to_have_class(re.compile("error"))
+    expect(other.page.locator("#task-banner")).to_contain_text("No such")
+
+
+def test_the_problem_page_is_usable_at_360_pixels(open_browser) -> None:
+    learner = open_browser(width=360, height=780)
+    page = learner.page
+    learner.sign_in("nina", "/learn/problems/two-sum")
+    expect(page.locator(".cm-content")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    learner.check_page("problem-360px")
+
+
+def test_the_pages_send_a_script_policy_without_unsafe_inline(learner_site) -> None:
+    import httpx
+
+    for path in ("/learn/", "/learn/sign-in", "/learn/problems/two-sum", "/learn/progress"):
+        policy = httpx.get(learner_site + path, timeout=30).headers["content-security-policy"]
+        assert "script-src 'self';" in policy, path
+        assert "unsafe-inline" not in policy.split("script-src", 1)[1].split(";", 1)[0]
