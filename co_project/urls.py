@@ -1,4 +1,5 @@
-"""Root URLs: `/v1/` (public API), `/learn/` (learner pages), `/health`, `/metrics` (Prometheus), `/v1/schema` + `/docs` (OpenAPI), `/admin`."""
+"""Root URLs: `/v1/` (public API), `/learn/` (learner pages), `/health`, `/metrics` (Prometheus),
+`/v1/schema` + `/docs` (OpenAPI), `/admin`."""
 
 from django.contrib import admin
 from django.urls import include, path

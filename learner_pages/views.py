@@ -80,4 +80,3 @@ class DevSignInView(View):
         # never send to a server, and the landing page moves it into sessionStorage.
         fragment = urlencode({"token": token, "next": _learner_page(request.POST.get("next", ""))})
         return HttpResponseRedirect(f"{reverse('learner-signed-in')}#{fragment}", status=303)
-

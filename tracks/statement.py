@@ -20,4 +20,10 @@ _ATTRIBUTES = {"a": {"href", "title"}, "th": {"align"}, "td": {"align"}}
 def statement_html(text: str) -> str:
     """Statements repeat across requests; the cache keeps the rendering off the hot path."""
     rendered = markdown.markdown(text, extensions=["fenced_code", "tables", "sane_lists"], output_format="html")
-    return nh3.clean(rendered, tags=set(_TAGS), attributes=_ATTRIBUTES, url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer nofollow")
+    return nh3.clean(
+        rendered,
+        tags=set(_TAGS),
+        attributes=_ATTRIBUTES,
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer nofollow",
+    )
