@@ -44,6 +44,10 @@ def playwright_browser() -> Iterator[Any]:
         _unavailable("Playwright is not installed (requirements-dev.txt)")
     if not CHROMIUM.exists():
         _unavailable(f"{CHROMIUM} is missing: apt-get install chromium")
+    from playwright.sync_api import expect
+
+    # Grading (a cold SymPy, a sandbox run) on a loaded two-core CI machine can take seconds.
+    expect.set_options(timeout=30_000)
     playwright = sync_playwright().start()
     browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
     try:
@@ -68,6 +72,8 @@ def learner_site(tmp_path_factory: pytest.TempPathFactory, jwt_keys: tuple[str, 
         "CO_IN_PROCESS_BEAT": "false",
         "CO_TUTOR_BUILTIN_CHUNK_DELAY_SECONDS": HINT_CHUNK_DELAY_SECONDS,
         "CO_RATE_LIMIT": "10000/min",
+        # Every submission answers 202 at once, so the pages always take the pending → polling path.
+        "CO_SUBMISSION_WAIT_SECONDS": "0",
     }
     for command in (["migrate", "--no-input"], ["seed"]):
         done = subprocess.run(
@@ -95,9 +101,11 @@ class LearnerBrowser:
     def goto(self, path: str) -> None:
         self.page.goto(self.base_url + path)
 
-    def sign_in(self, learner: str, next_path: str = "/learn/") -> None:
+    def sign_in(self, learner: str, next_path: str = "/learn/", *, check: bool = False) -> None:
         self.goto(next_path)
         self.page.wait_for_url("**/learn/sign-in**")
+        if check:
+            self.check_page("sign-in")
         self.page.get_by_label("Learner name").fill(learner)
         self.page.get_by_role("button", name="Sign in").click()
         self.page.wait_for_url(self.base_url + next_path)

@@ -36,7 +36,7 @@ def _replace_code(page: Any, code: str) -> None:
 def test_two_sum_from_sign_in_to_a_passing_submit_with_a_streamed_hint(open_browser) -> None:
     learner = open_browser()
     page = learner.page
-    learner.sign_in("alice")
+    learner.sign_in("alice", check=True)
     expect(page.get_by_text("Signed in as alice")).to_be_visible()
     expect(page.locator("#tracks .card")).to_have_count(3)
     learner.check_page("home")
@@ -53,7 +53,9 @@ def test_two_sum_from_sign_in_to_a_passing_submit_with_a_streamed_hint(open_brow
     expect(page.locator(".cm-content")).to_contain_text("def two_sum(nums, t):")
 
     _replace_code(page, WRONG_TWO_SUM)
-    page.keyboard.press("Control+Enter")  # Run
+    with page.expect_response(lambda response: response.url.endswith("/v1/submissions")) as posted:
+        page.keyboard.press("Control+Enter")  # Run
+    assert posted.value.status == 202  # pending: the page polls GET /v1/submissions/{id}
     expect(page.locator("#results-status")).to_have_text(re.compile(r"^Run: failed"))
     rows = page.locator("#results-body table.tests tbody tr")
     expect(rows).to_have_count(3)
