@@ -52,6 +52,12 @@ def test_two_sum_from_sign_in_to_a_passing_submit_with_a_streamed_hint(open_brow
     expect(page.locator("#examples tbody tr")).to_have_count(3)
     expect(page.locator(".cm-content")).to_contain_text("def two_sum(nums, t):")
 
+    _replace_code(page, "def two_sum(nums, t):\n    return [0, 1\n")
+    page.get_by_role("button", name="Run").click()
+    expect(page.locator("#results-body .error-box")).to_have_text(
+        "syntax error: SyntaxError: '[' was never closed (line 2, column 12)"
+    )
+
     _replace_code(page, WRONG_TWO_SUM)
     with page.expect_response(lambda response: response.url.endswith("/v1/submissions")) as posted:
         page.keyboard.press("Control+Enter")  # Run
@@ -133,6 +139,7 @@ def test_a_study_path_task_updates_the_progress_charts_and_stays_private(open_br
     page.get_by_label("Track").select_option("coding-interview-meta")
     page.get_by_role("button", name="Start a study path").click()
     expect(page.get_by_role("heading", name="Your path on Meta Coding Interview Prep (Pilot)")).to_be_visible()
+    expect(page.locator("#path-create")).to_be_hidden()
     plan = page.locator("#plan tbody tr")
     expect(plan.first).to_be_visible()
     learner.check_page("study-path")

@@ -32,7 +32,8 @@
     chart.append(svg("title", {}, caption));
     rows.forEach((row, index) => {
       const y = index * rowHeight + 2;
-      const length = max > 0 ? Math.max(0, Math.min(1, row.value / max)) * (width - labelWidth - 50) : 0;
+      // A zero still gets a sliver, so an empty bar reads as "0", not as a missing one.
+      const length = Math.max(2, max > 0 ? Math.min(1, Math.max(0, row.value / max)) * (width - labelWidth - 50) : 0);
       chart.append(svg("text", { x: 0, y: y + 16, class: "label" }, row.label.length > 16 ? row.label.slice(0, 15) + "…" : row.label));
       chart.append(svg("rect", { x: labelWidth, y: y + 4, width: length, height: rowHeight - 10, rx: 3, class: "bar" }));
       chart.append(svg("text", { x: labelWidth + length + 6, y: y + 16, class: "value" }, row.text));

@@ -82,7 +82,7 @@
             el("td", { text: task.module }),
             el("td", { text: String(task.difficulty) }),
             el("td", { text: task.kind }),
-            el("td", { class: "status-tag " + task.status, text: task.status.replace("_", " ") }),
+            el("td", {}, el("span", { class: "status-tag status-" + task.status, text: task.status.replace("_", " ") })),
             el("td", {}, actions(task)),
           ),
         ),

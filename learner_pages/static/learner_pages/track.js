@@ -40,7 +40,7 @@
                 " ",
                 difficulty(problem.difficulty),
                 " ",
-                el("span", { class: "status-tag " + (result || "new"), text: result ? result.replace("_", " ") : "not tried" }),
+                el("span", { class: "status-tag status-" + (result || "new"), text: result ? result.replace("_", " ") : "not tried" }),
                 problem.topics.length ? el("span", { class: "meta", text: " · " + problem.topics.join(", ") }) : null,
               );
             }),
