@@ -158,6 +158,21 @@ def test_a_study_path_task_updates_the_progress_charts_and_stays_private(open_br
     expect(page.locator("#chart-accuracy")).to_contain_text(re.compile(r"%|not available|No module"))
     learner.check_page("progress")
 
+    # The progress endpoint's response as seeds/004 CO-003-011 gives it (whether or not this
+    # server has the endpoint yet): the page reads modules.*.{completed, total, accuracy},
+    # overall_accuracy and current_difficulty.
+    seeded = {
+        "modules": {"arrays-strings": {"completed": 15, "total": 25, "accuracy": 0.73, "avg_time_seconds": 1200}},
+        "overall_accuracy": 0.68,
+        "current_difficulty": 3,
+    }
+    page.route(re.compile(r".*/v1/study-paths/[^/]+/progress$"), lambda route: route.fulfill(json=seeded))
+    page.reload()
+    expect(page.locator("#chart-accuracy svg text.value")).to_have_text(["73% (15/25)"])
+    expect(page.locator("#progress-summary")).to_have_text("Overall accuracy 68% · current difficulty 3/5")
+    learner.check_page("progress-with-module-accuracy")
+    page.unroute(re.compile(r".*/v1/study-paths/[^/]+/progress$"))
+
     page.get_by_role("link", name="Reviews").click()
     expect(page.locator("#reviews tbody tr").first).to_be_visible()
     learner.check_page("reviews")

@@ -1,5 +1,6 @@
 // Progress: mastery per topic (/v1/mastery), accuracy per module (the active path's
-// /v1/study-paths/{id}/progress: modules.{slug}.{completed,total,accuracy}), difficulty over the
+// /v1/study-paths/{id}/progress: modules.{slug}.{completed,total,accuracy}, overall_accuracy,
+// current_difficulty — the shape of seeds/004 CO-003-011), difficulty over the
 // path's tasks (/v1/study-tasks?path=…), reviews due per day for a week (/v1/review-queue).
 // A chart whose source is missing (no path yet, an older server) says so instead of failing.
 "use strict";
@@ -31,6 +32,10 @@
       if (error.status === 404 || error.status === 405) return empty(chart("chart-accuracy"), "Accuracy per module is not available on this server yet.");
       throw error;
     }
+    const summary = [];
+    if (typeof progress.overall_accuracy === "number") summary.push("Overall accuracy " + Math.round(progress.overall_accuracy * 100) + "%");
+    if (typeof progress.current_difficulty === "number") summary.push("current difficulty " + progress.current_difficulty + "/5");
+    document.getElementById("progress-summary").textContent = summary.join(" · ");
     const modules = Object.entries(progress.modules || {});
     if (!modules.length) return empty(chart("chart-accuracy"), "No module has a graded task yet.");
     bars(
