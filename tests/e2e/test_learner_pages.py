@@ -59,14 +59,18 @@ def test_two_sum_from_sign_in_to_a_passing_submit_with_a_streamed_hint(open_brow
     )
 
     _replace_code(page, WRONG_TWO_SUM)
+    page.get_by_text("Your own tests for Run").click()
+    page.get_by_label("One test per line").fill('{"input": {"nums": [5, 5], "t": 10}, "expected": [0, 1]}')
     with page.expect_response(lambda response: response.url.endswith("/v1/submissions")) as posted:
         page.keyboard.press("Control+Enter")  # Run
     assert posted.value.status == 202  # pending: the page polls GET /v1/submissions/{id}
     expect(page.locator("#results-status")).to_have_text(re.compile(r"^Run: failed"))
     rows = page.locator("#results-body table.tests tbody tr")
-    expect(rows).to_have_count(3)
+    expect(rows).to_have_count(4)  # three visible tests and the learner's own
     expect(rows.nth(0).locator(".outcome")).to_have_text("Passed")
     expect(rows.nth(2).locator(".outcome")).to_have_text("Wrong answer")
+    expect(rows.nth(3).locator("td").first).to_have_text("yours 1")
+    expect(rows.nth(3).locator(".outcome")).to_have_text("Passed")
     expect(page.locator("#results-body")).not_to_contain_text("Hidden tests")
 
     page.get_by_role("button", name="Submit").click()

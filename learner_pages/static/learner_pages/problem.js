@@ -97,6 +97,13 @@
       editor.setLanguage(select.value);
       editor.setValue(codeFor(select.value));
     });
+    const custom = document.getElementById("custom-tests");
+    const example = problem.visible_tests[0];
+    if (example) custom.placeholder = json({ input: example.input, expected: example.expected });
+    const savedTests = localStorage.getItem(storageKey("custom-tests"));
+    if (savedTests !== null) custom.value = savedTests;
+    if (custom.value.trim()) document.getElementById("custom-tests-box").open = true;
+    custom.addEventListener("input", () => localStorage.setItem(storageKey("custom-tests"), custom.value));
     document.getElementById("reset-code").addEventListener("click", () => {
       editor.setValue(problem.languages[language()].starter_code);
     });
@@ -163,8 +170,33 @@
 
   // --- Run and Submit -----------------------------------------------------------------------------
 
-  function payload() {
-    if (problem.subject === "coding") return { language: language(), code: editor.getValue() };
+  // The learner's own tests: one JSON object {input, expected} per line; a mistake is reported
+  // here, in words, before anything is sent.
+  function customTests() {
+    const lines = document.getElementById("custom-tests").value.split("\n").map((line) => line.trim()).filter(Boolean);
+    return lines.map((line, index) => {
+      let test;
+      try {
+        test = JSON.parse(line);
+      } catch (error) {
+        throw new Error("Your test " + (index + 1) + " is not valid JSON.");
+      }
+      if (!test || typeof test.input !== "object" || Array.isArray(test.input) || !("expected" in test)) {
+        throw new Error('Your test ' + (index + 1) + ' needs an "input" object and an "expected" value.');
+      }
+      return { input: test.input, expected: test.expected };
+    });
+  }
+
+  function payload(kind) {
+    if (problem.subject === "coding") {
+      const answer = { language: language(), code: editor.getValue() };
+      if (kind === "run") {
+        const tests = customTests();
+        if (tests.length) answer.custom_tests = tests;
+      }
+      return answer;
+    }
     if (problem.subject === "math") {
       const steps = document.getElementById("math-steps").value.split("\n").map((s) => s.trim()).filter(Boolean);
       return { steps, expression: document.getElementById("math-expression").value.trim() };
@@ -202,7 +234,7 @@
     resultsBody.replaceChildren();
     resultsStatus.classList.add("pending");
     try {
-      const answer = payload();
+      const answer = payload(kind);
       let response;
       const key = { "Idempotency-Key": crypto.randomUUID() };
       if (taskId && kind === "submit") {
@@ -260,7 +292,7 @@
               el(
                 "tr",
                 { class: "outcome-" + d.outcome },
-                el("td", { text: String(d.index + 1) }),
+                el("td", { text: d.index < problem.visible_tests.length ? String(d.index + 1) : "yours " + (d.index - problem.visible_tests.length + 1) }),
                 el("td", {}, el("code", { text: json(d.input) })),
                 el("td", {}, el("code", { text: json(d.expected) })),
                 el("td", {}, el("code", { text: d.error ? d.error : json(d.actual) })),
