@@ -95,6 +95,8 @@ def test_two_sum_from_sign_in_to_a_passing_submit_with_a_streamed_hint(open_brow
     expect(page.locator(".cm-content")).to_contain_text("bisect_right")
     page.goto(learner.base_url + "/learn/tracks/coding-interview-meta")
     expect(page.locator("li", has=page.get_by_role("link", name="Two Sum")).locator(".status-tag")).to_have_text("passed")
+    expect(page.locator("#modules")).to_contain_text(re.compile(r"Outcomes: hash-map \(mastery \d+/100\)"))
+    expect(page.get_by_role("heading", name="1. Arrays & Strings")).to_be_visible()
 
 
 def test_a_math_answer_with_steps_and_a_live_preview(open_browser) -> None:

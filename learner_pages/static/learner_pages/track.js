@@ -1,5 +1,6 @@
-// A track: its modules with outcomes, and each module's problems with difficulty and the
-// learner's last result on it in this browser (kept by the problem page).
+// A track: its modules with their outcomes (and the learner's mastery of each, /v1/mastery), and
+// each module's problems with difficulty and the learner's last result on it in this browser
+// (kept by the problem page: the API has no per-problem status list yet).
 "use strict";
 
 (function () {
@@ -18,16 +19,21 @@
 
   async function load() {
     try {
-      const { data } = await api("GET", "/v1/tracks/" + encodeURIComponent(root.dataset.track));
+      const [{ data }, mastery] = await Promise.all([
+        api("GET", "/v1/tracks/" + encodeURIComponent(root.dataset.track)),
+        api("GET", "/v1/mastery?key_type=outcome"),
+      ]);
+      const outcomeScores = new Map(mastery.data.items.map((row) => [row.key_id, row.score]));
+      const outcome = (name) => (outcomeScores.has(name) ? name + " (mastery " + outcomeScores.get(name) + "/100)" : name);
       document.title = data.title + " · Curriculum Orchestrator";
       document.getElementById("track-title").textContent = data.title;
       document.getElementById("track-description").textContent = data.description;
-      const modules = data.modules.map((module) =>
+      const modules = data.modules.map((module, index) =>
         el(
           "section",
           { class: "module", "aria-labelledby": "module-" + module.id },
-          el("h2", { id: "module-" + module.id, text: module.position + ". " + module.title }),
-          module.outcomes.length ? el("p", { class: "meta", text: "Outcomes: " + module.outcomes.join(", ") }) : null,
+          el("h2", { id: "module-" + module.id, text: index + 1 + ". " + module.title }),
+          module.outcomes.length ? el("p", { class: "meta", text: "Outcomes: " + module.outcomes.map(outcome).join(", ") }) : null,
           el(
             "ul",
             { class: "problems" },
