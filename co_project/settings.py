@@ -62,12 +62,16 @@ INSTALLED_APPS = [
     "tutoring",
     "study_paths",
     "personalization",
+    "learner_pages",
 ]
 
 MIDDLEWARE = [
     "co_project.middleware.RequestMetricsMiddleware",  # outermost: counts what the client gets
     "co_project.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Sends the policy a view asks for (the learner pages); SECURE_CSP is empty, so other
+    # responses (the API, the admin, /docs) get no header from it.
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "co_project.middleware.StaticFilesMiddleware",  # WhiteNoise, async-capable
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -494,6 +498,13 @@ if IS_PRODUCTION:
     CSRF_COOKIE_SECURE = env.bool("CO_SECURE_COOKIES", default=True)
     SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+SECURE_CSP: dict[str, list[str]] = {}
+
+# --- learner pages -------------------------------------------------------------------------
+# Where the pages send a learner who is not signed in outside development: the platform's login,
+# which redirects back to /learn/signed-in#token=<JWT> (see the README). Empty: the sign-in page
+# only explains the hand-off.
+CO_LEARNER_SIGN_IN_URL = env.str("CO_LEARNER_SIGN_IN_URL", default="")
 
 # --- logging (structured, one JSON object per line, with the request id) ------------------
 

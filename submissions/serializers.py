@@ -38,9 +38,23 @@ class AnswerTextField(StrictCharField):
         ]
 
 
+class CustomTestSerializer(serializers.Serializer):
+    input = serializers.DictField(help_text="Arguments by parameter name, like a visible test's.")
+    expected = serializers.JSONField(help_text="What your program should return.")
+
+
 class SubmissionCodingPayloadSerializer(serializers.Serializer):
     language = serializers.ChoiceField(choices=Language.choices)
     code = AnswerTextField(allow_blank=False)
+    custom_tests = CustomTestSerializer(
+        many=True,
+        required=False,
+        max_length=10,
+        help_text=(
+            "`kind: run` only: up to 10 tests of your own, run after the visible ones and shown like "
+            "them (their `index` follows the visible tests')."
+        ),
+    )
 
 
 class SubmissionMathPayloadSerializer(serializers.Serializer):

@@ -11,6 +11,7 @@ from rest_framework import serializers
 
 from co_project.serializer_fields import QueryParamsSerializer
 from tracks.models import Subject
+from tracks.statement import statement_html
 
 
 class TrackListQuerySerializer(QueryParamsSerializer):
@@ -113,6 +114,7 @@ class PublicProblemSerializer(serializers.Serializer):
     subject = serializers.ChoiceField(choices=Subject.choices)
     title = serializers.CharField()
     statement = serializers.CharField(help_text="Markdown.")
+    statement_html = serializers.SerializerMethodField()
     difficulty = serializers.IntegerField(min_value=1, max_value=5)
     topics = serializers.ListField(child=serializers.CharField())
     track = serializers.DictField(allow_null=True, help_text="{id, slug, title} when the problem belongs to a track.")
@@ -126,6 +128,12 @@ class PublicProblemSerializer(serializers.Serializer):
     hint_levels = serializers.SerializerMethodField()
     math = serializers.SerializerMethodField()
     rubric = serializers.SerializerMethodField()
+
+    @extend_schema_field(
+        serializers.CharField(help_text="The statement rendered to HTML and sanitized (no script, style or raw HTML).")
+    )
+    def get_statement_html(self, bundle: Any) -> str:
+        return statement_html(bundle.statement)
 
     @extend_schema_field(PublicProblemModuleSerializer(allow_null=True))
     def get_module(self, bundle: Any) -> dict[str, Any] | None:

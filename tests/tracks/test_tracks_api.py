@@ -214,6 +214,7 @@ def test_problem_detail_shape(api) -> None:
         "subject": "coding",
         "title": "Shout",
         "statement": "Return `text` in upper case.",
+        "statement_html": "<p>Return <code>text</code> in upper case.</p>",
         "difficulty": 1,
         "topics": ["strings"],
         "track": {"id": str(shout.module.track.id), "slug": "coding-a", "title": "Track coding-a"},
