@@ -98,12 +98,12 @@ def test_next_is_the_first_task_then_a_due_review_and_never_another_learners(api
     # step down, a climb) keeps its place in the plan's difficulty chain.
     study_path_advance(task=_pending(path)[0], verdict="passed")
     review = _pending(path)[-1]
-    StudyTask.objects.filter(id=review.id).update(
-        kind="review", due_at=now - timedelta(minutes=1), metadata={"review_source": {"source": "climb"}}
-    )
+    StudyTask.objects.filter(id=review.id).update(kind="review", metadata={"review_source": {"source": "climb"}})
     body = api.get("/v1/study-tasks/next").json()
     assert (body["task"]["id"], body["reason"]) == (str(_pending(path)[0].id), "Next in your study path.")
-    StudyTask.objects.filter(id=review.id).update(metadata={"review_source": {"source": "review_queue", "key": "k"}})
+    StudyTask.objects.filter(id=review.id).update(
+        due_at=now - timedelta(minutes=1), metadata={"review_source": {"source": "review_queue", "key": "k"}}
+    )
     body = api.get("/v1/study-tasks/next").json()
     assert (body["task"]["id"], body["reason"]) == (str(review.id), "A review is due.")
 
