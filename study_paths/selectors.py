@@ -51,14 +51,14 @@ class NextTask:
 
 
 def study_task_next_for(*, learner_id: str, now: datetime) -> NextTask:
-    """The task to do now across the learner's active paths: one already started, else a due
-    review, else the earliest due task in path order (one query; two when there is none, to say why)."""
+    """The task to do now across the learner's active paths: one already started, else the plan's
+    next (the earliest due, in path order). Due reviews come first through the plan itself: the
+    planner puts them at the head of the tail whenever they fit the difficulty chain, and serving
+    one out of the plan's order could break its +1 rule (one query; two when there is none, to
+    say why)."""
     order = Case(
         When(status__in=(TaskStatus.IN_PROGRESS, TaskStatus.SUBMITTED), then=Value(0)),
-        # Reviews from the review queue only: a step-down or climbing review has its place in
-        # the plan's difficulty chain and is served there.
-        When(kind=TaskKind.REVIEW, due_at__lte=now, metadata__review_source__source=QUEUE_REVIEW_SOURCE, then=Value(1)),
-        default=Value(2),
+        default=Value(1),
         output_field=IntegerField(),
     )
     task = (

@@ -84,8 +84,9 @@ class StudyTaskViewSet(viewsets.GenericViewSet):
         operation_id="study_tasks_next",
         summary="The next study task to do",
         description=(
-            "Across your active study paths: a task you started, else a due review, else the next task "
-            "of the plan. Never 404: when there is no task, `task` is null and `reason` says why."
+            "Across your active study paths: a task you started, else the next task of the plan (due "
+            "reviews are placed first in the plan wherever they fit its difficulty steps). "
+            "Never 404: when there is no task, `task` is null and `reason` says why."
         ),
         tags=["study-tasks"],
         responses={200: StudyTaskNextSerializer, **error_responses()},

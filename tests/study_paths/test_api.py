@@ -85,7 +85,7 @@ def test_endpoints_need_a_token(client) -> None:
     assert client.get("/v1/study-tasks/next").status_code == 401
 
 
-def test_next_is_the_first_task_then_a_due_review_and_never_another_learners(api, learner_client) -> None:
+def test_next_follows_the_plan_says_when_a_review_is_due_and_never_another_learners(api, learner_client) -> None:
     publish_ladder()
     now = timezone.now()
     path = study_path_create(learner_id="alice", track="ladder", config={"batch_size": 3}, seed=7)
@@ -94,13 +94,13 @@ def test_next_is_the_first_task_then_a_due_review_and_never_another_learners(api
     body = api.get("/v1/study-tasks/next").json()
     assert (body["task"]["id"], body["reason"]) == (str(_pending(path)[0].id), "Next in your study path.")
 
-    # A review from the review queue that has come due goes first; a review the plan placed (a
-    # step down, a climb) keeps its place in the plan's difficulty chain.
+    # The plan's order decides (the planner puts due reviews first wherever they fit the +1
+    # rule); the reason says when the task is a due review from the review queue.
     study_path_advance(task=_pending(path)[0], verdict="passed")
-    review = _pending(path)[-1]
+    review = _pending(path)[0]
     StudyTask.objects.filter(id=review.id).update(kind="review", metadata={"review_source": {"source": "climb"}})
     body = api.get("/v1/study-tasks/next").json()
-    assert (body["task"]["id"], body["reason"]) == (str(_pending(path)[0].id), "Next in your study path.")
+    assert (body["task"]["id"], body["reason"]) == (str(review.id), "Next in your study path.")
     StudyTask.objects.filter(id=review.id).update(
         due_at=now - timedelta(minutes=1), metadata={"review_source": {"source": "review_queue", "key": "k"}}
     )
