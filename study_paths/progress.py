@@ -52,7 +52,7 @@ def _seconds(value: timedelta | None) -> float:
 
 def planned_tasks(**filters: Any) -> QuerySet[StudyTask]:
     """Tasks a replanning did not drop (no ordering: the aggregates group on their own keys)."""
-    return StudyTask.objects.filter(**filters).exclude(metadata__replanned=True).order_by()
+    return StudyTask.objects.filter(**filters).exclude(metadata__has_key="replanned").order_by()
 
 
 _DURATION = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
