@@ -17,7 +17,7 @@ from django.db import transaction
 
 from study_paths.attempts import study_task_verdict_record
 from study_paths.lifecycle import study_task_act
-from study_paths.models import StudyPath, StudyTask
+from study_paths.models import StudyPath, StudyTask, TaskEvaluation
 from submissions.models import Submission
 from submissions.origins import STUDY_TASK_ORIGIN, AttemptVerdict
 from tests.tracks.factories import add_problem, pack_document, publish
@@ -238,3 +238,27 @@ def expected_progress(history: History, today: date) -> dict[str, Any]:
             "last_pass_day": previous.isoformat() if previous else None,
         },
     }
+
+
+def grade(task: StudyTask, attempts: tuple[bool, ...], at: datetime) -> None:
+    """Give a task graded attempts straight in the rows (no replanning): its evaluations, and
+    `passed` when the last attempt passed, else `failed` — for histories of many learners."""
+    for index, passed in enumerate(attempts):
+        submission = Submission.objects.create(
+            learner_id=task.learner_id,
+            origin=STUDY_TASK_ORIGIN,
+            origin_id=task.id,
+            problem_id=task.problem_id,
+            problem_ref=task.problem_ref,
+            subject="coding",
+            payload={},
+            payload_sha256="0" * 64,
+            status="passed" if passed else "failed",
+            finished_at=at,
+        )
+        TaskEvaluation.objects.create(
+            task=task, submission=submission, score=1.0 if passed else 0.25, created_at=at + timedelta(seconds=index)
+        )
+    StudyTask.objects.filter(id=task.id).update(
+        status="passed" if attempts[-1] else "failed", attempt_count=len(attempts), started_at=at, finished_at=at
+    )
