@@ -5,9 +5,14 @@ duration histogram's helper."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import time_machine
@@ -137,3 +142,32 @@ def test_the_export_duration_helper_observes_by_format() -> None:
     total = ("co_export_duration_seconds_sum", frozenset({"format": "csv"}.items()))
     assert after[key] - before.get(key, 0) == 2
     assert after[total] - before.get(total, 0) == 1.5
+
+
+def test_in_multiprocess_mode_the_latest_count_wins_over_an_older_process(tmp_path: Path) -> None:
+    """Two processes of a host set the gauges one after the other (the job in a worker, a web
+    scrape from the cache): the scrape reports the later values, not a sum or the larger one."""
+    code = """
+        import os, sys, time
+        from co_project import metrics
+        metrics.learning_gauges_set(
+            tasks_by_status={{"pending": {pending}, "in_progress": 0, "submitted": 0}}, review_backlog={backlog}, counted_at={at}
+        )
+        time.sleep(0.01)
+    """
+    env = {**os.environ, "CO_METRICS_DIR": str(tmp_path), "CO_ENV": "test"}
+    for pending, backlog, at in ((50, 9, 100.0), (20, 3, 160.0)):
+        source = textwrap.dedent(code.format(pending=pending, backlog=backlog, at=at))
+        subprocess.run([sys.executable, "-c", source], env=env, check=True, timeout=60)
+    scrape_code = "from co_project import metrics; print(metrics.metrics_exposition()[0].decode())"
+    text = subprocess.run(
+        [sys.executable, "-c", scrape_code], env=env, check=True, timeout=60, capture_output=True, text=True
+    ).stdout
+    samples = {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    assert samples[("co_study_tasks", frozenset({"status": "pending"}.items()))] == 20
+    assert samples[("co_review_backlog", frozenset())] == 3
+    assert samples[("co_learning_gauges_updated_timestamp_seconds", frozenset())] == 160.0
