@@ -132,6 +132,9 @@ class StudyTask(models.Model):
             # The learner's task list and its filters (status, kind, module, due window), cursor on (created_at, id).
             models.Index(fields=("learner_id", "status", "due_at"), name="study_task_learner_status_due"),
             models.Index(fields=("learner_id", "-created_at", "id"), name="study_task_learner_created"),
+            # The task list's pages in plan order (StudyTaskPagination: created_at, position, id): a
+            # page reads its rows in order instead of sorting all of the learner's tasks.
+            models.Index(fields=("learner_id", "created_at", "position", "id"), name="study_task_learner_plan_order"),
             models.Index(fields=("learner_id", "kind"), name="study_task_learner_kind"),
             models.Index(fields=("learner_id", "module"), name="study_task_learner_module"),
             # The expiry sweep.
