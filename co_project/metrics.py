@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import functools
 import glob
+import logging
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +59,8 @@ if METRICS_DIR:
     # prometheus_client's per-process files, named by service and pid (see the module docstring).
     values.ValueClass = values.MultiProcessValue(process_identifier=_process_identity)
 disable_created_metrics()  # `_created` series: nothing here reads them, and multiprocess mode has none
+
+logger = logging.getLogger("co.metrics")
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -112,6 +116,41 @@ CELERY_TASKS = Counter(
     "co_celery_tasks_total", "Celery task outcomes, counted by the worker.", ["task", "outcome"], registry=REGISTRY
 )
 
+# Study paths. Completions count each task's verdict once, when it commits.
+STUDY_TASK_COMPLETIONS = Counter(
+    "co_study_task_completions_total",
+    "Study tasks that got their verdict, by kind and outcome (passed, failed, skipped, expired).",
+    ["kind", "outcome"],
+    registry=REGISTRY,
+)
+# Whole-deployment figures, counted by a periodic job (study_paths.learning_gauges_refresh) and
+# kept in the cache; every scrape reports the latest count, so every process and host reports the
+# same value: aggregate them with max(), never sum(). `mostrecent`: the last value any process of
+# the host set wins (an older process's stale value does not).
+STUDY_TASKS = Gauge(
+    "co_study_tasks",
+    "Open study tasks of active paths by status (pending, in_progress, submitted).",
+    ["status"],
+    multiprocess_mode="mostrecent",
+    registry=REGISTRY,
+)
+REVIEW_BACKLOG = Gauge(
+    "co_review_backlog", "Review items due now and not reviewed yet.", multiprocess_mode="mostrecent", registry=REGISTRY
+)
+LEARNING_GAUGES_UPDATED = Gauge(
+    "co_learning_gauges_updated_timestamp_seconds",
+    "When co_study_tasks and co_review_backlog were last counted (Unix time).",
+    multiprocess_mode="mostrecent",
+    registry=REGISTRY,
+)
+EXPORT_DURATION = Histogram(
+    "co_export_duration_seconds",
+    "Time to stream a study-task export to its end, by format.",
+    ["format"],
+    buckets=(0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0),
+    registry=REGISTRY,
+)
+
 
 # --- recording ---------------------------------------------------------------------------------
 
@@ -161,6 +200,42 @@ def celery_task_observe(*, task: str, outcome: str) -> None:
     CELERY_TASKS.labels(task, outcome).inc()
 
 
+def study_task_completion_observe(*, kind: str, outcome: str, count: int = 1) -> None:
+    """Tasks that got their verdict (call once it is committed)."""
+    STUDY_TASK_COMPLETIONS.labels(kind, outcome).inc(count)
+
+
+def export_duration_observe(*, export_format: str, seconds: float) -> None:
+    """One export streamed to its end (json, csv, revlog): call when the last chunk is sent."""
+    EXPORT_DURATION.labels(export_format).observe(max(0.0, seconds))
+
+
+def learning_gauges_set(*, tasks_by_status: dict[str, int], review_backlog: int, counted_at: float) -> None:
+    """The latest whole-deployment counts (from the periodic job, or the cache at scrape time)."""
+    for status, count in tasks_by_status.items():
+        STUDY_TASKS.labels(status).set(count)
+    REVIEW_BACKLOG.set(review_backlog)
+    LEARNING_GAUGES_UPDATED.set(counted_at)
+
+
+# Functions run before each scrape of /metrics, to bring gauges kept elsewhere (the cache) up to
+# date in the scraping process. Apps register theirs in AppConfig.ready (co_project imports no app).
+_scrape_hooks: list[Callable[[], None]] = []
+
+
+def scrape_hook_register(hook: Callable[[], None]) -> None:
+    if hook not in _scrape_hooks:
+        _scrape_hooks.append(hook)
+
+
+def _scrape_hooks_run() -> None:
+    for hook in _scrape_hooks:
+        try:
+            hook()
+        except Exception:  # a scrape still reports everything else (and the gauges' last values)
+            logger.warning("a metrics scrape hook failed", exc_info=True)
+
+
 # --- the directory's life (multiprocess mode) -----------------------------------------------------
 
 
@@ -202,6 +277,7 @@ def _process_alive(pid: str) -> bool:
 
 def metrics_exposition() -> tuple[bytes, str]:
     """(body, content type) of a scrape: every process's values in multiprocess mode, else this one's."""
+    _scrape_hooks_run()
     if METRICS_DIR:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=METRICS_DIR)

@@ -426,6 +426,13 @@ CO_MOCK_SWEEP_SECONDS = env.float("CO_MOCK_SWEEP_SECONDS", default=15.0)
 CO_REVIEW_SURFACE_SECONDS = env.float("CO_REVIEW_SURFACE_SECONDS", default=300.0)
 # How often study tasks past their expiry are marked `expired` (study_paths.expire_tasks).
 CO_STUDY_TASK_EXPIRY_SECONDS = env.float("CO_STUDY_TASK_EXPIRY_SECONDS", default=300.0)
+# Peer comparison (GET /v1/study-paths/{id}/progress?compare=peers): a module shows percentiles
+# only once this many learners of the track have a graded attempt in it; the distributions are
+# recomputed by study_paths.peer_distributions_refresh this often.
+CO_PEER_MIN_COHORT = env.int("CO_PEER_MIN_COHORT", default=20)
+CO_PEER_REFRESH_SECONDS = env.float("CO_PEER_REFRESH_SECONDS", default=3600.0)
+# How often the open-task and review-backlog gauges of /metrics are counted.
+CO_LEARNING_GAUGES_SECONDS = env.float("CO_LEARNING_GAUGES_SECONDS", default=60.0)
 
 # Without a broker the serving process runs CELERY_BEAT_SCHEDULE itself (co_project/beat.py);
 # not in the test process, whose tests run the periodic tasks they mean to.
@@ -435,6 +442,8 @@ CELERY_BEAT_SCHEDULE = {
     "sessions-finish-expired-mocks": {"task": "sessions.finish_expired_mocks", "schedule": CO_MOCK_SWEEP_SECONDS},
     "personalization-surface-due-reviews": {"task": "personalization.surface_due_reviews", "schedule": CO_REVIEW_SURFACE_SECONDS},
     "study-paths-expire-tasks": {"task": "study_paths.expire_tasks", "schedule": CO_STUDY_TASK_EXPIRY_SECONDS},
+    "study-paths-peer-distributions": {"task": "study_paths.peer_distributions_refresh", "schedule": CO_PEER_REFRESH_SECONDS},
+    "study-paths-learning-gauges": {"task": "study_paths.learning_gauges_refresh", "schedule": CO_LEARNING_GAUGES_SECONDS},
 }
 
 # Course packs shipped with the repository, imported by `manage.py seed`.

@@ -67,6 +67,9 @@ class ReviewItem(models.Model):
         indexes = [
             models.Index(fields=("learner_id", "retired_at", "next_due_at"), name="review_learner_due"),
             models.Index(fields=("next_due_at",), name="review_due"),
+            # The review backlog (co_review_backlog): due items not retired, without reading the
+            # retired ones, which pile up with the history.
+            models.Index(fields=("next_due_at",), condition=Q(retired_at__isnull=True), name="review_active_due"),
         ]
         constraints = [
             models.UniqueConstraint(fields=("learner_id", "problem"), name="review_item_unique"),

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from personalization.models import Mastery, MasteryKeyType, ReviewItem
@@ -100,3 +101,29 @@ def reviews_due(*, learner_id: str, now: datetime | None = None) -> tuple[DueRev
     return tuple(
         DueReview(problem_id=str(pid), reason=reason, bucket=bucket, due_at=due_at) for pid, reason, bucket, due_at in rows
     )
+
+
+def review_load_by_day(*, learner_id: str, start: datetime, days: int) -> list[tuple[date, int]]:
+    """Active review items falling due on each of `days` UTC days from `start` (midnight UTC),
+    overdue ones counted on the first day — the reviews waiting for the learner (one query,
+    one row a day: bounded by the catalogue, not by the history)."""
+    end = start + timedelta(days=days)
+    rows = (
+        ReviewItem.objects.filter(learner_id=learner_id, retired_at__isnull=True, next_due_at__lt=end)
+        .annotate(day=TruncDate("next_due_at", tzinfo=UTC))
+        .order_by()
+        .values("day")
+        .annotate(items=Count("id"))
+        .values_list("day", "items")
+    )
+    load = {start.date() + timedelta(days=offset): 0 for offset in range(days)}
+    for day, items in rows:
+        key = max(day, start.date())
+        load[key] += items
+    return sorted(load.items())
+
+
+def review_backlog_count(*, now: datetime) -> int:
+    """Active review items already due, over all learners (the operators' backlog gauge; one
+    range scan of the due-time index)."""
+    return ReviewItem.objects.filter(retired_at__isnull=True, next_due_at__lte=now).count()

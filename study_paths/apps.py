@@ -15,6 +15,10 @@ class StudyPathsConfig(AppConfig):
 
         origin_register(StudyTaskOrigin())
         hint_origin_register(StudyTaskHintOrigin())
+        from co_project.metrics import scrape_hook_register
+        from study_paths.monitoring import learning_gauges_from_cache
+
+        scrape_hook_register(learning_gauges_from_cache)
 
 
 def check_study_path_algorithm(app_configs: object = None, **kwargs: object) -> list[checks.CheckMessage]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.db.models import Max
 
-from study_paths import cache
+from study_paths import cache, monitoring
 from study_paths.models import StudyTask, TaskEvent, TaskEventType
 
 
@@ -57,7 +57,10 @@ def task_events_append(*, events: Sequence[TaskEventSpec], at: datetime, new_tas
             )
         )
     created = TaskEvent.objects.bulk_create(rows)
+    # Every task write passes here: the learner's cached read models (active path, progress,
+    # dashboard) are forgotten, and verdicts are counted for /metrics once they commit.
     cache.active_path_forget(spec.task.learner_id for spec in events)
+    monitoring.completions_count(events)
     return created
 
 

@@ -169,7 +169,7 @@ def study_tasks_expire(*, now: datetime | None = None, batch: int = 1000) -> int
                 StudyTask.objects.select_for_update(skip_locked=True, of=("self",))
                 .filter(status__in=EXPIRING_STATUSES, expires_at__lt=now, path__status=StudyPathStatus.ACTIVE)
                 .order_by("expires_at", "id")
-                .only("id", "path_id", "learner_id", "status", "expires_at")[:batch]
+                .only("id", "path_id", "learner_id", "kind", "status", "expires_at")[:batch]
             )
             if not tasks:
                 return total

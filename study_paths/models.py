@@ -132,6 +132,9 @@ class StudyTask(models.Model):
             # The learner's task list and its filters (status, kind, module, due window), cursor on (created_at, id).
             models.Index(fields=("learner_id", "status", "due_at"), name="study_task_learner_status_due"),
             models.Index(fields=("learner_id", "-created_at", "id"), name="study_task_learner_created"),
+            # The task list's pages in plan order (StudyTaskPagination: created_at, position, id): a
+            # page reads its rows in order instead of sorting all of the learner's tasks.
+            models.Index(fields=("learner_id", "created_at", "position", "id"), name="study_task_learner_plan_order"),
             models.Index(fields=("learner_id", "kind"), name="study_task_learner_kind"),
             models.Index(fields=("learner_id", "module"), name="study_task_learner_module"),
             # The expiry sweep.
@@ -227,3 +230,23 @@ class TaskEvaluation(models.Model):
 
     def __str__(self) -> str:
         return f"evaluation of {self.task_id}: {self.score:.2f}"
+
+
+class PeerModuleDistribution(models.Model):
+    """How the learners of a track did in one of its modules, as anonymous value counts (seeds/004
+    CO-003-025): `[[value, learners], …]` ascending, never who. Rewritten by the periodic job
+    `study_paths.peer_distributions_refresh`; read to place one learner among their peers."""
+
+    track = models.ForeignKey("tracks.Track", on_delete=models.CASCADE, related_name="+")
+    module = models.ForeignKey("tracks.Module", on_delete=models.CASCADE, related_name="+")
+    contributors = models.PositiveIntegerField(help_text="Learners with at least one graded attempt in the module.")
+    accuracy_counts = models.JSONField(default=list, help_text="[[accuracy 0–1, learners], …] ascending.")
+    completed_counts = models.JSONField(default=list, help_text="[[completed tasks, learners], …] ascending.")
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ("track", "module")
+        constraints = [models.UniqueConstraint(fields=("track", "module"), name="peer_distribution_unique")]
+
+    def __str__(self) -> str:
+        return f"peers of {self.module_id}: {self.contributors} learners"

@@ -21,7 +21,12 @@ from co_project.errors import InvalidInput, NotFound
 from co_project.openapi import error_responses
 from co_project.pagination import ItemsCursorPagination
 from co_project.throttles import LearnerRateThrottle
-from study_paths import attempts, cache, lifecycle, selectors, services
+from study_paths import attempts, cache, lifecycle, peers, progress, selectors, services
+from study_paths.progress_serializers import (
+    LearnerDashboardSerializer,
+    StudyPathProgressQuerySerializer,
+    StudyPathProgressSerializer,
+)
 from study_paths.serializers import (
     STUDY_TASK_PAYLOADS,
     StudyPathActiveQuerySerializer,
@@ -376,3 +381,166 @@ class StudyTaskHintView(APIView):
             "expires_at": started.turn.token_expires_at,
         }
         return Response(TutorTurnStartedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
+
+
+# --- progress analytics, dashboard, peer comparison (seeds/004 CO-003-011, 025)
+
+_PROGRESS_EXAMPLE = {
+    "path_id": "5b0f4f7e-8c1d-4c6a-9a57-1f2e3d4c5b6a",
+    "track": {"id": "0e6a1c2b-3d4e-4f50-8a9b-7c6d5e4f3a2b", "slug": "coding-interview-meta", "title": "Meta coding interview"},
+    "status": "active",
+    "modules": {
+        "arrays-strings": {
+            "id": "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a",
+            "title": "Arrays and strings",
+            "completed": 15,
+            "total": 25,
+            "passed": 12,
+            "accuracy": 0.7333,
+            "avg_time_seconds": 1200,
+            "time_spent_seconds": 18000,
+            "attempts": 15,
+        }
+    },
+    "topics": {
+        "arrays": {
+            "completed": 9,
+            "total": 14,
+            "passed": 7,
+            "accuracy": 0.7,
+            "avg_time_seconds": 1100,
+            "time_spent_seconds": 9900,
+            "attempts": 10,
+        }
+    },
+    "totals": {
+        "completed": 15,
+        "total": 25,
+        "passed": 12,
+        "accuracy": 0.7333,
+        "avg_time_seconds": 1200,
+        "time_spent_seconds": 18000,
+        "attempts": 15,
+    },
+    "overall_accuracy": 0.7333,
+    "current_difficulty": 3,
+    "difficulty_progression": {
+        "by_task": [
+            {
+                "task_id": "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+                "position": 14,
+                "module": "arrays-strings",
+                "kind": "practice",
+                "difficulty": 3,
+                "status": "passed",
+                "finished_at": "2026-03-02T18:20:00+00:00",
+            }
+        ],
+        "by_day": [{"day": "2026-03-02", "completed": 3, "passed": 2, "avg_difficulty": 2.67, "max_difficulty": 3}],
+    },
+    "streaks": {"current_days": 4, "longest_days": 9, "last_pass_day": "2026-03-02"},
+}
+_PEERS_EXAMPLE = {
+    "min_cohort": 20,
+    "computed_at": "2026-03-02T18:00:00+00:00",
+    "modules": {
+        "arrays-strings": {"contributors": 48, "accuracy_percentile": 62.5, "completed_percentile": 71.9, "reason": None},
+        "graphs": {
+            "contributors": None,
+            "accuracy_percentile": None,
+            "completed_percentile": None,
+            "reason": "Fewer than 20 learners of this track have a graded attempt in this module yet.",
+        },
+    },
+}
+
+
+class StudyPathProgressView(APIView):
+    @extend_schema(
+        operation_id="study_paths_progress",
+        summary="Progress analytics of one of your study paths",
+        description=(
+            "Per module (by slug, in the track's order): `completed` (tasks graded passed or failed), `total` "
+            "(tasks planned; a replanning's dropped tasks do not count), `accuracy` (share of graded attempts that "
+            "passed), `avg_time_seconds` and `time_spent_seconds` (start to verdict of completed tasks); the same "
+            "by topic and for the whole path; `overall_accuracy`; `current_difficulty` (the task you are on, else "
+            "the last completed one); the difficulty progression per task (latest 100) and per UTC day; streaks "
+            "(consecutive UTC days with a passed task). Cached; every task verdict or change shows at once. "
+            "`?compare=peers` adds your anonymous percentile per module among the track's learners, computed "
+            "periodically, shown only when at least `CO_PEER_MIN_COHORT` learners contributed (else a reason)."
+        ),
+        tags=["study-paths"],
+        parameters=[PATH_ID, StudyPathProgressQuerySerializer],
+        responses={200: StudyPathProgressSerializer, **error_responses(400, 404)},
+        examples=[
+            OpenApiExample("progress", value=_PROGRESS_EXAMPLE, response_only=True),
+            OpenApiExample("with ?compare=peers", value={**_PROGRESS_EXAMPLE, "peers": _PEERS_EXAMPLE}, response_only=True),
+        ],
+    )
+    def get(self, request: Request, path_id: str) -> Response:
+        query = StudyPathProgressQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        answer = progress.study_path_progress(learner_id=request.user.id, path_id=_uuid(path_id, "study path"))
+        if query.validated_data.get("compare") == "peers":
+            modules = {uuid.UUID(module["id"]): slug for slug, module in answer["modules"].items()}
+            answer = {
+                **answer,
+                "peers": peers.peer_comparison(
+                    learner_id=request.user.id, track_id=uuid.UUID(answer["track"]["id"]), module_slugs=modules
+                ),
+            }
+        return Response(answer)
+
+
+class LearnerDashboardView(APIView):
+    @extend_schema(
+        operation_id="study_paths_dashboard",
+        summary="Your dashboard: every study path, what is due today, done this week, mastery, review load",
+        description=(
+            "Every path of yours (newest first) with its task counts, what is due today (open tasks of active "
+            "paths due before the end of the UTC day, overdue included) and done this week (completed since "
+            "Monday 00:00 UTC); your mastery per topic (0–100, as `GET /v1/mastery`) and the review items "
+            "falling due on each of the next 7 days (overdue ones on today). Cached; every task verdict or "
+            "change shows at once."
+        ),
+        tags=["study-paths"],
+        responses={200: LearnerDashboardSerializer, **error_responses()},
+        examples=[
+            OpenApiExample(
+                "dashboard",
+                value={
+                    "day": "2026-03-04",
+                    "week_start": "2026-03-02",
+                    "due_today": 2,
+                    "done_this_week": 5,
+                    "paths": [
+                        {
+                            "id": "5b0f4f7e-8c1d-4c6a-9a57-1f2e3d4c5b6a",
+                            "track": {
+                                "id": "0e6a1c2b-3d4e-4f50-8a9b-7c6d5e4f3a2b",
+                                "slug": "coding-interview-meta",
+                                "title": "Meta coding interview",
+                            },
+                            "status": "active",
+                            "tasks": {"total": 25, "completed": 15, "passed": 12},
+                            "due_today": 2,
+                            "done_this_week": 5,
+                        }
+                    ],
+                    "mastery_by_topic": {"arrays": 72, "hash-map": 55},
+                    "review_load": [
+                        {"day": "2026-03-04", "reviews": 3},
+                        {"day": "2026-03-05", "reviews": 0},
+                        {"day": "2026-03-06", "reviews": 1},
+                        {"day": "2026-03-07", "reviews": 0},
+                        {"day": "2026-03-08", "reviews": 2},
+                        {"day": "2026-03-09", "reviews": 0},
+                        {"day": "2026-03-10", "reviews": 0},
+                    ],
+                },
+                response_only=True,
+            )
+        ],
+    )
+    def get(self, request: Request) -> Response:
+        return Response(progress.learner_dashboard(learner_id=request.user.id))

@@ -280,7 +280,13 @@ def test_processes_of_two_services_add_up_and_each_service_clears_only_its_own_f
     scraped = _scrape_of(tmp_path)
     assert (scraped[passed], scraped[evaluated], scraped[streams]) == (1, 1, 1)  # the second web start cleared the first's
     assert sorted(path.name for path in tmp_path.glob("*_web-*.db")) == sorted(
-        [f"counter_web-{second_web}.db", f"gauge_livesum_web-{second_web}.db", f"histogram_web-{second_web}.db"]
+        [
+            f"counter_web-{second_web}.db",
+            f"gauge_livesum_web-{second_web}.db",
+            # The study-path gauges without labels (co_review_backlog…) have their file from the start.
+            f"gauge_mostrecent_web-{second_web}.db",
+            f"histogram_web-{second_web}.db",
+        ]
     )
     assert not list(tmp_path.glob(f"*_web-{first_web}.db"))
 
