@@ -94,9 +94,7 @@ class StudyPath(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
     completed_at = models.DateTimeField(null=True, blank=True)
     # Set only on rows `migrate_sessions_to_study_tasks` created (study_paths/migration_from_sessions.py).
-    migration_batch = models.ForeignKey(
-        SessionMigrationBatch, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
+    migration_batch = models.ForeignKey(SessionMigrationBatch, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
 
     class Meta:
         ordering = ("-created_at", "id")
@@ -147,9 +145,7 @@ class StudyTask(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     # Set only on rows `migrate_sessions_to_study_tasks` created (study_paths/migration_from_sessions.py).
-    migration_batch = models.ForeignKey(
-        SessionMigrationBatch, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
+    migration_batch = models.ForeignKey(SessionMigrationBatch, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
 
     class Meta:
         ordering = ("path", "position")
@@ -198,9 +194,7 @@ class TaskEvent(models.Model):
     payload = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     # Set only on rows `migrate_sessions_to_study_tasks` created (study_paths/migration_from_sessions.py).
-    migration_batch = models.ForeignKey(
-        SessionMigrationBatch, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
+    migration_batch = models.ForeignKey(SessionMigrationBatch, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
 
     class Meta:
         ordering = ("task", "sequence")
@@ -236,9 +230,7 @@ class TaskEvaluation(models.Model):
     partial = models.BooleanField(default=False, help_text="Some tests did not run (a timeout or a crash cut the run short).")
     created_at = models.DateTimeField(default=timezone.now)
     # Set only on rows `migrate_sessions_to_study_tasks` created (study_paths/migration_from_sessions.py).
-    migration_batch = models.ForeignKey(
-        SessionMigrationBatch, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
+    migration_batch = models.ForeignKey(SessionMigrationBatch, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
 
     class Meta:
         ordering = ("task", "created_at")
