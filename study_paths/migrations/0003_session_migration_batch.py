@@ -64,6 +64,17 @@ def original_triggers(apps, schema_editor) -> None:
     append_only.create_triggers(apps, schema_editor)
 
 
+def drop_triggers(apps, schema_editor) -> None:
+    """The triggers as they stand after this migration, dropped (tests lift them to flush SQLite)."""
+    append_only.drop_triggers(apps, schema_editor)
+
+
+def create_triggers(apps, schema_editor) -> None:
+    """The triggers as they stand after this migration."""
+    append_only.create_triggers(apps, schema_editor)
+    allow_batch_deletes(apps, schema_editor)
+
+
 def nothing(apps, schema_editor) -> None:
     return None
 

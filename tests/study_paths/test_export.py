@@ -4,6 +4,7 @@ per chunk."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -17,6 +18,7 @@ from study_paths.services import study_path_create
 from submissions.models import Submission
 from tests.study_paths.factories import publish_wide_track
 from tests.study_paths.test_api import _envelope
+from tests.study_paths.test_attempts import _task_events_cleared  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -275,3 +277,46 @@ def test_three_queries_a_chunk_whatever_the_history(api, settings, django_assert
             body = _body(response)
         marker = b"\r\ntask," if export_format == "csv" else b'"sequence": 1,'
         assert body.count(marker) == tasks
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("_task_events_cleared")
+def test_under_asgi_the_file_is_sent_chunk_by_chunk_as_it_is_read(make_token, settings, recwarn) -> None:
+    """Through the ASGI application the production server runs: each chunk is its own body message,
+    and Django's fallback that first collects a synchronous stream in a list (and warns) is not used."""
+    from co_project.asgi import application
+
+    settings.CO_EXPORT_CHUNK_SIZE = 2
+    publish_wide_track("wide", modules=2, per_module=3)
+    _history(tasks=5)
+    messages: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        messages.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/v1/study-tasks/export",
+        "raw_path": b"/v1/study-tasks/export",
+        "query_string": b"format=csv",
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), (b"authorization", f"Bearer {make_token('alice')}".encode())],
+        "client": ("127.0.0.1", 1234),
+        "server": ("testserver", 80),
+    }
+    asyncio.run(application(scope, receive, send))
+
+    assert messages[0]["type"] == "http.response.start" and messages[0]["status"] == 200
+    bodies = [m for m in messages[1:] if m.get("body")]
+    assert len(bodies) == 4  # the header, then 3 chunks of tasks (2, 2, 1)
+    assert messages[-1] == {"type": "http.response.body"}
+    text = b"".join(m["body"] for m in bodies).decode()
+    assert text.count("\r\ntask,") == 5
+    assert not [w for w in recwarn if "must consume synchronous iterators" in str(w.message)]
