@@ -7,6 +7,10 @@ query is kept open between chunks (nothing ties a chunk to the thread or connect
 before). Only what the learner has already seen is written: evaluations hold counts, categories
 and visible-test outcomes; hidden tests never reach a task's rows.
 
+The ORM builds each query; its rows are read straight from the driver and turned into text here
+(ids, ISO 8601 times, JSON columns kept as the JSON text the database holds), because turning
+every value into a Python object and back is most of the cost of a large export (bench/export.py).
+
 Formats are looked up in `EXPORT_FORMATS`; a new one is one entry there.
 """
 
@@ -17,13 +21,14 @@ import io
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q
+from django.db import connections
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from study_paths.models import StudyTask, TaskEvaluation, TaskEvent
@@ -75,9 +80,47 @@ class ExportRange:
 
 @dataclass(frozen=True)
 class ExportedTask:
+    """One task's rows as text: ids and times (ISO 8601) as strings, JSON columns (`topics`,
+    `failed_categories`, `visible_details`, `payload`) as JSON text; numbers as numbers."""
+
     task: dict[str, Any]
     evaluations: list[dict[str, Any]]
     events: list[dict[str, Any]]
+
+
+def _uuid_text(value: Any) -> str:
+    """SQLite holds a UUID as 32 hex digits, PostgreSQL's driver gives a UUID."""
+    if isinstance(value, str):
+        if len(value) == 32:
+            return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
+        return value
+    return str(value)
+
+
+def _time_text(value: Any) -> str | None:
+    """SQLite's driver gives a naive datetime in UTC (Django's converter), PostgreSQL's an aware
+    one in the connection's zone (UTC, Django sets it): both become `2026-03-01T08:00:00[.ffffff]+00:00`,
+    as the API writes times. (Text, as SQLite stores it, when no converter ran.)"""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.replace(" ", "T", 1) + "+00:00"
+    if value.tzinfo is None:  # SQLite's converter: naive, in UTC
+        return value.isoformat() + "+00:00"
+    return value.isoformat()
+
+
+def _json_text(value: Any) -> str:
+    """The JSON column as JSON text (Django reads jsonb as text on PostgreSQL, SQLite stores text)."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _driver_rows(queryset: QuerySet, fields: Sequence[str]) -> list[tuple[Any, ...]]:
+    """The query the ORM builds, its rows as the driver returns them (no per-value converters)."""
+    sql, params = queryset.values_list(*fields).query.sql_with_params()
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 def study_task_export_chunks(
@@ -101,37 +144,51 @@ def study_task_export_chunks(
         page = tasks
         if after is not None:
             page = page.filter(created_at__gte=after[0]).filter(Q(created_at__gt=after[0]) | Q(id__lt=after[1]))
-        rows = [dict(zip(TASK_FIELDS, values, strict=True)) for values in page.values_list(*TASK_FIELDS)[:size]]
+        rows = [_task_row(values) for values in _driver_rows(page[:size], TASK_FIELDS)]
         if not rows:
             return
         ids = [row["id"] for row in rows]
-        evaluations: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
-        for values in TaskEvaluation.objects.filter(task_id__in=ids).order_by("created_at", "id").values_list(*EVALUATION_FIELDS):
-            evaluations[values[0]].append(dict(zip(EVALUATION_FIELDS[1:], values[1:], strict=True)))
-        events: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
-        for values in TaskEvent.objects.filter(task_id__in=ids).order_by("task_id", "sequence").values_list(*EVENT_FIELDS):
-            events[values[0]].append(dict(zip(EVENT_FIELDS[1:], values[1:], strict=True)))
+        evaluations: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for values in _driver_rows(
+            TaskEvaluation.objects.filter(task_id__in=ids).order_by("created_at", "id"), EVALUATION_FIELDS
+        ):
+            evaluations[_uuid_text(values[0])].append(_evaluation_row(values))
+        events: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for values in _driver_rows(TaskEvent.objects.filter(task_id__in=ids).order_by("task_id", "sequence"), EVENT_FIELDS):
+            events[_uuid_text(values[0])].append(
+                {
+                    "sequence": values[1],
+                    "event_type": values[2],
+                    "payload": _json_text(values[3]),
+                    "created_at": _time_text(values[4]),
+                }
+            )
         yield [ExportedTask(row, evaluations.get(row["id"], []), events.get(row["id"], [])) for row in rows]
         if len(rows) < size:
             return
-        after = (rows[-1]["created_at"], rows[-1]["id"])
+        after = (datetime.fromisoformat(rows[-1]["created_at"]), uuid.UUID(rows[-1]["id"]))
+
+
+def _task_row(values: tuple[Any, ...]) -> dict[str, Any]:
+    row = dict(zip(TASK_FIELDS, values, strict=True))
+    row["id"], row["path_id"] = _uuid_text(row["id"]), _uuid_text(row["path_id"])
+    row["topics"] = _json_text(row["topics"])
+    for name in ("due_at", "created_at", "started_at", "finished_at"):
+        row[name] = _time_text(row[name])
+    return row
+
+
+def _evaluation_row(values: tuple[Any, ...]) -> dict[str, Any]:
+    row = dict(zip(EVALUATION_FIELDS[1:], values[1:], strict=True))
+    row["id"], row["submission_id"] = _uuid_text(row["id"]), _uuid_text(row["submission_id"])
+    row["failed_categories"] = _json_text(row["failed_categories"])
+    row["visible_details"] = _json_text(row["visible_details"])
+    row["partial"] = bool(row["partial"])
+    row["created_at"] = _time_text(row["created_at"])
+    return row
 
 
 # --- formats ---------------------------------------------------------------------------------------
-
-
-def _text(value: Any) -> Any:
-    """A cell or JSON value: times as ISO 8601 (`+00:00`, as the API writes them), ids as text."""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    return value
-
-
-def _json_cell(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=_text)
-
 
 CSV_COLUMNS = (
     "record",
@@ -167,68 +224,48 @@ CSV_COLUMNS = (
     "visible_details",
     "partial",
 )
-_EMPTY = dict.fromkeys(CSV_COLUMNS, "")
+# Columns a record leaves empty: after a task's `at`, between the ids and an evaluation's or
+# event's `at`, after an event's payload.
+_TASK_TAIL = ("",) * 15
+_GAP_BEFORE_AT = ("",) * 13
+_EVENT_TAIL = ("",) * 12
 
 
-def _csv_rows(item: ExportedTask) -> Iterator[list[Any]]:
+def _blank(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def _csv_rows(item: ExportedTask) -> list[tuple[Any, ...]]:
     """A `task` row, then one `evaluation` row per evaluation, then one `event` row per event;
-    each record fills its own columns and leaves the others empty."""
+    each record fills its own columns (CSV_COLUMNS) and leaves the others empty. Plain tuples in
+    column order: this runs for every row of the file."""
     task = item.task
-    task_id, path_id = str(task["id"]), str(task["path_id"])
-    row = dict(
-        _EMPTY,
-        record="task",
-        task_id=task_id,
-        path_id=path_id,
-        track=task["path__track__slug"],
-        module=task["module__slug"],
-        problem=task["problem_ref"],
-        kind=task["kind"],
-        difficulty=task["difficulty"],
-        topics=_json_cell(task["topics"]),
-        position=task["position"],
-        status=task["status"],
-        attempt_count=task["attempt_count"],
-        hint_count=task["hint_count"],
-        due_at=_text(task["due_at"]) or "",
-        started_at=_text(task["started_at"]) or "",
-        finished_at=_text(task["finished_at"]) or "",
-        at=_text(task["created_at"]),
-    )
-    yield list(row.values())
-    for evaluation in item.evaluations:
-        row = dict(
-            _EMPTY,
-            record="evaluation",
-            task_id=task_id,
-            path_id=path_id,
-            at=_text(evaluation["created_at"]),
-            evaluation_id=str(evaluation["id"]),
-            submission_id=str(evaluation["submission_id"]),
-            score=evaluation["score"],
-            runtime_ms="" if evaluation["runtime_ms"] is None else evaluation["runtime_ms"],
-            peak_memory_kb="" if evaluation["peak_memory_kb"] is None else evaluation["peak_memory_kb"],
-            visible_passed=evaluation["visible_passed"],
-            visible_total=evaluation["visible_total"],
-            hidden_passed=evaluation["hidden_passed"],
-            hidden_total=evaluation["hidden_total"],
-            failed_categories=_json_cell(evaluation["failed_categories"]),
-            visible_details=_json_cell(evaluation["visible_details"]),
-            partial="true" if evaluation["partial"] else "false",
+    task_id, path_id = task["id"], task["path_id"]
+    rows = [
+        (
+            "task", task_id, path_id, task["path__track__slug"], task["module__slug"], task["problem_ref"], task["kind"],
+            task["difficulty"], task["topics"], task["position"], task["status"], task["attempt_count"],
+            task["hint_count"], _blank(task["due_at"]), _blank(task["started_at"]), _blank(task["finished_at"]),
+            task["created_at"], *_TASK_TAIL,
         )
-        yield list(row.values())
+    ]  # fmt: skip
+    for e in item.evaluations:
+        rows.append(
+            (
+                "evaluation", task_id, path_id, *_GAP_BEFORE_AT, e["created_at"], "", "", "", e["id"], e["submission_id"],
+                e["score"], _blank(e["runtime_ms"]), _blank(e["peak_memory_kb"]), e["visible_passed"], e["visible_total"],
+                e["hidden_passed"], e["hidden_total"], e["failed_categories"], e["visible_details"],
+                "true" if e["partial"] else "false",
+            )
+        )  # fmt: skip
     for event in item.events:
-        row = dict(
-            _EMPTY,
-            record="event",
-            task_id=task_id,
-            path_id=path_id,
-            at=_text(event["created_at"]),
-            sequence=event["sequence"],
-            event_type=event["event_type"],
-            payload=_json_cell(event["payload"]),
-        )
-        yield list(row.values())
+        rows.append(
+            (
+                "event", task_id, path_id, *_GAP_BEFORE_AT, event["created_at"], event["sequence"], event["event_type"],
+                event["payload"], *_EVENT_TAIL,
+            )
+        )  # fmt: skip
+    return rows
 
 
 def csv_export(*, learner_id: str, window: ExportRange) -> Iterator[bytes]:
@@ -245,28 +282,55 @@ def csv_export(*, learner_id: str, window: ExportRange) -> Iterator[bytes]:
         yield buffer.getvalue().encode()
 
 
-def _json_task(item: ExportedTask) -> dict[str, Any]:
+_encode = json.JSONEncoder().encode  # built once: json.dumps with options builds one per call
+
+
+def _json_object(values: dict[str, Any], raw: dict[str, str]) -> str:
+    """`values` encoded, with `raw` (name → JSON text already) spliced in as they are."""
+    spliced = ", ".join(f'"{name}": {text}' for name, text in raw.items())
+    return _encode(values)[:-1] + ", " + spliced + "}"
+
+
+_TASK_SCALARS = (
+    ("id", "id"),
+    ("path_id", "path_id"),
+    ("track", "path__track__slug"),
+    ("module", "module__slug"),
+    ("problem", "problem_ref"),
+    ("kind", "kind"),
+    ("difficulty", "difficulty"),
+    ("position", "position"),
+    ("status", "status"),
+    ("attempt_count", "attempt_count"),
+    ("hint_count", "hint_count"),
+    ("due_at", "due_at"),
+    ("created_at", "created_at"),
+    ("started_at", "started_at"),
+    ("finished_at", "finished_at"),
+)
+_EVALUATION_JSON = ("failed_categories", "visible_details")
+
+
+def _json_task(item: ExportedTask) -> str:
     task = item.task
-    return {
-        "id": task["id"],
-        "path_id": task["path_id"],
-        "track": task["path__track__slug"],
-        "module": task["module__slug"],
-        "problem": task["problem_ref"],
-        "kind": task["kind"],
-        "difficulty": task["difficulty"],
-        "topics": task["topics"],
-        "position": task["position"],
-        "status": task["status"],
-        "attempt_count": task["attempt_count"],
-        "hint_count": task["hint_count"],
-        "due_at": task["due_at"],
-        "created_at": task["created_at"],
-        "started_at": task["started_at"],
-        "finished_at": task["finished_at"],
-        "evaluations": item.evaluations,
-        "events": item.events,
-    }
+    evaluations = ", ".join(
+        _json_object(
+            {name: value for name, value in e.items() if name not in _EVALUATION_JSON},
+            {name: e[name] for name in _EVALUATION_JSON},
+        )
+        for e in item.evaluations
+    )
+    events = ", ".join(
+        _json_object(
+            {"sequence": ev["sequence"], "event_type": ev["event_type"], "created_at": ev["created_at"]},
+            {"payload": ev["payload"]},
+        )
+        for ev in item.events
+    )
+    return _json_object(
+        {name: task[column] for name, column in _TASK_SCALARS},
+        {"topics": task["topics"], "evaluations": f"[{evaluations}]", "events": f"[{events}]"},
+    )
 
 
 def json_export(*, learner_id: str, window: ExportRange) -> Iterator[bytes]:
@@ -275,14 +339,14 @@ def json_export(*, learner_id: str, window: ExportRange) -> Iterator[bytes]:
     head = {
         "format": "study-tasks",
         "version": 1,
-        "exported_at": timezone.now(),
-        "from": window.start,
-        "to": window.end,
+        "exported_at": timezone.now().isoformat(),
+        "from": window.start.isoformat() if window.start else None,
+        "to": window.end.isoformat() if window.end else None,
     }
-    yield (json.dumps(head, default=_text)[:-1] + ', "tasks": [').encode()
+    yield (_encode(head)[:-1] + ', "tasks": [').encode()
     first = True
     for chunk in study_task_export_chunks(learner_id=learner_id, window=window):
-        body = ", ".join(json.dumps(_json_task(item), default=_text) for item in chunk)
+        body = ", ".join([_json_task(item) for item in chunk])
         yield (body if first else ", " + body).encode()
         first = False
     yield b"]}\n"
