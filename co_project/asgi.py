@@ -95,9 +95,9 @@ class StreamingASGIHandler(ASGIHandler):
             respond = sync_to_async(self._respond, thread_sensitive=False, executor=self._executor)
             response = await respond(scope, body_file)
             if response.streaming and not response.is_async:
-                await self._send_sync_stream(response, send)
-            else:
-                await self.send_response(response, send)
+                await self._send_sync_stream(response, send)  # closes it, in the thread that produced it
+                return
+            await self.send_response(response, send)
         finally:
             body_file.close()
         if response.streaming:  # its content was produced while it was sent
@@ -113,10 +113,15 @@ class StreamingASGIHandler(ASGIHandler):
         await send({"type": "http.response.start", "status": response.status_code, "headers": _headers_of(response)})
 
         def produce() -> None:
-            for part in response:
-                for chunk, _ in self.chunk_bytes(part):
-                    message = {"type": "http.response.body", "body": chunk, "more_body": True}
-                    asyncio.run_coroutine_threadsafe(send(message), loop).result()
+            try:
+                for part in response:
+                    for chunk, _ in self.chunk_bytes(part):
+                        message = {"type": "http.response.body", "body": chunk, "more_body": True}
+                        asyncio.run_coroutine_threadsafe(send(message), loop).result()
+            finally:
+                # `request_finished` here: the database connection the content was read on is
+                # this thread's, and it is checked (CONN_MAX_AGE) where it was used.
+                response.close()
 
         try:
             await sync_to_async(produce, thread_sensitive=False, executor=self._executor)()
