@@ -144,18 +144,19 @@ def study_task_export_chunks(
         page = tasks
         if after is not None:
             page = page.filter(created_at__gte=after[0]).filter(Q(created_at__gt=after[0]) | Q(id__lt=after[1]))
-        rows = [_task_row(values) for values in _driver_rows(page[:size], TASK_FIELDS)]
-        if not rows:
+        raw = _driver_rows(page[:size], TASK_FIELDS)
+        if not raw:
             return
-        ids = [row["id"] for row in rows]
-        evaluations: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        # Grouped by the driver's own id values (hex text or UUID): no conversion per child row.
+        evaluations: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+        events: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+        ids = [values[0] for values in raw]
         for values in _driver_rows(
             TaskEvaluation.objects.filter(task_id__in=ids).order_by("created_at", "id"), EVALUATION_FIELDS
         ):
-            evaluations[_uuid_text(values[0])].append(_evaluation_row(values))
-        events: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            evaluations[values[0]].append(_evaluation_row(values))
         for values in _driver_rows(TaskEvent.objects.filter(task_id__in=ids).order_by("task_id", "sequence"), EVENT_FIELDS):
-            events[_uuid_text(values[0])].append(
+            events[values[0]].append(
                 {
                     "sequence": values[1],
                     "event_type": values[2],
@@ -163,7 +164,8 @@ def study_task_export_chunks(
                     "created_at": _time_text(values[4]),
                 }
             )
-        yield [ExportedTask(row, evaluations.get(row["id"], []), events.get(row["id"], [])) for row in rows]
+        rows = [_task_row(values) for values in raw]
+        yield [ExportedTask(row, evaluations.get(key, []), events.get(key, [])) for key, row in zip(ids, rows, strict=True)]
         if len(rows) < size:
             return
         after = (datetime.fromisoformat(rows[-1]["created_at"]), uuid.UUID(rows[-1]["id"]))
