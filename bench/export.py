@@ -259,11 +259,10 @@ def main() -> None:
 
     engine = "postgresql" if args.db_url.startswith("postgres") else "sqlite"
     raw = min(raw_seconds, raw_again)
-    print(
-        f"machine: {os.cpu_count()} cores; database {engine}; {args.tasks} tasks, 1 evaluation and {args.events_per_task} events each"
-    )
+    shape = f"{args.tasks} tasks, 1 evaluation and {args.events_per_task} events each"
+    print(f"machine: {os.cpu_count()} cores; database {engine}; {shape}")
     print(f"raw cursor → csv.writer: {raw:6.2f} s  {raw_chars / 1e6:6.1f} MB  {raw_rows / raw:9.0f} rows/s  ({raw_rows} rows)")
-    for export_format, (seconds, size, lines, growth_kb) in results.items():
+    for export_format, (seconds, size, _lines, growth_kb) in results.items():
         print(
             f"export {export_format:4s}: {seconds:6.2f} s  {size / 1e6:6.1f} MB  {raw_rows / seconds:9.0f} rows/s   "
             f"throughput vs raw loop {raw / seconds:4.2f}x (target ≥ 0.5x)   "
