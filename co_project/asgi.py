@@ -19,6 +19,7 @@ Two kinds of request, two ways through Django:
   calls share asgiref's one sync thread, and an open stream holds no thread while it waits.
 """
 
+import asyncio
 import gc
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -93,11 +94,40 @@ class StreamingASGIHandler(ASGIHandler):
         try:
             respond = sync_to_async(self._respond, thread_sensitive=False, executor=self._executor)
             response = await respond(scope, body_file)
+            if response.streaming and not response.is_async:
+                await self._send_sync_stream(response, send)  # closes it, in the thread that produced it
+                return
             await self.send_response(response, send)
         finally:
             body_file.close()
         if response.streaming:  # its content was produced while it was sent
             await sync_to_async(response.close, thread_sensitive=False, executor=self._executor)()
+
+    async def _send_sync_stream(self, response, send) -> None:
+        """A streaming response with synchronous content (an export), produced piece by piece in a
+        worker thread as it is sent. Django's own `send_response` would first collect all of it in
+        a list (`sync_to_async(list)`), holding the whole file in memory. Each piece waits for its
+        `send` to return, so the server's flow control holds the producer back when the client
+        reads slowly; the stream keeps a worker thread as long as it lasts, as under WSGI."""
+        loop = asyncio.get_running_loop()
+        await send({"type": "http.response.start", "status": response.status_code, "headers": _headers_of(response)})
+
+        def produce() -> None:
+            try:
+                for part in response:
+                    for chunk, _ in self.chunk_bytes(part):
+                        message = {"type": "http.response.body", "body": chunk, "more_body": True}
+                        asyncio.run_coroutine_threadsafe(send(message), loop).result()
+            finally:
+                # `request_finished` here: the database connection the content was read on is
+                # this thread's, and it is checked (CONN_MAX_AGE) where it was used.
+                response.close()
+
+        try:
+            await sync_to_async(produce, thread_sensitive=False, executor=self._executor)()
+        except OSError:  # the client went away (uvicorn's ClientDisconnected): stop producing
+            return
+        await send({"type": "http.response.body"})
 
     def _respond(self, scope, body_file) -> HttpResponseBase:
         """The whole request in this worker thread, as under WSGI."""
@@ -111,6 +141,19 @@ class StreamingASGIHandler(ASGIHandler):
         if not response.streaming:
             response.close()  # `request_finished`, in the thread that holds the connections
         return response
+
+
+def _headers_of(response: HttpResponseBase) -> list[tuple[bytes, bytes]]:
+    """The response's headers and cookies as ASGI wants them (as `ASGIHandler.send_response`)."""
+    headers = [
+        (
+            header.encode("ascii") if isinstance(header, str) else header,
+            value.encode("latin1") if isinstance(value, str) else value,
+        )
+        for header, value in response.items()
+    ]
+    headers += [(b"Set-Cookie", cookie.OutputString().encode("ascii")) for cookie in response.cookies.values()]
+    return headers
 
 
 class _BoundedBody:

@@ -302,6 +302,12 @@ CO_SSE_MAX_STREAMS = env.int("CO_SSE_MAX_STREAMS", default=2)
 # multiprocess directory, CO_METRICS_DIR, is read by co_project/metrics.py itself.
 CO_METRICS_TOKEN = env.str("CO_METRICS_TOKEN", default="") or None
 
+# --- study-task export (GET /v1/study-tasks/export) ---------------------------------------------
+# Exports per learner, on top of CO_RATE_LIMIT: each one reads the learner's whole history.
+CO_EXPORT_RATE = env.str("CO_EXPORT_RATE", default="5/hour")
+# Tasks read per chunk (three queries a chunk); memory holds one chunk at a time.
+CO_EXPORT_CHUNK_SIZE = env.int("CO_EXPORT_CHUNK_SIZE", default=500)
+
 # --- tutor (tutoring/: hint turns streamed over SSE) ---------------------------------------------
 # Hint requests (POST /v1/tutor/messages) per learner, on top of CO_RATE_LIMIT.
 CO_TUTOR_HINT_RATE = env.str("CO_TUTOR_HINT_RATE", default="20/min")

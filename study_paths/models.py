@@ -54,6 +54,25 @@ class TaskEventType(models.TextChoices):
     EXPIRED = "expired", "Expired"
 
 
+class SessionMigrationBatch(models.Model):
+    """One run of `manage.py migrate_sessions_to_study_tasks` that wrote rows: every path, task,
+    event and evaluation it created carries its id, so `--rollback` removes exactly those."""
+
+    id = models.BigAutoField(primary_key=True)
+    learner_id = models.CharField(max_length=255, blank=True, default="", help_text="`--learner`, when given.")
+    since = models.DateTimeField(null=True, blank=True, help_text="`--since`, when given.")
+    created = models.JSONField(default=dict, blank=True, help_text="Rows created: {paths, tasks, evaluations, events}.")
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    rolled_back_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("id",)
+
+    def __str__(self) -> str:
+        return f"session migration batch {self.id}"
+
+
 class StudyPath(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     learner_id = models.CharField(max_length=255, help_text="The JWT `sub` of the learner.")
@@ -74,6 +93,8 @@ class StudyPath(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # Set only on rows `migrate_sessions_to_study_tasks` created (study_paths/migration_from_sessions.py).
+    migration_batch = models.ForeignKey(SessionMigrationBatch, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
 
     class Meta:
         ordering = ("-created_at", "id")
@@ -123,6 +144,8 @@ class StudyTask(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Set only on rows `migrate_sessions_to_study_tasks` created (study_paths/migration_from_sessions.py).
+    migration_batch = models.ForeignKey(SessionMigrationBatch, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
 
     class Meta:
         ordering = ("path", "position")
@@ -162,7 +185,8 @@ class StudyTask(models.Model):
 
 
 class TaskEvent(models.Model):
-    """One thing that happened to a task. Append-only: the database rejects UPDATE and DELETE."""
+    """One thing that happened to a task. Append-only: the database rejects UPDATE, and DELETE
+    except of a row a session migration batch created (its rollback; migration 0003)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # PROTECT: an event outlives nothing it describes being deleted (the trigger would refuse anyway).
@@ -172,6 +196,8 @@ class TaskEvent(models.Model):
     event_type = models.CharField(max_length=16, choices=TaskEventType.choices)
     payload = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Set only on rows `migrate_sessions_to_study_tasks` created (study_paths/migration_from_sessions.py).
+    migration_batch = models.ForeignKey(SessionMigrationBatch, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
 
     class Meta:
         ordering = ("task", "sequence")
@@ -206,6 +232,8 @@ class TaskEvaluation(models.Model):
     visible_details = models.JSONField(default=list, blank=True, help_text="Per visible test: pass/fail (visible tests only).")
     partial = models.BooleanField(default=False, help_text="Some tests did not run (a timeout or a crash cut the run short).")
     created_at = models.DateTimeField(default=timezone.now)
+    # Set only on rows `migrate_sessions_to_study_tasks` created (study_paths/migration_from_sessions.py).
+    migration_batch = models.ForeignKey(SessionMigrationBatch, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
 
     class Meta:
         ordering = ("task", "created_at")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from co_project.errors import NotFound
-from submissions.models import FINAL_STATUSES, Submission, SubmissionKind
+from submissions.models import FINAL_STATUSES, Submission, SubmissionKind, SubmissionStatus
 
 
 def submission_get_for_learner(*, learner_id: str, submission_id: str) -> Submission:
@@ -98,5 +100,66 @@ def submission_results_for_tutor(*, learner_id: str, problem_id: uuid.UUID) -> l
             "error": row.error_reason[:200],
             "at": row.created_at.isoformat(),
         }
+        for row in rows
+    ]
+
+
+@dataclass(frozen=True)
+class SessionAttempt:
+    """A finished, submitted (not run) answer in a session, as a study task's evaluation records it."""
+
+    id: uuid.UUID
+    session_id: uuid.UUID
+    problem_id: uuid.UUID | None
+    status: str
+    graded: bool  # passed, failed or timed out; an `error` is ours and grades nothing
+    language: str
+    created_at: datetime
+    finished_at: datetime
+    exec_ms: int
+    peak_memory_kb: int
+    visible_passed: int
+    visible_total: int
+    hidden_passed: int
+    hidden_total: int
+    failed_categories: tuple[str, ...]
+    visible_outcomes: tuple[str, ...]
+
+
+LEARNER_GRADED = frozenset({SubmissionStatus.PASSED, SubmissionStatus.FAILED, SubmissionStatus.TIMEOUT})
+
+
+def session_attempts(*, session_ids: list[uuid.UUID]) -> list[SessionAttempt]:
+    """The sessions' submitted answers that have a verdict, oldest first (one query). Only
+    counts, categories and visible-test outcomes: nothing of a hidden test."""
+    rows = (
+        Submission.objects.filter(
+            session_id__in=session_ids, kind=SubmissionKind.SUBMIT, status__in=FINAL_STATUSES, finished_at__isnull=False
+        )
+        .order_by("created_at", "id")
+        .values_list(
+            "id", "session_id", "problem_id", "status", "language", "created_at", "finished_at", "exec_ms", "peak_memory_kb",
+            "visible_passed", "visible_total", "hidden_passed", "hidden_total", "failed_categories", "visible_details",
+        )
+    )  # fmt: skip
+    return [
+        SessionAttempt(
+            id=row[0],
+            session_id=row[1],
+            problem_id=row[2],
+            status=row[3],
+            graded=row[3] in LEARNER_GRADED,
+            language=row[4],
+            created_at=row[5],
+            finished_at=row[6],
+            exec_ms=row[7],
+            peak_memory_kb=row[8],
+            visible_passed=row[9],
+            visible_total=row[10],
+            hidden_passed=row[11],
+            hidden_total=row[12],
+            failed_categories=tuple(row[13] or ()),
+            visible_outcomes=tuple(str(d.get("outcome", "")) for d in row[14] or () if isinstance(d, dict)),
+        )
         for row in rows
     ]

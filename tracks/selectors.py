@@ -164,6 +164,20 @@ def problem_slugs(*, problem_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
     return dict(Problem.objects.filter(id__in=problem_ids).values_list("id", "slug"))
 
 
+def problem_topic_slugs(*, problem_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
+    """Each problem's topic slugs, sorted (one query; problems without topics are left out)."""
+    topics: dict[uuid.UUID, list[str]] = {}
+    rows = Problem.topics.through.objects.filter(problem_id__in=problem_ids).order_by("problem_id", "topic__slug")
+    for problem_id, slug in rows.values_list("problem_id", "topic__slug"):
+        topics.setdefault(problem_id, []).append(slug)
+    return topics
+
+
+def track_slugs(*, track_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Slug by track id, unpublished tracks included (one query)."""
+    return dict(Track.objects.filter(id__in=track_ids).values_list("id", "slug"))
+
+
 def problem_rubric_id(*, problem_id: uuid.UUID) -> uuid.UUID | None:
     """The id of the rubric a problem is graded by, or None (no such problem, or no rubric)."""
     return Problem.objects.filter(id=problem_id).values_list("rubric_id", flat=True).first()

@@ -1,0 +1,373 @@
+"""The learner's study history as a file (seeds/004 CO-003-013): every task created in a date
+range with all its evaluations and events, as CSV or JSON, produced chunk by chunk.
+
+Rows are read in keyset chunks of `CO_EXPORT_CHUNK_SIZE` tasks (three queries a chunk: the tasks,
+their evaluations, their events), so memory holds one chunk whatever the history's size and no
+query is kept open between chunks (nothing ties a chunk to the thread or connection of the one
+before). Only what the learner has already seen is written: evaluations hold counts, categories
+and visible-test outcomes; hidden tests never reach a task's rows.
+
+The ORM builds each query; its rows are read straight from the driver and turned into text here
+(ids, ISO 8601 times, JSON columns kept as the JSON text the database holds), because turning
+every value into a Python object and back is most of the cost of a large export (bench/export.py).
+
+Formats are looked up in `EXPORT_FORMATS`; a new one is one entry there.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import connections
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from study_paths.models import StudyTask, TaskEvaluation, TaskEvent
+
+TASK_FIELDS = (
+    "id",
+    "path_id",
+    "path__track__slug",
+    "module__slug",
+    "problem_ref",
+    "kind",
+    "difficulty",
+    "topics",
+    "position",
+    "status",
+    "attempt_count",
+    "hint_count",
+    "due_at",
+    "created_at",
+    "started_at",
+    "finished_at",
+)
+EVALUATION_FIELDS = (
+    "task_id",
+    "id",
+    "submission_id",
+    "score",
+    "runtime_ms",
+    "peak_memory_kb",
+    "visible_passed",
+    "visible_total",
+    "hidden_passed",
+    "hidden_total",
+    "failed_categories",
+    "visible_details",
+    "partial",
+    "created_at",
+)
+EVENT_FIELDS = ("task_id", "sequence", "event_type", "payload", "created_at")
+
+
+@dataclass(frozen=True)
+class ExportRange:
+    """Tasks created at or after `start` and before `end` (either may be open)."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ExportedTask:
+    """One task's rows as text: ids and times (ISO 8601) as strings, JSON columns (`topics`,
+    `failed_categories`, `visible_details`, `payload`) as JSON text; numbers as numbers."""
+
+    task: dict[str, Any]
+    evaluations: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+
+
+def _uuid_text(value: Any) -> str:
+    """SQLite holds a UUID as 32 hex digits, PostgreSQL's driver gives a UUID."""
+    if isinstance(value, str):
+        if len(value) == 32:
+            return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
+        return value
+    return str(value)
+
+
+def _time_text(value: Any) -> str | None:
+    """SQLite's driver gives a naive datetime in UTC (Django's converter), PostgreSQL's an aware
+    one in the connection's zone (UTC, Django sets it): both become `2026-03-01T08:00:00[.ffffff]+00:00`,
+    as the API writes times. (Text, as SQLite stores it, when no converter ran.)"""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.replace(" ", "T", 1) + "+00:00"
+    if value.tzinfo is None:  # SQLite's converter: naive, in UTC
+        return value.isoformat() + "+00:00"
+    return value.isoformat()
+
+
+def _json_text(value: Any) -> str:
+    """The JSON column as JSON text (Django reads jsonb as text on PostgreSQL, SQLite stores text)."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _driver_rows(queryset: QuerySet, fields: Sequence[str]) -> list[tuple[Any, ...]]:
+    """The query the ORM builds, its rows as the driver returns them (no per-value converters)."""
+    sql, params = queryset.values_list(*fields).query.sql_with_params()
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def study_task_export_chunks(
+    *, learner_id: str, window: ExportRange, chunk_size: int | None = None
+) -> Iterator[list[ExportedTask]]:
+    """The learner's tasks in the window, oldest first, in chunks of `chunk_size` with their
+    evaluations (oldest first) and events (in sequence): three queries a chunk, one for the empty
+    read that ends a history whose size is a multiple of the chunk size.
+
+    Ordered by (created_at, id descending) so PostgreSQL and SQLite walk the
+    `study_task_learner_created` index (learner_id, -created_at, id) backwards, and each chunk starts
+    at an index bound (`created_at >= last`) instead of scanning the rows before it."""
+    size = chunk_size or settings.CO_EXPORT_CHUNK_SIZE
+    tasks = StudyTask.objects.filter(learner_id=learner_id).order_by("created_at", "-id")
+    if window.start is not None:
+        tasks = tasks.filter(created_at__gte=window.start)
+    if window.end is not None:
+        tasks = tasks.filter(created_at__lt=window.end)
+    after: tuple[datetime, uuid.UUID] | None = None
+    while True:
+        page = tasks
+        if after is not None:
+            page = page.filter(created_at__gte=after[0]).filter(Q(created_at__gt=after[0]) | Q(id__lt=after[1]))
+        raw = _driver_rows(page[:size], TASK_FIELDS)
+        if not raw:
+            return
+        # Grouped by the driver's own id values (hex text or UUID): no conversion per child row.
+        evaluations: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+        events: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+        ids = [values[0] for values in raw]
+        for values in _driver_rows(
+            TaskEvaluation.objects.filter(task_id__in=ids).order_by("created_at", "id"), EVALUATION_FIELDS
+        ):
+            evaluations[values[0]].append(_evaluation_row(values))
+        for values in _driver_rows(TaskEvent.objects.filter(task_id__in=ids).order_by("task_id", "sequence"), EVENT_FIELDS):
+            events[values[0]].append(
+                {
+                    "sequence": values[1],
+                    "event_type": values[2],
+                    "payload": _json_text(values[3]),
+                    "created_at": _time_text(values[4]),
+                }
+            )
+        rows = [_task_row(values) for values in raw]
+        yield [ExportedTask(row, evaluations.get(key, []), events.get(key, [])) for key, row in zip(ids, rows, strict=True)]
+        if len(rows) < size:
+            return
+        after = (datetime.fromisoformat(rows[-1]["created_at"]), uuid.UUID(rows[-1]["id"]))
+
+
+def _task_row(values: tuple[Any, ...]) -> dict[str, Any]:
+    row = dict(zip(TASK_FIELDS, values, strict=True))
+    row["id"], row["path_id"] = _uuid_text(row["id"]), _uuid_text(row["path_id"])
+    row["topics"] = _json_text(row["topics"])
+    for name in ("due_at", "created_at", "started_at", "finished_at"):
+        row[name] = _time_text(row[name])
+    return row
+
+
+def _evaluation_row(values: tuple[Any, ...]) -> dict[str, Any]:
+    row = dict(zip(EVALUATION_FIELDS[1:], values[1:], strict=True))
+    row["id"], row["submission_id"] = _uuid_text(row["id"]), _uuid_text(row["submission_id"])
+    row["failed_categories"] = _json_text(row["failed_categories"])
+    row["visible_details"] = _json_text(row["visible_details"])
+    row["partial"] = bool(row["partial"])
+    row["created_at"] = _time_text(row["created_at"])
+    return row
+
+
+# --- formats ---------------------------------------------------------------------------------------
+
+CSV_COLUMNS = (
+    "record",
+    "task_id",
+    "path_id",
+    "track",
+    "module",
+    "problem",
+    "kind",
+    "difficulty",
+    "topics",
+    "position",
+    "status",
+    "attempt_count",
+    "hint_count",
+    "due_at",
+    "started_at",
+    "finished_at",
+    "at",
+    "sequence",
+    "event_type",
+    "payload",
+    "evaluation_id",
+    "submission_id",
+    "score",
+    "runtime_ms",
+    "peak_memory_kb",
+    "visible_passed",
+    "visible_total",
+    "hidden_passed",
+    "hidden_total",
+    "failed_categories",
+    "visible_details",
+    "partial",
+)
+# Columns a record leaves empty: after a task's `at`, between the ids and an evaluation's or
+# event's `at`, after an event's payload.
+_TASK_TAIL = ("",) * 15
+_GAP_BEFORE_AT = ("",) * 13
+_EVENT_TAIL = ("",) * 12
+
+
+def _blank(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def _csv_rows(item: ExportedTask) -> list[tuple[Any, ...]]:
+    """A `task` row, then one `evaluation` row per evaluation, then one `event` row per event;
+    each record fills its own columns (CSV_COLUMNS) and leaves the others empty. Plain tuples in
+    column order: this runs for every row of the file."""
+    task = item.task
+    task_id, path_id = task["id"], task["path_id"]
+    rows = [
+        (
+            "task", task_id, path_id, task["path__track__slug"], task["module__slug"], task["problem_ref"], task["kind"],
+            task["difficulty"], task["topics"], task["position"], task["status"], task["attempt_count"],
+            task["hint_count"], _blank(task["due_at"]), _blank(task["started_at"]), _blank(task["finished_at"]),
+            task["created_at"], *_TASK_TAIL,
+        )
+    ]  # fmt: skip
+    for e in item.evaluations:
+        rows.append(
+            (
+                "evaluation", task_id, path_id, *_GAP_BEFORE_AT, e["created_at"], "", "", "", e["id"], e["submission_id"],
+                e["score"], _blank(e["runtime_ms"]), _blank(e["peak_memory_kb"]), e["visible_passed"], e["visible_total"],
+                e["hidden_passed"], e["hidden_total"], e["failed_categories"], e["visible_details"],
+                "true" if e["partial"] else "false",
+            )
+        )  # fmt: skip
+    for event in item.events:
+        rows.append(
+            (
+                "event", task_id, path_id, *_GAP_BEFORE_AT, event["created_at"], event["sequence"], event["event_type"],
+                event["payload"], *_EVENT_TAIL,
+            )
+        )  # fmt: skip
+    return rows
+
+
+def csv_export(*, learner_id: str, window: ExportRange) -> Iterator[bytes]:
+    """The header, then each chunk's rows as one piece of UTF-8."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    yield buffer.getvalue().encode()
+    for chunk in study_task_export_chunks(learner_id=learner_id, window=window):
+        buffer.seek(0)
+        buffer.truncate()
+        for item in chunk:
+            writer.writerows(_csv_rows(item))
+        yield buffer.getvalue().encode()
+
+
+_encode = json.JSONEncoder().encode  # built once: json.dumps with options builds one per call
+
+
+def _json_object(values: dict[str, Any], raw: dict[str, str]) -> str:
+    """`values` encoded, with `raw` (name → JSON text already) spliced in as they are."""
+    spliced = ", ".join(f'"{name}": {text}' for name, text in raw.items())
+    return _encode(values)[:-1] + ", " + spliced + "}"
+
+
+_TASK_SCALARS = (
+    ("id", "id"),
+    ("path_id", "path_id"),
+    ("track", "path__track__slug"),
+    ("module", "module__slug"),
+    ("problem", "problem_ref"),
+    ("kind", "kind"),
+    ("difficulty", "difficulty"),
+    ("position", "position"),
+    ("status", "status"),
+    ("attempt_count", "attempt_count"),
+    ("hint_count", "hint_count"),
+    ("due_at", "due_at"),
+    ("created_at", "created_at"),
+    ("started_at", "started_at"),
+    ("finished_at", "finished_at"),
+)
+_EVALUATION_JSON = ("failed_categories", "visible_details")
+
+
+def _json_task(item: ExportedTask) -> str:
+    task = item.task
+    evaluations = ", ".join(
+        _json_object(
+            {name: value for name, value in e.items() if name not in _EVALUATION_JSON},
+            {name: e[name] for name in _EVALUATION_JSON},
+        )
+        for e in item.evaluations
+    )
+    events = ", ".join(
+        _json_object(
+            {"sequence": ev["sequence"], "event_type": ev["event_type"], "created_at": ev["created_at"]},
+            {"payload": ev["payload"]},
+        )
+        for ev in item.events
+    )
+    return _json_object(
+        {name: task[column] for name, column in _TASK_SCALARS},
+        {"topics": task["topics"], "evaluations": f"[{evaluations}]", "events": f"[{events}]"},
+    )
+
+
+def json_export(*, learner_id: str, window: ExportRange) -> Iterator[bytes]:
+    """One JSON document, `{"format", "version", "exported_at", "from", "to", "tasks": [...]}`,
+    written a chunk of tasks at a time."""
+    head = {
+        "format": "study-tasks",
+        "version": 1,
+        "exported_at": timezone.now().isoformat(),
+        "from": window.start.isoformat() if window.start else None,
+        "to": window.end.isoformat() if window.end else None,
+    }
+    yield (_encode(head)[:-1] + ', "tasks": [').encode()
+    first = True
+    for chunk in study_task_export_chunks(learner_id=learner_id, window=window):
+        body = ", ".join([_json_task(item) for item in chunk])
+        yield (body if first else ", " + body).encode()
+        first = False
+    yield b"]}\n"
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    content_type: str
+    extension: str
+    render: Callable[..., Iterator[bytes]]  # (*, learner_id: str, window: ExportRange) -> pieces of the file
+
+
+EXPORT_FORMATS: dict[str, ExportFormat] = {
+    "csv": ExportFormat("text/csv; charset=utf-8", "csv", csv_export),
+    "json": ExportFormat("application/json", "json", json_export),
+}
+
+
+def export_file_name(*, format_name: str, first_day: date | None, last_day: date) -> str:
+    """`study-tasks-<first day>-<last day>.<ext>` (`start` when the range is open at the start)."""
+    first = first_day.isoformat() if first_day else "start"
+    return f"study-tasks-{first}-{last_day.isoformat()}.{EXPORT_FORMATS[format_name].extension}"
