@@ -40,6 +40,7 @@ def review_queue(*, learner_id: str) -> QuerySet[ReviewItem]:
             "bucket",
             "next_due_at",
             "last_reviewed_at",
+            "stability",
             "surfaced_at",
             "created_at",
         )
