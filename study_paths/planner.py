@@ -22,7 +22,10 @@ Algorithm v1 (the README describes it for learners and staff):
 * A failed problem stays in its module's pool; the module ends when its pool is solved. A
   skipped one leaves the pool.
 * Due reviews (the learner's review queue, problems of this track) are injected as `review` tasks
-  as soon as they fit the rules above, at most `review_cap_per_day` per day of the plan.
+  as soon as they fit the rules above, at most `review_cap_per_day` (the path's
+  `max_reviews_per_day`) per day of the plan, counting the queue's reviews the learner already
+  did or has open today (`reviews_today`): a backlog is spread over the following days. A problem
+  with an open task in the history gets no second review task.
 * The pending tail is a projection: `batch_size` tasks, each assuming the ones before it pass.
   A pass then leaves the tail as it was (one task is appended); a miss reshapes it.
 """
@@ -274,8 +277,10 @@ def plan_tail_v1(
     history: Sequence[DoneTask] = (),
     due_reviews: Sequence[DueReview] = (),
     observe: Callable[[Choice], None] | None = None,
+    reviews_today: int = 0,
 ) -> Plan:
-    """The pending tail after `history`: up to `batch_size` tasks. `observe` sees every choice."""
+    """The pending tail after `history`: up to `batch_size` tasks. `observe` sees every choice;
+    `reviews_today` review-queue tasks already count against the cap of the plan's first day."""
     by_ref = {c.ref: c for c in candidates}
     pools = module_pools(candidates, learner, config)
     state = _start_state(learner, config)
@@ -298,8 +303,9 @@ def plan_tail_v1(
         ),
         key=lambda r: (r.due_at, r.ref),
     )
-    reviews = [r for r in reviews if r.key not in state.reviews_done]
-    reviews_per_day: dict[int, int] = {}
+    open_refs = {done.ref for done in history if done.outcome == "open"}
+    reviews = [r for r in reviews if r.key not in state.reviews_done and r.ref not in open_refs]
+    reviews_per_day: dict[int, int] = {0: reviews_today} if reviews_today > 0 else {}
     tasks: list[PlannedTask] = []
     notes: list[str] = []
 
