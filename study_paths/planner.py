@@ -88,6 +88,7 @@ class DueReview:
     reason: str
     bucket: int
     due_at: str  # ISO time: an ordering key and what the task's metadata shows
+    item_id: int | None = None  # the learner's review item, named in the task's metadata
 
     @property
     def key(self) -> str:
@@ -371,6 +372,7 @@ def plan_tail_v1(
                     {
                         "source": "review_queue",
                         "key": review.key,
+                        **({"review_item_id": review.item_id} if review.item_id is not None else {}),
                         "reason": review.reason,
                         "bucket": review.bucket,
                         "due_at": review.due_at,

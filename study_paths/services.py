@@ -188,7 +188,10 @@ def _catalogue_digest(candidates: Sequence[Candidate]) -> str:
 
 
 def _due_reviews(reviews: Sequence[LearnerDueReview]) -> list[DueReview]:
-    return [DueReview(ref=r.problem_id, reason=r.reason, bucket=r.bucket, due_at=r.due_at.isoformat()) for r in reviews]
+    return [
+        DueReview(ref=r.problem_id, reason=r.reason, bucket=r.bucket, due_at=r.due_at.isoformat(), item_id=r.item_id)
+        for r in reviews
+    ]
 
 
 def _learner_start(path: StudyPath) -> LearnerStart:
