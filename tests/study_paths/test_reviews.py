@@ -59,8 +59,8 @@ def miss(slug: str, at: datetime, learner: str = "alice") -> None:
     )
 
 
-def create_path(client, **config) -> dict:
-    response = client.post("/v1/study-paths", {"track": "ladder", "config": config}, format="json")
+def create_path(client, track: str = "ladder", **config) -> dict:
+    response = client.post("/v1/study-paths", {"track": track, "config": config}, format="json")
     assert response.status_code == 201, response.content
     return response.json()
 
@@ -205,6 +205,33 @@ def test_the_beat_task_runs_the_same_service(learner_client, settings) -> None:
         clock.shift(2 * DAY)
         assert study_path_tasks.review_tasks_create() == 1
         assert len(queue_tasks(alice)) == 1
+
+
+# Per active path of a learner with due reviews: the path and its lock, the catalogue and the
+# path's tasks (the planner's inputs), the due reviews. Nothing is written when nothing is new.
+REVIEW_RUN_QUERIES = {"sqlite": 0, "postgresql": 0}
+
+
+@pytest.mark.parametrize("skips", [0, 5])
+def test_a_run_with_nothing_new_costs_the_same_queries_however_long_the_path(
+    learner_client, django_assert_num_queries, skips
+) -> None:
+    publish_wide_track("wide", modules=2, per_module=10)
+    with time_machine.travel(START, tick=False) as clock:
+        alice = learner_client("alice", ttl=90 * 86400)
+        attempt_record(
+            attempt=GradedAttempt(
+                learner_id="alice", problem_id=Problem.objects.get(slug="wide-m0-p0").id, passed=True, max_hint_level=3, at=START
+            )
+        )
+        path = create_path(alice, track="wide", batch_size=4)
+        for _ in range(skips):
+            task = StudyTask.objects.filter(path_id=path["id"], status=TaskStatus.PENDING).order_by("position").first()
+            assert alice.patch(f"/v1/study-tasks/{task.id}", {"action": "skip"}, format="json").status_code == 200
+        clock.shift(2 * DAY)
+        assert review_tasks_create() == 1
+        with django_assert_num_queries(REVIEW_RUN_QUERIES[connection.vendor]):
+            assert review_tasks_create() == 0
 
 
 # --- the cap's config key ------------------------------------------------------------------------
