@@ -207,9 +207,10 @@ def test_the_beat_task_runs_the_same_service(learner_client, settings) -> None:
         assert len(queue_tasks(alice)) == 1
 
 
-# Per active path of a learner with due reviews: the path and its lock, the catalogue and the
-# path's tasks (the planner's inputs), the due reviews. Nothing is written when nothing is new.
-REVIEW_RUN_QUERIES = {"sqlite": 0, "postgresql": 0}
+# The learners with due reviews and their active paths; per path: the path locked, the track
+# outline and the candidates of each module (two here), the path's tasks and the learner's due
+# reviews (the planner's inputs) — nothing written when nothing is new, whatever the history.
+REVIEW_RUN_QUERIES = {"sqlite": 9, "postgresql": 9}
 
 
 @pytest.mark.parametrize("skips", [0, 5])
