@@ -405,7 +405,7 @@ CO_RECOMMENDATION_WEIGHTS = _recommendation_weights(env.str("CO_RECOMMENDATION_W
 # problem of each difficulty (1..5) should take before a pass counts as slow.
 # Study paths: the planner version new paths are created with (study_paths.planner.PLANNERS);
 # an existing path keeps the version it was created with.
-CO_STUDY_PATH_ALGORITHM = env.str("CO_STUDY_PATH_ALGORITHM", default="v1")
+CO_STUDY_PATH_ALGORITHM = env.str("CO_STUDY_PATH_ALGORITHM", default="v2")
 CO_MASTERY_ALPHA = env.float("CO_MASTERY_ALPHA", default=0.35)
 # A topic counts as mastered at this score (0–100); a track session ends when all its topics are.
 CO_MASTERY_THRESHOLD = env.int("CO_MASTERY_THRESHOLD", default=80)

@@ -25,16 +25,16 @@ from django.utils import timezone
 from co_project.errors import NotFound, ProblemRepositoryNotReady
 from personalization.selectors import learners_with_due_reviews
 from study_paths.models import StudyPath, StudyPathStatus
+from study_paths.planner import QUEUE_REVIEW_SOURCE
 from study_paths.services import study_path_plan, study_path_tail_reshape
 
 logger = logging.getLogger("co.study_paths")
 
-REVIEW_QUEUE_SOURCE = "review_queue"
 LEARNERS_PER_BATCH = 500
 
 
 def _review_keys(review_sources: list[dict]) -> set[str]:
-    return {source["key"] for source in review_sources if source.get("source") == REVIEW_QUEUE_SOURCE and source.get("key")}
+    return {source["key"] for source in review_sources if source.get("source") == QUEUE_REVIEW_SOURCE and source.get("key")}
 
 
 def study_path_reviews_schedule(*, path_id: uuid.UUID, now: datetime | None = None) -> int:
@@ -54,7 +54,7 @@ def study_path_reviews_schedule(*, path_id: uuid.UUID, now: datetime | None = No
         _, created = study_path_tail_reshape(path=path, replan=replan, now=now, reason="review_due", changes=[])
         path.updated_at = now
         path.save(update_fields=["catalogue_digest", "updated_at"])
-    reviews = [task for task in created if (task.metadata.get("review_source") or {}).get("source") == REVIEW_QUEUE_SOURCE]
+    reviews = [task for task in created if (task.metadata.get("review_source") or {}).get("source") == QUEUE_REVIEW_SOURCE]
     logger.info("review tasks created", extra={"path_id": str(path.id), "count": len(reviews)})
     return len(reviews)
 

@@ -57,7 +57,7 @@ def test_create_plans_the_first_batch_with_a_created_event_each() -> None:
     )
 
     path.refresh_from_db()
-    assert (path.learner_id, path.status, path.algorithm_version, path.seed) == ("alice", "active", "v1", 7)
+    assert (path.learner_id, path.status, path.algorithm_version, path.seed) == ("alice", "active", "v2", 7)
     assert path.config == {
         "daily_task_target": 2,
         "difficulty_range": {"min": 1, "max": 5},
