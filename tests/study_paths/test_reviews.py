@@ -208,9 +208,10 @@ def test_the_beat_task_runs_the_same_service(learner_client, settings) -> None:
 
 
 # The learners with due reviews and their active paths; per path: the path locked, the track
-# outline and the candidates of each module (two here), the path's tasks and the learner's due
-# reviews (the planner's inputs) — nothing written when nothing is new, whatever the history.
-REVIEW_RUN_QUERIES = {"sqlite": 9, "postgresql": 9}
+# outline and the candidates of each module (two here), the path's tasks, the learner's due
+# reviews and topic mastery (the planner's inputs) — nothing written when nothing is new,
+# whatever the history.
+REVIEW_RUN_QUERIES = {"sqlite": 10, "postgresql": 10}
 
 
 @pytest.mark.parametrize("skips", [0, 5])
