@@ -430,6 +430,16 @@ CO_MOCK_DEFAULT_PROBLEMS = env.int("CO_MOCK_DEFAULT_PROBLEMS", default=2)
 CO_MOCK_PROBLEMS_RANGE = (1, 5)
 CO_MOCK_SWEEP_SECONDS = env.float("CO_MOCK_SWEEP_SECONDS", default=15.0)
 CO_REVIEW_SURFACE_SECONDS = env.float("CO_REVIEW_SURFACE_SECONDS", default=300.0)
+# Review scheduling: `buckets` (1 / 3 / 7 / 21 days, the seeds) or `fsrs` (FSRS-6, aiming at the
+# desired retention below: the recall probability at which a review comes due).
+CO_REVIEW_SCHEDULER = env.str("CO_REVIEW_SCHEDULER", default="buckets")
+CO_REVIEW_TARGET_RETENTION = env.float("CO_REVIEW_TARGET_RETENTION", default=0.9)
+if CO_REVIEW_SCHEDULER not in ("buckets", "fsrs"):
+    raise ImproperlyConfigured(f"CO_REVIEW_SCHEDULER must be buckets or fsrs, not {CO_REVIEW_SCHEDULER!r}.")
+if not 0.7 <= CO_REVIEW_TARGET_RETENTION <= 0.99:
+    raise ImproperlyConfigured("CO_REVIEW_TARGET_RETENTION must be between 0.7 and 0.99.")
+# How often due review items become `review` tasks on the learners' active study paths.
+CO_REVIEW_TASKS_SECONDS = env.float("CO_REVIEW_TASKS_SECONDS", default=300.0)
 # How often study tasks past their expiry are marked `expired` (study_paths.expire_tasks).
 CO_STUDY_TASK_EXPIRY_SECONDS = env.float("CO_STUDY_TASK_EXPIRY_SECONDS", default=300.0)
 # Peer comparison (GET /v1/study-paths/{id}/progress?compare=peers): a module shows percentiles
@@ -450,6 +460,7 @@ CELERY_BEAT_SCHEDULE = {
     "study-paths-expire-tasks": {"task": "study_paths.expire_tasks", "schedule": CO_STUDY_TASK_EXPIRY_SECONDS},
     "study-paths-peer-distributions": {"task": "study_paths.peer_distributions_refresh", "schedule": CO_PEER_REFRESH_SECONDS},
     "study-paths-learning-gauges": {"task": "study_paths.learning_gauges_refresh", "schedule": CO_LEARNING_GAUGES_SECONDS},
+    "study-paths-review-tasks": {"task": "study_paths.review_tasks_create", "schedule": CO_REVIEW_TASKS_SECONDS},
 }
 
 # Course packs shipped with the repository, imported by `manage.py seed`.

@@ -69,6 +69,7 @@ class LearnerSnapshot:
     progress: dict[uuid.UUID, tuple[int, int]] = field(default_factory=dict)  # attempts, passes
     recent: list[uuid.UUID] = field(default_factory=list)  # the last problems attempted, newest first
     reviews: dict[uuid.UUID, tuple[datetime, int, str]] = field(default_factory=dict)  # due ones: due, bucket, reason
+    review_item_ids: dict[uuid.UUID, int] = field(default_factory=dict)  # due ones: the review item's id
     due_count: int = 0
 
 
@@ -149,12 +150,9 @@ def learner_snapshot(*, learner_id: str) -> LearnerSnapshot:
         Mastery.objects.filter(learner_id=learner_id, key_type=MasteryKeyType.TOPIC).values_list("key_id", "score")
     )
     due = ReviewItem.objects.filter(learner_id=learner_id, retired_at__isnull=True, next_due_at__lte=now)
-    snapshot.reviews = {
-        problem_id: (due_at, bucket, reason)
-        for problem_id, due_at, bucket, reason in due.order_by("next_due_at").values_list(
-            "problem_id", "next_due_at", "bucket", "reason"
-        )[:DUE_REVIEWS_LOADED]
-    }
+    rows = due.order_by("next_due_at").values_list("problem_id", "next_due_at", "bucket", "reason", "id")[:DUE_REVIEWS_LOADED]
+    snapshot.reviews = {problem_id: (due_at, bucket, reason) for problem_id, due_at, bucket, reason, _ in rows}
+    snapshot.review_item_ids = {problem_id: item_id for problem_id, *_, item_id in rows}
     snapshot.due_count = len(snapshot.reviews) if len(snapshot.reviews) < DUE_REVIEWS_LOADED else due.count()
     return snapshot
 

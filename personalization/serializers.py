@@ -53,6 +53,9 @@ class ReviewItemSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
     def get_interval_days(self, item: ReviewItem) -> int:
+        """The interval the item was scheduled with: its bucket's, or the one FSRS chose."""
+        if item.stability is not None and item.last_reviewed_at is not None:
+            return max(1, round((item.next_due_at - item.last_reviewed_at).total_seconds() / 86400))
         return REVIEW_INTERVAL_DAYS[item.bucket]
 
     def get_due(self, item: ReviewItem) -> bool:

@@ -41,7 +41,9 @@ from personalization.models import (
     Mastery,
     MasteryKeyType,
     ReviewItem,
+    ReviewLog,
     ReviewReason,
+    ReviewState,
 )
 from personalization.recommendation import (
     RECENT_PROBLEMS,
@@ -50,6 +52,7 @@ from personalization.recommendation import (
     recommend,
     recommend_track,
 )
+from personalization.scheduling import MemoryState, elapsed_days, is_fast, review_rating, review_scheduler
 from tracks.problem_bank import DatabaseProblemBank, ProblemBundle
 from tracks.selectors import track_id_for
 
@@ -172,8 +175,7 @@ def _update_mastery(*, learner_id: str, keys: list[tuple[str, str]], performance
 
 
 def _review_restart(reason: str, now: datetime) -> dict[str, Any]:
-    """A review item (re)started at bucket 0, due in a day: a miss, a slow or hint-heavy pass, a
-    mock-interview gap."""
+    """A review item (re)started at bucket 0, due in a day: a mock-interview gap."""
     return {
         "reason": reason,
         "bucket": 0,
@@ -183,41 +185,81 @@ def _review_restart(reason: str, now: datetime) -> dict[str, Any]:
     }
 
 
-def _review_after(*, attempt: GradedAttempt, slow: bool, now: datetime) -> dict[str, Any] | None:
-    """Apply the review-queue rules for one attempt; returns the item's new state (or None)."""
-    if not attempt.passed:
-        # A miss (re)starts the item at bucket 0, due in a day, whatever it was: nothing to read.
-        # The learner's state lock (held by the caller) keeps a concurrent miss from inserting too.
-        restart = _review_restart(ReviewReason.FAIL, now)
-        items = ReviewItem.objects.filter(learner_id=attempt.learner_id, problem_id=attempt.problem_id)
-        if not items.update(**restart, updated_at=timezone.now()):
-            ReviewItem.objects.create(learner_id=attempt.learner_id, problem_id=attempt.problem_id, **restart)
-        return {"action": "reset", "bucket": 0, "next_due_at": restart["next_due_at"]}
+def _memory(item: ReviewItem) -> MemoryState:
+    return MemoryState(
+        bucket=item.bucket,
+        next_due_at=item.next_due_at,
+        last_reviewed_at=item.last_reviewed_at,
+        stability=item.stability,
+        difficulty=item.difficulty,
+    )
+
+
+def _review_after(*, attempt: GradedAttempt, slow: bool, difficulty: int, now: datetime) -> dict[str, Any] | None:
+    """Apply the review-queue rules for one attempt and log it as a review of its item; returns
+    the item's new state (or None). A graded attempt on a problem in the queue is a review of it
+    (whichever front door it came through); so is the attempt that puts it in the queue (a miss,
+    a slow or hint-heavy pass). The configured scheduler (personalization.scheduling) says when
+    it comes due next and what recall it predicted. Runs under the learner's state lock."""
+    scheduler = review_scheduler()
+    heavy = attempt.max_hint_level >= HEAVY_HINT_LEVEL
+    fast = is_fast(
+        seconds_taken=attempt.seconds_taken, expected_seconds=expected_seconds(difficulty), max_hint_level=attempt.max_hint_level
+    )
+    rating = review_rating(passed=attempt.passed, heavy_hints=heavy, slow=slow, fast=fast)
     item = _review_item.instance(learner_id=attempt.learner_id, problem_id=attempt.problem_id)
-    if item is not None and item.retired_at is None:
-        item.last_reviewed_at = now
-        if item.bucket >= len(REVIEW_INTERVAL_DAYS) - 1:
-            item.retired_at = now
-            item.save(update_fields=["last_reviewed_at", "retired_at", "updated_at"])
-            return {"action": "retired", "bucket": item.bucket}
-        item.bucket += 1
-        item.next_due_at = now + timedelta(days=REVIEW_INTERVAL_DAYS[item.bucket])
-        item.surfaced_at = None
-        item.save(update_fields=["bucket", "next_due_at", "last_reviewed_at", "surfaced_at", "updated_at"])
-        return {"action": "promoted", "bucket": item.bucket, "next_due_at": item.next_due_at}
-    reason = None
-    if attempt.max_hint_level >= HEAVY_HINT_LEVEL:
-        reason = ReviewReason.HEAVY_HINT
-    elif slow:
-        reason = ReviewReason.SLOW
-    if reason is None:
-        return None
+    active = item is not None and item.retired_at is None
+    if active:
+        memory: MemoryState | None = _memory(item)
+        action = "reset" if not attempt.passed else "promoted"
+        reason = ReviewReason.FAIL if not attempt.passed else item.reason
+    else:
+        # A new item, or a retired one starting over: the scheduler sees a new card.
+        memory = None
+        if not attempt.passed:
+            reason = ReviewReason.FAIL
+        elif heavy:
+            reason = ReviewReason.HEAVY_HINT
+        elif slow:
+            reason = ReviewReason.SLOW
+        else:
+            return None
+        action = "reset" if not attempt.passed else "added"
+    scheduled = scheduler.review(memory, rating, now)
     if item is None:
         item = ReviewItem(learner_id=attempt.learner_id, problem_id=attempt.problem_id)
-    for field, value in _review_restart(reason, now).items():
-        setattr(item, field, value)
-    item.save()
-    return {"action": "added", "reason": reason, "bucket": 0, "next_due_at": item.next_due_at}
+    item.reason = reason
+    item.last_reviewed_at = now
+    item.scheduler = scheduler.name
+    if scheduled.retire:
+        item.retired_at = now
+        item.save()
+        action = "retired"
+    else:
+        item.bucket = scheduled.bucket
+        item.next_due_at = scheduled.next_due_at
+        item.stability = scheduled.stability
+        item.difficulty = scheduled.difficulty
+        item.retired_at = None
+        item.surfaced_at = None
+        item.save()
+    ReviewLog.objects.create(
+        learner_id=attempt.learner_id,
+        review_item=item,
+        reviewed_at=now,
+        rating=rating,
+        state=ReviewState.REVIEW if memory is not None else ReviewState.NEW,
+        duration_ms=None if attempt.seconds_taken is None else min(int(attempt.seconds_taken * 1000), 2**31 - 1),
+        predicted_recall=None if memory is None else scheduler.predicted_recall(memory, now),
+        elapsed_days=elapsed_days(memory, now),
+        scheduler=scheduler.name,
+    )
+    result: dict[str, Any] = {"action": action, "bucket": item.bucket, "rating": int(rating)}
+    if action == "added":
+        result["reason"] = reason
+    if action != "retired":
+        result["next_due_at"] = item.next_due_at
+    return result
 
 
 @dataclass(frozen=True)
@@ -263,7 +305,7 @@ def attempt_record(*, attempt: GradedAttempt, problem: ProblemFacts | None = Non
             performance=performance,
             alpha=mastery_alpha(passed=attempt.passed, difficulty=difficulty),
         )
-        review = _review_after(attempt=attempt, slow=slow, now=now)
+        review = _review_after(attempt=attempt, slow=slow, difficulty=difficulty, now=now)
         key = str(attempt.problem_id)
         tried, solved = state.progress.get(key, (0, 0))
         state.progress[key] = [tried + 1, solved + int(attempt.passed)]

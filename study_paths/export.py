@@ -31,6 +31,7 @@ from django.db import connections
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from personalization.selectors import review_log_revlog_csv
 from study_paths.models import StudyTask, TaskEvaluation, TaskEvent
 
 TASK_FIELDS = (
@@ -354,20 +355,29 @@ def json_export(*, learner_id: str, window: ExportRange) -> Iterator[bytes]:
     yield b"]}\n"
 
 
+def revlog_export(*, learner_id: str, window: ExportRange) -> Iterator[bytes]:
+    """The learner's review log in the FSRS optimizer's revlog columns, reviews in the window."""
+    for line in review_log_revlog_csv(learner_id=learner_id, since=window.start, until=window.end):
+        yield line.encode()
+
+
 @dataclass(frozen=True)
 class ExportFormat:
     content_type: str
     extension: str
     render: Callable[..., Iterator[bytes]]  # (*, learner_id: str, window: ExportRange) -> pieces of the file
+    stem: str = "study-tasks"
 
 
 EXPORT_FORMATS: dict[str, ExportFormat] = {
     "csv": ExportFormat("text/csv; charset=utf-8", "csv", csv_export),
     "json": ExportFormat("application/json", "json", json_export),
+    "revlog": ExportFormat("text/csv; charset=utf-8", "csv", revlog_export, stem="revlog"),
 }
 
 
 def export_file_name(*, format_name: str, first_day: date | None, last_day: date) -> str:
-    """`study-tasks-<first day>-<last day>.<ext>` (`start` when the range is open at the start)."""
+    """`<stem>-<first day>-<last day>.<ext>` (`start` when the range is open at the start)."""
+    chosen = EXPORT_FORMATS[format_name]
     first = first_day.isoformat() if first_day else "start"
-    return f"study-tasks-{first}-{last_day.isoformat()}.{EXPORT_FORMATS[format_name].extension}"
+    return f"{chosen.stem}-{first}-{last_day.isoformat()}.{chosen.extension}"

@@ -3,6 +3,8 @@ JSON file, streamed while it is read (`study_paths.export`)."""
 
 from __future__ import annotations
 
+import time as time_module
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -16,6 +18,7 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from co_project.metrics import export_duration_observe
 from co_project.openapi import error_responses
 from co_project.serializer_fields import QueryParamsSerializer
 from study_paths.export import EXPORT_FORMATS, ExportRange, export_file_name
@@ -76,6 +79,13 @@ def _end_of(value: date | datetime | None) -> datetime | None:
     return datetime.combine(value + timedelta(days=1), time.min, tzinfo=UTC)
 
 
+def _timed(pieces: Iterator[bytes], *, export_format: str) -> Iterator[bytes]:
+    """The export's pieces, its duration observed once the last one is sent (co_export_duration_seconds)."""
+    started = time_module.monotonic()
+    yield from pieces
+    export_duration_observe(export_format=export_format, seconds=time_module.monotonic() - started)
+
+
 def _day(value: date | datetime | None) -> date | None:
     return value.date() if isinstance(value, datetime) else value
 
@@ -103,7 +113,9 @@ class StudyTaskExportView(APIView):
             "CSV: one `task` row, then its `evaluation` rows, then its `event` rows; a `record` column says "
             "which, each fills its own columns, lists and payloads are JSON. JSON: `{format, version, "
             "exported_at, from, to, tasks: [{…task, evaluations: [...], events: [...]}]}`. Hidden tests "
-            "appear only as counts and failed categories. At most `CO_EXPORT_RATE` exports per learner "
+            "appear only as counts and failed categories. `format=revlog`: your review log (the reviews "
+            "made in the range) as CSV in the FSRS optimizer's columns `card_id, review_time, "
+            "review_rating, review_state, review_duration`, to tune your own scheduler. At most `CO_EXPORT_RATE` exports per learner "
             "(default 5 an hour; a refused request is not counted): past it 429 with Retry-After. A bad "
             "parameter is 400."
         ),
@@ -184,9 +196,8 @@ class StudyTaskExportView(APIView):
             first_day=_day(data.get("from")),
             last_day=_day(data.get("to")) or timezone.now().date(),
         )
-        response = StreamingHttpResponse(
-            chosen.render(learner_id=request.user.id, window=window), content_type=chosen.content_type
-        )
+        pieces = chosen.render(learner_id=request.user.id, window=window)
+        response = StreamingHttpResponse(_timed(pieces, export_format=data["format"]), content_type=chosen.content_type)
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         response["Cache-Control"] = "no-store"
         return response

@@ -26,6 +26,7 @@ from study_paths.models import FINISHED_TASK_STATUSES, StudyPath, StudyPathStatu
 from study_paths.services import (
     _modules_of,
     study_path_advance,
+    study_path_config_aliases_resolve,
     study_path_config_validate,
     study_path_plan,
     study_path_tail_reshape,
@@ -86,7 +87,9 @@ def study_path_change(
                 raise StudyPathNotActive("This study path is completed; its config can no longer change.")
             if not isinstance(config, dict):
                 raise StudyPathConfigInvalid(fields={"config": ["(config): must be an object"]})
-            normalized = study_path_config_validate({**path.config, **config})
+            # Both sides under the current key names, so a new value never loses to a stored old name.
+            merged = {**study_path_config_aliases_resolve(path.config), **study_path_config_aliases_resolve(config)}
+            normalized = study_path_config_validate(merged)
             _modules_of(normalized, track_outline(reference=str(path.track_id)))  # unknown module slugs: 400
             if normalized != path.config:
                 path.config = normalized

@@ -22,7 +22,10 @@ Algorithm v1 (the README describes it for learners and staff):
 * A failed problem stays in its module's pool; the module ends when its pool is solved. A
   skipped one leaves the pool.
 * Due reviews (the learner's review queue, problems of this track) are injected as `review` tasks
-  as soon as they fit the rules above, at most `review_cap_per_day` per day of the plan.
+  as soon as they fit the rules above, at most `review_cap_per_day` (the path's
+  `max_reviews_per_day`) per day of the plan, counting the queue's reviews the learner already
+  did or has open today (`reviews_today`): a backlog is spread over the following days. A problem
+  with an open task in the history gets no second review task.
 * Algorithm v2 (the default) reads the learner model at every replanning (`mastery_now`): once
   every pool is solved the path goes on with practice on the topics not yet mastered (score
   below `mastery_threshold`), so it ends when the learner model says the track is mastered, not
@@ -95,6 +98,7 @@ class DueReview:
     reason: str
     bucket: int
     due_at: str  # ISO time: an ordering key and what the task's metadata shows
+    item_id: int | None = None  # the learner's review item, named in the task's metadata
 
     @property
     def key(self) -> str:
@@ -286,8 +290,10 @@ def _plan_tail(
     due_reviews: Sequence[DueReview] = (),
     mastery_now: Mapping[str, int] | None = None,
     observe: Callable[[Choice], None] | None = None,
+    reviews_today: int = 0,
 ) -> Plan:
-    """The pending tail after `history`: up to `batch_size` tasks. `observe` sees every choice.
+    """The pending tail after `history`: up to `batch_size` tasks. `observe` sees every choice;
+    `reviews_today` review-queue tasks already count against the cap of the plan's first day.
     From version 2: `mastery_now` (the learner model today, topic → 0–100) keeps the path going
     until every topic is mastered (choices still score the mastery at the start, so a pass does
     not reshape the tail); nothing in reach → climb, not wait."""
@@ -322,8 +328,9 @@ def _plan_tail(
         ),
         key=lambda r: (r.due_at, r.ref),
     )
-    reviews = [r for r in reviews if r.key not in state.reviews_done]
-    reviews_per_day: dict[int, int] = {}
+    open_refs = {done.ref for done in history if done.outcome == "open"}
+    reviews = [r for r in reviews if r.key not in state.reviews_done and r.ref not in open_refs]
+    reviews_per_day: dict[int, int] = {0: reviews_today} if reviews_today > 0 else {}
     tasks: list[PlannedTask] = []
     notes: list[str] = []
 
@@ -389,6 +396,7 @@ def _plan_tail(
                     {
                         "source": QUEUE_REVIEW_SOURCE,
                         "key": review.key,
+                        **({"review_item_id": review.item_id} if review.item_id is not None else {}),
                         "reason": review.reason,
                         "bucket": review.bucket,
                         "due_at": review.due_at,

@@ -18,7 +18,19 @@ def study_path_active_for(*, learner_id: str, track_id: uuid.UUID) -> StudyPath 
     return StudyPath.objects.filter(learner_id=learner_id, track_id=track_id, status=StudyPathStatus.ACTIVE).first()
 
 
-PLANNING_FIELDS = ("id", "position", "status", "kind", "module_id", "problem_ref", "difficulty", "topics", "metadata", "due_at")
+PLANNING_FIELDS = (
+    "id",
+    "position",
+    "status",
+    "kind",
+    "module_id",
+    "problem_ref",
+    "difficulty",
+    "topics",
+    "metadata",
+    "due_at",
+    "finished_at",
+)
 
 
 def study_path_task_rows(*, path_id: uuid.UUID) -> list[dict[str, Any]]:

@@ -28,7 +28,8 @@ class StudyPathCreateSerializer(serializers.Serializer):
         required=False,
         help_text=(
             "Optional; defaults: daily_task_target 3, difficulty_range {min 1, max 5}, modules all (in "
-            "track order), weights as the recommender's, review_cap_per_day 2, batch_size 10, expire_after_days 7."
+            "track order), weights as the recommender's, max_reviews_per_day 2 (formerly review_cap_per_day), "
+            "batch_size 10, expire_after_days 7."
         ),
     )
 

@@ -33,7 +33,18 @@ from study_paths.models import (
     StudyTask,
     TaskStatus,
 )
-from study_paths.planner import TERMS, Candidate, DoneTask, DueReview, LearnerStart, Plan, PlanConfig, PlannedTask, planner_for
+from study_paths.planner import (
+    QUEUE_REVIEW_SOURCE,
+    TERMS,
+    Candidate,
+    DoneTask,
+    DueReview,
+    LearnerStart,
+    Plan,
+    PlanConfig,
+    PlannedTask,
+    planner_for,
+)
 from study_paths.selectors import study_path_active_for, study_path_task_rows
 from tracks.problem_bank import problems_by_module
 from tracks.selectors import TrackOutline, track_outline
@@ -69,6 +80,8 @@ STUDY_PATH_CONFIG_SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "properties": {term: {"type": "number", "minimum": 0, "maximum": 10} for term in TERMS},
         },
+        "max_reviews_per_day": {"type": "integer", "minimum": 0, "maximum": 20},
+        # The old name of max_reviews_per_day, still accepted (stored as max_reviews_per_day).
         "review_cap_per_day": {"type": "integer", "minimum": 0, "maximum": 20},
         "batch_size": {"type": "integer", "minimum": 1, "maximum": 50},
         "expire_after_days": {"type": "integer", "minimum": 1, "maximum": 90},
@@ -78,7 +91,7 @@ STUDY_PATH_CONFIG_SCHEMA: dict[str, Any] = {
 CONFIG_DEFAULTS: dict[str, Any] = {
     "daily_task_target": 3,
     "difficulty_range": {"min": 1, "max": 5},
-    "review_cap_per_day": 2,
+    "max_reviews_per_day": 2,
     "batch_size": 10,
     "expire_after_days": 7,
     "attempts_per_task": 2,
@@ -94,12 +107,28 @@ def _config_schema_check(config: Any) -> None:
         raise StudyPathConfigInvalid(fields={"config": messages})
 
 
+def study_path_config_aliases_resolve(config: Any) -> Any:
+    """The config with `review_cap_per_day` (the old name) renamed `max_reviews_per_day`; giving
+    both with different values is a 400. Anything but an object is left to the schema."""
+    if not isinstance(config, dict) or "review_cap_per_day" not in config:
+        return config
+    legacy = config["review_cap_per_day"]
+    if "max_reviews_per_day" in config and config["max_reviews_per_day"] != legacy:
+        raise StudyPathConfigInvalid(
+            fields={"config": ["review_cap_per_day: the old name of max_reviews_per_day; give only max_reviews_per_day."]}
+        )
+    resolved = {key: value for key, value in config.items() if key != "review_cap_per_day"}
+    resolved["max_reviews_per_day"] = legacy
+    return resolved
+
+
 def study_path_config_validate(config: Any) -> dict[str, Any]:
     """The config with every default filled in (stored so, a later change of a default never
     changes an existing path's plan); StudyPathConfigInvalid names every problem by its place.
     The schema first; then what a schema cannot say (min ≤ max). Module slugs are checked
     against the track by `_modules_of`."""
     _config_schema_check(config)
+    config = study_path_config_aliases_resolve(config)
     normalized = {**CONFIG_DEFAULTS, **config}
     normalized["weights"] = {**{t: float(settings.CO_RECOMMENDATION_WEIGHTS[t]) for t in TERMS}, **config.get("weights", {})}
     low, high = normalized["difficulty_range"]["min"], normalized["difficulty_range"]["max"]
@@ -132,7 +161,10 @@ def _plan_config(config: dict[str, Any], modules: list[str]) -> PlanConfig:
         modules=tuple(modules),
         weights=dict(config["weights"]),
         daily_target=config["daily_task_target"],
-        review_cap_per_day=config["review_cap_per_day"],
+        # Paths stored before the rename keep their `review_cap_per_day`.
+        review_cap_per_day=config.get(
+            "max_reviews_per_day", config.get("review_cap_per_day", CONFIG_DEFAULTS["max_reviews_per_day"])
+        ),
         batch_size=config["batch_size"],
         mastery_threshold=settings.CO_MASTERY_THRESHOLD,
     )
@@ -168,7 +200,10 @@ def _catalogue_digest(candidates: Sequence[Candidate]) -> str:
 
 
 def _due_reviews(reviews: Sequence[LearnerDueReview]) -> list[DueReview]:
-    return [DueReview(ref=r.problem_id, reason=r.reason, bucket=r.bucket, due_at=r.due_at.isoformat()) for r in reviews]
+    return [
+        DueReview(ref=r.problem_id, reason=r.reason, bucket=r.bucket, due_at=r.due_at.isoformat(), item_id=r.item_id)
+        for r in reviews
+    ]
 
 
 def _learner_start(path: StudyPath) -> LearnerStart:
@@ -331,6 +366,23 @@ def _history(rows: Sequence[dict[str, Any]]) -> tuple[list[DoneTask], list[dict[
     return history, pending
 
 
+def _reviews_today(rows: Sequence[dict[str, Any]], *, now: datetime) -> int:
+    """Review-queue tasks of the path the learner has open or finished (passed or failed) today
+    (UTC): they count against today's `max_reviews_per_day`."""
+    today = now.date()
+    count = 0
+    for row in rows:
+        source = row["metadata"].get("review_source") or {}
+        if source.get("source") != QUEUE_REVIEW_SOURCE or row["metadata"].get("replanned"):
+            continue
+        finished = row["finished_at"]
+        if row["status"] in OPEN_TASK_STATUSES or (
+            row["status"] in (TaskStatus.PASSED, TaskStatus.FAILED) and finished is not None and finished.date() == today
+        ):
+            count += 1
+    return count
+
+
 @dataclass(frozen=True)
 class Replan:
     plan: Plan
@@ -358,6 +410,7 @@ def study_path_plan(*, path: StudyPath, now: datetime | None = None) -> Replan:
         seed=path.seed,
         history=history,
         due_reviews=_due_reviews(reviews_due(learner_id=path.learner_id, now=now)),
+        reviews_today=_reviews_today(rows, now=now or timezone.now()),
         mastery_now=topic_mastery(learner_id=path.learner_id, topics=(t for c in candidates for t in c.topics)),
     )
     return Replan(plan=plan, rows=rows, outline=outline, catalogue_digest=_catalogue_digest(candidates))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from study_paths import lifecycle, monitoring, peers
+from study_paths import lifecycle, monitoring, peers, reviews
 
 
 @shared_task(name="study_paths.expire_tasks", acks_late=True, ignore_result=True, time_limit=120)
@@ -20,3 +20,8 @@ def peer_distributions_refresh() -> int:
 @shared_task(name="study_paths.learning_gauges_refresh", acks_late=True, ignore_result=True, time_limit=60)
 def learning_gauges_refresh() -> None:
     monitoring.learning_gauges_refresh()
+
+
+@shared_task(name="study_paths.review_tasks_create", acks_late=True, ignore_result=True, time_limit=300)
+def review_tasks_create() -> int:
+    return reviews.review_tasks_create()

@@ -13,10 +13,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from personalization.models import ReviewItem
 from study_paths.models import StudyTask, TaskEvaluation, TaskEvent
 from study_paths.services import study_path_create
 from submissions.models import Submission
-from tests.study_paths.factories import publish_wide_track
+from tests.personalization.test_scheduler_revlog import attempt
+from tests.study_paths.factories import publish_ladder, publish_wide_track
 from tests.study_paths.test_api import _envelope
 from tests.study_paths.test_attempts import _task_events_cleared  # noqa: F401 (a fixture)
 
@@ -331,3 +333,23 @@ def test_under_asgi_the_file_is_sent_chunk_by_chunk_as_it_is_read(make_token, se
     text = b"".join(m["body"] for m in bodies).decode()
     assert text.count("\r\ntask,") == 5
     assert not [w for w in recwarn if "must consume synchronous iterators" in str(w.message)]
+
+
+def test_the_revlog_format_is_the_learners_review_log_in_the_optimizers_columns(api, learner_client) -> None:
+    publish_ladder()
+    start = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    attempt("alice", "a3", start, passed=False)
+    attempt("alice", "a3", start + timedelta(days=1), passed=True)
+    attempt("bob", "a4", start, passed=False)
+    card = ReviewItem.objects.get(learner_id="alice").id
+
+    response = api.get("/v1/study-tasks/export", {"format": "revlog", "from": "2026-11-01", "to": "2026-11-30"})
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"] == 'attachment; filename="revlog-2026-11-01-2026-11-30.csv"'
+    assert b"".join(response.streaming_content).decode().splitlines() == [
+        "card_id,review_time,review_rating,review_state,review_duration",
+        f"{card},{int(start.timestamp() * 1000)},1,0,600000",
+        f"{card},{int((start + timedelta(days=1)).timestamp() * 1000)},3,2,600000",
+    ]

@@ -61,7 +61,7 @@ def test_create_plans_the_first_batch_with_a_created_event_each() -> None:
     assert path.config == {
         "daily_task_target": 2,
         "difficulty_range": {"min": 1, "max": 5},
-        "review_cap_per_day": 2,
+        "max_reviews_per_day": 2,
         "batch_size": 6,
         "expire_after_days": 7,
         "attempts_per_task": 2,

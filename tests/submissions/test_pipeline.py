@@ -364,14 +364,16 @@ def test_a_graded_submission_costs_the_same_statements_however_long_the_history(
     assert sum(sql.startswith("SELECT") and 'FROM "submissions_submission"' in sql for sql in later) == 3
 
 
-def test_a_failed_submission_restarts_its_review_item_without_reading_it(api, eval_service, published) -> None:
+def test_a_failed_submission_reviews_its_review_item_with_one_read(api, eval_service, published) -> None:
     eval_service.answer = {**PASSED_ANSWER, "status": "failed", "hidden": {"passed": 2, "total": 4, "categories": []}}
     api.post("/v1/submissions", coding(), format="json")  # opens the practice session, creates the review item
     statements = _statements(api, "key-failed", status="failed")
-    # As a pass, but the review item is restarted by one UPDATE (its insert was the first miss's).
-    assert len(statements) == 15 + (connection.vendor == "postgresql"), statements
-    assert not any('FROM "personalization_reviewitem"' in sql for sql in statements if sql.startswith("SELECT"))
+    # As a pass, plus the review: the item is read (the scheduler needs its memory state and
+    # predicts recall from it), restarted by one UPDATE, and the review appended to the log.
+    assert len(statements) == 17 + (connection.vendor == "postgresql"), statements
+    assert sum(sql.startswith("SELECT") and 'FROM "personalization_reviewitem"' in sql for sql in statements) == 1
     assert sum(sql.startswith('UPDATE "personalization_reviewitem"') for sql in statements) == 1
+    assert sum(sql.startswith('INSERT INTO "personalization_reviewlog"') for sql in statements) == 1
 
 
 def test_a_lost_wake_up_only_means_the_next_read_finds_the_verdict(eval_service, published, settings, monkeypatch) -> None:
