@@ -10,6 +10,7 @@ a hidden run can choose them, so each may carry a few bits, no more.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -24,7 +25,7 @@ from grading.problems import CodingProblem
 from grading.verdicts import Verdict, error_verdict
 
 if TYPE_CHECKING:
-    from grading.sandbox import SandboxResult
+    from grading.sandbox import SandboxResult, SandboxRun
     from grading.sandbox.results import EncodedInputs
 
 logger = logging.getLogger("co.evaluation")
@@ -32,7 +33,7 @@ logger = logging.getLogger("co.evaluation")
 _SHOWN_VALUE_CHARS = 2000
 
 
-def _shown(value: Any) -> Any:
+def shown_value(value: Any) -> Any:
     """A learner's own visible-test output, cut to a readable size."""
     text = json.dumps(value)
     return value if len(text) <= _SHOWN_VALUE_CHARS else text[:_SHOWN_VALUE_CHARS] + "…"
@@ -66,21 +67,71 @@ def _outcomes(bundle: CodingProblem, result: SandboxResult, expected: list[Any])
     return outcomes
 
 
-def _run(bundle: CodingProblem, language: str, code: str, inputs: list[dict[str, Any]] | EncodedInputs) -> SandboxResult:
-    from grading.sandbox import SandboxRun, run_in_sandbox
+def recheck_wall_limit_ms(time_limit_ms: int) -> int:
+    """The wall-time backstop of a time-limit re-check: wide enough that a test at its CPU limit
+    passes on a machine giving it a third of a core, so only CPU time decides."""
+    return 3 * time_limit_ms + 1000
 
-    spec = bundle.languages[language]
-    return run_in_sandbox(
-        SandboxRun(
-            language=language,
-            code=code,
-            entrypoint=spec["entrypoint"],
-            parameters=bundle.parameters,
-            inputs=inputs,
-            time_limit_ms=bundle.time_limit_ms,
-            memory_limit_mb=bundle.memory_limit_mb,
-        )
+
+def _first_time_limit(result: SandboxResult) -> int | None:
+    if result.status != "completed":
+        return None
+    return next((index for index, test in enumerate(result.tests) if test.outcome == "time_limit" and test.ran), None)
+
+
+def run_time_rechecked(run: SandboxRun) -> SandboxResult:
+    """One sandbox run, and the re-check of a time limit: the same for learner code and for the
+    reference solutions checked at publication (tracks.reference_check).
+
+    A test stopped at its time limit was stopped within 10% of it (CPU time), or by the wall-time
+    backstop on a loaded machine: either way its verdict may be the host's, not the program's. So
+    the first test that ended `time_limit` and every test after it (never reached) are run once
+    more, in a fresh sandbox, judged on CPU time alone with a wider wall backstop; `time_limit` is
+    reported only when the re-run exceeds it again. Never more than one re-run."""
+    import marshal
+
+    from grading.sandbox import run_in_sandbox
+    from grading.sandbox.results import EncodedInputs
+
+    result = run_in_sandbox(run)
+    index = _first_time_limit(result)
+    if index is None:
+        return result
+    inputs = marshal.loads(run.inputs.marshal) if isinstance(run.inputs, EncodedInputs) else run.inputs  # noqa: S302 - ours
+    again = run_in_sandbox(
+        dataclasses.replace(run, inputs=inputs[index:], wall_limit_ms=recheck_wall_limit_ms(run.time_limit_ms))
     )
+    if again.status != "completed":
+        logger.warning("the re-check of a time limit could not run: %s", again.error)
+        return result
+    for test in again.tests:
+        if test.outcome == "time_limit" and test.ran:
+            test.error = f"{test.error or 'time limit exceeded'} (confirmed by a second run)"
+            break
+    return dataclasses.replace(
+        result,
+        tests=result.tests[:index] + again.tests,
+        wall_ms=result.wall_ms + again.wall_ms,
+        peak_memory_kb=max(result.peak_memory_kb, again.peak_memory_kb),
+    )
+
+
+def sandbox_run_for(bundle: CodingProblem, language: str, code: str, inputs: list[dict[str, Any]] | EncodedInputs) -> SandboxRun:
+    from grading.sandbox import SandboxRun
+
+    return SandboxRun(
+        language=language,
+        code=code,
+        entrypoint=bundle.languages[language]["entrypoint"],
+        parameters=bundle.parameters,
+        inputs=inputs,
+        time_limit_ms=bundle.time_limit_ms,
+        memory_limit_mb=bundle.memory_limit_mb,
+    )
+
+
+def _run(bundle: CodingProblem, language: str, code: str, inputs: list[dict[str, Any]] | EncodedInputs) -> SandboxResult:
+    return run_time_rechecked(sandbox_run_for(bundle, language, code, inputs))
 
 
 def evaluate_code_embedded(*, bundle: CodingProblem, language: str, code: str, include_hidden: bool) -> Verdict:
@@ -128,7 +179,7 @@ def evaluate_code_embedded(*, bundle: CodingProblem, language: str, code: str, i
             "index": index,
             "input": test["input"],
             "expected": test["expected"],
-            "actual": _shown(run.value) if run.outcome == "ok" else None,
+            "actual": shown_value(run.value) if run.outcome == "ok" else None,
             "outcome": outcome,
             "time_ms": run.time_ms,
             "error": run.error,

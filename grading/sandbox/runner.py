@@ -170,6 +170,7 @@ def _validate(run: SandboxRun) -> None:
         ("time_limit_ms", run.time_limit_ms, 1, MAX_TIME_LIMIT_MS),
         ("memory_limit_mb", run.memory_limit_mb, MIN_MEMORY_MB, MAX_MEMORY_MB),
         ("output_limit_bytes", run.output_limit_bytes, 1, MAX_OUTPUT_LIMIT_BYTES),
+        *([("wall_limit_ms", run.wall_limit_ms, 1, 4 * MAX_TIME_LIMIT_MS)] if run.wall_limit_ms is not None else []),
     ):
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
             raise ValueError(f"{name} must be an integer from {low} to {high}")
@@ -279,7 +280,7 @@ class _Run:
         self.cfg = cfg
         self.level = level
         self.n = run.inputs.count if isinstance(run.inputs, EncodedInputs) else len(run.inputs)
-        self.wall_ms = wall_limit_ms(run.time_limit_ms)
+        self.wall_ms = max(run.wall_limit_ms or 0, wall_limit_ms(run.time_limit_ms))
         self.results: list[SandboxTestResult | None] = [None] * self.n
         self.events = 0
         self.compiled = False
@@ -450,6 +451,7 @@ class _Run:
             "parameters": run.parameters,
             "time_limit_ms": run.time_limit_ms,
             "wall_limit_ms": self.wall_ms,
+            "cpu_judged": run.wall_limit_ms is not None,
             "output_limit_bytes": run.output_limit_bytes,
             "code": run.code,
         }
