@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("co.evaluation")
 
 _SHOWN_VALUE_CHARS = 2000
+_TEST_NUMBER = re.compile(r"\btest (\d+)\b")
 
 
 def shown_value(value: Any) -> Any:
@@ -68,9 +70,11 @@ def _outcomes(bundle: CodingProblem, result: SandboxResult, expected: list[Any])
 
 
 def recheck_wall_limit_ms(time_limit_ms: int) -> int:
-    """The wall-time backstop of a time-limit re-check: wide enough that a test at its CPU limit
-    passes on a machine giving it a third of a core, so only CPU time decides."""
-    return 3 * time_limit_ms + 1000
+    """The wall-time backstop of a time-limit re-check: wide enough that a test at 90% of its CPU
+    limit passes on a machine giving it a sixth of a core, so CPU time alone decides. Busy loops
+    are still stopped at their CPU limit (the harness's CPU timer, the run's cgroup); only a
+    program that sleeps or blocks waits this long."""
+    return 5 * time_limit_ms + 1000
 
 
 def _first_time_limit(result: SandboxResult) -> int | None:
@@ -104,10 +108,14 @@ def run_time_rechecked(run: SandboxRun) -> SandboxResult:
     if again.status != "completed":
         logger.warning("the re-check of a time limit could not run: %s", again.error)
         return result
+    confirmed = False
     for test in again.tests:
-        if test.outcome == "time_limit" and test.ran:
+        if test.ran and test.outcome == "time_limit" and not confirmed:
             test.error = f"{test.error or 'time limit exceeded'} (confirmed by a second run)"
-            break
+            confirmed = True
+        elif not test.ran and test.error:
+            # "not run: test 1 …" of the re-run is test index + 1 of the whole run.
+            test.error = _TEST_NUMBER.sub(lambda found: f"test {int(found.group(1)) + index}", test.error)
     return dataclasses.replace(
         result,
         tests=result.tests[:index] + again.tests,
