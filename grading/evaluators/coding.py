@@ -74,7 +74,7 @@ def recheck_wall_limit_ms(time_limit_ms: int) -> int:
     limit passes on a machine giving it a sixth of a core, so CPU time alone decides. Busy loops
     are still stopped at their CPU limit (the harness's CPU timer, the run's cgroup); only a
     program that sleeps or blocks waits this long."""
-    return 5 * time_limit_ms + 1000
+    return 6 * time_limit_ms
 
 
 def _first_time_limit(result: SandboxResult) -> int | None:
