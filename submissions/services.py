@@ -356,7 +356,14 @@ def _grade(submission: Submission, bundle: ProblemBundle) -> Verdict:
                     "total": result.total,
                     "max_total": result.max_total,
                     "dimensions": [
-                        {"id": d.id, "name": d.name, "score": d.score, "max_score": d.max_score, "feedback": d.feedback}
+                        {
+                            "id": d.id,
+                            "name": d.name,
+                            "score": d.score,
+                            "max_score": d.max_score,
+                            "feedback": d.feedback,
+                            "why": d.why,
+                        }
                         for d in result.dimensions
                     ],
                     "message": result.message,
