@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
+import os
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -69,12 +71,29 @@ def _outcomes(bundle: CodingProblem, result: SandboxResult, expected: list[Any])
     return outcomes
 
 
-def recheck_wall_limit_ms(time_limit_ms: int) -> int:
-    """The wall-time backstop of a time-limit re-check: wide enough that a test at 90% of its CPU
-    limit passes on a machine giving it a sixth of a core, so CPU time alone decides. Busy loops
-    are still stopped at their CPU limit (the harness's CPU timer, the run's cgroup); only a
-    program that sleeps or blocks waits this long."""
-    return 6 * time_limit_ms
+RECHECK_WALL_FACTOR = 6  # the least wall backstop of a re-check, in time limits
+RECHECK_WALL_FACTOR_MAX = 30
+RECHECK_MARGIN = 1.5  # the re-check's wall backstop over what the estimated share of a core needs
+
+
+def recheck_wall_limit_ms(time_limit_ms: int, *, cpu_ms: int, wall_limit_ms: int) -> int:
+    """The wall-time backstop of a time-limit re-check: wide enough that a test at its CPU limit
+    passes even when the machine gives it a small share of a core, so CPU time alone decides.
+
+    The share is estimated from the test that timed out: `cpu_ms` of CPU in the `wall_limit_ms`
+    it was allowed (a test the wall backstop stopped got that little), checked against the run
+    queue (a process gets about `cores / (load + 1)` of a core, and never much less than half of
+    that): a program that sleeps is not mistaken for a starved one on an idle machine. At least
+    6 time limits, at most 30. Busy loops are still stopped at their CPU limit (the harness's CPU
+    timer, the run's cgroup); only a program that sleeps or blocks waits this long."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = 0.0
+    by_load = 2 * RECHECK_MARGIN * (load + 1) / (os.cpu_count() or 1)
+    by_share = RECHECK_MARGIN * wall_limit_ms / max(cpu_ms, 1)
+    factor = min(RECHECK_WALL_FACTOR_MAX, max(RECHECK_WALL_FACTOR, min(by_share, by_load)))
+    return math.ceil(factor * time_limit_ms)
 
 
 def _first_time_limit(result: SandboxResult) -> int | None:
@@ -96,15 +115,17 @@ def run_time_rechecked(run: SandboxRun) -> SandboxResult:
 
     from grading.sandbox import run_in_sandbox
     from grading.sandbox.results import EncodedInputs
+    from grading.sandbox.runner import wall_limit_ms
 
     result = run_in_sandbox(run)
     index = _first_time_limit(result)
     if index is None:
         return result
     inputs = marshal.loads(run.inputs.marshal) if isinstance(run.inputs, EncodedInputs) else run.inputs  # noqa: S302 - ours
-    again = run_in_sandbox(
-        dataclasses.replace(run, inputs=inputs[index:], wall_limit_ms=recheck_wall_limit_ms(run.time_limit_ms))
+    backstop = recheck_wall_limit_ms(
+        run.time_limit_ms, cpu_ms=result.tests[index].time_ms, wall_limit_ms=run.wall_limit_ms or wall_limit_ms(run.time_limit_ms)
     )
+    again = run_in_sandbox(dataclasses.replace(run, inputs=inputs[index:], wall_limit_ms=backstop))
     if again.status != "completed":
         logger.warning("the re-check of a time limit could not run: %s", again.error)
         return result

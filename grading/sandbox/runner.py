@@ -170,7 +170,7 @@ def _validate(run: SandboxRun) -> None:
         ("time_limit_ms", run.time_limit_ms, 1, MAX_TIME_LIMIT_MS),
         ("memory_limit_mb", run.memory_limit_mb, MIN_MEMORY_MB, MAX_MEMORY_MB),
         ("output_limit_bytes", run.output_limit_bytes, 1, MAX_OUTPUT_LIMIT_BYTES),
-        *([("wall_limit_ms", run.wall_limit_ms, 1, 8 * MAX_TIME_LIMIT_MS)] if run.wall_limit_ms is not None else []),
+        *([("wall_limit_ms", run.wall_limit_ms, 1, 30 * MAX_TIME_LIMIT_MS)] if run.wall_limit_ms is not None else []),
     ):
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
             raise ValueError(f"{name} must be an integer from {low} to {high}")

@@ -96,10 +96,9 @@ def test_a_solution_far_over_the_limit_is_a_time_limit_after_one_re_run(
         ("time_limit", "not run: test 0 exceeded the time limit"),
     ]
     # The first run, then one re-run from the test that timed out, with a wider wall backstop only.
-    assert [(len(run.inputs), run.time_limit_ms, run.wall_limit_ms) for run in sandbox_runs] == [
-        (3, LIMIT_MS, None),
-        (3, LIMIT_MS, 6 * LIMIT_MS),
-    ]
+    assert [(len(run.inputs), run.time_limit_ms) for run in sandbox_runs] == [(3, LIMIT_MS), (3, LIMIT_MS)]
+    first, again = (run.wall_limit_ms for run in sandbox_runs)
+    assert first is None and 6 * LIMIT_MS <= again <= 30 * LIMIT_MS  # wider on a loaded machine
 
 
 def test_the_re_run_starts_at_the_test_that_timed_out_and_keeps_the_ones_before(sandbox_runs: list[SandboxRun]) -> None:
