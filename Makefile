@@ -27,13 +27,16 @@ SYSTEM_PACKAGES := bubblewrap:bwrap nodejs:node time libseccomp2
 # package, whose server (and, by its recommends, node exporter) a systemd machine would start,
 # so `make test` does not install it on a workstation: `.ci/run` runs `make ci-system-packages`;
 # elsewhere those tests skip and name the package (under CI=true they fail instead).
-CI_SYSTEM_PACKAGES := prometheus:promtool
+# Debian's chromium is the browser the learner pages' end-to-end tests drive (tests/e2e/, with
+# Playwright; never `playwright install`, which downloads a browser). Without it those tests skip
+# on a workstation and fail under CI=true.
+CI_SYSTEM_PACKAGES := prometheus:promtool chromium:chromium
 
 # A virtualenv from requirements.txt alone, rebuilt from scratch when it changes: what production
 # installs, so the smoke test (deploy/smoke.py) finds a missing runtime dependency.
 PROD_VENV := var/prod-venv
 
-.PHONY: run test lint format install install-dev system-packages ci-system-packages prod-venv token worker beat clean
+.PHONY: run test lint format install install-dev system-packages ci-system-packages prod-venv token worker beat clean assets
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $$($(FIND_PYTHON)) -m venv $(VENV)
@@ -70,6 +73,7 @@ run: system-packages install
 	$(PY) manage.py create_dev_keys
 	$(PY) manage.py seed
 	@echo
+	@echo "  Learner  http://$(HOST):$(PORT)/learn/   (sign in with any learner name)"
 	@echo "  API      http://$(HOST):$(PORT)/v1/tracks"
 	@echo "  Docs     http://$(HOST):$(PORT)/docs   (OpenAPI: /v1/schema)"
 	@echo "  Admin    http://$(HOST):$(PORT)/admin  (create a user: $(PY) manage.py createsuperuser)"
@@ -81,6 +85,12 @@ run: system-packages install
 	@echo "  curl -H \"Authorization: Bearer \$$T\" http://$(HOST):$(PORT)/v1/tracks"
 	@echo
 	exec $(VENV)/bin/uvicorn co_project.asgi:application --host $(HOST) --port $(PORT) --lifespan off
+
+# Rebuild the learner pages' vendored editor (CodeMirror 6, Python + JavaScript) and the test-only
+# axe-core copy from assets/package-lock.json. Only after changing assets/: the built files are
+# committed, and nothing is fetched when the pages are served.
+assets:
+	cd assets && npm ci --no-audit --no-fund && npm run build
 
 # A fresh dev token: make token SUB=alice
 token: install

@@ -20,14 +20,12 @@ import argparse
 import os
 import random
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
-from support import REPO, UvicornServer, bench_env, percentile
+from support import UvicornServer, in_process_django_env, manage, percentile
 
 TOPICS = [f"topic-{n:02d}" for n in range(40)]
 
@@ -117,17 +115,9 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="co-bench-") as workdir:
-        env = bench_env(Path(workdir), DJANGO_SETTINGS_MODULE="co_project.settings")
-        if args.db_url:
-            env["CO_DB_URL"] = args.db_url
-        os.environ.update(env)
-        sys.path.insert(0, str(REPO))
-        os.chdir(REPO)
+        env = in_process_django_env(Path(workdir), args.db_url)
         counts = build(args.problems, args.attempts)
-        token = subprocess.run(
-            [sys.executable, "manage.py", "issue_token", "--sub", "long-history", "--ttl", "7200"],
-            cwd=REPO, env=env, check=True, capture_output=True, text=True,
-        ).stdout.strip()  # fmt: skip
+        token = manage(env, "issue_token", "--sub", "long-history", "--ttl", "7200")
         server = UvicornServer(env)
         url = server.url
         try:

@@ -21,15 +21,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from io import StringIO
 from pathlib import Path
 
 import httpx
-from support import REPO, UvicornServer, bench_env, percentile
+from support import UvicornServer, in_process_django_env, manage, percentile
 
 LONG, SHORT = "long-history", "short-history"
 PATH_TRACK, CREATE_TRACK = "coding-interview-meta", "math-foundations"
@@ -132,17 +130,9 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="co-bench-") as workdir:
-        env = bench_env(Path(workdir), DJANGO_SETTINGS_MODULE="co_project.settings")
-        if args.db_url:
-            env["CO_DB_URL"] = args.db_url
-        os.environ.update(env)
-        sys.path.insert(0, str(REPO))
-        os.chdir(REPO)
+        env = in_process_django_env(Path(workdir), args.db_url)
         counts = build(args.tasks, args.events)
-        token = subprocess.run(
-            [sys.executable, "manage.py", "issue_token", "--sub", LONG, "--ttl", "7200"],
-            cwd=REPO, env=env, check=True, capture_output=True, text=True,
-        ).stdout.strip()  # fmt: skip
+        token = manage(env, "issue_token", "--sub", LONG, "--ttl", "7200")
         server = UvicornServer(env)
         names = ["/v1/tracks", "/v1/study-tasks/next", "POST /v1/study-paths"]
         samples: dict[str, list[float]] = {name: [] for name in names}

@@ -52,6 +52,17 @@ def bench_env(workdir: Path, **overrides: str) -> dict[str, str]:
     }
 
 
+def in_process_django_env(workdir: Path, db_url: str = "") -> dict[str, str]:
+    """For a bench that builds its data with Django in its own process and then serves it: the
+    bench environment (on `db_url` when given) made this process's, from the repository."""
+    env = bench_env(workdir, DJANGO_SETTINGS_MODULE="co_project.settings")
+    if db_url:
+        env["CO_DB_URL"] = db_url
+    os.environ.update(env)
+    os.chdir(REPO)
+    return env
+
+
 def manage(env: dict[str, str], *args: str) -> str:
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=REPO, env=env, check=True, capture_output=True, text=True

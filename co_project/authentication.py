@@ -139,3 +139,21 @@ class LearnerJWTAuthenticationScheme(OpenApiAuthenticationExtension):
             "bearerFormat": "JWT",
             "description": "RS256 JWT issued by the platform's main API; `sub` is the learner id.",
         }
+
+
+class SigningKeyMissing(Exception):
+    """No private key: tokens come only from the platform's main API (as in production)."""
+
+
+def dev_learner_token_issue(*, sub: str, ttl: int) -> str:
+    """A learner token signed with the development private key: what `issue_token` prints and
+    the development sign-in page hands out, so both are tokens the API accepts like upstream ones."""
+    private_key = read_pem(settings.CO_JWT_PRIVATE_KEY)
+    if private_key is None:
+        raise SigningKeyMissing
+    now = int(time.time())
+    claims = {"sub": sub, "iat": now, "exp": now + ttl}
+    backend = TokenBackend(
+        JWT_ALGORITHM, signing_key=private_key, issuer=settings.CO_JWT_ISSUER, audience=settings.CO_JWT_AUDIENCE
+    )
+    return backend.encode(claims)

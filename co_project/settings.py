@@ -62,12 +62,16 @@ INSTALLED_APPS = [
     "tutoring",
     "study_paths",
     "personalization",
+    "learner_pages",
 ]
 
 MIDDLEWARE = [
     "co_project.middleware.RequestMetricsMiddleware",  # outermost: counts what the client gets
     "co_project.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Sends the policy a view asks for (the learner pages); SECURE_CSP is empty, so other
+    # responses (the API, the admin, /docs) get no header from it.
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "co_project.middleware.StaticFilesMiddleware",  # WhiteNoise, async-capable
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -368,6 +372,9 @@ CO_SANDBOX_ZYGOTE = env.bool("CO_SANDBOX_ZYGOTE", default=True)
 
 # Math answers: parsing, equivalence and form checks run in a killable worker process.
 CO_MATH_TIME_LIMIT_SECONDS = env.float("CO_MATH_TIME_LIMIT_SECONDS", default=2.0)
+# SymPy's simplify gets this long (at most half the time limit) to prove two answers equal;
+# past it, agreement at random points of the real domain decides (the numeric fallback).
+CO_MATH_SIMPLIFY_SECONDS = env.float("CO_MATH_SIMPLIFY_SECONDS", default=0.5)
 CO_MATH_MEMORY_LIMIT_MB = env.int("CO_MATH_MEMORY_LIMIT_MB", default=1024)
 CO_MATH_WORKER_START_SECONDS = env.float("CO_MATH_WORKER_START_SECONDS", default=30.0)
 # SymPy worker processes per grading process, so concurrent math answers are checked at the same
@@ -405,7 +412,7 @@ CO_RECOMMENDATION_WEIGHTS = _recommendation_weights(env.str("CO_RECOMMENDATION_W
 # problem of each difficulty (1..5) should take before a pass counts as slow.
 # Study paths: the planner version new paths are created with (study_paths.planner.PLANNERS);
 # an existing path keeps the version it was created with.
-CO_STUDY_PATH_ALGORITHM = env.str("CO_STUDY_PATH_ALGORITHM", default="v1")
+CO_STUDY_PATH_ALGORITHM = env.str("CO_STUDY_PATH_ALGORITHM", default="v2")
 CO_MASTERY_ALPHA = env.float("CO_MASTERY_ALPHA", default=0.35)
 # A topic counts as mastered at this score (0–100); a track session ends when all its topics are.
 CO_MASTERY_THRESHOLD = env.int("CO_MASTERY_THRESHOLD", default=80)
@@ -491,6 +498,13 @@ if IS_PRODUCTION:
     CSRF_COOKIE_SECURE = env.bool("CO_SECURE_COOKIES", default=True)
     SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+SECURE_CSP: dict[str, list[str]] = {}
+
+# --- learner pages -------------------------------------------------------------------------
+# Where the pages send a learner who is not signed in outside development: the platform's login,
+# which redirects back to /learn/signed-in#token=<JWT> (see the README). Empty: the sign-in page
+# only explains the hand-off.
+CO_LEARNER_SIGN_IN_URL = env.str("CO_LEARNER_SIGN_IN_URL", default="")
 
 # --- logging (structured, one JSON object per line, with the request id) ------------------
 

@@ -1,4 +1,5 @@
-"""Root URLs: `/v1/` (public API), `/health`, `/metrics` (Prometheus), `/v1/schema` + `/docs` (OpenAPI), `/admin`."""
+"""Root URLs: `/v1/` (public API), `/learn/` (learner pages), `/health`, `/metrics` (Prometheus),
+`/v1/schema` + `/docs` (OpenAPI), `/admin`."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -24,6 +25,7 @@ urlpatterns = [
     path("v1/", include("study_paths.urls")),
     path("v1/", include("personalization.urls")),
     path("v1/", include("tutoring.urls")),
+    path("learn/", include("learner_pages.urls")),
     path("admin/", admin.site.urls),
 ]
 

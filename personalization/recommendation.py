@@ -404,7 +404,11 @@ def _track_pick(
     review = picker.due_review(now, avoid)
     if review is not None:
         return review
-    focus = min(e.module_position for e in working)
+    # The first module with a problem not yet solved that carries a topic to master: new problems
+    # (harder ones, further on) raise mastery faster than repeating a module's easy ones. Once
+    # every such problem is solved, the first module with a topic to master.
+    unsolved = [e for e in working if not picker.solved(e)]
+    focus = min(e.module_position for e in unsolved or working)
     in_module = picker.best(e for e in working if e.module_position == focus and picker.fits(e, avoid))
     if in_module is not None:
         return picker.build(in_module, picker.kind(in_module), [_mastery_reason(in_module, snapshot, open_topics, threshold)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,6 +16,12 @@ from personalization.recommendation import learner_snapshot
 def mastery_list(*, learner_id: str, key_type: str | None = None) -> QuerySet[Mastery]:
     queryset = Mastery.objects.filter(learner_id=learner_id).order_by("key_type", "key_id")
     return queryset.filter(key_type=key_type) if key_type else queryset
+
+
+def topic_mastery(*, learner_id: str, topics: Iterable[str]) -> dict[str, int]:
+    """Today's score (0–100) of each of `topics` the learner has one for (one query)."""
+    rows = Mastery.objects.filter(learner_id=learner_id, key_type="topic", key_id__in=sorted(set(topics)))
+    return dict(rows.values_list("key_id", "score"))
 
 
 def mastery_of_topics_and_outcomes(*, learner_id: str, topics: list[str], outcomes: list[str]) -> QuerySet[Mastery]:

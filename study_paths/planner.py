@@ -23,6 +23,13 @@ Algorithm v1 (the README describes it for learners and staff):
   skipped one leaves the pool.
 * Due reviews (the learner's review queue, problems of this track) are injected as `review` tasks
   as soon as they fit the rules above, at most `review_cap_per_day` per day of the plan.
+* Algorithm v2 (the default) reads the learner model at every replanning (`mastery_now`): once
+  every pool is solved the path goes on with practice on the topics not yet mastered (score
+  below `mastery_threshold`), so it ends when the learner model says the track is mastered, not
+  when each problem was solved once. Where v1 waits for new content because everything left is
+  more than one step above the last task (say, after stepping down from two misses at 5 to a
+  review at 2), v2 climbs: the next task is a problem one step up, a `review` when already
+  solved. v1 stays as it was for the paths created with it.
 * The pending tail is a projection: `batch_size` tasks, each assuming the ones before it pass.
   A pass then leaves the tail as it was (one task is appended); a miss reshapes it.
 """
@@ -32,10 +39,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal
 
 Outcome = Literal["passed", "failed", "skipped", "expired", "open"]
 STREAK_LIMIT = 2
+QUEUE_REVIEW_SOURCE = "review_queue"  # `review_source.source` of a review from the review queue
 RECENT_TASKS = 3
 TERMS = ("weakness", "novelty", "pacing", "diversity")
 
@@ -77,6 +86,7 @@ class PlanConfig:
     daily_target: int = 3
     review_cap_per_day: int = 2
     batch_size: int = 10
+    mastery_threshold: int = 80  # a topic is mastered at this score (v2 plans until all are)
 
 
 @dataclass(frozen=True)
@@ -265,17 +275,31 @@ def _kind(c: Candidate, state: _State) -> str:
     return "challenge" if c.difficulty > state.level else "practice"
 
 
-def plan_tail_v1(
+def _plan_tail(
     *,
+    version: int,
     candidates: Sequence[Candidate],
     learner: LearnerStart,
     config: PlanConfig,
     seed: int,
     history: Sequence[DoneTask] = (),
     due_reviews: Sequence[DueReview] = (),
+    mastery_now: Mapping[str, int] | None = None,
     observe: Callable[[Choice], None] | None = None,
 ) -> Plan:
-    """The pending tail after `history`: up to `batch_size` tasks. `observe` sees every choice."""
+    """The pending tail after `history`: up to `batch_size` tasks. `observe` sees every choice.
+    From version 2: `mastery_now` (the learner model today, topic → 0–100) keeps the path going
+    until every topic is mastered (choices still score the mastery at the start, so a pass does
+    not reshape the tail); nothing in reach → climb, not wait."""
+    later = version >= 2
+    in_range = [
+        c for c in candidates if c.module in config.modules and config.difficulty_min <= c.difficulty <= config.difficulty_max
+    ]
+    to_master = (
+        {t for c in in_range for t in c.topics if mastery_now.get(t, 0) < config.mastery_threshold}
+        if later and mastery_now is not None
+        else set()
+    )
     by_ref = {c.ref: c for c in candidates}
     pools = module_pools(candidates, learner, config)
     state = _start_state(learner, config)
@@ -363,7 +387,7 @@ def plan_tail_v1(
                     "review",
                     [f"A review is due (reason {review.reason}, bucket {review.bucket})."],
                     {
-                        "source": "review_queue",
+                        "source": QUEUE_REVIEW_SOURCE,
                         "key": review.key,
                         "reason": review.reason,
                         "bucket": review.bucket,
@@ -373,15 +397,33 @@ def plan_tail_v1(
                 continue
 
         module = next((m for m in config.modules if open_in(m)), None)
-        if module is None:
+        if module is None and to_master:
+            # (v2) Every pool is solved but topics are not mastered yet: practise them again.
+            practice = [
+                c
+                for c in in_range
+                if set(c.topics) & to_master
+                and c.ref not in state.planned
+                and c.ref not in state.left_pool
+                and allowed(c.difficulty, below=blocked)
+            ]
+            choice = choose(practice, blocked)
+            if choice is not None:
+                topics = ", ".join(sorted(set(choice.topics) & to_master))
+                emit(choice, _kind(choice, state), [f"Practising until mastered: {topics}."])
+                continue
+        elif module is None and not (later and reviews and config.review_cap_per_day):
             break  # every pool is solved (projected): reviews may still be waiting
 
-        # 2. The current module, within the rules.
-        choice = choose([c for c in open_in(module) if allowed(c.difficulty, below=blocked)], blocked)
-        if choice is not None:
-            reasons = ["Next in the module."] if blocked is None else [f"Stepping down after two misses at difficulty {blocked}."]
-            emit(choice, _kind(choice, state), reasons)
-            continue
+        if module is not None:
+            # 2. The current module, within the rules.
+            choice = choose([c for c in open_in(module) if allowed(c.difficulty, below=blocked)], blocked)
+            if choice is not None:
+                reasons = (
+                    ["Next in the module."] if blocked is None else [f"Stepping down after two misses at difficulty {blocked}."]
+                )
+                emit(choice, _kind(choice, state), reasons)
+                continue
 
         # 3. Out of reach in the module: an unsolved problem elsewhere in the track that fits.
         choice = choose([c for c in track_unsolved(module) if allowed(c.difficulty, below=blocked)], blocked)
@@ -415,17 +457,53 @@ def plan_tail_v1(
             if choice is not None:
                 emit(choice, _kind(choice, state), [f"No easier problem exists; moving off difficulty {blocked}."])
                 continue
+
+        # 6. (v2) Everything left is more than one step up (e.g. after stepping down): climb
+        # through a problem one step up — a review when solved — rather than wait.
+        step = state.previous + 1
+        targets = [
+            *track_unsolved(),
+            *(by_ref[r.ref] for r in reviews if config.review_cap_per_day),
+            *(c for c in in_range if set(c.topics) & to_master and c.ref not in state.planned | state.left_pool),
+        ]
+        if later and any(c.difficulty > step for c in targets):
+            rungs = [
+                c
+                for c in candidates
+                if c.difficulty == step
+                and c.module in config.modules
+                and allowed(c.difficulty)
+                and c.difficulty != blocked
+                and c.ref not in state.planned
+                and c.ref not in state.left_pool
+            ]
+            choice = choose(rungs, blocked)
+            if choice is not None:
+                solved = choice.ref in state.passed
+                emit(
+                    choice,
+                    "review" if solved else _kind(choice, state),
+                    [f"Climbing back towards the problems left, one difficulty step at a time (now {step})."],
+                    {"source": "climb"} if solved else None,
+                )
+                continue
         notes.append(f"Nothing within one step of difficulty {state.previous} is left; the path waits for new content.")
         break
 
-    complete = not tasks and not reviews and all(not open_in(m) for m in config.modules)
+    # v2: reviews a zero daily cap keeps out cannot hold the path open.
+    waiting_reviews = bool(reviews) and (not later or config.review_cap_per_day > 0)
+    complete = not tasks and not waiting_reviews and not to_master and all(not open_in(m) for m in config.modules)
     return Plan(tasks=tuple(tasks), complete=complete, notes=tuple(notes))
 
 
 Planner = Callable[..., Plan]
 
+# v1 waits when everything left is more than one step above the last task; v2 climbs back up.
+plan_tail_v1: Planner = partial(_plan_tail, version=1)
+plan_tail_v2: Planner = partial(_plan_tail, version=2)
+
 # Algorithm versions: a path is extended by the planner it was created with.
-PLANNERS: dict[str, Planner] = {"v1": plan_tail_v1}
+PLANNERS: dict[str, Planner] = {"v1": plan_tail_v1, "v2": plan_tail_v2}
 
 
 def planner_for(version: str) -> Planner:

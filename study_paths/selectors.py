@@ -11,13 +11,14 @@ from django.db.models import Case, Count, IntegerField, Prefetch, Q, QuerySet, V
 
 from co_project.errors import NotFound
 from study_paths.models import StudyPath, StudyPathStatus, StudyTask, TaskEvaluation, TaskEvent, TaskKind, TaskStatus
+from study_paths.planner import QUEUE_REVIEW_SOURCE
 
 
 def study_path_active_for(*, learner_id: str, track_id: uuid.UUID) -> StudyPath | None:
     return StudyPath.objects.filter(learner_id=learner_id, track_id=track_id, status=StudyPathStatus.ACTIVE).first()
 
 
-PLANNING_FIELDS = ("id", "position", "status", "kind", "module_id", "problem_ref", "difficulty", "topics", "metadata")
+PLANNING_FIELDS = ("id", "position", "status", "kind", "module_id", "problem_ref", "difficulty", "topics", "metadata", "due_at")
 
 
 def study_path_task_rows(*, path_id: uuid.UUID) -> list[dict[str, Any]]:
@@ -54,7 +55,9 @@ def study_task_next_for(*, learner_id: str, now: datetime) -> NextTask:
     review, else the earliest due task in path order (one query; two when there is none, to say why)."""
     order = Case(
         When(status__in=(TaskStatus.IN_PROGRESS, TaskStatus.SUBMITTED), then=Value(0)),
-        When(kind=TaskKind.REVIEW, due_at__lte=now, then=Value(1)),
+        # Reviews from the review queue only: a step-down or climbing review has its place in
+        # the plan's difficulty chain and is served there.
+        When(kind=TaskKind.REVIEW, due_at__lte=now, metadata__review_source__source=QUEUE_REVIEW_SOURCE, then=Value(1)),
         default=Value(2),
         output_field=IntegerField(),
     )
@@ -80,7 +83,8 @@ def study_task_next_for(*, learner_id: str, now: datetime) -> NextTask:
 def _rank(task: StudyTask, now: datetime) -> int:
     if task.status in (TaskStatus.IN_PROGRESS, TaskStatus.SUBMITTED):
         return 0
-    return 1 if task.kind == TaskKind.REVIEW and task.due_at is not None and task.due_at <= now else 2
+    queued = (task.metadata.get("review_source") or {}).get("source") == QUEUE_REVIEW_SOURCE
+    return 1 if task.kind == TaskKind.REVIEW and queued and task.due_at is not None and task.due_at <= now else 2
 
 
 # --- paths and tasks: read, list, change ---------------------------------------------------------

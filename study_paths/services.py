@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from co_project.errors import NotFound, ProblemRepositoryNotReady
 from personalization.selectors import DueReview as LearnerDueReview
-from personalization.selectors import learner_profile, reviews_due
+from personalization.selectors import learner_profile, reviews_due, topic_mastery
 from study_paths import events
 from study_paths.errors import ActiveStudyPathExists, StudyPathConfigInvalid, StudyPathNotActive, StudyTaskFinished
 from study_paths.models import (
@@ -134,6 +134,7 @@ def _plan_config(config: dict[str, Any], modules: list[str]) -> PlanConfig:
         daily_target=config["daily_task_target"],
         review_cap_per_day=config["review_cap_per_day"],
         batch_size=config["batch_size"],
+        mastery_threshold=settings.CO_MASTERY_THRESHOLD,
     )
 
 
@@ -185,12 +186,20 @@ def _module_ids(outline: TrackOutline) -> dict[str, uuid.UUID]:
 
 
 def _new_tasks(
-    path: StudyPath, planned: Sequence[PlannedTask], *, first_position: int, module_ids: dict[str, uuid.UUID], now: datetime
+    path: StudyPath,
+    planned: Sequence[PlannedTask],
+    *,
+    first_position: int,
+    module_ids: dict[str, uuid.UUID],
+    now: datetime,
+    not_before: datetime | None = None,
 ) -> list[StudyTask]:
+    """Rows for planned tasks; due dates never fall before `not_before` (the last kept task's),
+    so the plan's order and the order of due dates agree and `next` follows the plan."""
     expire_after = timedelta(days=path.config["expire_after_days"])
     tasks = []
     for offset, item in enumerate(planned):
-        due = now + timedelta(days=item.day)
+        due = max(now + timedelta(days=item.day), not_before or now)
         metadata: dict[str, Any] = {"reasons": list(item.reasons)}
         if item.review_source is not None:
             metadata["review_source"] = dict(item.review_source)
@@ -255,6 +264,7 @@ def study_path_create(
         seed=seed,
         history=(),
         due_reviews=_due_reviews(profile.due_reviews),
+        mastery_now=start.mastery,
     )
     path = StudyPath(
         learner_id=learner_id,
@@ -348,6 +358,7 @@ def study_path_plan(*, path: StudyPath, now: datetime | None = None) -> Replan:
         seed=path.seed,
         history=history,
         due_reviews=_due_reviews(reviews_due(learner_id=path.learner_id, now=now)),
+        mastery_now=topic_mastery(learner_id=path.learner_id, topics=(t for c in candidates for t in c.topics)),
     )
     return Replan(plan=plan, rows=rows, outline=outline, catalogue_digest=_catalogue_digest(candidates))
 
@@ -446,7 +457,14 @@ def study_path_tail_reshape(
         ]
     next_position = (rows[-1]["position"] if rows else 0) + 1
     created = StudyTask.objects.bulk_create(
-        _new_tasks(path, plan.tasks[kept:], first_position=next_position, module_ids=module_ids, now=now)
+        _new_tasks(
+            path,
+            plan.tasks[kept:],
+            first_position=next_position,
+            module_ids=module_ids,
+            now=now,
+            not_before=max((row["due_at"] for row in pending[:kept]), default=None),
+        )
     )
     # New tasks' events are numbered from 1; the verdict's and the dropped tasks' follow theirs.
     events.task_events_append(events=[*changes, *(events.task_created(t) for t in created)], at=now)

@@ -38,6 +38,11 @@ class AnswerTextField(StrictCharField):
         ]
 
 
+class CustomTestSerializer(serializers.Serializer):
+    input = serializers.DictField(help_text="Arguments by parameter name, like a visible test's.")
+    expected = serializers.JSONField(help_text="What your program should return.")
+
+
 class SubmissionCodingPayloadSerializer(serializers.Serializer):
     language = serializers.ChoiceField(choices=Language.choices)
     code = AnswerTextField(allow_blank=False)
@@ -50,6 +55,15 @@ class SubmissionCodingPayloadSerializer(serializers.Serializer):
             "`kind: run` only: up to 5 inputs of your own, each an object with exactly the problem's parameters "
             "(values of the kinds its examples use). The run then shows your output for each, and the reference "
             "solution's output as `expected` when the problem has one, instead of running the visible tests."
+        ),
+    )
+    custom_tests = CustomTestSerializer(
+        many=True,
+        required=False,
+        max_length=10,
+        help_text=(
+            "`kind: run` only: up to 10 tests of your own, run after the visible ones and shown like "
+            "them (their `index` follows the visible tests')."
         ),
     )
 

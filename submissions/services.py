@@ -13,6 +13,7 @@ the sweeper (beat, or the serving process itself without a broker: co_project/be
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -45,6 +46,7 @@ logger = logging.getLogger("co.submissions")
 
 MAX_CODE_BYTES = 64 * 1024
 MAX_MATH_CHARS = 2000
+MAX_CUSTOM_TESTS_CHARS = 16 * 1024
 MAX_MATH_STEPS = 50
 MAX_SYSTEMS_CHARS = 20000
 
@@ -69,6 +71,22 @@ def _payload_digest(
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _check_custom_tests(*, bundle: ProblemBundle, kind: str, tests: list[dict[str, Any]]) -> None:
+    """A learner's own tests ride along on a run only, call the function with exactly its
+    parameters, and stay small (they are stored with the submission and shown back)."""
+    if kind != SubmissionKind.RUN:
+        raise InvalidInput("Custom tests go with a run, not a submit.", fields={"payload": {"custom_tests": ["Use kind 'run'."]}})
+    parameters = set(bundle.parameters)
+    for index, test in enumerate(tests):
+        if set(test["input"]) != parameters:
+            raise InvalidInput(
+                f"Custom test {index + 1} must give exactly the parameters {', '.join(bundle.parameters)}.",
+                fields={"payload": {"custom_tests": {str(index): {"input": [f"Keys: {', '.join(bundle.parameters)}."]}}}},
+            )
+    if len(json.dumps(tests)) > MAX_CUSTOM_TESTS_CHARS:
+        raise PayloadTooLarge(f"Custom tests may be at most {MAX_CUSTOM_TESTS_CHARS} characters of JSON in all.")
+
+
 def _check_payload(*, bundle: ProblemBundle, subject: str, kind: str, payload: dict[str, Any]) -> str:
     """Validate the payload for the problem's subject; returns the language ('' outside coding)."""
     if subject != bundle.subject:
@@ -88,8 +106,15 @@ def _check_payload(*, bundle: ProblemBundle, subject: str, kind: str, payload: d
             )
         if len(code.encode()) > MAX_CODE_BYTES:
             raise CodeTooLarge(f"Code is {len(code.encode())} bytes; the limit is {MAX_CODE_BYTES} bytes (64 KiB).")
+        if "inputs" in payload and "custom_tests" in payload:
+            raise InvalidInput(
+                "Send either inputs (the reference answers them) or custom_tests (you give the expected outputs), not both.",
+                fields={"payload": {"inputs": ["Not together with custom_tests."]}},
+            )
         if "inputs" in payload:
             _check_custom_inputs(bundle=bundle, kind=kind, inputs=payload["inputs"])
+        if "custom_tests" in payload:
+            _check_custom_tests(bundle=bundle, kind=kind, tests=payload["custom_tests"])
         return language
     if subject == Subject.MATH:
         steps = payload.get("steps", [])
@@ -308,6 +333,9 @@ def _grade(submission: Submission, bundle: ProblemBundle) -> Verdict:
     elif submission.subject == Subject.CODING:
         from grading.evaluators.coding import evaluate_code
 
+        if payload.get("custom_tests"):
+            # The learner's own tests run as more visible tests: the same run, the same comparison.
+            bundle = dataclasses.replace(bundle, visible_tests=[*bundle.visible_tests, *payload["custom_tests"]])
         verdict = evaluate_code(
             bundle=bundle,
             language=submission.language,
@@ -324,6 +352,8 @@ def _grade(submission: Submission, bundle: ProblemBundle) -> Verdict:
             answer=math.get("answer", ""),
             variables=math.get("variables", []),
             form=math.get("form") or "equivalent",
+            dependent=math.get("dependent") or None,
+            positive=math.get("positive") or [],
         )
         verdict = Verdict(
             status=result.status,
@@ -334,6 +364,7 @@ def _grade(submission: Submission, bundle: ProblemBundle) -> Verdict:
                     "equivalent": result.equivalent,
                     "form_ok": result.form_ok,
                     "first_invalid_step": result.first_invalid_step,
+                    "error_position": result.error_position,
                     "steps": [
                         {"index": s.index, "expression": s.expression, "ok": s.ok, "reason": s.reason} for s in result.steps
                     ],

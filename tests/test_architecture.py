@@ -12,7 +12,17 @@ from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("co_project", "tracks", "personalization", "submissions", "sessions_app", "study_paths", "tutoring", "grading")
+APPS = (
+    "co_project",
+    "tracks",
+    "personalization",
+    "submissions",
+    "sessions_app",
+    "study_paths",
+    "tutoring",
+    "grading",
+    "learner_pages",
+)
 LEAVES = ("grading",)  # import no project package; anything may import them
 SKIPPED_DIRECTORIES = {"__pycache__", "node_modules", "var"}
 

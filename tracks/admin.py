@@ -218,7 +218,13 @@ class ProblemAdmin(HiddenContentMixin, CatalogueChangeMixin, admin.ModelAdmin):
                 )
             },
         ),
-        ("Math", {"classes": ("collapse",), "fields": ("math_variables", "math_answer", "math_form", "math_steps")}),
+        (
+            "Math",
+            {
+                "classes": ("collapse",),
+                "fields": ("math_variables", "math_answer", "math_form", "math_steps", "math_dependent", "math_positive"),
+            },
+        ),
         ("Systems", {"classes": ("collapse",), "fields": ("rubric", "rubric_expectations")}),
         ("Bookkeeping", {"classes": ("collapse",), "fields": ("content_hash", "created_at", "updated_at")}),
     )

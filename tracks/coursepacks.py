@@ -250,7 +250,8 @@ def _check_math(document: dict[str, Any], check: PackCheck) -> None:
             continue
         block = problem["math"]
         path = f"problems[{problem['slug']}].math"
-        variables_error = check_variables(block["variables"])
+        dependent = block.get("dependent")
+        variables_error = check_variables(block["variables"], dependent=dependent, positive=block.get("positive"))
         if variables_error is not None:
             check.error(f"{path}.variables", variables_error)
             continue
@@ -258,7 +259,7 @@ def _check_math(document: dict[str, Any], check: PackCheck) -> None:
             (f"steps[{index}]", step) for index, step in enumerate(block.get("steps", []))
         ]:
             try:
-                canonical_expression(text, block["variables"])
+                canonical_expression(text, block["variables"], dependent=dependent)
             except ExpressionRejected as exc:
                 check.error(f"{path}.{field_path}", f"is not a valid expression: {exc}")
 

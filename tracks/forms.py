@@ -75,6 +75,7 @@ class ProblemAdminForm(forms.ModelForm):
     remediation = SchemaJSONField(definition="remediation", required=False, initial=dict)
     math_variables = SchemaJSONField(required=False, initial=list)
     math_steps = SchemaJSONField(required=False, initial=list)
+    math_positive = SchemaJSONField(required=False, initial=list)
     rubric_expectations = SchemaJSONField(definition="rubricExpectations", required=False, initial=dict)
 
     class Meta:
@@ -102,6 +103,8 @@ class ProblemAdminForm(forms.ModelForm):
             "math_answer",
             "math_form",
             "math_steps",
+            "math_dependent",
+            "math_positive",
             "rubric",
             "rubric_expectations",
         )
@@ -120,6 +123,16 @@ class ProblemAdminForm(forms.ModelForm):
             self.add_error("rubric", "A systems problem is graded against a rubric.")
         if subject == Subject.MATH and "math_answer" in self.fields and not data.get("math_answer"):
             self.add_error("math_answer", "A math problem needs its answer.")
+        if subject == Subject.MATH and "math_variables" in data:
+            from grading.evaluators.math_notation import check_variables
+
+            problem = check_variables(
+                data.get("math_variables") or [],
+                dependent=data.get("math_dependent") or None,
+                positive=data.get("math_positive") or [],
+            )
+            if problem is not None:
+                self.add_error("math_variables", problem)
         return data
 
 

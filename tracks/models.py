@@ -133,6 +133,10 @@ class Problem(models.Model):
     math_answer = models.TextField(blank=True, default="")
     math_form = models.CharField(max_length=16, choices=MathForm.choices, blank=True, default="")
     math_steps = models.JSONField(default=list, blank=True, help_text="Reference steps (staff-only).")
+    math_dependent = models.CharField(
+        max_length=64, blank=True, default="", help_text="The name an answer may define: y (y = …) or f (f(x) = …)."
+    )
+    math_positive = models.JSONField(default=list, blank=True, help_text="Variables that are positive (the rest: any real).")
 
     # systems
     rubric = models.ForeignKey(Rubric, on_delete=models.PROTECT, null=True, blank=True, related_name="problems")

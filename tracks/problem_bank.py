@@ -117,6 +117,8 @@ def _bundle_from_model(problem: Problem, *, include_hidden: bool) -> ProblemBund
             "answer": problem.math_answer,
             "form": problem.math_form,
             "steps": problem.math_steps,
+            "dependent": problem.math_dependent or None,
+            "positive": problem.math_positive,
         }
     rubric = None
     if problem.rubric_id:

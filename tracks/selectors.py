@@ -4,7 +4,7 @@ with the number of tracks, modules or problems."""
 
 from __future__ import annotations
 
-import time
+import secrets
 import uuid
 from dataclasses import dataclass
 
@@ -75,9 +75,15 @@ def catalogue_version() -> int:
 
     version = cache.get(CATALOGUE_VERSION_KEY)
     if version is None:  # never set, or evicted: start a version no earlier process can have cached
-        cache.add(CATALOGUE_VERSION_KEY, time.time_ns() // 1000, timeout=None)
+        cache.add(CATALOGUE_VERSION_KEY, fresh_catalogue_version(), timeout=None)
         version = cache.get(CATALOGUE_VERSION_KEY, 0)
     return int(version)
+
+
+def fresh_catalogue_version() -> int:
+    """A version no process has cached under: random, not time-based, so a stopped or repeated
+    clock (a restored VM, a frozen test clock) cannot hand out one already used."""
+    return secrets.randbelow(2**52)
 
 
 @dataclass(frozen=True)

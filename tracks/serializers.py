@@ -11,6 +11,7 @@ from rest_framework import serializers
 
 from co_project.serializer_fields import QueryParamsSerializer
 from tracks.models import Subject
+from tracks.statement import statement_html
 
 
 class TrackListQuerySerializer(QueryParamsSerializer):
@@ -85,6 +86,12 @@ class PublicProblemModuleSerializer(serializers.Serializer):
 class PublicMathSerializer(serializers.Serializer):
     variables = serializers.ListField(child=serializers.CharField())
     form = serializers.CharField(help_text="The form the answer must take, e.g. `equivalent`, `expanded`.")
+    dependent = serializers.CharField(
+        allow_null=True, help_text="The name an answer may define, e.g. `y` (`y = …`) or `f` (`f(x) = …`); null when none."
+    )
+    positive = serializers.ListField(
+        child=serializers.CharField(), help_text="Variables the problem takes as positive; the others are any real number."
+    )
 
 
 class PublicRubricDimensionSerializer(serializers.Serializer):
@@ -107,6 +114,7 @@ class PublicProblemSerializer(serializers.Serializer):
     subject = serializers.ChoiceField(choices=Subject.choices)
     title = serializers.CharField()
     statement = serializers.CharField(help_text="Markdown.")
+    statement_html = serializers.SerializerMethodField()
     difficulty = serializers.IntegerField(min_value=1, max_value=5)
     topics = serializers.ListField(child=serializers.CharField())
     track = serializers.DictField(allow_null=True, help_text="{id, slug, title} when the problem belongs to a track.")
@@ -120,6 +128,12 @@ class PublicProblemSerializer(serializers.Serializer):
     hint_levels = serializers.SerializerMethodField()
     math = serializers.SerializerMethodField()
     rubric = serializers.SerializerMethodField()
+
+    @extend_schema_field(
+        serializers.CharField(help_text="The statement rendered to HTML and sanitized (no script, style or raw HTML).")
+    )
+    def get_statement_html(self, bundle: Any) -> str:
+        return statement_html(bundle.statement)
 
     @extend_schema_field(PublicProblemModuleSerializer(allow_null=True))
     def get_module(self, bundle: Any) -> dict[str, Any] | None:
@@ -144,7 +158,12 @@ class PublicProblemSerializer(serializers.Serializer):
         """The answer's variables and required form; never the answer or reference steps."""
         if not bundle.math:
             return None
-        return {"variables": bundle.math.get("variables", []), "form": bundle.math.get("form") or "equivalent"}
+        return {
+            "variables": bundle.math.get("variables", []),
+            "form": bundle.math.get("form") or "equivalent",
+            "dependent": bundle.math.get("dependent") or None,
+            "positive": bundle.math.get("positive") or [],
+        }
 
     @extend_schema_field(PublicRubricSerializer(allow_null=True, help_text="Systems only."))
     def get_rubric(self, bundle: Any) -> dict[str, Any] | None:

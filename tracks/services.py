@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -278,6 +277,8 @@ def _problem_values(problem: dict[str, Any], track_subject: str, module: Module,
         "math_answer": math.get("answer", ""),
         "math_form": math.get("form", "equivalent") if math else "",
         "math_steps": math.get("steps", []),
+        "math_dependent": math.get("dependent", ""),
+        "math_positive": math.get("positive", []),
         "rubric": rubric,
         "rubric_expectations": systems.get("expectations", {}),
     }
@@ -430,9 +431,9 @@ def catalogue_changed() -> None:
     """Published content changed: invalidate catalogue caches (see `selectors.catalogue_version`)."""
     from django.core.cache import cache
 
-    from tracks.selectors import CATALOGUE_VERSION_KEY
+    from tracks.selectors import CATALOGUE_VERSION_KEY, fresh_catalogue_version
 
     try:
         cache.incr(CATALOGUE_VERSION_KEY)
-    except ValueError:  # not set yet (or evicted): a fresh time-based value invalidates everything
-        cache.set(CATALOGUE_VERSION_KEY, time.time_ns() // 1000, timeout=None)
+    except ValueError:  # not set yet (or evicted): a fresh value invalidates everything
+        cache.set(CATALOGUE_VERSION_KEY, fresh_catalogue_version(), timeout=None)

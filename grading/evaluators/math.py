@@ -3,25 +3,21 @@ and does each step of their derivation follow from the one before?
 
 Learner text is untrusted, so it crosses three fences before SymPy sees it:
 
-1. A whitelist tokenizer here, in the calling process (no SymPy import): at most 500
-   characters of digits, letters, whitespace and ``+ - * / ^ ( ) . ,``; every name must be a
-   declared variable or one of ``sin cos tan asin acos atan sinh cosh tanh exp log ln sqrt abs
-   pi e E oo``; numbers have at most 30 digits; brackets nest at most 20 deep; a chain of
-   powers has at most 3 operators; a small grammar check rejects dangling operators and empty
-   brackets. It emits a canonical, fully explicit string (``2x`` becomes ``2*x``, ``x^2``
-   becomes ``x**2``, ``xy`` becomes ``x*y`` when ``x`` and ``y`` are declared), so nothing a
-   learner types reaches a parser that could name anything else.
-2. A separate worker process parses that string with ``parse_expr(evaluate=False)``, a global
-   namespace holding only the whitelisted SymPy callables and the number/symbol classes the
-   transformations emit (``__builtins__`` empty), and the declared symbols as locals. Before
-   anything is evaluated the unevaluated tree is checked: numeric exponents within ±1000,
-   powers nested at most 3 deep in exponents, no intermediate number beyond ~10^10000.
+1. ``math_notation`` (in the calling process, no SymPy): a whitelist tokenizer and a
+   recursive-descent parser turn the text into a plain tree of declared variables, known
+   functions and constants, digit strings and operators, or reject it with where and why. It
+   reads notation as learners write it (``2x``, ``sin^2 x``, ``|x|``, ``log_2 x``, ``y = …``).
+2. A separate worker process turns that tree into SymPy objects node by node (never
+   ``eval``, ``sympify`` or ``parse_expr``: no text is parsed there at all). Before anything is
+   evaluated the unevaluated tree is checked: numeric exponents within ±1000, powers nested at
+   most 3 deep in exponents, no intermediate number beyond ~10^10000.
 3. Everything that computes (evaluation, simplification, form checks) runs in that worker under
    a wall-clock limit (``CO_MATH_TIME_LIMIT_SECONDS``, default 2 s) and an address-space limit
    (``CO_MATH_MEMORY_LIMIT_MB``, default 1024). A worker is a plain ``subprocess`` (``python -I``
    running this file, empty environment, cwd ``/``): ``multiprocessing`` refuses to start
    children from a Celery prefork child (billiard marks it daemonic) and ``spawn`` would
-   re-import the host's ``__main__`` (gunicorn, celery).
+   re-import the host's ``__main__`` (gunicorn, celery). ``python -I`` cannot import the rest of
+   the project, so the worker's half of this file uses the standard library and SymPy only.
 
 Each process keeps a pool of up to ``CO_MATH_WORKERS`` long-lived workers (SymPy imported once
 in each), started by ``warm_up`` or on demand, and forgotten after ``fork()``. A worker serves
@@ -33,9 +29,18 @@ pool's size wait, for the first worker given back.
 
 Rules:
 
-- Equivalence: equal trees, else evaluate both at seeded random real points (30 digits; a point
-  where both are finite and differ is a counterexample: not equivalent), else
-  ``simplify(a - b) == 0``; when simplify cannot decide, agreement at >= 4 points decides.
+- Real numbers, as school textbooks use them: variables are real (positive where the problem
+  declares them ``positive``); an odd root of a negative number is real (``(-8)^(1/3)`` and
+  ``cbrt(-8)`` are ``-2``; ``x^(1/3)`` is ``sign(x)·|x|^(1/3)``); even roots and logarithms of
+  negative numbers are undefined (not real). Decimals are exact (``0.5`` is ``1/2``), so a
+  rounded decimal is not equal to ``1/3`` or ``pi``.
+- Equivalence: equal trees; else a numeric comparison at seeded random points of the real
+  domain (30 significant digits, relative tolerance 1e-20): a point where one side is real and
+  the other is not, or both are real and differ, is a counterexample (not equivalent); points
+  where neither is real lie outside both domains and are skipped. Without a counterexample,
+  ``simplify(a - b) == 0`` decides, under its own budget (``CO_MATH_SIMPLIFY_SECONDS``, default
+  0.5 s); when it cannot decide or runs out of time, agreement at >= 4 points decides (the
+  numeric fallback).
 - Steps: a derivation is a chain of equal expressions (as the shipped packs write them, e.g.
   ``(8 + 7)/(5 - 2)``, ``15/3``, ``5``). Steps are numbered from 1. Step 1 is the learner's
   starting point and only has to be valid (the statement is prose, there is nothing to compare
@@ -49,8 +54,8 @@ Rules:
   (``factor(e) == e`` up to the numeric coefficient SymPy always multiplies into a sum).
   ``simplified``: no more operations (``count_ops``) than the reference answer as authored, no
   common factor left in a polynomial fraction, and a single fraction when the answer is one.
-- Symbols are real; decimals become exact rationals; ``x = <expression without x>`` is read as
-  ``<expression>``; Unicode minus, times, dot, divide, ² and ³ are read as ASCII.
+- ``x = <expression without x>`` is read as ``<expression>``, and so is ``y = …``, ``y' = …``,
+  ``f(x) = …`` or ``dy/dx = …`` when ``y`` / ``f`` is the problem's declared ``dependent``.
 """
 
 from __future__ import annotations
@@ -59,7 +64,6 @@ import atexit
 import contextlib
 import json
 import os
-import re
 import selectors
 import subprocess
 import sys
@@ -69,53 +73,56 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+if __name__ != "__main__":  # the worker (python -I this file) reads trees, never text
+    from grading.evaluators.math_notation import (
+        MAX_EXPRESSION_CHARS,
+        ExpressionRejected,
+        canonical_expression,
+        check_variables,
+        parse_expression,
+    )
+
+__all__ = [
+    "ExpressionRejected",
+    "MathStepCheck",
+    "MathVerdict",
+    "canonical_expression",
+    "check_variables",
+    "evaluate_math",
+    "warm_up",
+]
+
 FORMS = ("equivalent", "simplified", "expanded", "factored")
 # Mistakes the checker can name (they select the problem's authored remediation), and how many
 # candidate rewrites of the answer it tries for each.
 DIAGNOSES = ("sign-error", "chain-rule")
 DIAGNOSIS_CANDIDATES = 12
 
-MAX_EXPRESSION_CHARS = 500
 MAX_STEPS = 30
-MAX_NUMBER_DIGITS = 30
-MAX_BRACKET_DEPTH = 20
-MAX_POWER_CHAIN = 3
 MAX_POWER_NESTING = 3
 MAX_EXPONENT = 1000
 MAX_LOG10_MAGNITUDE = 10_000
 MAX_RESPONSE_BYTES = 1_000_000
 WORKER_EVALUATIONS_BEFORE_RECYCLE = 1000
+# Numeric comparison: sample points tried, points that must agree, digits, relative tolerance.
+SAMPLE_POINTS = 24
+AGREEING_POINTS = 4
+SAMPLE_DIGITS = 30
+RELATIVE_TOLERANCE = 1e-20
+WORKING_BITS = 200  # ~60 digits for the fast evaluator, so 1e-20 survives ordinary cancellation
 
 DEFAULT_TIME_LIMIT_SECONDS = 2.0
+DEFAULT_SIMPLIFY_SECONDS = 0.5
 DEFAULT_MEMORY_LIMIT_MB = 1024
 DEFAULT_WORKER_START_SECONDS = 30.0
 DEFAULT_WORKERS = 2
 
-# Learner-visible names -> the SymPy names the worker's namespace binds.
-FUNCTIONS = {
-    "sin": "sin",
-    "cos": "cos",
-    "tan": "tan",
-    "asin": "asin",
-    "acos": "acos",
-    "atan": "atan",
-    "sinh": "sinh",
-    "cosh": "cosh",
-    "tanh": "tanh",
-    "exp": "exp",
-    "log": "log",
-    "ln": "log",
-    "sqrt": "sqrt",
-    "abs": "Abs",
-}
-FUNCTION_ARITY = {"log": (1, 2)}  # (min, max) arguments; every other function takes exactly one
-CONSTANTS = {"pi": "pi", "e": "E", "E": "E", "oo": "oo"}
-# Classes the standard transformations and evaluate=False emit; never learner-visible names.
-PARSER_MACHINERY = ("Integer", "Float", "Rational", "Symbol", "Add", "Mul", "Pow")
-
-_UNICODE_OPERATORS = {"\u2212": "-", "\u00d7": "*", "\u00b7": "*", "\u22c5": "*", "\u00f7": "/", "\u00b2": "^2", "\u00b3": "^3"}
-_VARIABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
-_TOKEN = re.compile(r"\s*(?:(?P<number>\d+\.?\d*|\.\d+)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op>\*\*|[-+*/^(),]))")
+# The tree's function names -> the SymPy function the worker applies (those built by hand, such
+# as log10, root and abs, are handled in the worker's `build_call`).
+SYMPY_FUNCTIONS = (
+    "sin", "cos", "tan", "sec", "csc", "cot", "asin", "acos", "atan", "asec", "acsc", "acot",
+    "sinh", "cosh", "tanh", "sech", "csch", "coth", "asinh", "acosh", "atanh", "asech", "acsch", "acoth", "exp",
+)  # fmt: skip
 _WORKER_ENV = {"LANG": "C.UTF-8", "PATH": os.defpath}
 
 _FORM_PHRASES = {
@@ -144,190 +151,7 @@ class MathVerdict:
     message: str
     exec_ms: int
     details: dict[str, Any] = field(default_factory=dict)  # staff-side diagnostics (never the answer)
-
-
-class ExpressionRejected(Exception):
-    """Learner text (or a content field) that is not an acceptable expression; the message is
-    safe to show: it never contains anything but the learner's own characters."""
-
-
-# =============================================================================================
-# Fence 1: the whitelist tokenizer (runs in the calling process)
-# =============================================================================================
-
-
-def _shown_character(character: str) -> str:
-    return f"'{character}'" if character.isascii() and character.isprintable() else f"U+{ord(character):04X}"
-
-
-def _split_into_variables(name: str, variables: list[str]) -> list[str] | None:
-    """`xy` -> [x, y] when it is exactly a run of declared variable names (longest names first)."""
-    ordered = sorted(variables, key=len, reverse=True)
-    memo: dict[int, list[str] | None] = {len(name): []}
-
-    def split_from(start: int) -> list[str] | None:
-        if start not in memo:
-            memo[start] = None
-            for variable in ordered:
-                if name.startswith(variable, start):
-                    rest = split_from(start + len(variable))
-                    if rest is not None:
-                        memo[start] = [variable, *rest]
-                        break
-        return memo[start]
-
-    return split_from(0)
-
-
-def _tokens(text: str, variables: list[str]) -> list[tuple[str, str]]:
-    """(kind, canonical text) pairs; kinds: number, variable, constant, function, op."""
-    tokens: list[tuple[str, str]] = []
-    position = 0
-    while position < len(text):
-        match = _TOKEN.match(text, position)
-        if match is None or match.end() == position:
-            rest = text[position:].lstrip()
-            if not rest:
-                break
-            raise ExpressionRejected(f"the character {_shown_character(rest[0])} is not allowed")
-        position = match.end()
-        if match["number"] is not None:
-            number = match["number"]
-            whole, _, fraction = number.partition(".")
-            if len(whole) + len(fraction) > MAX_NUMBER_DIGITS:
-                raise ExpressionRejected(f"numbers may have at most {MAX_NUMBER_DIGITS} digits")
-            canonical = str(int(whole or "0")) + (f".{fraction or '0'}" if "." in number else "")
-            tokens.append(("number", canonical))
-        elif match["name"] is not None:
-            name = match["name"]
-            if name in variables:
-                tokens.append(("variable", name))
-            elif name in FUNCTIONS:
-                tokens.append(("function", name))
-            elif name in CONSTANTS:
-                tokens.append(("constant", CONSTANTS[name]))
-            elif "_" in name:
-                raise ExpressionRejected("the character '_' is not allowed here")
-            elif (parts := _split_into_variables(name, variables)) is not None:
-                tokens.extend(("variable", part) for part in parts)
-            else:
-                names = " and ".join(filter(None, [", ".join(variables), "functions such as sin, cos, exp, log and sqrt"]))
-                raise ExpressionRejected(f"unknown name '{name[:20]}'; you can use {names}")
-        else:
-            tokens.append(("op", "**" if match["op"] == "^" else match["op"]))
-    return tokens
-
-
-def _explicit(tokens: list[tuple[str, str]]) -> str:
-    """Grammar check plus explicit multiplication; returns the canonical expression text."""
-    output: list[str] = []
-    expect_operand = True
-    frames: list[dict[str, Any]] = [{"call": None, "arguments": 0, "power_chain": 0}]
-    pending_function: str | None = None
-
-    def multiply_if_adjacent() -> None:
-        if not expect_operand:
-            output.append("*")
-            frames[-1]["power_chain"] = 0
-
-    for kind, text in tokens:
-        if pending_function is not None and text != "(":
-            raise ExpressionRejected(f"'{pending_function}' must be followed by brackets, like {pending_function}(x)")
-        if kind in ("number", "variable", "constant"):
-            if kind == "number" and not expect_operand and output and output[-1][0].isdigit():
-                raise ExpressionRejected("two numbers in a row need an operator between them")
-            multiply_if_adjacent()
-            output.append(text)
-            expect_operand = False
-        elif kind == "function":
-            multiply_if_adjacent()
-            output.append(FUNCTIONS[text])
-            pending_function = text
-            expect_operand = True
-        elif text == "(":
-            if pending_function is None:
-                multiply_if_adjacent()
-            frames.append({"call": pending_function, "arguments": 0, "power_chain": 0})
-            if len(frames) - 1 > MAX_BRACKET_DEPTH:
-                raise ExpressionRejected(f"brackets may nest at most {MAX_BRACKET_DEPTH} deep")
-            pending_function = None
-            output.append("(")
-            expect_operand = True
-        elif text == ")":
-            if len(frames) == 1:
-                raise ExpressionRejected("a closing bracket has no opening bracket")
-            if expect_operand:
-                raise ExpressionRejected("a bracket is closed before the expression inside it is complete")
-            frame = frames.pop()
-            if frame["call"] is not None:
-                low, high = FUNCTION_ARITY.get(frame["call"], (1, 1))
-                if not low <= frame["arguments"] + 1 <= high:
-                    raise ExpressionRejected(f"'{frame['call']}' takes {low if low == high else f'{low} or {high}'} argument(s)")
-            output.append(")")
-            expect_operand = False
-        elif text == ",":
-            if frames[-1]["call"] is None or expect_operand:
-                raise ExpressionRejected("a comma may only separate the arguments of a function such as log(x, 2)")
-            frames[-1]["arguments"] += 1
-            frames[-1]["power_chain"] = 0
-            output.append(",")
-            expect_operand = True
-        elif text in ("+", "-"):
-            if not expect_operand:
-                frames[-1]["power_chain"] = 0
-            output.append(text)
-            expect_operand = True
-        else:  # * / **
-            if expect_operand:
-                raise ExpressionRejected(f"'{'^' if text == '**' else text}' is missing the expression before it")
-            if text == "**":
-                frames[-1]["power_chain"] += 1
-                if frames[-1]["power_chain"] > MAX_POWER_CHAIN:
-                    raise ExpressionRejected(f"at most {MAX_POWER_CHAIN} powers may be chained")
-            else:
-                frames[-1]["power_chain"] = 0
-            output.append(text)
-            expect_operand = True
-    if pending_function is not None:
-        raise ExpressionRejected(f"'{pending_function}' must be followed by brackets, like {pending_function}(x)")
-    if len(frames) > 1:
-        raise ExpressionRejected("a bracket is never closed")
-    if expect_operand:
-        raise ExpressionRejected("the expression is empty" if not output else "the expression ends with an operator")
-    return " ".join(output)
-
-
-def canonical_expression(text: str, variables: list[str]) -> str:
-    """The whitelisted, fully explicit form of `text`, or ExpressionRejected with a reason to show."""
-    if not isinstance(text, str) or not text.strip():
-        raise ExpressionRejected("the expression is empty")
-    if len(text) > MAX_EXPRESSION_CHARS:
-        raise ExpressionRejected(f"it is longer than {MAX_EXPRESSION_CHARS} characters")
-    for symbol, replacement in _UNICODE_OPERATORS.items():
-        text = text.replace(symbol, replacement)
-    if "=" in text:
-        left, _, right = text.partition("=")
-        solved_for = left.strip()
-        if "=" in right or solved_for not in variables:
-            raise ExpressionRejected("write an expression, not an equation (an answer like x = 5 is fine)")
-        canonical = _explicit(_tokens(right, variables))
-        if any(kind == "variable" and name == solved_for for kind, name in _tokens(right, variables)):
-            raise ExpressionRejected(f"the right-hand side of '{solved_for} =' still contains {solved_for}")
-        return canonical
-    return _explicit(_tokens(text, variables))
-
-
-def check_variables(variables: Any) -> str | None:
-    """Why a problem's declared variables cannot be graded with (None when they can); course
-    pack validation asks before it reads an answer with them."""
-    if not isinstance(variables, list) or not all(isinstance(name, str) for name in variables):
-        return "variables must be a list of names"
-    for name in variables:
-        if not _VARIABLE_NAME.match(name) or "__" in name:
-            return f"variable name {name[:40]!r} is not allowed"
-        if name in FUNCTIONS or name in PARSER_MACHINERY or name in FUNCTIONS.values():
-            return f"variable name {name!r} collides with a function name"
-    return None
+    error_position: int | None = None  # where the final expression stopped being readable (1-based)
 
 
 # =============================================================================================
@@ -339,29 +163,104 @@ def _worker_main(memory_limit_mb: int) -> None:  # pragma: no cover - runs in th
     """Read one JSON request per line from stdin, answer one JSON line on stdout, forever."""
     import random
     import resource
+    import signal
     from math import log10
 
+    import mpmath
     import sympy
-    from sympy.parsing.sympy_parser import (
-        convert_xor,
-        implicit_multiplication,
-        parse_expr,
-        rationalize,
-        standard_transformations,
-    )
 
-    transformations = (*standard_transformations, implicit_multiplication, convert_xor, rationalize)
-    namespace_names = {*FUNCTIONS.values(), *CONSTANTS.values(), *PARSER_MACHINERY}
-    namespace = {name: getattr(sympy, name) for name in namespace_names}
-    Add, Mul, Pow = sympy.Add, sympy.Mul, sympy.Pow
+    Add, Mul, Pow, S = sympy.Add, sympy.Mul, sympy.Pow, sympy.S
+    functions = {name: getattr(sympy, name) for name in SYMPY_FUNCTIONS}
+    constants = {"pi": sympy.pi, "e": sympy.E, "oo": sympy.oo}
+    mpmath.mp.prec = WORKING_BITS
 
     limit = memory_limit_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
+    class Unreadable(Exception):
+        """A tree the worker will not build (the calling side's parser should never send one)."""
+
+    class OutOfBudget(Exception):
+        """simplify ran past its own budget; the numeric comparison decides instead."""
+
+    def out_of_budget(signum: int, frame: object) -> None:
+        raise OutOfBudget
+
+    signal.signal(signal.SIGALRM, out_of_budget)
+
     def rebuild(node: Any) -> Any:
         """Evaluate an unevaluated tree bottom-up (only after `guard` accepted it)."""
         return node.func(*[rebuild(arg) for arg in node.args]) if node.args else node
+
+    def real_root(base: Any, numerator: int, denominator: int) -> Any:
+        """base^(p/q) for an odd q, real for a negative base: sign(b)·|b|^(p/q) (|b|^(p/q) for an
+        even p), as textbooks read (-8)^(1/3) = -2; SymPy's principal root would be complex."""
+        if rebuild(base).is_nonnegative:
+            return Pow(base, sympy.Rational(numerator, denominator), evaluate=False)
+        magnitude = Pow(sympy.Abs(base, evaluate=False), sympy.Rational(numerator, denominator), evaluate=False)
+        return Mul(sympy.sign(base, evaluate=False), magnitude, evaluate=False) if numerator % 2 else magnitude
+
+    def power(base: Any, exponent: Any) -> Any:
+        value = rebuild(exponent) if exponent.args else exponent
+        if value.is_Rational and not value.is_Integer and value.q % 2 == 1:
+            return real_root(base, int(value.p), int(value.q))
+        return Pow(base, exponent, evaluate=False)
+
+    def logarithm(argument: Any, base: Any) -> Any:
+        return Mul(sympy.log(argument, evaluate=False), Pow(sympy.log(base, evaluate=False), -1, evaluate=False), evaluate=False)
+
+    def build_call(name: str, arguments: list[Any]) -> Any:
+        if name == "acot":  # the textbook range (0, pi), so arccot(-1) = 3pi/4; SymPy's is (-pi/2, pi/2]
+            return Add(sympy.pi / 2, Mul(S.NegativeOne, sympy.atan(arguments[0], evaluate=False), evaluate=False), evaluate=False)
+        if name in functions:
+            return functions[name](*arguments, evaluate=False)
+        if name == "ln":
+            return sympy.log(arguments[0], evaluate=False)
+        if name == "log10":
+            return logarithm(arguments[0], sympy.Integer(10))
+        if name == "log":
+            return logarithm(arguments[0], arguments[1]) if len(arguments) == 2 else logarithm(arguments[0], sympy.Integer(10))
+        if name == "sqrt":
+            return Pow(arguments[0], S.Half, evaluate=False)
+        if name == "cbrt":
+            return real_root(arguments[0], 1, 3)
+        if name == "root":
+            degree = rebuild(arguments[1])
+            if degree.is_Integer and degree > 0 and degree % 2 == 1:
+                return real_root(arguments[0], 1, int(degree))
+            return Pow(arguments[0], Pow(arguments[1], -1, evaluate=False), evaluate=False)
+        if name == "abs":
+            return sympy.Abs(arguments[0], evaluate=False)
+        raise Unreadable(f"unknown function {name[:20]!r}")
+
+    def build(node: Any, symbols: dict[str, Any]) -> Any:
+        """The unevaluated SymPy tree of a parser tree; only whitelisted names are looked up."""
+        kind, rest = node[0], node[1:]
+        if kind == "num":
+            return sympy.Rational(rest[0])
+        if kind == "var":
+            if rest[0] not in symbols:
+                raise Unreadable("it uses a name that is not a variable of this problem")
+            return symbols[rest[0]]
+        if kind == "const":
+            return constants[rest[0]]
+        if kind == "add":
+            return Add(*[build(term, symbols) for term in rest], evaluate=False)
+        if kind == "neg":
+            inner = build(rest[0], symbols)
+            return -inner if inner.is_Number else Mul(S.NegativeOne, inner, evaluate=False)
+        if kind == "mul":
+            factors = [
+                Pow(build(factor[1], symbols), -1, evaluate=False) if factor[0] == "div" else build(factor, symbols)
+                for factor in rest
+            ]
+            return Mul(*factors, evaluate=False)
+        if kind == "pow":
+            return power(build(rest[0], symbols), build(rest[1], symbols))
+        if kind == "call":
+            return build_call(rest[0], [build(argument, symbols) for argument in rest[1:]])
+        raise Unreadable("it is not a mathematical expression")
 
     def magnitude(node: Any) -> float:
         """log10 of how large (or, as a denominator, how small) a number atom is."""
@@ -380,75 +279,186 @@ def _worker_main(memory_limit_mb: int) -> None:  # pragma: no cover - runs in th
             (base_nesting, base_size), (exponent_nesting, _) = results
             nesting = max(base_nesting, exponent_nesting + 1)
             if nesting > MAX_POWER_NESTING:
-                raise ExpressionRejected("powers are nested too deeply")
+                raise Unreadable("powers are nested too deeply")
             size = base_size
             if not node.exp.free_symbols:
                 try:
                     value = complex(rebuild(node.exp).evalf(15))
                 except (TypeError, ValueError, OverflowError) as exc:
-                    raise ExpressionRejected("an exponent is not a number of reasonable size") from exc
+                    raise Unreadable("an exponent is not a number of reasonable size") from exc
                 if not abs(value) <= MAX_EXPONENT:
-                    raise ExpressionRejected(f"exponents must stay between -{MAX_EXPONENT} and {MAX_EXPONENT}")
+                    raise Unreadable(f"exponents must stay between -{MAX_EXPONENT} and {MAX_EXPONENT}")
                 size = base_size * max(1.0, abs(value))
         elif isinstance(node, Mul):
             size = sum(sizes)
         else:
             size = max(sizes) + 1.0
         if size > MAX_LOG10_MAGNITUDE:
-            raise ExpressionRejected("the numbers in it are too large")
+            raise Unreadable("the numbers in it are too large")
         return nesting, size
 
-    def parse(text: str, symbols: dict[str, Any]) -> tuple[Any, Any]:
-        """(as written, evaluated) for a canonical string from `canonical_expression`."""
+    def parse(tree: Any, symbols: dict[str, Any]) -> tuple[Any, Any]:
+        """(as written, evaluated) for a tree from `math_notation.parse_expression`."""
         try:
-            written = parse_expr(
-                text,
-                local_dict=dict(symbols),
-                global_dict={"__builtins__": {}, **namespace},
-                transformations=transformations,
-                evaluate=False,
-            )
-        except MemoryError:
+            written = build(tree, symbols)
+        except (Unreadable, MemoryError, RecursionError):
             raise
-        except Exception as exc:  # SymPy's parser raises many types; all mean "unreadable"
-            raise ExpressionRejected("it could not be read as a mathematical expression") from exc
-        if not isinstance(written, sympy.Expr):
-            raise ExpressionRejected("it is not a single mathematical expression")
-        if written.free_symbols - set(symbols.values()):
-            raise ExpressionRejected("it uses a name that is not a variable of this problem")
+        except Exception as exc:  # SymPy raises many types on odd input; all mean "unreadable"
+            raise Unreadable("it could not be read as a mathematical expression") from exc
         guard(written)
-        return written, rebuild(written)
-
-    def numeric_value(expression: Any, point: dict[Any, Any]) -> complex | None:
         try:
-            value = complex(expression.evalf(30, subs=point))
-        except (TypeError, ValueError, OverflowError, ZeroDivisionError):
+            return written, rebuild(written)
+        except (ArithmeticError, ValueError, TypeError) as exc:  # e.g. asec(0): SymPy divides by zero
+            raise Unreadable("it has no value (for example, it divides by zero)") from exc
+
+    fast_functions = {
+        **{getattr(sympy, name): getattr(mpmath, name) for name in SYMPY_FUNCTIONS},
+        sympy.log: mpmath.log,
+        sympy.Abs: abs,
+        sympy.sign: mpmath.sign,
+    }
+    fast_constants = {sympy.pi: lambda: +mpmath.pi, sympy.E: lambda: +mpmath.e, sympy.I: lambda: mpmath.mpc(0, 1)}
+
+    class NotFast(Exception):
+        """A node the mpmath evaluator does not know: SymPy's evalf evaluates it instead."""
+
+    def fast_value(node: Any, point: dict[Any, Any]) -> Any:
+        """The value of a SymPy tree at a point with mpmath at WORKING_BITS (far faster than
+        evalf, which tracks precision adaptively; a counterexample it finds is confirmed by
+        evalf before it counts, in case cancellation ate the working precision)."""
+        if node.is_Symbol:
+            return point[node]
+        if node.is_Rational:
+            return mpmath.mpf(int(node.p)) / int(node.q)
+        if node.is_Float:
+            return mpmath.mpf(node._mpf_)
+        if node in fast_constants:
+            return fast_constants[node]()
+        arguments = [fast_value(argument, point) for argument in node.args]
+        if node.is_Add:
+            return mpmath.fsum(arguments)
+        if node.is_Mul:
+            return mpmath.fprod(arguments)
+        if node.is_Pow:
+            base, exponent = arguments
+            return base ** int(node.exp) if node.exp.is_Integer else mpmath.power(base, exponent)
+        function = fast_functions.get(node.func)
+        if function is None or len(arguments) != 1:
+            raise NotFast
+        return function(*arguments)
+
+    def finite(value: Any) -> Any:
+        value = mpmath.mpc(value)
+        return value if mpmath.isfinite(value) else None
+
+    def evalf_value(expression: Any, point: dict[Any, Any]) -> Any:
+        """The value at a point with SymPy's adaptive evalf (SAMPLE_DIGITS correct digits)."""
+        try:
+            value = expression.evalf(SAMPLE_DIGITS, subs={symbol: sympy.Rational(*ratio) for symbol, ratio in point[1].items()})
+            real, imaginary = value.as_real_imag()
+            return finite(mpmath.mpc(sympy.Float(real, SAMPLE_DIGITS)._mpf_, sympy.Float(imaginary, SAMPLE_DIGITS)._mpf_))
+        except (TypeError, ValueError, OverflowError, ZeroDivisionError, AttributeError):
             return None
-        return value if value == value and abs(value) != float("inf") else None
 
-    def numeric_comparison(a: Any, b: Any) -> str:
-        """'differ' (a counterexample exists), 'agree' (>= 4 points) or 'unknown'."""
-        free = sorted(a.free_symbols | b.free_symbols, key=str)
+    values: dict[tuple[Any, int, bool], Any] = {}  # (expression, point, confirmed) -> value, per request
+
+    def numeric_value(expression: Any, index: int, *, confirmed: bool = False) -> Any:
+        """The value at sample point `index` as an mpmath complex; None at a pole or where it is
+        not a finite number. `confirmed`: by evalf, not the fast evaluator."""
+        key = (expression, index, confirmed)
+        if key not in values:
+            point = points[index]
+            value = None
+            if not confirmed:
+                try:
+                    value = finite(fast_value(expression, point[0]))
+                except NotFast:
+                    confirmed = True
+                except (ZeroDivisionError, ValueError, OverflowError, TypeError):
+                    value = None
+            if confirmed:
+                value = evalf_value(expression, point)
+            values[key] = value
+        return values[key]
+
+    def is_real(value: Any) -> bool:
+        return abs(value.imag) <= RELATIVE_TOLERANCE * max(1, abs(value.real))
+
+    def sample_points(symbols: list[Any]) -> list[tuple[dict[Any, Any], dict[Any, tuple[int, int]]]]:
+        """Seeded points for all the problem's symbols, each as (mpmath values, exact ratios): a
+        third with |v| < 1 (where asin, acos, atanh are real), a third in 1..3 and a third in
+        3..6; positive symbols only positive, the others of either sign."""
         generator = random.Random(20250101)  # noqa: S311 - sample points, not secrets
-        agreeing, attempts = 0, 8 if free else 1
-        for _ in range(attempts):
-            point = {symbol: sympy.Rational(generator.randint(100, 2900), 1000) * generator.choice((-1, 1)) for symbol in free}
-            value_a, value_b = numeric_value(a, point), numeric_value(b, point)
-            if value_a is None or value_b is None:
-                continue
-            if abs(value_a - value_b) > 1e-9 * max(1.0, abs(value_a), abs(value_b)):
-                return "differ"
-            agreeing += 1
-        return "agree" if agreeing >= (4 if free else 1) else "unknown"
+        sampled = []
+        for index in range(SAMPLE_POINTS):
+            low, high = ((50, 950), (1000, 3000), (3000, 6000))[index % 3]
+            ratios = {
+                symbol: (generator.randint(low, high) * (1 if symbol.is_positive else generator.choice((-1, 1))), 1000)
+                for symbol in symbols
+            }
+            sampled.append(({symbol: mpmath.mpf(p) / q for symbol, (p, q) in ratios.items()}, ratios))
+        return sampled
 
-    def equivalent(a: Any, b: Any) -> bool:
+    points: list[tuple[dict[Any, Any], dict[Any, tuple[int, int]]]] = []
+    points_by_symbols: dict[tuple[Any, ...], list[tuple[dict[Any, Any], dict[Any, tuple[int, int]]]]] = {}
+
+    def compare_at(a: Any, b: Any, index: int, *, confirmed: bool) -> str:
+        """'agree', 'differ' or 'skip' (a pole of one side, or outside the real domain of both)."""
+        value_a, value_b = numeric_value(a, index, confirmed=confirmed), numeric_value(b, index, confirmed=confirmed)
+        if value_a is None or value_b is None:
+            return "skip"  # a pole of one of them: says nothing about the rest of the domain
+        real_a, real_b = is_real(value_a), is_real(value_b)
+        if not real_a and not real_b:
+            return "skip"
+        if real_a != real_b:
+            return "differ"  # defined (real) here for one of them only
+        if abs(value_a.real - value_b.real) > RELATIVE_TOLERANCE * max(1, abs(value_a.real), abs(value_b.real)):
+            return "differ"
+        return "agree"
+
+    def numeric_comparison(a: Any, b: Any, *, confirm: bool = True) -> str:
+        """'differ' (a counterexample exists), 'agree' (>= AGREEING_POINTS points of the real
+        domain, one point when the expressions have no variables) or 'unknown'. Without
+        `confirm`, a counterexample of the fast evaluator is not checked with evalf (naming a
+        mistake is a hint, never a verdict)."""
+        free = a.free_symbols | b.free_symbols
+        agreeing = 0
+        for index in range(SAMPLE_POINTS if free else 1):
+            outcome = compare_at(a, b, index, confirmed=False)
+            if outcome == "differ" and confirm:
+                outcome = compare_at(a, b, index, confirmed=True)
+            if outcome == "differ":
+                return "differ"
+            agreeing += outcome == "agree"
+            if agreeing >= 2 * AGREEING_POINTS:
+                break
+        return "agree" if agreeing >= (AGREEING_POINTS if free else 1) else "unknown"
+
+    def simplifies_to_zero(difference: Any, budget: float) -> bool | None:
+        """True / False when SymPy decides within the budget, None when it ran out of time."""
+        if difference == 0:
+            return True
+        signal.setitimer(signal.ITIMER_REAL, budget)
+        try:
+            return bool(sympy.expand(difference) == 0 or sympy.simplify(difference) == 0)
+        except (OutOfBudget, ArithmeticError, ValueError, TypeError):  # undecided: the numeric comparison decides
+            return None
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+    def equivalent(a: Any, b: Any, budget: float, methods: list[str]) -> bool:
         if a == b:
+            methods.append("identical")
             return True
         numeric = numeric_comparison(a, b)
         if numeric == "differ":
+            methods.append("counterexample")
             return False
-        if sympy.simplify(a - b) == 0:
+        symbolic = simplifies_to_zero(a - b, budget)
+        if symbolic:
+            methods.append("symbolic")
             return True
+        methods.append("numeric" if symbolic is False else "numeric-after-timeout")
         return numeric == "agree"
 
     def has_bracket_product(written: Any) -> bool:
@@ -503,7 +513,7 @@ def _worker_main(memory_limit_mb: int) -> None:  # pragma: no cover - runs in th
         function's inner argument (`chain-rule`). Numeric comparisons only, a bounded number."""
         terms = sympy.Add.make_args(sympy.expand(answer))[:DIAGNOSIS_CANDIDATES]
         sign_flips = [-answer, *(answer - 2 * term for term in terms if len(terms) > 1)]
-        if any(numeric_comparison(learner, candidate) == "agree" for candidate in sign_flips):
+        if any(numeric_comparison(learner, candidate, confirm=False) == "agree" for candidate in sign_flips):
             return ["sign-error"]
         inner_factors = []
         for node in sympy.preorder_traversal(answer):
@@ -515,26 +525,41 @@ def _worker_main(memory_limit_mb: int) -> None:  # pragma: no cover - runs in th
                         inner_factors.append(factor)
             if len(inner_factors) >= DIAGNOSIS_CANDIDATES:
                 break
-        if any(numeric_comparison(learner * factor, answer) == "agree" for factor in inner_factors):
+        if any(numeric_comparison(learner * factor, answer, confirm=False) == "agree" for factor in inner_factors):
             return ["chain-rule"]
         return []
 
     def check(request: dict[str, Any]) -> dict[str, Any]:
-        symbols = {name: sympy.Symbol(name, real=True) for name in request["variables"]}
+        positive = set(request.get("positive") or [])
+        symbols = {
+            name: sympy.Symbol(name, positive=True) if name in positive else sympy.Symbol(name, real=True)
+            for name in request["variables"]
+        }
+        values.clear()
+        key = tuple(symbols.values())
+        if key not in points_by_symbols:
+            points_by_symbols.clear()  # one problem's points at a time: a bounded cache
+            points_by_symbols[key] = sample_points(list(key))
+        points[:] = points_by_symbols[key]
+        budget = float(request.get("simplify_seconds") or DEFAULT_SIMPLIFY_SECONDS)
+        methods: list[str] = []
         try:
             answer = parse(request["answer"], symbols)
-        except ExpressionRejected as exc:
+        except Unreadable as exc:
             return {"answer_error": str(exc)}
         response: dict[str, Any] = {"expression_error": request["expression_error"], "equivalent": False, "form_ok": False}
         learner = None
         if request["expression"] is not None:
             try:
                 learner = parse(request["expression"], symbols)
-            except ExpressionRejected as exc:
+            except Unreadable as exc:
                 response["expression_error"] = str(exc)
         if learner is not None:
-            response["equivalent"] = equivalent(learner[1], answer[1])
-            response["form_ok"] = form_holds(request["form"], learner, answer, list(symbols.values()))
+            response["equivalent"] = equivalent(learner[1], answer[1], budget, methods)
+            try:
+                response["form_ok"] = form_holds(request["form"], learner, answer, list(symbols.values()))
+            except (ArithmeticError, ValueError, TypeError):  # e.g. asec(0) in a fraction: no form to speak of
+                response["form_ok"] = False
             if not response["equivalent"]:
                 response["diagnosis"] = diagnosis(learner[1], answer[1], list(symbols.values()))
         steps: list[dict[str, Any]] = []
@@ -544,18 +569,19 @@ def _worker_main(memory_limit_mb: int) -> None:  # pragma: no cover - runs in th
             parsed = None
             if reason is None:
                 try:
-                    parsed = parse(step["text"], symbols)[1]
-                except ExpressionRejected as exc:
+                    parsed = parse(step["tree"], symbols)[1]
+                except Unreadable as exc:
                     reason = f"not a valid expression: {exc}"
             if parsed is not None:
-                if previous is not None and not equivalent(parsed, previous[1]):
+                if previous is not None and not equivalent(parsed, previous[1], budget, methods):
                     reason = f"does not follow from step {previous[0]}"
                 previous = (number, parsed)
             steps.append({"ok": reason is None, "reason": reason})
         last_step_valid = steps and steps[-1]["ok"] and previous is not None and previous[0] == len(steps)
-        if last_step_valid and learner is not None and not equivalent(previous[1], learner[1]):
+        if last_step_valid and learner is not None and not equivalent(previous[1], learner[1], budget, methods):
             steps[-1] = {"ok": False, "reason": "does not lead to your final answer"}
         response["steps"] = steps
+        response["methods"] = methods
         return response
 
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
@@ -564,6 +590,8 @@ def _worker_main(memory_limit_mb: int) -> None:  # pragma: no cover - runs in th
         stdout.write(json.dumps(message).encode() + b"\n")
         stdout.flush()
 
+    for request in _WORKER_WARM_UP:  # SymPy imports parts of itself on first use: not on a learner's time
+        check(request)
     send({"ready": True})
     for line in stdin:
         request = json.loads(line)
@@ -602,9 +630,33 @@ def _setting(name: str, default: Any) -> Any:
     return default if value is None else value
 
 
+# What a worker checks before it says it is ready: a right answer in another form, a wrong one
+# (the mistake diagnosis) and a form check, so that first uses inside SymPy are paid for here.
+_X = ["var", "x"]
+_WORKER_WARM_UP = [
+    {
+        "answer": [
+            "add",
+            ["mul", ["num", "2"], _X, ["call", "sin", _X]],
+            ["mul", ["pow", _X, ["num", "2"]], ["call", "cos", _X]],
+        ],
+        "expression": expression,
+        "expression_error": None,
+        "steps": [],
+        "variables": ["x"],
+        "positive": [],
+        "form": form,
+    }
+    for expression, form in [
+        (["mul", _X, ["add", ["mul", ["num", "2"], ["call", "sin", _X]], ["mul", _X, ["call", "cos", _X]]]], "simplified"),
+        (["mul", ["num", "2"], _X, ["call", "cos", _X]], "equivalent"),
+        (["call", "ln", ["add", ["pow", _X, ["num", "2"]], ["num", "1"]]], "expanded"),
+    ]
+]
+
 _WARM_UP_PAYLOAD = {
-    "answer": "1",
-    "expression": "1",
+    "answer": ["num", "1"],
+    "expression": ["num", "1"],
     "expression_error": None,
     "steps": [],
     "variables": [],
@@ -955,21 +1007,25 @@ def evaluate_math(
     answer: str,
     variables: list[str],
     form: str,
+    dependent: str | None = None,
+    positive: list[str] | None = None,
     time_limit_s: float | None = None,
 ) -> MathVerdict:
-    """Check a learner's final expression (and optional derivation) against the problem's answer."""
+    """Check a learner's final expression (and optional derivation) against the problem's answer.
+    `dependent` is the name an answer may define (`y = …`, `f(x) = …`); `positive` the variables
+    the problem declares positive (the rest are any real number)."""
     started = time.monotonic()
 
     def elapsed() -> int:
         return int((time.monotonic() - started) * 1000)
 
-    problem_error = check_variables(variables)
+    problem_error = check_variables(variables, dependent=dependent, positive=positive)
     if problem_error is None and form not in FORMS:
         problem_error = f"unknown form {str(form)[:40]!r}"
     steps = list(steps or [])
     if problem_error is None:
         try:
-            canonical_answer = canonical_expression(answer, variables)
+            answer_tree = parse_expression(answer, variables, dependent=dependent)
         except ExpressionRejected as exc:
             problem_error = f"the answer key is not a valid expression: {exc}"
     if problem_error is not None:
@@ -977,22 +1033,22 @@ def evaluate_math(
             "error", "This problem's answer key could not be read, so it cannot be checked.", elapsed(), problem=problem_error
         )
 
-    expression_text, expression_error = None, None
+    expression_tree, expression_error, error_position = None, None, None
     try:
-        expression_text = canonical_expression(expression, variables)
+        expression_tree = parse_expression(expression, variables, dependent=dependent)
     except ExpressionRejected as exc:
-        expression_error = str(exc)
+        expression_error, error_position = str(exc), exc.position
     if len(steps) > MAX_STEPS:
-        expression_text, expression_error = None, f"a derivation may have at most {MAX_STEPS} steps"
+        expression_tree, expression_error, error_position = None, f"a derivation may have at most {MAX_STEPS} steps", None
         steps = []
-    step_parts: list[dict[str, str | None]] = []
+    step_parts: list[dict[str, Any]] = []
     for step in steps:
         try:
-            step_parts.append({"text": canonical_expression(step, variables), "error": None})
+            step_parts.append({"tree": parse_expression(step, variables, dependent=dependent), "error": None})
         except ExpressionRejected as exc:
-            step_parts.append({"text": None, "error": str(exc)})
+            step_parts.append({"tree": None, "error": str(exc)})
 
-    if expression_text is None and all(part["text"] is None for part in step_parts):
+    if expression_tree is None and all(part["tree"] is None for part in step_parts):
         facts: dict[str, Any] = {
             "expression_error": expression_error,
             "equivalent": False,
@@ -1005,12 +1061,14 @@ def evaluate_math(
             time_limit_s if time_limit_s is not None else _setting("CO_MATH_TIME_LIMIT_SECONDS", DEFAULT_TIME_LIMIT_SECONDS)
         )
         payload = {
-            "answer": canonical_answer,
-            "expression": expression_text,
+            "answer": answer_tree,
+            "expression": expression_tree,
             "expression_error": expression_error,
             "steps": step_parts,
             "variables": variables,
+            "positive": list(positive or []),
             "form": form,
+            "simplify_seconds": min(limit / 2, float(_setting("CO_MATH_SIMPLIFY_SECONDS", DEFAULT_SIMPLIFY_SECONDS))),
         }
         try:
             reply, exec_ms = _run_in_worker(payload, limit)
@@ -1061,6 +1119,8 @@ def evaluate_math(
         steps=checks,
         message="",
         exec_ms=exec_ms,
+        details={"methods": list(facts.get("methods", []))},
+        error_position=error_position if expression_error is not None else None,
     )
     verdict.message = _message(verdict, form, expression_error)
     return verdict

@@ -35,7 +35,7 @@ def test_create_returns_the_path_with_its_upcoming_tasks(api) -> None:
     path = StudyPath.objects.get()
     assert (path.learner_id, str(path.id)) == ("alice", body["id"])
     assert body["track"] == {"id": str(path.track_id), "slug": "ladder", "title": "Track ladder"}
-    assert (body["status"], body["algorithm_version"], body["completed_at"]) == ("active", "v1", None)
+    assert (body["status"], body["algorithm_version"], body["completed_at"]) == ("active", "v2", None)
     assert body["config"]["batch_size"] == 3 and body["config"]["daily_task_target"] == 3
     tasks = list(StudyTask.objects.filter(path=path).select_related("problem", "module").order_by("position"))
     assert [t["id"] for t in body["upcoming_tasks"]] == [str(t.id) for t in tasks]
@@ -94,10 +94,16 @@ def test_next_is_the_first_task_then_a_due_review_and_never_another_learners(api
     body = api.get("/v1/study-tasks/next").json()
     assert (body["task"]["id"], body["reason"]) == (str(_pending(path)[0].id), "Next in your study path.")
 
-    # A review task that has come due goes first.
+    # A review from the review queue that has come due goes first; a review the plan placed (a
+    # step down, a climb) keeps its place in the plan's difficulty chain.
     study_path_advance(task=_pending(path)[0], verdict="passed")
     review = _pending(path)[-1]
-    StudyTask.objects.filter(id=review.id).update(kind="review", due_at=now - timedelta(minutes=1))
+    StudyTask.objects.filter(id=review.id).update(kind="review", metadata={"review_source": {"source": "climb"}})
+    body = api.get("/v1/study-tasks/next").json()
+    assert (body["task"]["id"], body["reason"]) == (str(_pending(path)[0].id), "Next in your study path.")
+    StudyTask.objects.filter(id=review.id).update(
+        due_at=now - timedelta(minutes=1), metadata={"review_source": {"source": "review_queue", "key": "k"}}
+    )
     body = api.get("/v1/study-tasks/next").json()
     assert (body["task"]["id"], body["reason"]) == (str(review.id), "A review is due.")
 
@@ -111,7 +117,10 @@ def test_next_is_the_first_task_then_a_due_review_and_never_another_learners(api
     assert bob["task"]["path_id"] != str(path.id)
 
 
-def test_next_without_a_task_says_why(api) -> None:
+def test_next_without_a_task_says_why(api, settings) -> None:
+    # v1 ends a path once each problem is passed; the passes here do not go through the learner
+    # model, so v2 would go on practising until mastery (test_whole_path.py covers that).
+    settings.CO_STUDY_PATH_ALGORITHM = "v1"
     publish_ladder()
     assert api.get("/v1/study-tasks/next").json() == {
         "task": None,

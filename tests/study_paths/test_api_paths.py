@@ -182,8 +182,8 @@ def test_path_endpoints_cost_the_same_queries_whatever_the_history(api, django_a
 
 
 # The lock, the track outline (validation and replanning), the path's rows, due reviews, the
-# dropped and new tasks with their events, the save; then the detail (3).
-CONFIG_CHANGE_QUERIES = 18
+# topic mastery, the dropped and new tasks with their events, the save; then the detail (3).
+CONFIG_CHANGE_QUERIES = 19
 
 
 @pytest.mark.parametrize("verdicts", [0, 30])

@@ -189,9 +189,9 @@ def test_task_endpoints_cost_the_same_queries_whatever_the_history(api, django_a
 
 
 # Ownership read, then study_path_advance: locks, the path's rows, the track outline, due reviews,
-# the reshaped tail (a retype, a drop and an insert each only when the new plan needs it), the
+# the topic mastery, the reshaped tail (a retype, a drop and an insert each only when the new plan needs it), the
 # events, the path; then the detail (3). What varies is what the plan does, never the history.
-SKIP_QUERIES = 19
+SKIP_QUERIES = 20
 
 
 @pytest.mark.parametrize("verdicts", [0, 30])

@@ -13,6 +13,7 @@ from study_paths.planner import (
     PlanConfig,
     PlannedTask,
     plan_tail_v1,
+    plan_tail_v2,
     planner_for,
 )
 
@@ -127,6 +128,47 @@ def test_the_seed_only_breaks_ties() -> None:
 
 def test_planner_registry() -> None:
     assert planner_for("v1") is plan_tail_v1
-    assert set(PLANNERS) == {"v1"}
-    with pytest.raises(LookupError, match="no study-path planner 'v0' \\(known: v1\\)"):
+    assert planner_for("v2") is plan_tail_v2
+    assert set(PLANNERS) == {"v1", "v2"}
+    with pytest.raises(LookupError, match="no study-path planner 'v0' \\(known: v1, v2\\)"):
         planner_for("v0")
+
+
+def test_after_stepping_down_v2_climbs_back_through_solved_problems_where_v1_waits() -> None:
+    """Two misses at 5, a step-down review at 2 passed: the only problem left (5) is three steps up."""
+    catalogue = [c("d2", 2, "a"), c("d3", 3, "b"), c("d4", 4, "c"), c("top", 5, "d")]
+    config = PlanConfig(modules=("t/m1",), batch_size=4)
+    solved = LearnerStart(level=4, passed=frozenset({"d2", "d3", "d4"}), attempted=frozenset({"d2", "d3", "d4"}))
+    history = [done(catalogue[3], "failed"), done(catalogue[3], "failed"), done(catalogue[0], "passed", kind="review")]
+
+    waiting = plan_tail_v1(candidates=catalogue, learner=solved, config=config, seed=1, history=history)
+    climbing = plan_tail_v2(candidates=catalogue, learner=solved, config=config, seed=1, history=history)
+
+    assert (waiting.tasks, waiting.complete) == ((), False)
+    assert waiting.notes == ("Nothing within one step of difficulty 2 is left; the path waits for new content.",)
+    assert shape(climbing.tasks) == [("d3", "review", 3), ("d4", "review", 4), ("top", "challenge", 5)]
+    assert climbing.tasks[0].review_source == {"source": "climb"}
+    assert climbing.notes == ()
+
+
+def test_v2_goes_on_with_the_topics_not_yet_mastered_once_every_problem_is_solved() -> None:
+    catalogue = [c("a1", 1, "arrays"), c("a2", 2, "arrays"), c("s1", 1, "strings"), c("s2", 2, "strings")]
+    config = PlanConfig(modules=("t/m1",), batch_size=3, mastery_threshold=80)
+    solved = frozenset(ref.ref for ref in catalogue)
+    learner = LearnerStart(level=2, passed=solved, attempted=solved)
+    history = [done(catalogue[1], "passed")]
+
+    practising = plan_tail_v2(
+        candidates=catalogue, learner=learner, config=config, seed=1, history=history, mastery_now={"arrays": 90, "strings": 40}
+    )
+    mastered = plan_tail_v2(
+        candidates=catalogue, learner=learner, config=config, seed=1, history=history, mastery_now={"arrays": 90, "strings": 85}
+    )
+    solved_once = plan_tail_v1(candidates=catalogue, learner=learner, config=config, seed=1, history=history)
+
+    # Only the strings problems (the topic below 80), one step at a time: s2 (2), then s1.
+    assert shape(practising.tasks) == [("s2", "practice", 2), ("s1", "practice", 1)]
+    assert practising.tasks[0].reasons == ("Practising until mastered: strings.",)
+    assert not practising.complete
+    assert (mastered.tasks, mastered.complete) == ((), True)
+    assert (solved_once.tasks, solved_once.complete) == ((), True)  # v1 ends once each is solved

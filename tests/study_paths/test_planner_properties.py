@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +21,9 @@ from study_paths.planner import (
     Plan,
     PlanConfig,
     PlannedTask,
+    Planner,
     plan_tail_v1,
+    plan_tail_v2,
 )
 
 TOPICS = ("arrays", "strings", "graphs", "dp", "hashing")
@@ -80,9 +83,9 @@ class Walk:
     tails: list[Plan] = field(default_factory=list)
 
 
-def walk(scenario: dict, verdicts: list[str]) -> Walk:
+def walk(scenario: dict, verdicts: list[str], planner: Planner = plan_tail_v1) -> Walk:
     result = Walk()
-    plan = plan_tail_v1(**scenario, observe=result.choices.append)
+    plan = planner(**scenario, observe=result.choices.append)
     result.tails.append(plan)
     for verdict in verdicts:
         if not plan.tasks:
@@ -92,7 +95,7 @@ def walk(scenario: dict, verdicts: list[str]) -> Walk:
         result.done.append(
             DoneTask(task.ref, task.module, task.difficulty, task.topics, task.kind, verdict, review_key=source.get("key"))
         )
-        plan = plan_tail_v1(**scenario, history=tuple(result.done), observe=result.choices.append)
+        plan = planner(**scenario, history=tuple(result.done), observe=result.choices.append)
         result.tails.append(plan)
     result.tail = plan.tasks
     return result
@@ -111,10 +114,14 @@ checked = settings(
 )
 
 
+planners = pytest.mark.parametrize("planner", [plan_tail_v1, plan_tail_v2], ids=["v1", "v2"])
+
+
+@planners
 @checked
 @given(scenarios(), verdict_lists)
-def test_difficulty_never_jumps_more_than_one(scenario: dict, verdicts: list[str]) -> None:
-    result = walk(scenario, verdicts)
+def test_difficulty_never_jumps_more_than_one(planner: Planner, scenario: dict, verdicts: list[str]) -> None:
+    result = walk(scenario, verdicts, planner)
     sequence = [t.difficulty for t in result.done] + [t.difficulty for t in result.tail]
     previous = start_difficulty(scenario)
     for difficulty in sequence:
@@ -124,10 +131,11 @@ def test_difficulty_never_jumps_more_than_one(scenario: dict, verdicts: list[str
     assert all(config.difficulty_min <= d <= config.difficulty_max for d in sequence)
 
 
+@planners
 @checked
 @given(scenarios(), verdict_lists)
-def test_never_three_consecutive_failed_tasks_at_one_difficulty(scenario: dict, verdicts: list[str]) -> None:
-    result = walk(scenario, verdicts)
+def test_never_three_consecutive_failed_tasks_at_one_difficulty(planner: Planner, scenario: dict, verdicts: list[str]) -> None:
+    result = walk(scenario, verdicts, planner)
     attempted = [(t.difficulty, t.outcome) for t in result.done if t.outcome != "skipped"]
     for first, second, third in zip(attempted, attempted[1:], attempted[2:], strict=False):
         assert not (first[1] == second[1] == third[1] == "failed" and first[0] == second[0] == third[0]), attempted
@@ -137,10 +145,11 @@ def test_never_three_consecutive_failed_tasks_at_one_difficulty(scenario: dict, 
             assert choice.chosen.difficulty != choice.blocked
 
 
+@planners
 @checked
 @given(scenarios(), verdict_lists)
-def test_topics_rotate_whenever_an_allowed_option_allows(scenario: dict, verdicts: list[str]) -> None:
-    result = walk(scenario, verdicts)
+def test_topics_rotate_whenever_an_allowed_option_allows(planner: Planner, scenario: dict, verdicts: list[str]) -> None:
+    result = walk(scenario, verdicts, planner)
     assert result.choices or not any(plan.tasks for plan in result.tails)
     for choice in result.choices:
         assert choice.chosen in choice.options
@@ -151,14 +160,15 @@ def test_topics_rotate_whenever_an_allowed_option_allows(scenario: dict, verdict
             assert not set(choice.chosen.topics) & set(choice.previous_topics), choice
 
 
+@planners
 @checked
 @given(scenarios(), verdict_lists)
-def test_the_plan_is_a_function_of_its_inputs(scenario: dict, verdicts: list[str]) -> None:
-    first, second = walk(scenario, verdicts), walk(scenario, verdicts)
+def test_the_plan_is_a_function_of_its_inputs(planner: Planner, scenario: dict, verdicts: list[str]) -> None:
+    first, second = walk(scenario, verdicts, planner), walk(scenario, verdicts, planner)
     assert first.done == second.done
     assert first.tails == second.tails
     # Regenerating from the history alone (no intermediate plans) gives the same tail.
-    assert plan_tail_v1(**scenario, history=tuple(first.done)).tasks == first.tail
+    assert planner(**scenario, history=tuple(first.done)).tasks == first.tail
 
 
 @checked
@@ -191,3 +201,26 @@ def test_a_learner_who_passes_everything_finishes_every_module_in_order(scenario
     bridged = [t for t in plan.tasks if t.reasons and t.reasons[0].startswith("Preparing")]
     if not bridged:
         assert home == sorted(home)
+
+
+@checked
+@given(scenarios(), verdict_lists)
+def test_v2_waits_only_when_no_problem_is_one_step_up(scenario: dict, verdicts: list[str]) -> None:
+    """v1 may wait with problems left (everything left more than one step up); v2 climbs then, so
+    it waits only when the catalogue has no problem one step above the last task."""
+    result = walk(scenario, verdicts, plan_tail_v2)
+    plan = result.tails[-1]
+    if plan.tasks or plan.complete:
+        return
+    config: PlanConfig = scenario["config"]
+    previous = result.done[-1].difficulty if result.done else start_difficulty(scenario)
+    skipped = {t.ref for t in result.done if t.outcome == "skipped" and t.kind != "review"}
+    tried = [t for t in result.done if t.outcome not in ("skipped", "expired")]
+    two_misses = len(tried) >= 2 and tried[-1].outcome == tried[-2].outcome == "failed"
+    blocked = tried[-1].difficulty if two_misses and tried[-1].difficulty == tried[-2].difficulty else None
+    step_up = [
+        c
+        for c in scenario["candidates"]
+        if c.difficulty == previous + 1 != blocked and c.difficulty <= config.difficulty_max and c.ref not in skipped
+    ]
+    assert not step_up, (previous, plan.notes)

@@ -57,7 +57,7 @@ def test_create_plans_the_first_batch_with_a_created_event_each() -> None:
     )
 
     path.refresh_from_db()
-    assert (path.learner_id, path.status, path.algorithm_version, path.seed) == ("alice", "active", "v1", 7)
+    assert (path.learner_id, path.status, path.algorithm_version, path.seed) == ("alice", "active", "v2", 7)
     assert path.config == {
         "daily_task_target": 2,
         "difficulty_range": {"min": 1, "max": 5},
@@ -97,7 +97,7 @@ def test_create_starts_at_the_learners_level_and_leaves_out_what_they_solved() -
     publish_ladder()
     _solve("strong", "a1", "a3", "b2")  # level 1 → 2 → 3
 
-    path = study_path_create(learner_id="strong", track="ladder", config={"batch_size": 10}, seed=7)
+    path = study_path_create(learner_id="strong", track="ladder", config={"batch_size": 7}, seed=7)
 
     assert path.learner_start["level"] == 3
     assert sorted(path.learner_start["passed"]) == sorted(str(_id(s)) for s in ("a1", "a3", "b2"))
@@ -274,7 +274,10 @@ def test_a_finished_task_cannot_take_a_second_verdict() -> None:
     assert TaskEvent.objects.count() == events
 
 
-def test_passing_everything_completes_the_path() -> None:
+def test_passing_everything_completes_the_path(settings) -> None:
+    # v1 ends once each problem is passed; these passes skip the learner model, under which v2
+    # would go on until mastery (tests/study_paths/test_whole_path.py covers v2's end).
+    settings.CO_STUDY_PATH_ALGORITHM = "v1"
     publish_ladder()
     path = study_path_create(learner_id="alice", track="ladder", config={"batch_size": 3}, seed=5)
     for _ in range(20):
@@ -297,16 +300,16 @@ def test_a_path_keeps_its_planner_version(settings, monkeypatch: pytest.MonkeyPa
     old = study_path_create(learner_id="alice", track="ladder", config={"batch_size": 3}, seed=7)
 
     def plan_nothing(**_: object) -> planner.Plan:
-        return planner.Plan(tasks=(), complete=False, notes=("v2 plans nothing",))
+        return planner.Plan(tasks=(), complete=False, notes=("v3 plans nothing",))
 
-    monkeypatch.setitem(planner.PLANNERS, "v2", plan_nothing)
-    settings.CO_STUDY_PATH_ALGORITHM = "v2"
+    monkeypatch.setitem(planner.PLANNERS, "v3", plan_nothing)
+    settings.CO_STUDY_PATH_ALGORITHM = "v3"
 
     study_path_advance(task=_pending(old)[0], verdict="passed")
-    assert len(_pending(old)) == 3  # still v1: the tail was extended
-    assert StudyPath.objects.get(id=old.id).algorithm_version == "v1"
+    assert len(_pending(old)) == 3  # still v2: the tail was extended
+    assert StudyPath.objects.get(id=old.id).algorithm_version == "v2"
     new = study_path_create(learner_id="bob", track="ladder", seed=7)
-    assert (new.algorithm_version, StudyTask.objects.filter(path=new).count()) == ("v2", 0)
+    assert (new.algorithm_version, StudyTask.objects.filter(path=new).count()) == ("v3", 0)
 
 
 def test_an_unknown_algorithm_fails_the_system_check(settings) -> None:
@@ -405,9 +408,10 @@ def test_an_unreachable_remote_bank_is_a_409_and_writes_nothing(remote_bank) -> 
     _nothing_written()
 
 
-# Locks (path, task), the verdict, the track and its modules, the path's tasks, due reviews, event
-# numbers, the new task, the events, the path, and the transaction's savepoint pair.
-ADVANCE_QUERIES = 13
+# Locks (path, task), the verdict, the track and its modules, the path's tasks, due reviews, the
+# learner's topic mastery, event numbers, the new task, the events, the path, and the
+# transaction's savepoint pair.
+ADVANCE_QUERIES = 14
 
 
 @pytest.mark.parametrize("history", [0, 30])

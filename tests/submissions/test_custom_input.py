@@ -177,3 +177,20 @@ def test_with_a_remote_eval_service_custom_inputs_are_a_409(api, problems, setti
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "custom_input_unavailable"
     assert Submission.objects.count() == 0
+
+
+def test_custom_inputs_and_custom_tests_together_are_refused(api, problems) -> None:
+    payload = {
+        "language": "python",
+        "code": SHOUT_PY,
+        "inputs": [{"text": "a"}],
+        "custom_tests": [{"input": {"text": "a"}, "expected": "A"}],
+    }
+
+    response = api.post(
+        "/v1/submissions", {"problem_id": "shout", "subject": "coding", "kind": "run", "payload": payload}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"payload": {"inputs": ["Not together with custom_tests."]}}
+    assert Submission.objects.count() == 0

@@ -101,7 +101,8 @@ REFERENCE_MISTAKES = sorted(
         ("problems[design-cache].systems.expectations", "has no expectations for rubric dimension 'scaling'"),
         (
             "problems[expand-square].math.answer",
-            "is not a valid expression: unknown name 'y'; you can use x and functions such as sin, cos, exp, log and sqrt",
+            "is not a valid expression: unknown name 'y'; you can use x and functions such as sin, cos, exp, ln, log and sqrt "
+            "(at character 12)",
         ),
         ("problems[twice]", "problem slug appears more than once"),
     ]

@@ -214,6 +214,7 @@ def test_problem_detail_shape(api) -> None:
         "subject": "coding",
         "title": "Shout",
         "statement": "Return `text` in upper case.",
+        "statement_html": "<p>Return <code>text</code> in upper case.</p>",
         "difficulty": 1,
         "topics": ["strings"],
         "track": {"id": str(shout.module.track.id), "slug": "coding-a", "title": "Track coding-a"},
@@ -240,7 +241,7 @@ def test_problem_detail_shape(api) -> None:
 def test_math_and_systems_problem_views(api) -> None:
     _publish_three_tracks()
     math = api.get("/v1/problems/expand-square").json()
-    assert math["math"] == {"variables": ["x"], "form": "equivalent"}
+    assert math["math"] == {"variables": ["x"], "form": "equivalent", "dependent": None, "positive": []}
     assert math["languages"] == {} and math["visible_tests"] == []
     design = api.get("/v1/problems/design-cache").json()
     assert design["rubric"]["title"] == "Design basics"

@@ -6,13 +6,9 @@ platform's main API.
 
 from __future__ import annotations
 
-import time
-
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from rest_framework_simplejwt.backends import TokenBackend
 
-from co_project.authentication import JWT_ALGORITHM, MAX_LEARNER_ID_LENGTH, read_pem
+from co_project.authentication import MAX_LEARNER_ID_LENGTH, SigningKeyMissing, dev_learner_token_issue
 
 
 class Command(BaseCommand):
@@ -28,17 +24,12 @@ class Command(BaseCommand):
         if ttl <= 0:
             raise CommandError("--ttl must be a positive number of seconds.")
         try:
-            private_key = read_pem(settings.CO_JWT_PRIVATE_KEY)
+            token = dev_learner_token_issue(sub=sub, ttl=ttl)
         except OSError as exc:
             raise CommandError(f"Cannot read the private key: {exc}") from exc
-        if private_key is None:
+        except SigningKeyMissing:
             raise CommandError(
                 "No private signing key: tokens are issued by the platform's main API. For local "
                 "development run `make run` (it creates var/jwt-dev-private.pem) or set CO_JWT_PRIVATE_KEY."
-            )
-        now = int(time.time())
-        claims = {"sub": sub, "iat": now, "exp": now + ttl}
-        backend = TokenBackend(
-            JWT_ALGORITHM, signing_key=private_key, issuer=settings.CO_JWT_ISSUER, audience=settings.CO_JWT_AUDIENCE
-        )
-        self.stdout.write(backend.encode(claims))
+            ) from None
+        self.stdout.write(token)

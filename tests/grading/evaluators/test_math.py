@@ -22,7 +22,7 @@ from grading.evaluators.math import ExpressionRejected, MathStepCheck, MathVerdi
 
 PACK = yaml.safe_load((Path(django_settings.BASE_DIR) / "coursepacks" / "math-foundations.yaml").read_text())
 PROBLEMS = {problem["slug"]: problem["math"] for problem in PACK["problems"]}
-SLOW_TO_CHECK = "sin(exp(exp(exp(x))))"  # numeric evaluation needs ~10^7 digits of precision
+SLOW_TO_CHECK = "sin(exp(exp(exp(x^2 + 3))))"  # numeric evaluation needs ~10^8 digits of precision
 
 CORRECT = {
     "equivalent": "Correct: your answer is equivalent to the expected result.",
@@ -199,14 +199,14 @@ def test_factored_form(expression: str, form_ok: bool) -> None:
 
 
 def test_implicit_multiplication_caret_and_common_symbols_are_read_as_a_learner_means_them() -> None:
-    assert canonical_expression("2x", ["x"]) == "2 * x"
-    assert canonical_expression("x^2", ["x"]) == "x ** 2"
-    assert canonical_expression("xy", ["x", "y"]) == "x * y"
-    assert canonical_expression("2(x+1)(x-1)", ["x"]) == "2 * ( x + 1 ) * ( x - 1 )"
-    assert canonical_expression("x sin(x)", ["x"]) == "x * sin ( x )"
-    assert canonical_expression("ln(x) + e^x + abs(x)", ["x"]) == "log ( x ) + E ** x + Abs ( x )"
-    assert canonical_expression("x² − 1", ["x"]) == "x ** 2 - 1"
-    assert canonical_expression("x = 007.50", ["x"]) == "7.50"
+    assert canonical_expression("2x", ["x"]) == "2*x"
+    assert canonical_expression("x^2", ["x"]) == "x^2"
+    assert canonical_expression("xy", ["x", "y"]) == "x*y"
+    assert canonical_expression("2(x+1)(x-1)", ["x"]) == "2*(x + 1)*(x - 1)"
+    assert canonical_expression("x sin(x)", ["x"]) == "x*sin(x)"
+    assert canonical_expression("ln(x) + e^x + abs(x)", ["x"]) == "ln(x) + e^x + abs(x)"
+    assert canonical_expression("x² − 1", ["x"]) == "x^2 - 1"
+    assert canonical_expression("x = 007.50", ["x"]) == "007.50"
 
 
 # --- derivations ---------------------------------------------------------------------------------
@@ -244,12 +244,13 @@ def test_an_unreadable_step_is_reported_and_the_next_step_is_compared_with_the_l
     assert (verdict.categories, verdict.first_invalid_step) == (["step-error"], 2)
     assert [(check.ok, check.reason) for check in verdict.steps] == [
         (True, None),
-        (False, "not a valid expression: '/' is missing the expression before it"),
+        (False, "not a valid expression: '/' is missing the expression before it (at character 4)"),
         (True, None),
     ]
     assert (
         verdict.message
-        == "Your answer is correct, but step 2 is not a valid expression: '/' is missing the expression before it."
+        == "Your answer is correct, but step 2 is not a valid expression: '/' is missing the expression before it "
+        "(at character 4)."
     )
 
 
@@ -287,19 +288,36 @@ def test_too_many_steps_are_refused() -> None:
     ("expression", "reason"),
     [
         ("", "the expression is empty"),
-        ("x^^2", "'^' is missing the expression before it"),
-        ("2x +", "the expression ends with an operator"),
-        ("(x + 1", "a bracket is never closed"),
-        ("x + 1)", "a closing bracket has no opening bracket"),
-        ("sin x", "'sin' must be followed by brackets, like sin(x)"),
-        ("sin()", "a bracket is closed before the expression inside it is complete"),
-        ("log(x, 2, 3)", "'log' takes 1 or 2 argument(s)"),
-        ("(1, 2)", "a comma may only separate the arguments of a function such as log(x, 2)"),
-        ("2 3", "two numbers in a row need an operator between them"),
-        ("foo(x)", "unknown name 'foo'; you can use x and functions such as sin, cos, exp, log and sqrt"),
-        ("x > 1", "the character '>' is not allowed"),
-        ("x == 1", "write an expression, not an equation (an answer like x = 5 is fine)"),
+        ("x^^2", "'^' is missing the expression before it (at character 3)"),
+        ("2x +", "the expression ends with an operator (at character 5)"),
+        ("(x + 1", "a bracket is never closed (at character 1)"),
+        ("x + 1)", "a closing bracket has no matching opening bracket (at character 6)"),
+        ("|x + 1", "an absolute value bar is never closed (at character 1)"),
+        ("sin", "'sin' needs an argument, like sin(x) (at character 1)"),
+        ("2 + sin^3", "'sin' needs an argument, like sin(x) (at character 5)"),
+        ("sin()", "a bracket is closed before the expression inside it is complete (at character 5)"),
+        ("log(x, 2, 3)", "'log' takes 1 or 2 arguments (at character 1)"),
+        ("root(x)", "'root' takes 2 arguments (at character 1)"),
+        ("(1, 2)", "a comma may only separate the arguments of a function such as log(x, 2) (at character 3)"),
+        ("2 3", "two numbers in a row need an operator between them (at character 3)"),
+        (
+            "x + foo(x)",
+            "unknown name 'foo'; you can use x and functions such as sin, cos, exp, ln, log and sqrt (at character 5)",
+        ),
+        (
+            "2x + secant(x)",
+            "unknown name 'secant'; you can use x and functions such as sin, cos, exp, ln, log and sqrt (at character 6)",
+        ),
+        ("x > 1", "the character '>' is not allowed (at character 3)"),
+        ("x − 1 ≥ 2", "the character U+2265 is not allowed (at character 7)"),
+        ("x == 1", "write an expression, not an equation (an answer like x = 5 is fine) (at character 4)"),
+        ("y = 2x", "write an expression, not an equation (an answer like x = 5 is fine) (at character 3)"),
         ("x = 2x - 5", "the right-hand side of 'x =' still contains x"),
+        ("ln^-1(x)", "'ln^-1' is ambiguous: write 1/ln(x) for the reciprocal (at character 1)"),
+        ("sin^x(x)", "a power of 'sin' must be a whole number, as in sin^2(x) (at character 1)"),
+        ("log_q(x)", "the base of 'log_q' must be a number or a variable (at character 1)"),
+        ("2e999", "a power of ten may be at most 300 (at character 1)"),
+        ("x^⁻", "a superscript must be a whole number such as ² or ⁻¹ (at character 3)"),
     ],
 )
 def test_invalid_syntax_fails_with_a_reason_and_no_internals(expression: str, reason: str) -> None:
@@ -316,7 +334,9 @@ def test_invalid_syntax_fails_with_a_reason_and_no_internals(expression: str, re
         ({"form": "tidy"}, "unknown form 'tidy'"),
         ({"variables": ["x", "__class__"]}, "variable name '__class__' is not allowed"),
         ({"variables": ["sin"]}, "variable name 'sin' collides with a function name"),
-        ({"answer": "x +"}, "the answer key is not a valid expression: the expression ends with an operator"),
+        ({"variables": ["x"], "dependent": "x"}, "the dependent variable 'x' collides with a variable or function name"),
+        ({"variables": ["x"], "positive": ["t"]}, "positive names 't', which is not a declared variable"),
+        ({"answer": "x +"}, "the answer key is not a valid expression: the expression ends with an operator (at character 4)"),
         ({"answer": "2**2**100"}, "exponents must stay between -1000 and 1000"),
     ],
 )
@@ -596,3 +616,120 @@ def test_a_forked_child_starts_its_own_worker_and_leaves_the_parents_alone() -> 
     assert math_evaluator._pool.workers() == parent_workers
     assert all(_alive(worker) for worker in parent_workers["idle"])
     assert evaluate("derivative-log-chain", "2x/(x^2 + 1)").status == "passed"
+
+
+# --- real-valued conventions ---------------------------------------------------------------------
+
+
+def check(expression: str, answer: str, variables: list[str] | None = None, **options: Any) -> MathVerdict:
+    return evaluate_math(
+        expression=expression, steps=[], answer=answer, variables=variables or ["x"], form="equivalent", **options
+    )
+
+
+@pytest.mark.parametrize(
+    ("expression", "answer", "equivalent"),
+    [
+        ("(-8)^(1/3)", "-2", True),
+        ("cbrt(-8)", "-2", True),
+        ("root(-243, 5)", "-3", True),
+        ("(-8)^(2/3)", "4", True),
+        ("(-27)^(-1/3)", "-1/3", True),
+        ("(-8)^(1/3)", "2", False),
+        ("x^(1/3)", "cbrt(x)", True),
+        ("(x^3)^(1/3)", "x", True),  # the real cube root undoes the cube for negative x too
+        ("(x^2)^(1/2)", "x", False),  # an even root does not
+        ("x^(2/3)", "cbrt(x)^2", True),
+    ],
+)
+def test_an_odd_root_of_a_negative_number_is_real(expression: str, answer: str, equivalent: bool) -> None:
+    assert check(expression, answer).equivalent is equivalent
+
+
+@pytest.mark.parametrize(
+    ("expression", "answer", "positive", "equivalent"),
+    [
+        ("sqrt(x^2)", "x", [], False),  # x = -1 is a counterexample on the reals
+        ("sqrt(x^2)", "|x|", [], True),
+        ("sqrt(x^2)", "x", ["x"], True),
+        ("ln(x^2)", "2 ln(x)", [], False),  # defined for x < 0 on one side only
+        ("ln(x^2)", "2 ln|x|", [], True),
+        ("ln(x^2)", "2 ln(x)", ["x"], True),
+        ("sqrt(x) sqrt(y)", "sqrt(x y)", [], False),
+        ("sqrt(x) sqrt(y)", "sqrt(x y)", ["x", "y"], True),
+    ],
+)
+def test_branch_cuts_are_judged_on_the_real_domain_of_the_declared_variables(
+    expression: str, answer: str, positive: list[str], equivalent: bool
+) -> None:
+    assert check(expression, answer, ["x", "y"], positive=positive).equivalent is equivalent
+
+
+@pytest.mark.parametrize(
+    ("expression", "answer", "positive", "equivalent"),
+    [
+        ("sin^2 x + cos^2 x", "1", [], True),
+        ("sec^2 x - tan^2 x", "1", [], True),
+        ("cosh^2 x - sinh^2 x", "1", [], True),
+        ("log(a b)", "log a + log b", ["a", "b"], True),
+        ("ln(a b)", "ln a + ln b", ["a", "b"], True),
+        ("ln(a b)", "ln a + ln b", [], False),  # a = b = -1: ln 1 = 0, but ln(-1) is not real
+        ("ln(a/b)", "ln a - ln b", ["a", "b"], True),
+        ("ln(a^b)", "b ln a", ["a"], True),
+    ],
+)
+def test_identities_that_need_the_domain(expression: str, answer: str, positive: list[str], equivalent: bool) -> None:
+    assert check(expression, answer, ["a", "b", "x"], positive=positive).equivalent is equivalent
+
+
+@pytest.mark.parametrize(
+    ("expression", "answer", "equivalent"),
+    [
+        ("0.5", "1/2", True),
+        ("0.125", "1/8", True),
+        ("0.333", "1/3", False),
+        ("0.3333333333333333", "1/3", False),  # 16 digits: still not 1/3, decimals are exact
+        ("3.14159", "pi", False),
+        ("3.141592653589793", "pi", False),
+        ("1.414", "sqrt(2)", False),
+        ("2.718281828", "e", False),
+        ("1.5e3", "1500", True),
+        ("1.5e3", "1501", False),
+        ("0.1x + 0.2x", "0.3x", True),
+        ("0.1x + 0.2x", "0.30000000000000004x", False),
+    ],
+)
+def test_decimals_are_exact_so_a_near_miss_is_not_equivalent(expression: str, answer: str, equivalent: bool) -> None:
+    assert check(expression, answer).equivalent is equivalent
+
+
+def test_when_simplification_runs_out_of_time_the_numeric_comparison_decides(settings) -> None:
+    settings.CO_MATH_SIMPLIFY_SECONDS = 0.001
+
+    same = check("sin^2 x + cos^2 x", "1")
+    different = check("sin^2 x + cos^2 x", "2")
+
+    assert (same.status, same.equivalent, same.details) == ("passed", True, {"methods": ["numeric-after-timeout"]})
+    assert (different.status, different.equivalent, different.details) == ("failed", False, {"methods": ["counterexample"]})
+
+
+def test_symbolic_simplification_decides_within_its_budget() -> None:
+    verdict = check("sin^2 x + cos^2 x", "1")
+
+    assert (verdict.status, verdict.equivalent, verdict.details) == ("passed", True, {"methods": ["symbolic"]})
+
+
+def test_an_answer_may_be_written_as_an_equation_for_the_dependent_variable() -> None:
+    passed = check("f'(x) = 2x cos(x^2)", "2x cos(x^2)", dependent="f")
+    elsewhere = check("g'(x) = 2x cos(x^2)", "2x cos(x^2)", dependent="f")
+
+    assert (passed.status, passed.equivalent, passed.error_position) == ("passed", True, None)
+    assert (elsewhere.status, elsewhere.categories, elsewhere.error_position) == ("failed", ["invalid-expression"], 7)
+
+
+@pytest.mark.parametrize("expression", ["1/0", "x/0", "asec(0)", "log(x, 1)", "sqrt(x) asec(0)"])
+@pytest.mark.parametrize("form", ["equivalent", "simplified", "expanded", "factored"])
+def test_an_undefined_answer_is_wrong_not_an_error(expression: str, form: str) -> None:
+    verdict = evaluate_math(expression=expression, steps=[], answer="sin(x) + 1", variables=["x"], form=form)
+
+    assert (verdict.status, verdict.equivalent, verdict.categories) == ("failed", False, ["wrong-answer"])
