@@ -46,6 +46,17 @@ class CustomTestSerializer(serializers.Serializer):
 class SubmissionCodingPayloadSerializer(serializers.Serializer):
     language = serializers.ChoiceField(choices=Language.choices)
     code = AnswerTextField(allow_blank=False)
+    inputs = serializers.ListField(
+        child=serializers.DictField(),
+        required=False,
+        min_length=1,
+        max_length=5,
+        help_text=(
+            "`kind: run` only: up to 5 inputs of your own, each an object with exactly the problem's parameters "
+            "(values of the kinds its examples use). The run then shows your output for each, and the reference "
+            "solution's output as `expected` when the problem has one, instead of running the visible tests."
+        ),
+    )
     custom_tests = CustomTestSerializer(
         many=True,
         required=False,
@@ -161,6 +172,25 @@ class HiddenResultSerializer(serializers.Serializer):
     categories = serializers.ListField(child=serializers.CharField(), help_text="Failed hidden-test categories.")
 
 
+class CustomInputDetailSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    input = serializers.DictField()
+    output = serializers.JSONField(allow_null=True, help_text="What your code returned (null when it failed).")
+    expected = serializers.JSONField(allow_null=True, help_text="The reference solution's value for this input.")
+    expected_note = serializers.CharField(allow_null=True, help_text="Why there is no expected value, when there is none.")
+    outcome = serializers.ChoiceField(
+        choices=["passed", "wrong_answer", "ran", "runtime_error", "time_limit", "memory_limit", "output_limit"],
+        help_text="`ran`: your code returned a value and there is no expected value to compare it with.",
+    )
+    time_ms = serializers.IntegerField()
+    error = serializers.CharField(allow_null=True)
+
+
+class CustomInputResultSerializer(serializers.Serializer):
+    reference = serializers.BooleanField(help_text="Whether a reference solution gave the expected values.")
+    details = CustomInputDetailSerializer(many=True)
+
+
 class RemediationSerializer(serializers.Serializer):
     category = serializers.CharField()
     text = serializers.CharField()
@@ -178,6 +208,7 @@ class SubmissionResultSerializer(serializers.Serializer):
     language = serializers.CharField(allow_blank=True)
     visible = VisibleResultSerializer(required=False, help_text="Coding only.")
     hidden = HiddenResultSerializer(required=False, allow_null=True, help_text="Coding submits only; null for runs.")
+    custom = CustomInputResultSerializer(required=False, help_text="Runs on custom inputs only.")
     categories = serializers.ListField(child=serializers.CharField(), required=False, help_text="Math and systems.")
     remediation = RemediationSerializer(many=True)
     exec_ms = serializers.IntegerField()

@@ -34,7 +34,7 @@ from co_project.prepared import Param, PreparedUpdate
 from co_project.telemetry import telemetry_emit
 from grading.verdicts import Verdict, error_verdict
 from personalization.services import GradedAttempt, ProblemFacts, attempt_record
-from submissions.errors import CodeTooLarge, IdempotencyKeyReused, TooManyEvaluations
+from submissions.errors import CodeTooLarge, CustomInputUnavailable, IdempotencyKeyReused, TooManyEvaluations
 from submissions.models import RubricScore, Submission, SubmissionKind, SubmissionStatus
 from submissions.origins import SESSION_ORIGIN, AttemptContext, AttemptVerdict, origin_get
 from submissions.waiting import verdict_announce, verdict_await
@@ -106,6 +106,13 @@ def _check_payload(*, bundle: ProblemBundle, subject: str, kind: str, payload: d
             )
         if len(code.encode()) > MAX_CODE_BYTES:
             raise CodeTooLarge(f"Code is {len(code.encode())} bytes; the limit is {MAX_CODE_BYTES} bytes (64 KiB).")
+        if "inputs" in payload and "custom_tests" in payload:
+            raise InvalidInput(
+                "Send either inputs (the reference answers them) or custom_tests (you give the expected outputs), not both.",
+                fields={"payload": {"inputs": ["Not together with custom_tests."]}},
+            )
+        if "inputs" in payload:
+            _check_custom_inputs(bundle=bundle, kind=kind, inputs=payload["inputs"])
         if "custom_tests" in payload:
             _check_custom_tests(bundle=bundle, kind=kind, tests=payload["custom_tests"])
         return language
@@ -117,6 +124,24 @@ def _check_payload(*, bundle: ProblemBundle, subject: str, kind: str, payload: d
     if len(payload["text"]) > MAX_SYSTEMS_CHARS:
         raise PayloadTooLarge(f"A design answer may be at most {MAX_SYSTEMS_CHARS} characters.")
     return ""
+
+
+def _check_custom_inputs(*, bundle: ProblemBundle, kind: str, inputs: list[dict[str, Any]]) -> None:
+    """Custom inputs belong to a run, on the embedded sandbox, and must fit the problem's parameters."""
+    from grading.evaluators.custom_input import custom_input_errors
+
+    if kind != SubmissionKind.RUN:
+        raise InvalidInput(
+            "Custom inputs can only be run, not submitted.", fields={"kind": ["Use 'run' to try your own inputs."]}
+        )
+    if settings.CO_EVAL_BASE:
+        raise CustomInputUnavailable()
+    errors = custom_input_errors(inputs=inputs, problem=bundle)
+    if errors:
+        raise InvalidInput(
+            f"These inputs do not fit the problem's parameters ({', '.join(bundle.parameters)}).",
+            fields={"payload": {"inputs": errors}},
+        )
 
 
 def submission_create(
@@ -299,7 +324,13 @@ def _claim(*, submission_id: uuid.UUID) -> tuple[Submission, uuid.UUID] | None:
 
 def _grade(submission: Submission, bundle: ProblemBundle) -> Verdict:
     payload = submission.payload
-    if submission.subject == Subject.CODING:
+    if submission.subject == Subject.CODING and "inputs" in payload:
+        from grading.evaluators.custom_input import evaluate_custom_inputs
+
+        verdict = evaluate_custom_inputs(
+            bundle=bundle, language=submission.language, code=payload["code"], inputs=payload["inputs"]
+        )
+    elif submission.subject == Subject.CODING:
         from grading.evaluators.coding import evaluate_code
 
         if payload.get("custom_tests"):
@@ -356,7 +387,14 @@ def _grade(submission: Submission, bundle: ProblemBundle) -> Verdict:
                     "total": result.total,
                     "max_total": result.max_total,
                     "dimensions": [
-                        {"id": d.id, "name": d.name, "score": d.score, "max_score": d.max_score, "feedback": d.feedback}
+                        {
+                            "id": d.id,
+                            "name": d.name,
+                            "score": d.score,
+                            "max_score": d.max_score,
+                            "feedback": d.feedback,
+                            "why": d.why,
+                        }
                         for d in result.dimensions
                     ],
                     "message": result.message,
@@ -397,6 +435,8 @@ def _learner_result(submission: Submission, verdict: Verdict, finished_at: Any) 
         )
         result["peak_memory_kb"] = verdict.peak_memory_kb
         result["isolation"] = verdict.isolation
+        if "custom" in verdict.details:
+            result["custom"] = verdict.details["custom"]
     else:
         result["categories"] = verdict.failed_categories
     for key in ("math", "rubric"):

@@ -52,6 +52,40 @@ _RESULT_EXAMPLE = {
     "finished_at": "2026-11-22T10:00:00.041Z",
 }
 
+_CUSTOM_RESULT_EXAMPLE = {
+    **_RESULT_EXAMPLE,
+    "status": "failed",
+    "kind": "run",
+    "visible": {"passed": 0, "total": 0, "details": []},
+    "hidden": None,
+    "remediation": [],
+    "custom": {
+        "reference": True,
+        "details": [
+            {
+                "index": 0,
+                "input": {"nums": [3, 3], "t": 6},
+                "output": [0, 1],
+                "expected": [0, 1],
+                "expected_note": None,
+                "outcome": "passed",
+                "time_ms": 0,
+                "error": None,
+            },
+            {
+                "index": 1,
+                "input": {"nums": [1, 2], "t": 7},
+                "output": None,
+                "expected": [-1, -1],
+                "expected_note": None,
+                "outcome": "runtime_error",
+                "time_ms": 0,
+                "error": "IndexError: list index out of range (line 4)",
+            },
+        ],
+    },
+}
+
 
 def _show(submission: Submission) -> Response:
     """200 with the result once there is a verdict; until then 202 with the pending status."""
@@ -72,7 +106,10 @@ class SubmissionViewSet(viewsets.GenericViewSet):
             "the result when it is ready, else 202 `{id, status: pending}` — then poll "
             "`GET /v1/submissions/{id}`. Send an `Idempotency-Key` header to make retries safe: the "
             "same key returns the first submission and never grades twice. `kind: run` grades "
-            "against the visible tests only (not counted)."
+            "against the visible tests only (not counted); with `payload.inputs` (up to 5 objects of "
+            "the problem's parameters) it runs your code on those inputs instead, and shows the "
+            "reference solution's value for each as `expected` in `custom` (a separate sandbox run). "
+            "Inputs that do not fit the parameters are a 400 and nothing is stored."
         ),
         tags=["submissions"],
         parameters=[
@@ -103,7 +140,22 @@ class SubmissionViewSet(viewsets.GenericViewSet):
                 },
                 request_only=True,
             ),
+            OpenApiExample(
+                "run on custom input",
+                value={
+                    "problem_id": "two-sum",
+                    "subject": "coding",
+                    "kind": "run",
+                    "payload": {
+                        "language": "python",
+                        "code": "def two_sum(nums, t):\n    ...",
+                        "inputs": [{"nums": [3, 3], "t": 6}, {"nums": [1, 2], "t": 7}],
+                    },
+                },
+                request_only=True,
+            ),
             OpenApiExample("result", value=_RESULT_EXAMPLE, response_only=True, status_codes=["200"]),
+            OpenApiExample("custom input result", value=_CUSTOM_RESULT_EXAMPLE, response_only=True, status_codes=["200"]),
         ],
     )
     def create(self, request: Request) -> Response:

@@ -20,6 +20,7 @@ from typing import Any
 
 from django.conf import settings
 
+from grading.evaluators.coding import run_time_rechecked
 from grading.sandbox import SandboxResult, SandboxRun, SandboxUnavailable, run_in_sandbox
 from grading.sandbox.isolation import current_config
 
@@ -59,10 +60,11 @@ def javascript_available() -> bool:
     return bool(node and os.path.exists(node))
 
 
-def _run(run: SandboxRun) -> SandboxResult | str:
-    """The sandbox's result, or why the code was not run (never run outside the sandbox)."""
+def _run(run: SandboxRun, *, time_rechecked: bool = False) -> SandboxResult | str:
+    """The sandbox's result, or why the code was not run (never run outside the sandbox). A
+    reference runs as learner code is graded: a time limit is re-checked once (time_rechecked)."""
     try:
-        return run_in_sandbox(run)
+        return run_time_rechecked(run) if time_rechecked else run_in_sandbox(run)
     except SandboxUnavailable as exc:
         return f"could not be run: {exc}"
     except ValueError as exc:  # the run breaks the sandbox's contract (e.g. source over its size)
@@ -131,7 +133,8 @@ def generate_hidden_cases(
             inputs=[case for _, case in generated],
             time_limit_ms=time_limit_ms,
             memory_limit_mb=memory_limit_mb,
-        )
+        ),
+        time_rechecked=True,
     )
     where = f"{path}.languages.python"
     if isinstance(result, str):

@@ -44,12 +44,13 @@ def _shown(value: Any) -> str:
 
 
 def _check_one(problem: ReferenceProblem, language: str) -> list[tuple[str, str]]:
-    from grading.sandbox import SandboxRun, SandboxUnavailable, run_in_sandbox
+    from grading.evaluators.coding import run_time_rechecked
+    from grading.sandbox import SandboxRun, SandboxUnavailable
 
     spec = problem.languages[language]
     where = f"{problem.path}.languages.{language}"
     try:
-        result = run_in_sandbox(
+        result = run_time_rechecked(
             SandboxRun(
                 language=language,
                 code=spec["reference"],

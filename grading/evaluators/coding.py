@@ -10,8 +10,12 @@ a hidden run can choose them, so each may carry a few bits, no more.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import math
+import os
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -24,15 +28,16 @@ from grading.problems import CodingProblem
 from grading.verdicts import Verdict, error_verdict
 
 if TYPE_CHECKING:
-    from grading.sandbox import SandboxResult
+    from grading.sandbox import SandboxResult, SandboxRun
     from grading.sandbox.results import EncodedInputs
 
 logger = logging.getLogger("co.evaluation")
 
 _SHOWN_VALUE_CHARS = 2000
+_TEST_NUMBER = re.compile(r"\btest (\d+)\b")
 
 
-def _shown(value: Any) -> Any:
+def shown_value(value: Any) -> Any:
     """A learner's own visible-test output, cut to a readable size."""
     text = json.dumps(value)
     return value if len(text) <= _SHOWN_VALUE_CHARS else text[:_SHOWN_VALUE_CHARS] + "…"
@@ -66,21 +71,96 @@ def _outcomes(bundle: CodingProblem, result: SandboxResult, expected: list[Any])
     return outcomes
 
 
-def _run(bundle: CodingProblem, language: str, code: str, inputs: list[dict[str, Any]] | EncodedInputs) -> SandboxResult:
-    from grading.sandbox import SandboxRun, run_in_sandbox
+RECHECK_WALL_FACTOR = 6  # the least wall backstop of a re-check, in time limits
+RECHECK_WALL_FACTOR_MAX = 30
+RECHECK_MARGIN = 1.5  # the re-check's wall backstop over what the estimated share of a core needs
 
-    spec = bundle.languages[language]
-    return run_in_sandbox(
-        SandboxRun(
-            language=language,
-            code=code,
-            entrypoint=spec["entrypoint"],
-            parameters=bundle.parameters,
-            inputs=inputs,
-            time_limit_ms=bundle.time_limit_ms,
-            memory_limit_mb=bundle.memory_limit_mb,
-        )
+
+def recheck_wall_limit_ms(time_limit_ms: int, *, cpu_ms: int, wall_limit_ms: int) -> int:
+    """The wall-time backstop of a time-limit re-check: wide enough that a test at its CPU limit
+    passes even when the machine gives it a small share of a core, so CPU time alone decides.
+
+    The share is estimated from the test that timed out: `cpu_ms` of CPU in the `wall_limit_ms`
+    it was allowed (a test the wall backstop stopped got that little), checked against the run
+    queue (a process gets about `cores / (load + 1)` of a core, and never much less than half of
+    that): a program that sleeps is not mistaken for a starved one on an idle machine. At least
+    6 time limits, at most 30. Busy loops are still stopped at their CPU limit (the harness's CPU
+    timer, the run's cgroup); only a program that sleeps or blocks waits this long."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = 0.0
+    by_load = 2 * RECHECK_MARGIN * (load + 1) / (os.cpu_count() or 1)
+    by_share = RECHECK_MARGIN * wall_limit_ms / max(cpu_ms, 1)
+    factor = min(RECHECK_WALL_FACTOR_MAX, max(RECHECK_WALL_FACTOR, min(by_share, by_load)))
+    return math.ceil(factor * time_limit_ms)
+
+
+def _first_time_limit(result: SandboxResult) -> int | None:
+    if result.status != "completed":
+        return None
+    return next((index for index, test in enumerate(result.tests) if test.outcome == "time_limit" and test.ran), None)
+
+
+def run_time_rechecked(run: SandboxRun) -> SandboxResult:
+    """One sandbox run, and the re-check of a time limit: the same for learner code and for the
+    reference solutions checked at publication (tracks.reference_check).
+
+    A test stopped at its time limit was stopped within 10% of it (CPU time), or by the wall-time
+    backstop on a loaded machine: either way its verdict may be the host's, not the program's. So
+    the first test that ended `time_limit` and every test after it (never reached) are run once
+    more, in a fresh sandbox, judged on CPU time alone with a wider wall backstop; `time_limit` is
+    reported only when the re-run exceeds it again. Never more than one re-run."""
+    import marshal
+
+    from grading.sandbox import run_in_sandbox
+    from grading.sandbox.results import EncodedInputs
+    from grading.sandbox.runner import wall_limit_ms
+
+    result = run_in_sandbox(run)
+    index = _first_time_limit(result)
+    if index is None:
+        return result
+    inputs = marshal.loads(run.inputs.marshal) if isinstance(run.inputs, EncodedInputs) else run.inputs  # noqa: S302 - ours
+    backstop = recheck_wall_limit_ms(
+        run.time_limit_ms, cpu_ms=result.tests[index].time_ms, wall_limit_ms=run.wall_limit_ms or wall_limit_ms(run.time_limit_ms)
     )
+    again = run_in_sandbox(dataclasses.replace(run, inputs=inputs[index:], wall_limit_ms=backstop))
+    if again.status != "completed":
+        logger.warning("the re-check of a time limit could not run: %s", again.error)
+        return result
+    confirmed = False
+    for test in again.tests:
+        if test.ran and test.outcome == "time_limit" and not confirmed:
+            test.error = f"{test.error or 'time limit exceeded'} (confirmed by a second run)"
+            confirmed = True
+        elif not test.ran and test.error:
+            # "not run: test 1 …" of the re-run is test index + 1 of the whole run.
+            test.error = _TEST_NUMBER.sub(lambda found: f"test {int(found.group(1)) + index}", test.error)
+    return dataclasses.replace(
+        result,
+        tests=result.tests[:index] + again.tests,
+        wall_ms=result.wall_ms + again.wall_ms,
+        peak_memory_kb=max(result.peak_memory_kb, again.peak_memory_kb),
+    )
+
+
+def sandbox_run_for(bundle: CodingProblem, language: str, code: str, inputs: list[dict[str, Any]] | EncodedInputs) -> SandboxRun:
+    from grading.sandbox import SandboxRun
+
+    return SandboxRun(
+        language=language,
+        code=code,
+        entrypoint=bundle.languages[language]["entrypoint"],
+        parameters=bundle.parameters,
+        inputs=inputs,
+        time_limit_ms=bundle.time_limit_ms,
+        memory_limit_mb=bundle.memory_limit_mb,
+    )
+
+
+def _run(bundle: CodingProblem, language: str, code: str, inputs: list[dict[str, Any]] | EncodedInputs) -> SandboxResult:
+    return run_time_rechecked(sandbox_run_for(bundle, language, code, inputs))
 
 
 def evaluate_code_embedded(*, bundle: CodingProblem, language: str, code: str, include_hidden: bool) -> Verdict:
@@ -128,7 +208,7 @@ def evaluate_code_embedded(*, bundle: CodingProblem, language: str, code: str, i
             "index": index,
             "input": test["input"],
             "expected": test["expected"],
-            "actual": _shown(run.value) if run.outcome == "ok" else None,
+            "actual": shown_value(run.value) if run.outcome == "ok" else None,
             "outcome": outcome,
             "time_ms": run.time_ms,
             "error": run.error,

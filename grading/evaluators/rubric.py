@@ -1,32 +1,41 @@
 """Rubric grading of written (systems design) answers.
 
 The built-in grader scores each rubric dimension by how many of the problem's authored
-expectation keywords the answer covers. Matching is forgiving about surface form: text is
+expectation keywords the answer *explains*. Matching is forgiving about surface form: text is
 lower-cased and split on anything that is not a letter or digit (so ``read-heavy``,
 ``read heavy`` and ``read/heavy`` are the same words), a few abbreviations are expanded
 (``qps``, ``db``, ``lb``, ``kv`` …), words are reduced to a crude stem (``shards``,
 ``sharding``, ``sharded`` -> ``shard``; ``caches``, ``caching`` -> ``cach``), and two words
 written apart match one written together (``fan out`` / ``fanout``). A keyword of several
 words matches when all its words (minus filler such as ``vs``, ``per``, ``of``) occur within a
-window of 4 words per keyword word, in any order.
+window of 4 words per keyword word, in any order, inside one sentence.
 
-Score per dimension: ``round(scale * matched / need)`` capped at the scale, where
+Keyword stuffing cannot score: a keyword counts only where it is met in an *explanatory
+sentence* — at least 6 words, with the small words that carry an explanation (``the``, ``so``,
+``because``, ``we`` …: at least 2, and a fifth of its words), at most half of its words taken
+from the rubric's keywords, and not a run of the same few words. A bare list of keywords
+(comma-separated, one per line, bulleted), a sentence that strings keywords together, and
+repeated sentences (counted once) score nothing.
+
+Score per dimension: ``round(scale * explained / need)`` capped at the scale, where
 ``need = ceil(60% of the keywords)``: the keyword lists are deliberately generous, and a strong
 answer does not have to name every one of them. The answer passes when the total is at least
 60% of the maximum and no dimension scored 0. Dimensions below half their scale are the
 failure categories (they key into the problem's remediation).
 
-Feedback shows the learner what they covered and, for what is missing, the authored
-``guidance`` — never the raw keyword list, which is an answer key and would turn the next
-attempt into keyword stuffing. The missing keywords stay in ``RubricDimensionScore.missing``
-for staff.
+Feedback and each dimension's ``why`` quote the learner's own words — what they explained, and
+what they only named in a list or fragment — and, for what is missing, the authored
+``guidance``; never an authored keyword the learner has not written (the keyword list is an
+answer key, and would turn the next attempt into keyword stuffing). The matched and missing
+keywords stay in ``RubricDimensionScore.matched`` / ``missing`` for staff.
 
 With ``CO_TUTOR_BASE`` set (or ``use_llm=True``) the answer is graded by an OpenAI-compatible
-chat-completions model against the same rubric. The learner text travels in the user message
-inside a random delimiter and is described as data; whatever comes back is only trusted as
-numbers: scores are clamped to ``0..scale``, unknown dimension ids are ignored, and missing
-ones keep the built-in score. Any failure (timeout, non-200, malformed JSON) falls back to the
-built-in grade.
+chat-completions model against the same rubric (its dimensions, scales, descriptions and
+guidance; not the keywords). The learner text travels in the user message inside a random
+delimiter and is described as data; whatever comes back is only trusted as numbers, validated
+against the rubric: every dimension scored with an integer from 0 to its scale. Any failure
+(timeout, non-200, malformed JSON, a score missing or off the scale) falls back to the built-in
+grade, and the result says so and why.
 """
 
 from __future__ import annotations
@@ -53,11 +62,33 @@ PASS_FRACTION = Fraction(3, 5)
 WINDOW_WORDS_PER_KEYWORD_WORD = 4
 DEFAULT_LLM_TIMEOUT_SECONDS = 20.0
 MAX_FEEDBACK_CHARS = 1000
+MAX_QUOTE_CHARS = 60
+MIN_SENTENCE_WORDS = 6
+MIN_FUNCTION_WORDS = 2
+FUNCTION_WORD_FRACTION = Fraction(1, 5)
+MIN_OWN_WORDS = 3  # words of a sentence that are none of the rubric's keywords' words
+OWN_WORD_FRACTION = Fraction(2, 5)
+WORDS_PER_KEYWORD = 5  # a sentence explains at most one keyword of a dimension per 5 of its words
+MIN_DISTINCT_WORD_FRACTION = Fraction(1, 2)
 
 _WORD = re.compile(r"[a-z0-9]+")
 _FILLER = frozenset(
     ["a", "an", "the", "of", "and", "or", "vs", "versus", "per", "by", "on", "for", "to", "in", "with", "at", "is", "are", "as"]
 )
+# The small words an explanation is made of, and a list of keywords is not.
+_FUNCTION_WORDS = frozenset(
+    word
+    for line in (
+        "a an the is are was were be been being it its we our us they their them this that these those which who whose",
+        "so because since therefore thus hence to of in on for with by from at as and or but if when whenever then than",
+        "while each every can could will would should must may might not no into onto through there here one all only",
+        "also more less most after before until where how what why just both either neither such other another instead",
+        "unless otherwise whether without within about over under between has have had does do did i you your",
+    )
+    for word in line.split()
+)
+# Where one sentence ends and the next begins: end punctuation, a blank line, a list item.
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?;])\s+|\n\s*\n|\n\s*(?:[-*•·]|\d+[.)])\s+|^\s*(?:[-*•·]|\d+[.)])\s+", re.MULTILINE)
 _ABBREVIATIONS = {
     "qps": "requests per second",
     "rps": "requests per second",
@@ -78,7 +109,8 @@ class RubricDimensionScore:
     score: int
     max_score: int
     feedback: str
-    matched: list[str] = field(default_factory=list)  # authored keywords the answer covers
+    why: str = ""  # why this score, in the learner's own words (never an authored keyword they did not write)
+    matched: list[str] = field(default_factory=list)  # staff-side only: authored keywords the answer explains
     missing: list[str] = field(default_factory=list)  # staff-side only: the rest of the answer key
 
 
@@ -148,37 +180,62 @@ def words(text: str) -> list[str]:
     return expanded
 
 
+def _words_with_origin(text: str) -> tuple[list[str], list[str]]:
+    """(words as `words` gives them, the learner's own token each came from)."""
+    expanded: list[str] = []
+    origin: list[str] = []
+    for token in _WORD.findall(text.lower().replace("&", " and ")):
+        for word in _ABBREVIATIONS.get(token, token).split():
+            expanded.append(word)
+            origin.append(token)
+    return expanded, origin
+
+
 class _Answer:
-    """The learner's text as stem positions, including each adjacent pair written together."""
+    """A piece of the learner's text as stem positions, including each adjacent pair written together."""
 
     def __init__(self, text: str) -> None:
-        self.words = words(text)
-        self.positions: dict[str, list[int]] = {}
+        self.words, self.origin = _words_with_origin(text)
+        self.positions: dict[str, list[tuple[int, int]]] = {}  # stem -> (first, last) word positions
         for position, word in enumerate(self.words):
-            self.positions.setdefault(stem(word), []).append(position)
+            self.positions.setdefault(stem(word), []).append((position, position))
         for position, (first, second) in enumerate(zip(self.words, self.words[1:], strict=False)):
-            self.positions.setdefault(stem(first + second), []).append(position)
+            self.positions.setdefault(stem(first + second), []).append((position, position + 1))
 
-    def covers(self, stems: list[str]) -> bool:
-        """All stems occur within a window of WINDOW_WORDS_PER_KEYWORD_WORD words per stem."""
+    def find(self, stems: list[str]) -> tuple[int, int] | None:
+        """(first, last) word positions of a window of WINDOW_WORDS_PER_KEYWORD_WORD words per
+        stem holding all `stems`; None when there is none."""
         if not stems or any(s not in self.positions for s in stems):
-            return False
+            return None
         if len(stems) == 1:
-            return True
+            return self.positions[stems[0]][0]
         window = WINDOW_WORDS_PER_KEYWORD_WORD * len(stems)
-        events = sorted((position, index) for index, s in enumerate(stems) for position in self.positions[s])
+        events = sorted((span, index) for index, s in enumerate(stems) for span in self.positions[s])
         counts = [0] * len(stems)
         covered, start = 0, 0
-        for position, index in events:
+        best: tuple[int, int] | None = None  # the narrowest window: what the learner wrote for it
+        for current, ((position, _last), index) in enumerate(events):
             counts[index] += 1
             covered += counts[index] == 1
             while covered == len(stems):
-                if position - events[start][0] <= window:
-                    return True
+                if position - events[start][0][0] <= window:
+                    found = events[start][0][0], max(span[1] for span, _ in events[start : current + 1])
+                    if best is None or found[1] - found[0] < best[1] - best[0]:
+                        best = found
                 counts[events[start][1]] -= 1
                 covered -= counts[events[start][1]] == 0
                 start += 1
-        return False
+        return best
+
+    def covers(self, stems: list[str]) -> bool:
+        return self.find(stems) is not None
+
+    def quote(self, span: tuple[int, int]) -> str:
+        """The learner's own tokens over `span` (an abbreviation they wrote stays as written)."""
+        first, last = span
+        tokens = [self.origin[p] for p in range(first, last + 1) if p == first or self.origin[p] != self.origin[p - 1]]
+        text = " ".join(tokens)
+        return text if len(text) <= MAX_QUOTE_CHARS else text[:MAX_QUOTE_CHARS].rsplit(" ", 1)[0] + "…"
 
 
 def _keyword_alternatives(keyword: str) -> list[list[str]]:
@@ -233,19 +290,111 @@ def _listed(items: list[str], limit: int = 5) -> str:
     return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
 
 
-def _builtin_feedback(dimension: dict[str, Any], score: int, matched: list[str]) -> str:
-    """What was covered (the learner's own ground) and, below full marks, the authored guidance."""
+def _quoted(quotes: list[str]) -> str:
+    return _listed([f'"{quote}"' for quote in quotes])
+
+
+def _builtin_feedback(dimension: dict[str, Any], score: int, explained: list[str]) -> str:
+    """What was covered, in the learner's own words, and, below full marks, the authored guidance."""
     advice = dimension["guidance"] or dimension["desc"]
     if score >= dimension["scale"]:
-        return f"Strong: you cover {_listed(matched)}." if matched else "Strong: this part of the rubric is well covered."
+        return f"Strong: you explain {_quoted(explained)}." if explained else "Strong: this part of the rubric is well covered."
     if score > 0:
-        covered = f" (you mention {_listed(matched)})" if matched else ""
+        covered = f" (you explain {_quoted(explained)})" if explained else ""
         return f"Partly covered{covered}. What a strong answer covers: {advice}"
     return f"Not covered yet. What a strong answer covers: {advice}"
 
 
-def _builtin_score(dimension: dict[str, Any], answer: _Answer) -> RubricDimensionScore:
-    matched = [k for k in dimension["keywords"] if any(answer.covers(alt) for alt in _keyword_alternatives(k))]
+def _why(
+    dimension: dict[str, Any], score: int, need: int, explained_count: int, explained: list[str], named_only: list[str]
+) -> str:
+    """Why the dimension scored what it did, quoting only what the learner wrote."""
+    parts = []
+    if explained:
+        parts.append(
+            f"{score} of {dimension['scale']}: your sentences explain {explained_count} of the points this part "
+            f"looks for, and a full score needs {need} ({_quoted(explained)})."
+        )
+    else:
+        parts.append(f"0 of {dimension['scale']}: no sentence of your answer explains this part of the rubric.")
+    if named_only:
+        parts.append(
+            f"You name {_quoted(named_only)} only in a list, a fragment or a run of keywords; a point counts "
+            "when a full sentence explains it."
+        )
+    return " ".join(parts)
+
+
+class _Sentence:
+    """One sentence of the answer, and whether it explains anything (see the module docstring)."""
+
+    def __init__(self, text: str, keyword_stems: frozenset[str]) -> None:
+        self.answer = _Answer(text)
+        found = self.answer.words
+        stems = tuple(stem(word) for word in found)
+        function_words = sum(1 for word in found if word in _FUNCTION_WORDS)
+        # What is left without the rubric's words: the sentence's own explanation. A sentence with
+        # the same skeleton as an earlier one ("We also use X in the design." for every X) is a
+        # repeat, not a new explanation.
+        own = tuple(s for s in stems if s not in keyword_stems)
+        self.key = own or stems
+        self.explanatory = (
+            len(found) >= MIN_SENTENCE_WORDS
+            and function_words >= max(MIN_FUNCTION_WORDS, FUNCTION_WORD_FRACTION * len(found))
+            and len(own) >= max(MIN_OWN_WORDS, OWN_WORD_FRACTION * len(found))
+            and len(set(stems)) >= MIN_DISTINCT_WORD_FRACTION * len(found)
+        )
+        # How many of one dimension's keywords this sentence can explain: a sentence that strings
+        # keywords together is not worth one sentence per keyword.
+        self.budget = max(1, len(found) // WORDS_PER_KEYWORD)
+
+
+def _sentences(text: str, dimensions: list[dict[str, Any]]) -> list[_Sentence]:
+    """The answer's sentences, each once (a repeated sentence, or one repeating an earlier one's
+    skeleton, counts once)."""
+    keyword_stems = frozenset(
+        stem(word) for dimension in dimensions for keyword in dimension["keywords"] for word in words(keyword)
+    )
+    seen: set[tuple[str, ...]] = set()
+    sentences = []
+    for piece in _SENTENCE_BREAK.split(text):
+        if not piece or not piece.strip():
+            continue
+        sentence = _Sentence(piece, keyword_stems)
+        if sentence.key and sentence.key not in seen:
+            seen.add(sentence.key)
+            sentences.append(sentence)
+    return sentences
+
+
+def _first_quote(keyword: str, sentences: list[_Sentence], budget: dict[int, int] | None = None) -> str | None:
+    """The learner's words for `keyword` in the first of `sentences` that has it (and, with
+    `budget`, room for one more keyword: it is then spent)."""
+    for index, sentence in enumerate(sentences):
+        if budget is not None and budget.get(index, sentence.budget) <= 0:
+            continue
+        for alternative in _keyword_alternatives(keyword):
+            span = sentence.answer.find(alternative)
+            if span is not None:
+                if budget is not None:
+                    budget[index] = budget.get(index, sentence.budget) - 1
+                return sentence.answer.quote(span)
+    return None
+
+
+def _builtin_score(dimension: dict[str, Any], sentences: list[_Sentence]) -> RubricDimensionScore:
+    explanatory = [sentence for sentence in sentences if sentence.explanatory]
+    fragments = [sentence for sentence in sentences if not sentence.explanatory]
+    matched, explained, named_only = [], [], []
+    budget: dict[int, int] = {}
+    for keyword in dimension["keywords"]:
+        quote = _first_quote(keyword, explanatory, budget)
+        if quote is not None:
+            matched.append(keyword)
+            if quote not in explained:
+                explained.append(quote)
+        elif (fragment := _first_quote(keyword, explanatory + fragments)) is not None and fragment not in named_only:
+            named_only.append(fragment)
     missing = [k for k in dimension["keywords"] if k not in matched]
     need = max(1, min(len(dimension["keywords"]), math.ceil(KEYWORD_NEED_FRACTION * len(dimension["keywords"]))))
     score = min(dimension["scale"], math.floor(dimension["scale"] * len(matched) / need + 0.5))
@@ -254,7 +403,8 @@ def _builtin_score(dimension: dict[str, Any], answer: _Answer) -> RubricDimensio
         name=dimension["name"],
         score=score,
         max_score=dimension["scale"],
-        feedback=_builtin_feedback(dimension, score, matched),
+        feedback=_builtin_feedback(dimension, score, explained),
+        why=_why(dimension, score, need, len(matched), explained, named_only),
         matched=matched,
         missing=missing,
     )
@@ -370,35 +520,39 @@ def _llm_reply(text: str, dimensions: list[dict[str, Any]], title: str) -> dict[
     return reply
 
 
-def _merge_llm(
-    reply: dict[str, Any], dimensions: list[dict[str, Any]], builtin: list[RubricDimensionScore]
-) -> tuple[list[RubricDimensionScore], int]:
-    """LLM scores clamped to each scale; dimensions it skipped keep the built-in grade. Without
-    model feedback a dimension gets the built-in wording for the model's score."""
-    scores, feedback = reply["scores"], reply.get("feedback") if isinstance(reply.get("feedback"), dict) else {}
-    merged, used = [], 0
-    for dimension, own in zip(dimensions, builtin, strict=True):
-        value = scores.get(own.id)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            merged.append(own)
-            continue
-        used += 1
-        score = max(0, min(own.max_score, math.floor(value + 0.5)))
-        note = feedback.get(own.id)
-        merged.append(
+class _LlmMalformed(_LlmFailed):
+    """The model answered, but its grade does not fit the rubric."""
+
+
+def _validated_llm(reply: dict[str, Any], dimensions: list[dict[str, Any]]) -> list[RubricDimensionScore]:
+    """The model's grade, validated against the rubric: every dimension scored with an integer
+    from 0 to its scale (2.0 is 2; ids the rubric does not have are ignored). Anything else makes
+    the whole reply malformed: a grade partly the model's and partly ours would explain nothing."""
+    scores = reply["scores"]
+    feedback = reply.get("feedback") if isinstance(reply.get("feedback"), dict) else {}
+    graded = []
+    for dimension in dimensions:
+        value = scores.get(dimension["id"])
+        if value is None:
+            raise _LlmMalformed(f"no score for '{dimension['id']}'")
+        integral = isinstance(value, int) or (isinstance(value, float) and math.isfinite(value) and value.is_integer())
+        if isinstance(value, bool) or not integral or not 0 <= value <= dimension["scale"]:
+            raise _LlmMalformed(f"the score for '{dimension['id']}' is not an integer from 0 to {dimension['scale']}")
+        score = int(value)
+        note = feedback.get(dimension["id"])
+        note = " ".join(note.split())[:MAX_FEEDBACK_CHARS] if isinstance(note, str) and note.strip() else ""
+        graded.append(
             RubricDimensionScore(
-                id=own.id,
-                name=own.name,
+                id=dimension["id"],
+                name=dimension["name"],
                 score=score,
-                max_score=own.max_score,
-                feedback=" ".join(note.split())[:MAX_FEEDBACK_CHARS]
-                if isinstance(note, str) and note.strip()
-                else _builtin_feedback(dimension, score, []),
-                matched=own.matched,
-                missing=own.missing,
+                max_score=dimension["scale"],
+                feedback=note or _builtin_feedback(dimension, score, []),
+                why=f"{score} of {dimension['scale']}, scored by the tutor model against the rubric"
+                + (f": {note}" if note else "."),
             )
         )
-    return merged, used
+    return graded
 
 
 # --- entry point ------------------------------------------------------------------------------
@@ -427,6 +581,7 @@ def grade_rubric(
                 score=0,
                 max_score=d["scale"],
                 feedback=_builtin_feedback(d, 0, []),
+                why=f"0 of {d['scale']}: the answer is too short to grade.",
                 matched=[],
                 missing=list(d["keywords"]),
             )
@@ -439,20 +594,23 @@ def grade_rubric(
         )
         return verdict
 
-    answer = _Answer(text)
-    builtin = [_builtin_score(d, answer) for d in dimensions]
+    sentences = _sentences(text, dimensions)
+    builtin = [_builtin_score(d, sentences) for d in dimensions]
     if use_llm is None:
         use_llm = bool(getattr(settings, "CO_TUTOR_BASE", None))
     if not use_llm:
         return _verdict(builtin, grader="builtin")
     try:
         reply = _llm_reply(text, dimensions, str(rubric.get("title") or rubric.get("slug") or "rubric"))
-        merged, used = _merge_llm(reply, dimensions, builtin)
-        if not used:
-            raise _LlmFailed("the reply scored none of the rubric dimensions")
+        graded = _validated_llm(reply, dimensions)
+    except _LlmMalformed as exc:
+        logger.warning("LLM rubric grade is malformed; using the built-in grader", extra={"reason": str(exc)})
+        return _verdict(
+            builtin, grader="builtin", note=f"The tutor model's grade did not fit the rubric ({exc}), so the built-in grader did."
+        )
     except _LlmFailed as exc:
         logger.warning("LLM rubric grading failed; using the built-in grader", extra={"reason": str(exc)})
         return _verdict(
             builtin, grader="builtin", note="The tutor model could not grade this answer, so the built-in grader did."
         )
-    return _verdict(merged, grader="llm", note="Graded by the tutor model against the rubric.")
+    return _verdict(graded, grader="llm", note="Graded by the tutor model against the rubric.")

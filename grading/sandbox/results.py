@@ -63,6 +63,10 @@ class SandboxRun:
     time_limit_ms: int  # per test
     memory_limit_mb: int  # per run
     output_limit_bytes: int = 64 * 1024
+    # The wall-time backstop per test; None: the default (runner.wall_limit_ms). A caller that sets
+    # it asks for CPU time alone to judge the limit, with this much wall time before a test is cut
+    # (a re-check of a time limit on a loaded machine: see evaluators/coding.py).
+    wall_limit_ms: int | None = None
 
 
 @dataclass

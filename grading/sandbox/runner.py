@@ -170,6 +170,7 @@ def _validate(run: SandboxRun) -> None:
         ("time_limit_ms", run.time_limit_ms, 1, MAX_TIME_LIMIT_MS),
         ("memory_limit_mb", run.memory_limit_mb, MIN_MEMORY_MB, MAX_MEMORY_MB),
         ("output_limit_bytes", run.output_limit_bytes, 1, MAX_OUTPUT_LIMIT_BYTES),
+        *([("wall_limit_ms", run.wall_limit_ms, 1, 30 * MAX_TIME_LIMIT_MS)] if run.wall_limit_ms is not None else []),
     ):
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
             raise ValueError(f"{name} must be an integer from {low} to {high}")
@@ -279,7 +280,7 @@ class _Run:
         self.cfg = cfg
         self.level = level
         self.n = run.inputs.count if isinstance(run.inputs, EncodedInputs) else len(run.inputs)
-        self.wall_ms = wall_limit_ms(run.time_limit_ms)
+        self.wall_ms = max(run.wall_limit_ms or 0, wall_limit_ms(run.time_limit_ms))
         self.results: list[SandboxTestResult | None] = [None] * self.n
         self.events = 0
         self.compiled = False
@@ -290,6 +291,9 @@ class _Run:
         self.mark = 0.0
         self.cgroup: RunCgroup | None = None  # the run's own (cgroups.py): its CPU counts per test
         self.cpu_mark = 0.0  # the cgroup's CPU seconds at `mark`
+        # The cgroup's CPU seconds last seen before a wait for events that brought no result: a
+        # moment before any result read since was written (see `cpu_overrun`).
+        self.cpu_quiet = 0.0
         self.killed_for: str | None = None  # "time" | "output" | "start"
         self.killed_at = 0.0
         self.timed_out_at: int | None = None  # the first test that exceeded its time limit
@@ -352,11 +356,16 @@ class _Run:
 
     def cpu_overrun(self) -> bool:
         """The run's processes together (the learner's children included, not only the harness)
-        spent more CPU than a test may since the current test started."""
+        spent more CPU than a test may since the current test started.
+
+        The figure is the CPU seen before the last wait for events that brought no result. This
+        process reads results late when the machine is loaded, and by then the next test has
+        spent CPU too: charging it to the test before turned a test at 90% of its limit into a
+        time limit. CPU seen before a wait that ended with no result written was all the current
+        test's (a lower bound of it): an overrun it shows is the program's."""
         if self.cgroup is None:
             return False
-        spent_ms = (self.cgroup.cpu_seconds() - self.cpu_mark) * 1000
-        return spent_ms > self.run.time_limit_ms + CPU_GRACE_MS
+        return (self.cpu_quiet - self.cpu_mark) * 1000 > self.run.time_limit_ms + CPU_GRACE_MS
 
     def _event(self, line: bytes, now: float) -> None:
         try:
@@ -450,6 +459,7 @@ class _Run:
             "parameters": run.parameters,
             "time_limit_ms": run.time_limit_ms,
             "wall_limit_ms": self.wall_ms,
+            "cpu_judged": run.wall_limit_ms is not None,
             "output_limit_bytes": run.output_limit_bytes,
             "code": run.code,
         }
@@ -623,9 +633,7 @@ class _Run:
                     self.killed_for = "time" if self.compiled else "start"
                     self.killed_at = now
                 break
-            if self.compiled and finished_at is None and self.cpu_overrun():
-                self.killed_for, self.killed_at = "time", now
-                break
+            cpu_before_wait = self.cgroup.cpu_seconds() if self.cgroup is not None else 0.0
             timeout_ms = max(1, math.ceil((deadline - now) * 1000))
             if pidfd is None:
                 timeout_ms = min(timeout_ms, 20)
@@ -633,6 +641,11 @@ class _Run:
                 timeout_ms = min(timeout_ms, CPU_CHECK_MS)
             ready = poller.poll(timeout_ms)
             now = time.monotonic()
+            if all(fd != results_r for fd, _mask in ready):
+                self.cpu_quiet = cpu_before_wait
+                if self.compiled and finished_at is None and self.cpu_overrun():
+                    self.killed_for, self.killed_at = "time", now
+                    break
             for fd, _mask in ready:
                 if fd == job_w:
                     if self._write_job(fds) is None:

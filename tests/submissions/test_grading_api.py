@@ -253,6 +253,8 @@ def test_systems_answer_is_scored_per_rubric_dimension(api, seeded) -> None:
     assert response.status_code == 200
     assert body["rubric"]["grader"] == "builtin"
     assert len(body["rubric"]["dimensions"]) == 5
+    assert all(set(d) == {"id", "name", "score", "max_score", "feedback", "why"} for d in body["rubric"]["dimensions"])
+    assert all(d["why"].startswith(f"{d['score']} of {d['max_score']}") for d in body["rubric"]["dimensions"])
     score = RubricScore.objects.get(submission_id=body["id"])
     assert set(score.scores) == {d["id"] for d in body["rubric"]["dimensions"]}
     assert set(score.feedback) == set(score.scores)

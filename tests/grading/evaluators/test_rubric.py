@@ -4,6 +4,7 @@ against a real OpenAI-compatible chat-completions server started by the tests.""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
@@ -86,6 +87,11 @@ def grade(text: str, slug: str = "design-url-shortener", **options: Any) -> Rubr
     return grade_rubric(text=text, rubric=RUBRIC, expectations=EXPECTATIONS[slug], **options)
 
 
+def _explained(text: str) -> str:
+    """`text` inside a sentence that explains something, and enough of an answer to be graded."""
+    return f"In the design I would propose, {text}, which is what the system needs for the load that we expect it to see."
+
+
 # --- the built-in grader ----------------------------------------------------------------------
 
 
@@ -96,8 +102,14 @@ def test_a_strong_answer_scores_full_marks_and_passes() -> None:
     assert verdict.scores == dict.fromkeys(DIMENSION_IDS, 3)
     assert verdict.categories == []
     assert verdict.message == "Scored 15 of 15: every part of the rubric is addressed."
+    # The learner's own words ("read heavy", "read write ratio"), not the answer key's spelling.
     assert verdict.feedback["requirements"] == (
-        "Strong: you cover read-heavy, read/write ratio, redirect latency, high availability, custom alias and 3 more."
+        'Strong: you explain "read heavy", "read write ratio", "redirect latency", "high availability", "custom alias" '
+        "and 3 more."
+    )
+    assert verdict.dimensions[0].why == (
+        "3 of 3: your sentences explain 8 of the points this part looks for, and a full score needs 5 "
+        '("read heavy", "read write ratio", "redirect latency", "high availability", "custom alias" and 3 more).'
     )
     assert [d.missing for d in verdict.dimensions] == [[]] * 5
 
@@ -119,9 +131,13 @@ def test_a_weak_answer_fails_with_the_weak_dimensions_as_categories() -> None:
         score=1,
         max_score=3,
         feedback=(
-            "Partly covered (you mention short code and long url). What a strong answer covers: Specifies a create "
-            "endpoint and a redirect endpoint with responses and errors, and a mapping keyed by short code with the "
-            "long URL and metadata, stored in a key-value or wide-column store chosen for single-key lookups."
+            'Partly covered (you explain "short codes" and "long urls"). What a strong answer covers: Specifies a '
+            "create endpoint and a redirect endpoint with responses and errors, and a mapping keyed by short code with "
+            "the long URL and metadata, stored in a key-value or wide-column store chosen for single-key lookups."
+        ),
+        why=(
+            "1 of 3: your sentences explain 2 of the points this part looks for, and a full score needs 5 "
+            '("short codes" and "long urls").'
         ),
         matched=["short code", "long url"],
         missing=["post endpoint", "get redirect", "key-value store", "primary key", "expiry timestamp", "http 404"],
@@ -171,9 +187,8 @@ def test_a_dimension_left_out_fails_the_answer_even_with_enough_points() -> None
 )
 def test_keywords_match_across_inflections_spelling_and_word_order(keyword: str, text: str) -> None:
     expectations = {dimension: {"keywords": [keyword], "guidance": "Cover it."} for dimension in DIMENSION_IDS}
-    padded = text + ". " + " ".join(["filler"] * 20)
 
-    verdict = grade_rubric(text=padded, rubric=RUBRIC, expectations=expectations, use_llm=False)
+    verdict = grade_rubric(text=_explained(text), rubric=RUBRIC, expectations=expectations, use_llm=False)
 
     assert verdict.dimensions[0].matched == [keyword]
 
@@ -191,9 +206,8 @@ def test_keywords_match_across_inflections_spelling_and_word_order(keyword: str,
 )
 def test_keywords_do_not_match_words_far_apart_or_absent(keyword: str, text: str) -> None:
     expectations = {dimension: {"keywords": [keyword], "guidance": "Cover it."} for dimension in DIMENSION_IDS}
-    padded = text + ". " + " ".join(["filler"] * 20)
 
-    verdict = grade_rubric(text=padded, rubric=RUBRIC, expectations=expectations, use_llm=False)
+    verdict = grade_rubric(text=_explained(text), rubric=RUBRIC, expectations=expectations, use_llm=False)
 
     assert verdict.dimensions[0].matched == []
 
@@ -212,7 +226,15 @@ def test_scores_follow_the_sixty_percent_rule() -> None:
     # 5 keywords -> need 3: 0 -> 0, 1 -> round(1.0) = 1, 2 -> round(2.0) = 2, 3+ -> 3.
     keywords = ["alpha", "bravo", "charlie", "delta", "echo"]
     expectations = {dimension: {"keywords": keywords, "guidance": "Cover it."} for dimension in DIMENSION_IDS}
-    texts = {count: " ".join(keywords[:count] + ["filler"] * 20) for count in range(6)}
+    reasons = ["it is cheap", "the team knows it", "it is fast enough for us", "nobody else has it", "it is simple"]
+    texts = {
+        count: " ".join(
+            f"We pick {keyword} for this part because {reason}."
+            for keyword, reason in zip(keywords[:count], reasons, strict=False)
+        )
+        + " The rest of the design is the usual one that every team would build here anyway."
+        for count in range(6)
+    }
 
     scores = {
         count: grade_rubric(text=text, rubric=RUBRIC, expectations=expectations, use_llm=False).scores["requirements"]
@@ -341,21 +363,63 @@ def builtin_scores(text: str) -> dict[str, int]:
     return grade(text, use_llm=False).scores
 
 
-def test_the_llm_grade_is_used_clamped_and_unknown_ids_ignored(tutor: FakeGraderModel) -> None:
+def test_the_llm_grade_is_used_with_its_feedback_as_the_why(tutor: FakeGraderModel) -> None:
     tutor.reply = {
-        "scores": {"requirements": 2, "api-and-data-model": 9, "high-level-design": 3, "scaling": -4, "bogus": 3},
+        "scores": {
+            "requirements": 2,
+            "api-and-data-model": 3.0,
+            "high-level-design": 3,
+            "scaling": 0,
+            "trade-offs": 0,
+            "bogus": 9,
+        },
         "feedback": {"requirements": "Good numbers,  but state a latency target.", "bogus": "ignored"},
     }
 
     verdict = grade(WEAK_URL_SHORTENER)
 
-    # trade-offs was not scored by the model: it keeps the built-in score (0 for this answer).
     assert verdict.scores == {"requirements": 2, "api-and-data-model": 3, "high-level-design": 3, "scaling": 0, "trade-offs": 0}
     assert (verdict.grader, verdict.status, verdict.total, verdict.categories) == ("llm", "failed", 8, ["scaling", "trade-offs"])
     assert verdict.feedback["requirements"] == "Good numbers, but state a latency target."
+    assert verdict.dimensions[0].why == (
+        "2 of 3, scored by the tutor model against the rubric: Good numbers, but state a latency target."
+    )
     assert verdict.feedback["high-level-design"] == "Strong: this part of the rubric is well covered."
+    assert verdict.dimensions[2].why == "3 of 3, scored by the tutor model against the rubric."
     assert verdict.feedback["scaling"].startswith("Not covered yet. What a strong answer covers: Caches hot links")
     assert verdict.message.startswith("Graded by the tutor model against the rubric. Scored 8 of 15;")
+
+
+@pytest.mark.parametrize(
+    ("scores", "reason"),
+    [
+        ({"requirements": 2, "api-and-data-model": 3, "high-level-design": 3, "scaling": 1}, "no score for 'trade-offs'"),
+        (
+            {**dict.fromkeys(DIMENSION_IDS, 1), "api-and-data-model": 9},
+            "the score for 'api-and-data-model' is not an integer from 0 to 3",
+        ),
+        ({**dict.fromkeys(DIMENSION_IDS, 1), "scaling": -1}, "the score for 'scaling' is not an integer from 0 to 3"),
+        ({**dict.fromkeys(DIMENSION_IDS, 1), "scaling": 1.5}, "the score for 'scaling' is not an integer from 0 to 3"),
+        (
+            {**dict.fromkeys(DIMENSION_IDS, 1), "requirements": "three"},
+            "the score for 'requirements' is not an integer from 0 to 3",
+        ),
+        ({**dict.fromkeys(DIMENSION_IDS, 1), "requirements": True}, "the score for 'requirements' is not an integer from 0 to 3"),
+        ({"bogus": 3}, "no score for 'requirements'"),
+    ],
+)
+def test_an_llm_grade_off_the_rubric_falls_back_to_the_builtin_grade_and_says_why(
+    tutor: FakeGraderModel, scores: dict[str, Any], reason: str
+) -> None:
+    tutor.reply = {"scores": scores, "feedback": {}}
+
+    verdict = grade(STRONG_URL_SHORTENER)
+
+    assert (verdict.grader, verdict.status, verdict.scores) == ("builtin", "passed", builtin_scores(STRONG_URL_SHORTENER))
+    assert verdict.message == (
+        f"The tutor model's grade did not fit the rubric ({reason}), so the built-in grader did. "
+        "Scored 15 of 15: every part of the rubric is addressed."
+    )
 
 
 def test_the_request_carries_the_rubric_the_answer_as_user_data_the_model_and_the_key(tutor: FakeGraderModel) -> None:
@@ -401,8 +465,7 @@ def test_no_authorization_header_without_a_key(tutor: FakeGraderModel, settings)
         {"raw_body": b"<html>bad gateway</html>"},
         {"raw_content": "Sure! Here are the scores: requirements 3"},
         {"raw_content": json.dumps(["not", "an", "object"])},
-        {"reply": {"scores": {"bogus": 3}}},
-        {"reply": {"scores": {"requirements": "three", "scaling": True}}},
+        {"reply": {"feedback": {}}},
     ],
 )
 def test_a_failing_or_misbehaving_model_falls_back_to_the_builtin_grade(
@@ -448,3 +511,136 @@ def test_a_too_short_answer_is_not_sent_to_the_model(tutor: FakeGraderModel) -> 
     verdict = grade("just use redis")
 
     assert (verdict.status, verdict.grader, tutor.requests) == ("failed", "builtin", [])
+
+
+# --- keyword stuffing, off-topic and empty answers on every pilot design problem -------------------
+
+
+def _stuffed_answers(slug: str) -> dict[str, str]:
+    """Answers made of the problem's own answer key (what a learner who saw it might send)."""
+    keywords = [keyword for expected in EXPECTATIONS[slug].values() for keyword in expected["keywords"]]
+    return {
+        "comma-separated list": ", ".join(keywords),
+        "keywords repeated": " ".join(keywords * 5),
+        "bulleted list": "\n".join(f"- {keyword}" for keyword in keywords),
+        "one per line": "\n".join(keywords),
+        "one long sentence": "We use " + ", ".join(keywords) + " in the system.",
+        "list inside prose": (
+            "Here is my answer to the design question, which I wrote for the interview today. "
+            + ", ".join(keywords)
+            + ". That is all there is to say about it, and I think it is enough."
+        ),
+        "one template sentence per keyword": " ".join(f"We also use {keyword} in the design." for keyword in keywords),
+        "keywords in pairs": " ".join(
+            f"The system has {first} and it has {second} for the users."
+            for first, second in zip(keywords[::2], keywords[1::2], strict=False)
+        ),
+    }
+
+
+SLUGS = sorted(EXPECTATIONS)
+STUFFED = [(slug, name, text) for slug in SLUGS for name, text in _stuffed_answers(slug).items()]
+
+
+@pytest.mark.parametrize(("slug", "name", "text"), STUFFED, ids=[f"{slug}:{name}" for slug, name, _ in STUFFED])
+def test_keyword_stuffing_scores_low_on_every_dimension(slug: str, name: str, text: str) -> None:
+    verdict = grade(text, slug, use_llm=False)
+
+    assert verdict.status == "failed"
+    assert max(verdict.scores.values()) <= 1, verdict.scores
+    assert verdict.total <= 2
+
+
+def test_a_bare_list_names_what_it_lists_in_the_why_and_scores_nothing() -> None:
+    text = "read-heavy, redirect latency, high availability, custom alias, expiration, storage estimate, sharding, cdn"
+
+    verdict = grade(text + ", " + text, use_llm=False)
+
+    assert verdict.scores == dict.fromkeys(DIMENSION_IDS, 0)
+    assert verdict.dimensions[0].why == (
+        '0 of 3: no sentence of your answer explains this part of the rubric. You name "read heavy", "redirect '
+        'latency", "high availability", "custom alias", "expiration" and 1 more only in a list, a fragment or a run of '
+        "keywords; a point counts when a full sentence explains it."
+    )
+
+
+OFF_TOPIC = """
+Bread needs only flour, water, salt and yeast. Knead the dough for ten minutes until it is smooth and
+elastic, then let it rise in a warm place for about an hour. Shape the loaf, let it rise again, and bake
+it in a very hot oven until the crust is deep brown and the bottom sounds hollow when you tap it.
+"""
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_an_off_topic_answer_scores_nothing(slug: str) -> None:
+    verdict = grade(OFF_TOPIC, slug, use_llm=False)
+
+    assert (verdict.status, verdict.total, verdict.categories) == ("failed", 0, DIMENSION_IDS)
+    assert all(
+        d.why == f"0 of {d.max_score}: no sentence of your answer explains this part of the rubric." for d in verdict.dimensions
+    )
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_an_empty_answer_scores_nothing(slug: str) -> None:
+    verdict = grade("", slug, use_llm=False)
+
+    assert (verdict.status, verdict.total) == ("failed", 0)
+    assert all(d.why == "0 of 3: the answer is too short to grade." for d in verdict.dimensions)
+
+
+NEWS_FEED = """
+Requirements: the feed is read-heavy, since each of the 200 million daily active users opens it many times a
+day, which comes to roughly 100k feed reads per second at peak. Freshness matters, so a new post should show
+up within a few seconds, and the feed supports pagination. Celebrity accounts with millions of followers make
+the fan-out volume uneven, and we have to plan for them.
+
+The API has a POST endpoint to create a post and a GET feed endpoint that takes a cursor, because cursor
+pagination stays stable while new posts arrive. The follow graph is stored by user id, the posts table holds
+each post, and each user's feed list keeps only post ids that we hydrate when the page is read.
+
+On the write path the post service stores the post and puts an event on a message queue; a fan-out service
+reads it and appends the post id to every follower's feed cache. The feed service reads the cached list on
+the read path, and hydration fills in authors and text from the post service before returning the page.
+
+For scaling we use fan-out on write for normal users but fan-out on read for celebrities, a hybrid that
+solves the celebrity problem. The feed cache lives in Redis, sharding by user keeps each feed on one node, and
+inactive users are skipped so their lists fall out of the cache by eviction.
+
+The main trade-off is push vs pull: pushing gives low read latency but causes write amplification for large
+accounts, while pulling costs latency on every read. We accept eventual consistency and some staleness in the
+feed, and we weigh the storage cost of the cached lists against how fast the page loads.
+"""
+
+
+def test_a_good_news_feed_answer_passes_with_every_part_explained() -> None:
+    verdict = grade(NEWS_FEED, "design-news-feed", use_llm=False)
+
+    assert (verdict.status, verdict.categories) == ("passed", [])
+    assert min(verdict.scores.values()) >= 2, verdict.scores
+
+
+_QUOTED = re.compile(r'"([^"]+)"')
+
+
+@pytest.mark.parametrize(
+    ("slug", "text"),
+    [
+        ("design-url-shortener", STRONG_URL_SHORTENER),
+        ("design-url-shortener", WEAK_URL_SHORTENER),
+        ("design-rate-limiter", RATE_LIMITER_WITHOUT_TRADE_OFFS),
+        ("design-news-feed", NEWS_FEED),
+        *[(slug, text) for slug, _, text in STUFFED],
+    ],
+)
+def test_feedback_quotes_only_what_the_learner_wrote(slug: str, text: str) -> None:
+    """Every quoted phrase is the learner's own words in their order; nothing else of the answer key."""
+    written = " " + " ".join(re.findall(r"[a-z0-9]+", text.lower())) + " "
+    verdict = grade(text, slug, use_llm=False)
+
+    for dimension in verdict.dimensions:
+        for quote in _QUOTED.findall(dimension.feedback + " " + dimension.why):
+            assert f" {quote.removesuffix('…').strip()}" in written, quote
+        unsaid = [k for k in dimension.missing if " " + " ".join(re.findall(r"[a-z0-9]+", k.lower())) + " " not in written]
+        for keyword in unsaid:
+            assert keyword.lower() not in dimension.why.lower()
