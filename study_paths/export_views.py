@@ -30,7 +30,9 @@ class DayOrTimeField(serializers.Field):
 
     default_error_messages = {"invalid": "Use a date (YYYY-MM-DD) or an ISO 8601 date-time."}
 
-    def to_internal_value(self, data: Any) -> date | datetime:
+    def to_internal_value(self, data: Any) -> date | datetime | None:
+        if data == "":  # `?to=` as a form leaves it: no bound, as if left out
+            return None
         if isinstance(data, str):
             try:
                 # A day first: parse_datetime would read `2026-03-01` as its midnight.
@@ -115,9 +117,9 @@ class StudyTaskExportView(APIView):
             "exported_at, from, to, tasks: [{…task, evaluations: [...], events: [...]}]}`. Hidden tests "
             "appear only as counts and failed categories. `format=revlog`: your review log (the reviews "
             "made in the range) as CSV in the FSRS optimizer's columns `card_id, review_time, "
-            "review_rating, review_state, review_duration`, to tune your own scheduler. At most `CO_EXPORT_RATE` exports per learner "
-            "(default 5 an hour; a refused request is not counted): past it 429 with Retry-After. A bad "
-            "parameter is 400."
+            "review_rating, review_state, review_duration`, to tune your own scheduler. At most "
+            "`CO_EXPORT_RATE` exports per learner (default 5 an hour; a refused request is not "
+            "counted): past it 429 with Retry-After. A bad parameter is 400."
         ),
         tags=["study-tasks"],
         parameters=[

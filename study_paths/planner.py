@@ -466,15 +466,16 @@ def _plan_tail(
                 emit(choice, _kind(choice, state), [f"No easier problem exists; moving off difficulty {blocked}."])
                 continue
 
-        # 6. (v2) Everything left is more than one step up (e.g. after stepping down): climb
-        # through a problem one step up — a review when solved — rather than wait.
+        # 6. (v2) Something is left that no rule above could serve from here (e.g. everything is
+        # more than one step up after stepping down): climb through a problem one step up — a
+        # review when solved — rather than wait.
         step = state.previous + 1
         targets = [
             *track_unsolved(),
             *(by_ref[r.ref] for r in reviews if config.review_cap_per_day),
             *(c for c in in_range if set(c.topics) & to_master and c.ref not in state.planned | state.left_pool),
         ]
-        if later and any(c.difficulty > step for c in targets):
+        if later and targets:  # something is left that no rule could serve from here
             rungs = [
                 c
                 for c in candidates

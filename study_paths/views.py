@@ -470,7 +470,10 @@ class StudyPathProgressView(APIView):
             "periodically, shown only when at least `CO_PEER_MIN_COHORT` learners contributed (else a reason)."
         ),
         tags=["study-paths"],
-        parameters=[PATH_ID, StudyPathProgressQuerySerializer],
+        parameters=[
+            OpenApiParameter("path_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The study path's id."),
+            StudyPathProgressQuerySerializer,
+        ],
         responses={200: StudyPathProgressSerializer, **error_responses(400, 404)},
         examples=[
             OpenApiExample("progress", value=_PROGRESS_EXAMPLE, response_only=True),

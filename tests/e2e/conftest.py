@@ -36,7 +36,9 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API runs an event loop in the main thread while it is started,
+# which later tests' `async_to_sync` refuses; it must be stopped before the next module runs.
+@pytest.fixture(scope="module")
 def playwright_browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright

@@ -353,3 +353,10 @@ def test_the_revlog_format_is_the_learners_review_log_in_the_optimizers_columns(
         f"{card},{int(start.timestamp() * 1000)},1,0,600000",
         f"{card},{int((start + timedelta(days=1)).timestamp() * 1000)},3,2,600000",
     ]
+
+
+def test_an_empty_bound_is_no_bound(api) -> None:
+    """`?to=` (as an HTML form sends an empty field) is the same as leaving `to` out."""
+    response = api.get("/v1/study-tasks/export", {"format": "csv", "from": "", "to": ""})
+    assert response.status_code == 200, response.content
+    assert response["Content-Disposition"].startswith('attachment; filename="study-tasks-start-')

@@ -18,6 +18,7 @@ from django.test import Client
 
 from personalization.models import LearnerState, Mastery
 from study_paths.models import StudyPath, StudyTask, TaskEvaluation
+from study_paths.tasks import review_tasks_create
 from tests.personalization.factories import FAIL, LADDER, PASS, publish_ladder
 from tests.study_paths.factories import events_of, plan_of
 from tests.study_paths.test_attempts import _task_events_cleared  # noqa: F401 (fixture)
@@ -93,7 +94,12 @@ def _work_through(api, fake_grader, clock, decide: Decide, hint_levels: tuple[in
         assert following.status_code == 200, following.content
         task = following.json()["task"]
         if task is None:
-            break
+            if api.get(f"/v1/study-paths/{path_id}").json()["status"] != "active":
+                break
+            # Waiting (e.g. today's review cap is used up): the next day, as the beat job would.
+            clock.shift(timedelta(days=1))
+            review_tasks_create()
+            continue
         record = {"id": task["id"], "difficulty": task["difficulty"], "kind": task["kind"], "verdicts": []}
         for level in hint_levels:
             _hint(api, task["id"], level)

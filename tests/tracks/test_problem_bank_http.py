@@ -68,6 +68,7 @@ REMOTE_PUBLIC_VIEW = {
     "subject": "coding",
     "title": "Remote pair sum",
     "statement": "Return indices `[i, j]` with `nums[i] + nums[j] == t`.",
+    "statement_html": "<p>Return indices <code>[i, j]</code> with <code>nums[i] + nums[j] == t</code>.</p>",
     "difficulty": 2,
     "topics": ["arrays", "hash-map"],
     "track": None,
