@@ -5,7 +5,6 @@ request wakes when the worker commits the verdict."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -207,6 +206,15 @@ def test_worker_settings_match_the_web(settings) -> None:
     assert not settings.CELERY_TASK_ALWAYS_EAGER
 
 
+def _cmdline(pid: int) -> bytes:
+    """The process's command line; empty once it has exited (a short-lived child may be gone
+    between listing and reading)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def _children(pid: int) -> list[int]:
     """Children of every thread of `pid` (sandboxes are started by the pool's refill thread)."""
     children = []
@@ -242,7 +250,7 @@ def test_every_pool_process_pre_starts_its_sandboxes_before_its_first_task(start
     first, pool = settings.CO_SANDBOX_UID, settings.CO_SANDBOX_UID_POOL
 
     def each_child_is_ready() -> bool:
-        children = [pid for pid in _children(worker.process.pid) if b"celery" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        children = [pid for pid in _children(worker.process.pid) if b"celery" in _cmdline(pid)]
         return len(children) == 2 and all(len(_sandbox_uids_under(pid, first, pool)) == 3 for pid in children)
 
     _until(each_child_is_ready, 60, "two pool processes with three pre-started sandboxes each")
@@ -298,13 +306,12 @@ def _descendant_cmdlines(pid: int) -> list[bytes]:
     while stack:
         child = stack.pop()
         stack += _children(child)
-        with contextlib.suppress(OSError):
-            cmdlines.append(Path(f"/proc/{child}/cmdline").read_bytes())
+        cmdlines.append(_cmdline(child))
     return cmdlines
 
 
 def _pool_processes(worker: Worker) -> list[int]:
-    return [pid for pid in _children(worker.process.pid) if b"celery" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    return [pid for pid in _children(worker.process.pid) if b"celery" in _cmdline(pid)]
 
 
 def test_a_worker_warms_up_only_the_grading_of_its_queues(learner_client, start_worker, settings) -> None:
