@@ -375,7 +375,13 @@ def _plan_tail(
             observe(Choice(state.previous, state.last_topics, blocked, tuple(options), chosen))
         return chosen
 
+    # v2 with the learner model: once every pool is solved and every topic mastered the path is
+    # done; due reviews go on in the review queue (a heavy-hint learner's never run dry).
+    mastered = later and mastery_now is not None and not to_master
+
     while len(tasks) < config.batch_size:
+        if mastered and not any(open_in(m) for m in config.modules):
+            break
         blocked = state.streak_difficulty if state.streak >= STREAK_LIMIT else None
         day = len(tasks) // max(1, config.daily_target)
 
@@ -500,7 +506,7 @@ def _plan_tail(
         break
 
     # v2: reviews a zero daily cap keeps out cannot hold the path open.
-    waiting_reviews = bool(reviews) and (not later or config.review_cap_per_day > 0)
+    waiting_reviews = bool(reviews) and (not later or config.review_cap_per_day > 0) and not mastered
     complete = not tasks and not waiting_reviews and not to_master and all(not open_in(m) for m in config.modules)
     return Plan(tasks=tuple(tasks), complete=complete, notes=tuple(notes))
 
