@@ -28,7 +28,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connections
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from personalization.selectors import review_log_revlog_csv
@@ -116,10 +117,20 @@ def _json_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+TIME_FIELDS = frozenset({"due_at", "created_at", "started_at", "finished_at"})
+
+
 def _driver_rows(queryset: QuerySet, fields: Sequence[str]) -> list[tuple[Any, ...]]:
-    """The query the ORM builds, its rows as the driver returns them (no per-value converters)."""
-    sql, params = queryset.values_list(*fields).query.sql_with_params()
-    with connections[queryset.db].cursor() as cursor:
+    """The query the ORM builds, its rows as the driver returns them (no per-value converters).
+    On SQLite times are selected as the text the database holds: a bare column would be parsed
+    into a datetime by the driver (Django registers that converter) only to be written as text."""
+    connection = connections[queryset.db]
+    if connection.vendor == "sqlite":
+        columns: list[Any] = [Cast(name, TextField()) if name in TIME_FIELDS else name for name in fields]
+    else:
+        columns = list(fields)
+    sql, params = queryset.values_list(*columns).query.sql_with_params()
+    with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
 
@@ -149,14 +160,17 @@ def study_task_export_chunks(
         if not raw:
             return
         # Grouped by the driver's own id values (hex text or UUID): no conversion per child row.
+        # The children are found through the chunk's own query as a subquery, not a list of its
+        # ids: a list would be converted id by id into parameters, twice a chunk.
         evaluations: dict[Any, list[dict[str, Any]]] = defaultdict(list)
         events: dict[Any, list[dict[str, Any]]] = defaultdict(list)
         ids = [values[0] for values in raw]
+        chunk_ids = page[:size].values("id")
         for values in _driver_rows(
-            TaskEvaluation.objects.filter(task_id__in=ids).order_by("created_at", "id"), EVALUATION_FIELDS
+            TaskEvaluation.objects.filter(task_id__in=chunk_ids).order_by("created_at", "id"), EVALUATION_FIELDS
         ):
             evaluations[values[0]].append(_evaluation_row(values))
-        for values in _driver_rows(TaskEvent.objects.filter(task_id__in=ids).order_by("task_id", "sequence"), EVENT_FIELDS):
+        for values in _driver_rows(TaskEvent.objects.filter(task_id__in=chunk_ids).order_by("task_id", "sequence"), EVENT_FIELDS):
             events[values[0]].append(
                 {
                     "sequence": values[1],

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Case, Count, IntegerField, Prefetch, Q, QuerySet, Value, When
+from django.db.models import Case, Count, F, IntegerField, Prefetch, Q, QuerySet, Value, When
 
 from co_project.errors import NotFound
 from study_paths.models import StudyPath, StudyPathStatus, StudyTask, TaskEvaluation, TaskEvent, TaskKind, TaskStatus
@@ -41,10 +41,19 @@ def study_path_task_rows(*, path_id: uuid.UUID) -> list[dict[str, Any]]:
 UPCOMING_STATUSES = (TaskStatus.IN_PROGRESS, TaskStatus.SUBMITTED, TaskStatus.PENDING)
 
 
+def _tasks_shown() -> QuerySet[StudyTask]:
+    """Tasks with what a response shows of their module and problem (`module_slug`,
+    `problem_slug`, `problem_title`; the create service sets the same on the tasks it has just
+    written) — not whole problem rows with their statements, tests and references."""
+    return StudyTask.objects.annotate(
+        module_slug=F("module__slug"), problem_slug=F("problem__slug"), problem_title=F("problem__title")
+    )
+
+
 def study_path_with_upcoming(*, learner_id: str, path_id: uuid.UUID | str) -> StudyPath:
     """The learner's path with its track and its upcoming tasks in order (two queries); anyone
     else's path is not found (never 'forbidden': ids do not leak)."""
-    tasks = StudyTask.objects.filter(status__in=UPCOMING_STATUSES).select_related("problem", "module").order_by("position")
+    tasks = _tasks_shown().filter(status__in=UPCOMING_STATUSES).order_by("position")
     path = (
         StudyPath.objects.filter(id=path_id, learner_id=learner_id)
         .select_related("track")
@@ -74,8 +83,8 @@ def study_task_next_for(*, learner_id: str, now: datetime) -> NextTask:
         output_field=IntegerField(),
     )
     task = (
-        StudyTask.objects.filter(learner_id=learner_id, status__in=UPCOMING_STATUSES, path__status=StudyPathStatus.ACTIVE)
-        .select_related("problem", "module")
+        _tasks_shown()
+        .filter(learner_id=learner_id, status__in=UPCOMING_STATUSES, path__status=StudyPathStatus.ACTIVE)
         .order_by(order, "due_at", "position")
         .first()
     )
@@ -125,7 +134,7 @@ def study_path_active_of(*, learner_id: str, track: str | None) -> StudyPath | N
     if track is not None:
         as_id = _uuid_or_none(track)
         paths = paths.filter(Q(track__slug=track) | Q(track_id=as_id) if as_id else Q(track__slug=track))
-    tasks = StudyTask.objects.filter(status__in=UPCOMING_STATUSES).select_related("problem", "module").order_by("position")
+    tasks = _tasks_shown().filter(status__in=UPCOMING_STATUSES).order_by("position")
     return (
         paths.select_related("track")
         .prefetch_related(Prefetch("tasks", queryset=tasks, to_attr="upcoming_tasks"))
@@ -159,7 +168,7 @@ class TaskFilters:
 
 def study_tasks_of(*, learner_id: str, filters: TaskFilters) -> QuerySet[StudyTask]:
     """The learner's tasks matching every filter given, with problem and module (one query a page)."""
-    tasks = StudyTask.objects.filter(learner_id=learner_id).select_related("problem", "module")
+    tasks = _tasks_shown().filter(learner_id=learner_id)
     if filters.path is not None:
         tasks = tasks.filter(path_id=filters.path)
     if filters.status is not None:
@@ -179,8 +188,8 @@ def study_task_detail(*, learner_id: str, task_id: uuid.UUID | str) -> StudyTask
     """The learner's task with its events in order and its evaluations (three queries); anyone
     else's task is not found."""
     task = (
-        StudyTask.objects.filter(id=task_id, learner_id=learner_id)
-        .select_related("problem", "module")
+        _tasks_shown()
+        .filter(id=task_id, learner_id=learner_id)
         .prefetch_related(
             Prefetch("events", queryset=TaskEvent.objects.order_by("sequence"), to_attr="event_log"),
             Prefetch("evaluations", queryset=TaskEvaluation.objects.order_by("created_at", "id"), to_attr="evaluation_list"),

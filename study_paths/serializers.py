@@ -35,15 +35,11 @@ class StudyPathCreateSerializer(serializers.Serializer):
 
 
 class StudyTaskProblemSerializer(serializers.Serializer):
+    """Slug and title are null for a problem of a remote bank (no row here)."""
+
     id = serializers.CharField(source="problem_ref", help_text="The problem's id in the problem bank.")
-    slug = serializers.SerializerMethodField()
-    title = serializers.SerializerMethodField()
-
-    def get_slug(self, task: Any) -> str | None:
-        return task.problem.slug if task.problem_id else None
-
-    def get_title(self, task: Any) -> str | None:
-        return task.problem.title if task.problem_id else None
+    slug = serializers.CharField(source="problem_slug", allow_null=True)
+    title = serializers.CharField(source="problem_title", allow_null=True)
 
 
 class StudyTaskSerializer(serializers.Serializer):
@@ -53,7 +49,7 @@ class StudyTaskSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=TaskKind.choices)
     status = serializers.ChoiceField(choices=TaskStatus.choices)
     problem = StudyTaskProblemSerializer(source="*")
-    module = serializers.CharField(source="module.slug")
+    module = serializers.CharField(source="module_slug")
     difficulty = serializers.IntegerField()
     topics = serializers.ListField(child=serializers.CharField())
     due_at = OffsetDateTimeField(allow_null=True)

@@ -173,9 +173,11 @@ def _plan_config(config: dict[str, Any], modules: list[str]) -> PlanConfig:
 # --- planner inputs ----------------------------------------------------------------------------
 
 
-def _candidates(outline: TrackOutline, config: PlanConfig) -> list[Candidate]:
-    """The plan's candidates from the problem bank, module by module in order."""
+def _candidates(outline: TrackOutline, config: PlanConfig) -> tuple[list[Candidate], dict[str, str]]:
+    """The plan's candidates from the problem bank, module by module in order, and the titles of
+    those with a row here (what a new task shows)."""
     found: list[Candidate] = []
+    titles: dict[str, str] = {}
     for module in config.modules:
         for item in problems_by_module(
             module=module, difficulty_range=(config.difficulty_min, config.difficulty_max), limit=CANDIDATES_PER_MODULE
@@ -190,7 +192,9 @@ def _candidates(outline: TrackOutline, config: PlanConfig) -> list[Candidate]:
                     slug=item.slug,
                 )
             )
-    return found
+            if item.source == "database":
+                titles[item.id] = item.title
+    return found, titles
 
 
 def _catalogue_digest(candidates: Sequence[Candidate]) -> str:
@@ -266,8 +270,9 @@ def study_path_create(
     *, learner_id: str, track: str, config: Any = None, now: datetime | None = None, seed: int | None = None
 ) -> StudyPath:
     """A new active path on the track with its first `batch_size` tasks (and their `created`
-    events). 409 when the learner already has an active path on the track; 400 for a bad config;
-    409 (problem repository not ready) when the remote bank cannot answer."""
+    events), returned with them as `upcoming_tasks`, shown as a read would show them (nothing to
+    read back). 409 when the learner already has an active path on the track; 400 for a bad
+    config; 409 (problem repository not ready) when the remote bank cannot answer."""
     now = now or timezone.now()
     config = {} if config is None else config
     _config_schema_check(config)
@@ -279,11 +284,12 @@ def study_path_create(
     normalized = study_path_config_validate(config)
     modules = _modules_of(normalized, outline)
     plan_config = _plan_config(normalized, modules)
-    candidates = _candidates(outline, plan_config)
+    candidates, titles = _candidates(outline, plan_config)
     version = settings.CO_STUDY_PATH_ALGORITHM
     planner = planner_for(version)
     profile = learner_profile(learner_id=learner_id)
     refs = {c.ref for c in candidates}
+    slug_of = {c.ref: c.slug for c in candidates}
     topics = {topic for c in candidates for topic in c.topics}
     start = LearnerStart(
         level=profile.level,
@@ -320,14 +326,20 @@ def study_path_create(
     )
     with transaction.atomic():
         try:
-            with transaction.atomic():
-                path.save(force_insert=True)
+            # No savepoint of its own: on a conflict the whole transaction is rolled back anyway.
+            path.save(force_insert=True)
         except IntegrityError as exc:  # a concurrent create won the partial unique index
             raise ActiveStudyPathExists() from exc
         tasks = StudyTask.objects.bulk_create(
             _new_tasks(path, plan.tasks, first_position=1, module_ids=_module_ids(outline), now=now)
         )
         events.task_events_append(events=[events.task_created(task) for task in tasks], at=now, new_tasks=True)
+    module_slugs = {module.id: module.slug for module in outline.modules}
+    for task in tasks:
+        task.module_slug = module_slugs[task.module_id]
+        task.problem_title = titles.get(task.problem_ref) if task.problem_id else None
+        task.problem_slug = slug_of.get(task.problem_ref) if task.problem_id else None
+    path.upcoming_tasks = tasks
     logger.info(
         "study path created",
         extra={"learner_id": learner_id, "path_id": str(path.id), "tasks": len(tasks), "algorithm": version},
@@ -398,7 +410,7 @@ def study_path_plan(*, path: StudyPath, now: datetime | None = None) -> Replan:
     module_ids = _module_ids(outline)
     key_of = {module_id: key for key, module_id in module_ids.items()}
     plan_config = _plan_config(path.config, _modules_of(path.config, outline, strict=False))
-    candidates = _candidates(outline, plan_config)
+    candidates, _titles = _candidates(outline, plan_config)
     rows = study_path_task_rows(path_id=path.id)
     for row in rows:
         row["module_key"] = key_of.get(row["module_id"], "")

@@ -80,7 +80,6 @@ class StudyPathViewSet(viewsets.GenericViewSet):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         path = services.study_path_create(learner_id=request.user.id, track=data["track"], config=data.get("config"))
-        path = selectors.study_path_with_upcoming(learner_id=request.user.id, path_id=path.id)
         return Response(StudyPathSerializer(path).data, status=status.HTTP_201_CREATED)
 
 
