@@ -264,6 +264,8 @@ SPECTACULAR_SETTINGS = {
         "StudyPathChangeStatusEnum": ["active", "paused", "archived"],
         "StudyTaskStatusEnum": "study_paths.models.TaskStatus",
         "StudyTaskKindEnum": "study_paths.models.TaskKind",
+        "ProblemResultStatusEnum": "submissions.models.ProblemResultStatus",
+        "GradedVerdictEnum": ["passed", "failed", "timeout"],
         # One-value enums of the per-subject and per-mode request shapes (oneOf variants).
         "CodingSubjectEnum": ["coding"],
         "MathSubjectEnum": ["math"],

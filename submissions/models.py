@@ -28,6 +28,14 @@ class SubmissionStatus(models.TextChoices):
 FINAL_STATUSES = (SubmissionStatus.PASSED, SubmissionStatus.FAILED, SubmissionStatus.TIMEOUT, SubmissionStatus.ERROR)
 
 
+class ProblemResultStatus(models.TextChoices):
+    """A learner's standing on one problem, derived from their graded submits (never stored)."""
+
+    SOLVED = "solved", "Solved (a graded submit passed)"
+    ATTEMPTED = "attempted", "Attempted (graded submits, none passed yet)"
+    NOT_STARTED = "not_started", "Not started (no graded submit)"
+
+
 class SubmissionKind(models.TextChoices):
     RUN = "run", "Run (visible tests only, not graded)"
     SUBMIT = "submit", "Submit (graded)"

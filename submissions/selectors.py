@@ -8,8 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.db.models import Count, Max, Q
+
 from co_project.errors import NotFound
-from submissions.models import FINAL_STATUSES, Submission, SubmissionKind, SubmissionStatus
+from submissions.models import FINAL_STATUSES, ProblemResultStatus, Submission, SubmissionKind, SubmissionStatus
+from tracks.selectors import TrackProblemEntry, track_problems
 
 
 def submission_get_for_learner(*, learner_id: str, submission_id: str) -> Submission:
@@ -163,3 +166,91 @@ def session_attempts(*, session_ids: list[uuid.UUID]) -> list[SessionAttempt]:
         )
         for row in rows
     ]
+
+
+@dataclass(frozen=True)
+class ProblemResult:
+    """A learner's graded submits of one problem, summed up: counts and verdicts, nothing of a
+    hidden test."""
+
+    problem_id: uuid.UUID
+    slug: str
+    module: str
+    status: ProblemResultStatus
+    attempts: int  # graded submits: passed, failed or timed out
+    best_verdict: str | None
+    last_verdict: str | None
+    last_submitted_at: datetime | None
+
+
+@dataclass(frozen=True)
+class TrackResults:
+    track_id: uuid.UUID
+    track_slug: str
+    track_title: str
+    problems: tuple[ProblemResult, ...]
+
+    @property
+    def totals(self) -> dict[str, int]:
+        counts = {status.value: 0 for status in ProblemResultStatus}
+        for problem in self.problems:
+            counts[problem.status] += 1
+        return {"total": len(self.problems), **counts}
+
+
+# Best first: a timeout is a miss like a wrong answer, but one that did not even finish.
+_VERDICT_RANK = (SubmissionStatus.PASSED, SubmissionStatus.FAILED, SubmissionStatus.TIMEOUT)
+
+
+def _problem_result(problem: TrackProblemEntry, row: dict[str, Any] | None) -> ProblemResult:
+    if row is None:
+        return ProblemResult(
+            problem_id=problem.id,
+            slug=problem.slug,
+            module=problem.module,
+            status=ProblemResultStatus.NOT_STARTED,
+            attempts=0,
+            best_verdict=None,
+            last_verdict=None,
+            last_submitted_at=None,
+        )
+    latest = {verdict: row[f"last_{verdict}_at"] for verdict in _VERDICT_RANK}
+    return ProblemResult(
+        problem_id=problem.id,
+        slug=problem.slug,
+        module=problem.module,
+        status=ProblemResultStatus.SOLVED if latest[SubmissionStatus.PASSED] else ProblemResultStatus.ATTEMPTED,
+        attempts=row["attempts"],
+        best_verdict=next(str(verdict) for verdict in _VERDICT_RANK if latest[verdict]),
+        # The verdict whose latest submit is the latest of all (a tie of timestamps goes to the better).
+        last_verdict=next(str(verdict) for verdict in _VERDICT_RANK if latest[verdict] == row["last_submitted_at"]),
+        last_submitted_at=row["last_submitted_at"],
+    )
+
+
+def track_results_for_learner(*, learner_id: str, track_reference: str) -> TrackResults:
+    """The learner's standing on each published problem of a published track, in the track's
+    order. Only graded submits count — from any front door (a session, a study task), since they
+    all go through this pipeline — never a run, a pending one or our own `error`. Three queries
+    at any history size: the track, its problems, and one aggregate over the learner's submits
+    grouped per problem (the latest submit per verdict tells the last verdict, so no per-row
+    subquery is needed)."""
+    track = track_problems(reference=track_reference)
+    rows = (
+        Submission.objects.filter(
+            learner_id=learner_id,
+            kind=SubmissionKind.SUBMIT,
+            status__in=LEARNER_GRADED,
+            problem_id__in=[problem.id for problem in track.problems],
+        )
+        .order_by()
+        .values("problem_id")
+        .annotate(
+            attempts=Count("id"),
+            last_submitted_at=Max("created_at"),
+            **{f"last_{verdict}_at": Max("created_at", filter=Q(status=verdict)) for verdict in _VERDICT_RANK},
+        )
+    )
+    summed = {row["problem_id"]: row for row in rows}
+    results = tuple(_problem_result(problem, summed.get(problem.id)) for problem in track.problems)
+    return TrackResults(track_id=track.id, track_slug=track.slug, track_title=track.title, problems=results)

@@ -1,5 +1,6 @@
 """Request and response shapes of /v1/submissions (seeds/001 SubmissionCodingCreate,
-SubmissionMathCreate, SubmissionResult), plus systems answers and run-vs-submit."""
+SubmissionMathCreate, SubmissionResult), plus systems answers and run-vs-submit, and a learner's
+results per problem of a track (`GET /v1/tracks/{id-or-slug}/my-results`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 from co_project.serializer_fields import OffsetDateTimeField, StrictCharField
-from submissions.models import Submission, SubmissionKind, SubmissionStatus
+from submissions.models import ProblemResultStatus, Submission, SubmissionKind, SubmissionStatus
 from tracks.choices import Language, Subject
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -231,3 +232,41 @@ class SubmissionResultSerializer(serializers.Serializer):
             value = field.get_attribute(submission)
             shown[name] = None if value is None else field.to_representation(value)
         return {**shown, **submission.result}
+
+
+GRADED_VERDICTS = [SubmissionStatus.PASSED, SubmissionStatus.FAILED, SubmissionStatus.TIMEOUT]
+
+
+class ProblemResultSerializer(serializers.Serializer):
+    problem_id = serializers.UUIDField()
+    slug = serializers.CharField()
+    module = serializers.CharField(help_text="The module's slug (`id` of the track's modules).")
+    status = serializers.ChoiceField(
+        choices=ProblemResultStatus.choices,
+        help_text="`solved`: a graded submit passed; `attempted`: graded submits, none passed; `not_started`: none.",
+    )
+    attempts = serializers.IntegerField(help_text="Graded submits (passed, failed or timed out); runs do not count.")
+    best_verdict = serializers.ChoiceField(
+        choices=GRADED_VERDICTS, allow_null=True, help_text="`passed`, else `failed`, else `timeout`; null when not started."
+    )
+    last_verdict = serializers.ChoiceField(choices=GRADED_VERDICTS, allow_null=True, help_text="The latest graded submit's.")
+    last_submitted_at = OffsetDateTimeField(allow_null=True, help_text="When the latest graded submit was sent.")
+
+
+class TrackResultsTrackSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="track_id")
+    slug = serializers.CharField(source="track_slug")
+    title = serializers.CharField(source="track_title")
+
+
+class TrackResultsTotalsSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    solved = serializers.IntegerField()
+    attempted = serializers.IntegerField()
+    not_started = serializers.IntegerField()
+
+
+class TrackResultsSerializer(serializers.Serializer):
+    track = TrackResultsTrackSerializer(source="*")
+    problems = ProblemResultSerializer(many=True, help_text="Every published problem of the track, in its order.")
+    totals = TrackResultsTotalsSerializer(help_text="How many of the track's problems have each status.")

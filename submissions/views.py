@@ -1,4 +1,5 @@
-"""`POST /v1/submissions` and `GET /v1/submissions/{id}`."""
+"""`POST /v1/submissions`, `GET /v1/submissions/{id}`, and a learner's results per problem of a
+track (`GET /v1/tracks/{id-or-slug}/my-results`), which are read from their submissions."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 from rest_framework import status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from co_project.errors import InvalidInput
 from co_project.openapi import error_responses
@@ -17,6 +19,7 @@ from submissions.serializers import (
     SubmissionCreateSerializer,
     SubmissionPendingSerializer,
     SubmissionResultSerializer,
+    TrackResultsSerializer,
 )
 
 _RESULT_EXAMPLE = {
@@ -187,3 +190,66 @@ class SubmissionViewSet(viewsets.GenericViewSet):
     def retrieve(self, request: Request, submission_id: str) -> Response:
         submission = selectors.submission_get_for_learner(learner_id=request.user.id, submission_id=submission_id)
         return _show(submission)
+
+
+_TRACK_RESULTS_EXAMPLE = {
+    "track": {
+        "id": "3f6d2a4e-5b1c-4e8a-9f0d-2c7b1a9e8d11",
+        "slug": "coding-interview-meta",
+        "title": "Meta Coding Interview Prep (Pilot)",
+    },
+    "problems": [
+        {
+            "problem_id": "b0c1f7a2-8e0d-4c6b-a1f3-5d9e2c4b7a60",
+            "slug": "two-sum",
+            "module": "hashing",
+            "status": "solved",
+            "attempts": 3,
+            "best_verdict": "passed",
+            "last_verdict": "passed",
+            "last_submitted_at": "2026-11-22T10:00:00+00:00",
+        },
+        {
+            "problem_id": "c2d3e4f5-0a1b-4c2d-8e3f-405162738495",
+            "slug": "group-anagrams",
+            "module": "hashing",
+            "status": "attempted",
+            "attempts": 1,
+            "best_verdict": "failed",
+            "last_verdict": "failed",
+            "last_submitted_at": "2026-11-21T18:30:00+00:00",
+        },
+        {
+            "problem_id": "d4e5f6a7-1b2c-4d3e-9f40-5a6b7c8d9e0f",
+            "slug": "first-unique-char",
+            "module": "hashing",
+            "status": "not_started",
+            "attempts": 0,
+            "best_verdict": None,
+            "last_verdict": None,
+            "last_submitted_at": None,
+        },
+    ],
+    "totals": {"total": 3, "solved": 1, "attempted": 1, "not_started": 1},
+}
+
+
+class TrackResultsView(APIView):
+    @extend_schema(
+        operation_id="tracks_my_results",
+        summary="Your result on each problem of a track",
+        description=(
+            "For every published problem of the track (in the track's order): `solved` when one of your graded "
+            "submits passed, `attempted` when you have graded submits but none passed, else `not_started`; the "
+            "number of graded submits, the best and the latest verdict, and when you last submitted. Graded "
+            "submits from every front door count (sessions and study tasks); runs, submissions still being "
+            "graded and `error` verdicts do not. Only your own submissions, and nothing of a hidden test."
+        ),
+        tags=["tracks"],
+        parameters=[OpenApiParameter("reference", str, OpenApiParameter.PATH, description="Track UUID or slug.")],
+        responses={200: TrackResultsSerializer, **error_responses(404)},
+        examples=[OpenApiExample("results", value=_TRACK_RESULTS_EXAMPLE, response_only=True)],
+    )
+    def get(self, request: Request, reference: str) -> Response:
+        results = selectors.track_results_for_learner(learner_id=request.user.id, track_reference=reference)
+        return Response(TrackResultsSerializer(results).data)

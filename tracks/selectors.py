@@ -240,3 +240,44 @@ def track_outline(*, reference: str) -> TrackOutline:
             for m in track.modules.all()
         ),
     )
+
+
+@dataclass(frozen=True)
+class TrackProblemEntry:
+    id: uuid.UUID
+    slug: str
+    module: str  # the module's slug
+
+
+@dataclass(frozen=True)
+class TrackProblems:
+    """A published track and its published problems in the order its page lists them."""
+
+    id: uuid.UUID
+    slug: str
+    title: str
+    problems: tuple[TrackProblemEntry, ...]
+
+
+def track_problems(*, reference: str) -> TrackProblems:
+    """A published track by id or slug with the published problems of its published modules, in
+    `track_get`'s order (module, then problem position), so a per-problem read lines up with the
+    track's own listing (two queries); not found as `track_get`."""
+    try:
+        lookup: dict[str, object] = {"id": uuid.UUID(reference)}
+    except ValueError:
+        lookup = {"slug": reference}
+    track = Track.objects.filter(published=True, **lookup).values("id", "slug", "title").first()
+    if track is None:
+        raise NotFound(f"No published track '{reference[:100]}'.")
+    rows = (
+        Problem.objects.filter(module__track_id=track["id"], module__published=True, published=True)
+        .order_by("module__position", "module__slug", "position", "slug")
+        .values_list("id", "slug", "module__slug")
+    )
+    return TrackProblems(
+        id=track["id"],
+        slug=track["slug"],
+        title=track["title"],
+        problems=tuple(TrackProblemEntry(id=id_, slug=slug, module=module) for id_, slug, module in rows),
+    )

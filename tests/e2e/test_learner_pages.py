@@ -1,10 +1,15 @@
-"""The learner's journeys of issue 17 in a real browser, through the pages and the public API only."""
+"""The learner's journeys of issue 17 in a real browser, through the pages and the public API only.
+What a page shows is checked against the public API's own answer, fetched by the test with its
+own token for the same learner."""
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable
 from typing import Any
 
+import httpx
 from playwright.sync_api import expect
 
 WRONG_TWO_SUM = "def two_sum(nums, t):\n    return [0, 1]\n"
@@ -25,6 +30,57 @@ def two_sum(nums, t):
 """
 
 
+# A new path on the pilot track opens with the first module's easiest problems (difficulty 1);
+# solved here so that a study task can fail first and then pass.
+FIRST_TASK_SOLUTIONS = {
+    "squares-of-sorted": "def sorted_squares(nums):\n    return sorted(x * x for x in nums)\n",
+    "clean-palindrome": (
+        "def is_clean_palindrome(s):\n"
+        "    kept = [c.lower() for c in s if c.isascii() and c.isalnum()]\n"
+        "    return kept == kept[::-1]\n"
+    ),
+}
+STATUS_WORDS = {"solved": "solved", "attempted": "attempted", "not_started": "not started"}
+
+
+def _api_get(base_url: str, token: str, path: str) -> Any:
+    """The public API's answer, fetched by the test itself (not through the page)."""
+    response = httpx.get(base_url + path, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _percent(share: float | None) -> str:
+    """A share as the page writes it (JavaScript's Math.round, halves up)."""
+    return "–" if share is None else f"{math.floor(share * 100 + 0.5)}%"
+
+
+def _assert_progress_page_matches_the_api(page: Any, base_url: str, token: str) -> dict:
+    """The progress page (loaded) shows the real endpoints' figures: mastery per topic, accuracy
+    per module with completed/total, overall accuracy and current difficulty. Returns the
+    path's progress as the endpoint answered it."""
+    expect(page.locator("body[data-loaded=true]")).to_have_count(1)
+    path = _api_get(base_url, token, "/v1/study-paths/active")["path"]
+    progress = _api_get(base_url, token, f"/v1/study-paths/{path['id']}/progress")
+    mastery = _api_get(base_url, token, "/v1/mastery?key_type=topic")["items"]
+
+    accuracy = [[slug, f"{_percent(m['accuracy'])} ({m['completed']}/{m['total']})"] for slug, m in progress["modules"].items()]
+    expect(page.locator("#chart-accuracy svg text.value")).to_have_text([text for _, text in accuracy])
+    expect(page.locator("#chart-accuracy svg rect.bar")).to_have_count(len(accuracy))
+    shown = page.locator("#chart-accuracy table tbody tr").evaluate_all(
+        "rows => rows.map((row) => [...row.cells].map((cell) => cell.textContent))"
+    )
+    assert shown == accuracy
+    summary = [f"Overall accuracy {_percent(progress['overall_accuracy'])}"] if progress["overall_accuracy"] is not None else []
+    if progress["current_difficulty"] is not None:
+        summary.append(f"current difficulty {progress['current_difficulty']}/5")
+    expect(page.locator("#progress-summary")).to_have_text(" · ".join(summary))
+
+    scores = [f"{row['score']}{' ✓' if row['mastered'] else ''}" for row in mastery]
+    expect(page.locator("#chart-mastery svg text.value")).to_have_text(scores)
+    return progress
+
+
 def _replace_code(page: Any, code: str) -> None:
     editor = page.locator(".cm-content")
     editor.click()
@@ -33,7 +89,7 @@ def _replace_code(page: Any, code: str) -> None:
     page.keyboard.insert_text(code)
 
 
-def test_two_sum_from_sign_in_to_a_passing_submit_with_a_streamed_hint(open_browser) -> None:
+def test_two_sum_from_sign_in_to_a_passing_submit_with_a_streamed_hint(open_browser, make_token: Callable[..., str]) -> None:
     learner = open_browser()
     page = learner.page
     learner.sign_in("alice", check=True)
@@ -44,7 +100,7 @@ def test_two_sum_from_sign_in_to_a_passing_submit_with_a_streamed_hint(open_brow
     page.get_by_role("link", name="Meta Coding Interview Prep (Pilot)").click()
     expect(page.get_by_role("heading", name="Meta Coding Interview Prep (Pilot)")).to_be_visible()
     expect(page.locator(".module").first).to_be_visible()
-    learner.check_page("track")
+    expect(page.locator("ul.problems .status-tag").first).to_have_text("not started")
 
     page.get_by_role("link", name="Two Sum").click()
     expect(page.get_by_role("heading", name="Two Sum", level=1)).to_be_visible()
@@ -93,9 +149,19 @@ def test_two_sum_from_sign_in_to_a_passing_submit_with_a_streamed_hint(open_brow
 
     page.reload()  # the code is kept per problem and language
     expect(page.locator(".cm-content")).to_contain_text("bisect_right")
+    # The track page's status per problem comes from the API (/v1/tracks/{id}/my-results): two-sum
+    # is solved after one failed and one passing submit (runs do not count); the rest not started.
     page.goto(learner.base_url + "/learn/tracks/coding-interview-meta")
-    expect(page.locator("li", has=page.get_by_role("link", name="Two Sum")).locator(".status-tag")).to_have_text("passed")
+    results = _api_get(learner.base_url, make_token("alice"), "/v1/tracks/coding-interview-meta/my-results")
+    expect(page.locator("ul.problems .status-tag")).to_have_text([STATUS_WORDS[row["status"]] for row in results["problems"]])
+    two_sum = next(row for row in results["problems"] if row["slug"] == "two-sum")
+    assert (two_sum["status"], two_sum["attempts"], two_sum["last_verdict"]) == ("solved", 2, "passed")
+    assert results["totals"]["solved"] == 1 and results["totals"]["attempted"] == 0
+    two_sum_row = page.locator("li", has=page.get_by_role("link", name="Two Sum"))
+    expect(two_sum_row.locator(".status-tag")).to_have_text("solved")
+    expect(two_sum_row.locator(".attempts")).to_have_text("· 2 attempts")
     expect(page.locator("#modules")).to_contain_text(re.compile(r"Outcomes: hash-map \(mastery \d+/100\)"))
+    learner.check_page("track")
     expect(page.get_by_role("heading", name="1. Arrays & Strings")).to_be_visible()
 
 
@@ -133,9 +199,10 @@ def test_a_systems_answer_shows_its_rubric_dimensions(open_browser) -> None:
     learner.check_page("problem-systems")
 
 
-def test_a_study_path_task_updates_the_progress_charts_and_stays_private(open_browser) -> None:
+def test_a_study_path_task_updates_the_progress_charts_and_stays_private(open_browser, make_token: Callable[..., str]) -> None:
     learner = open_browser()
     page = learner.page
+    token = make_token("paula")
     learner.sign_in("paula", "/learn/progress")
     expect(page.locator("#chart-mastery")).to_contain_text("No graded attempts yet")
     expect(page.locator("#chart-accuracy")).to_contain_text("Start a study path")
@@ -153,31 +220,47 @@ def test_a_study_path_task_updates_the_progress_charts_and_stays_private(open_br
     page.locator("#next-task-line a").click()
     page.wait_for_url(re.compile(r"/learn/problems/[^?]+\?task="))
     task_url = page.url
+    slug = re.search(r"/learn/problems/([^?]+)\?", task_url).group(1)
+    assert slug in FIRST_TASK_SOLUTIONS, f"the path opened with {slug}: add its solution to FIRST_TASK_SOLUTIONS"
     expect(page.locator("#task-banner")).to_contain_text("Study task #1")
     page.get_by_role("button", name="Submit").click()  # the starter code: graded, and it fails
-    expect(page.locator("#results-status")).to_have_text(re.compile(r"^Submission: (failed|error)"))
+    expect(page.locator("#results-status")).to_have_text(re.compile(r"^Submission: failed"))
 
+    # A study task's submits count on the track page too (the same pipeline).
+    page.goto(learner.base_url + "/learn/tracks/coding-interview-meta")
+    task_problem = page.locator("li", has=page.locator(f'a[href="/learn/problems/{slug}"]'))
+    expect(task_problem.locator(".status-tag")).to_have_text("attempted")
+    expect(task_problem.locator(".attempts")).to_have_text("· 1 attempt, last failed")
+    learner.check_page("track-attempted")
+
+    # One failed attempt: the task is still open (a second attempt is allowed), its module has a
+    # graded attempt and no pass.
     page.get_by_role("link", name="Progress").click()
-    expect(page.locator("body[data-loaded=true]")).to_have_count(1)
     expect(page.locator("#chart-mastery svg rect.bar")).not_to_have_count(0)  # a bar per topic attempted
     expect(page.locator("#chart-difficulty svg circle.point")).not_to_have_count(0)
-    expect(page.locator("#chart-accuracy")).to_contain_text(re.compile(r"%|not available|No module"))
+    progress = _assert_progress_page_matches_the_api(page, learner.base_url, token)
+    module = next(slug for slug, figures in progress["modules"].items() if figures["accuracy"] is not None)
+    assert (progress["modules"][module]["accuracy"], progress["modules"][module]["completed"]) == (0, 0)
     learner.check_page("progress")
 
-    # The progress endpoint's response as seeds/004 CO-003-011 gives it (whether or not this
-    # server has the endpoint yet): the page reads modules.*.{completed, total, accuracy},
-    # overall_accuracy and current_difficulty.
-    seeded = {
-        "modules": {"arrays-strings": {"completed": 15, "total": 25, "accuracy": 0.73, "avg_time_seconds": 1200}},
-        "overall_accuracy": 0.68,
-        "current_difficulty": 3,
-    }
-    page.route(re.compile(r".*/v1/study-paths/[^/]+/progress$"), lambda route: route.fulfill(json=seeded))
-    page.reload()
-    expect(page.locator("#chart-accuracy svg text.value")).to_have_text(["73% (15/25)"])
-    expect(page.locator("#progress-summary")).to_have_text("Overall accuracy 68% · current difficulty 3/5")
+    page.goto(task_url)
+    expect(page.locator("#task-banner")).to_contain_text("Study task #1")
+    _replace_code(page, FIRST_TASK_SOLUTIONS[slug])
+    page.get_by_role("button", name="Submit").click()
+    expect(page.locator("#results-status")).to_have_text(re.compile(r"^Submission: passed"))
+
+    # The charts follow: one pass in two graded attempts, one task completed in that module.
+    page.get_by_role("link", name="Progress").click()
+    progress = _assert_progress_page_matches_the_api(page, learner.base_url, token)
+    assert (progress["modules"][module]["accuracy"], progress["modules"][module]["completed"]) == (0.5, 1)
+    assert progress["overall_accuracy"] == 0.5
+    bar = page.locator("#chart-accuracy svg text.value").nth(list(progress["modules"]).index(module))
+    expect(bar).to_have_text(f"50% (1/{progress['modules'][module]['total']})")
     learner.check_page("progress-with-module-accuracy")
-    page.unroute(re.compile(r".*/v1/study-paths/[^/]+/progress$"))
+
+    page.goto(learner.base_url + "/learn/tracks/coding-interview-meta")
+    expect(task_problem.locator(".status-tag")).to_have_text("solved")
+    expect(task_problem.locator(".attempts")).to_have_text("· 2 attempts")
 
     page.get_by_role("link", name="Reviews").click()
     expect(page.locator("#reviews tbody tr").first).to_be_visible()

@@ -253,7 +253,6 @@
       }
       lastResult = result;
       showResult(result);
-      if (kind === "submit") localStorage.setItem("co.result." + learner + "." + slug, result.status);
     } catch (error) {
       setStatus(resultsStatus, error.message, "error");
     } finally {

@@ -1,8 +1,9 @@
 // Progress: mastery per topic (/v1/mastery), accuracy per module (the active path's
-// /v1/study-paths/{id}/progress: modules.{slug}.{completed,total,accuracy}, overall_accuracy,
-// current_difficulty — the shape of seeds/004 CO-003-011), difficulty over the
-// path's tasks (/v1/study-tasks?path=…), reviews due per day for a week (/v1/review-queue).
-// A chart whose source is missing (no path yet, an older server) says so instead of failing.
+// /v1/study-paths/{id}/progress: modules keyed by slug in the track's order, each with completed,
+// total and accuracy — the share of graded attempts that passed, null before the first — plus
+// overall_accuracy and current_difficulty), difficulty over the path's tasks
+// (/v1/study-tasks?path=…), reviews due per day for a week (/v1/review-queue).
+// Without a path yet, the path's charts say how to get one instead of failing.
 "use strict";
 
 (function () {
@@ -25,22 +26,16 @@
 
   async function accuracy(path) {
     if (!path) return empty(chart("chart-accuracy"), "Start a study path to see your accuracy per module.");
-    let progress;
-    try {
-      progress = (await api("GET", "/v1/study-paths/" + encodeURIComponent(path.id) + "/progress")).data;
-    } catch (error) {
-      if (error.status === 404 || error.status === 405) return empty(chart("chart-accuracy"), "Accuracy per module is not available on this server yet.");
-      throw error;
-    }
+    const progress = (await api("GET", "/v1/study-paths/" + encodeURIComponent(path.id) + "/progress")).data;
     const summary = [];
     if (typeof progress.overall_accuracy === "number") summary.push("Overall accuracy " + Math.round(progress.overall_accuracy * 100) + "%");
     if (typeof progress.current_difficulty === "number") summary.push("current difficulty " + progress.current_difficulty + "/5");
     document.getElementById("progress-summary").textContent = summary.join(" · ");
     const modules = Object.entries(progress.modules || {});
-    if (!modules.length) return empty(chart("chart-accuracy"), "No module has a graded task yet.");
+    if (!modules.length) return empty(chart("chart-accuracy"), "This path has no modules.");
     bars(
       chart("chart-accuracy"),
-      "Accuracy per module (percent of graded tasks passed)",
+      "Accuracy per module (percent of graded attempts passed; tasks completed of planned)",
       modules.map(([slug, m]) => ({
         label: slug,
         value: m.accuracy === null || m.accuracy === undefined ? 0 : m.accuracy * 100,

@@ -1,6 +1,7 @@
 // A track: its modules with their outcomes (and the learner's mastery of each, /v1/mastery), and
-// each module's problems with difficulty and the learner's last result on it in this browser
-// (kept by the problem page: the API has no per-problem status list yet).
+// each module's problems with difficulty and the learner's status on it from the API
+// (/v1/tracks/{id}/my-results: solved / attempted / not started, from every graded submit of
+// theirs, on any device and through sessions or study tasks alike).
 "use strict";
 
 (function () {
@@ -9,8 +10,17 @@
   const root = document.getElementById("track");
   const status = document.getElementById("track-status");
 
-  function lastResult(slug) {
-    return localStorage.getItem("co.result." + window.CO.learner + "." + slug) || "";
+  const STATUS_WORDS = { solved: "solved", attempted: "attempted", not_started: "not started" };
+
+  function statusTag(result) {
+    const status = result ? result.status : "not_started";
+    return el("span", { class: "status-tag status-" + status, text: STATUS_WORDS[status] || status });
+  }
+
+  function attempts(result) {
+    if (!result || !result.attempts) return null;
+    const count = result.attempts + (result.attempts === 1 ? " attempt" : " attempts");
+    return el("span", { class: "meta attempts", text: " · " + count + (result.status === "solved" ? "" : ", last " + result.last_verdict) });
   }
 
   function difficulty(level) {
@@ -19,10 +29,13 @@
 
   async function load() {
     try {
-      const [{ data }, mastery] = await Promise.all([
-        api("GET", "/v1/tracks/" + encodeURIComponent(root.dataset.track)),
+      const track = "/v1/tracks/" + encodeURIComponent(root.dataset.track);
+      const [{ data }, mastery, mine] = await Promise.all([
+        api("GET", track),
         api("GET", "/v1/mastery?key_type=outcome"),
+        api("GET", track + "/my-results"),
       ]);
+      const results = new Map(mine.data.problems.map((row) => [row.slug, row]));
       const outcomeScores = new Map(mastery.data.items.map((row) => [row.key_id, row.score]));
       const outcome = (name) => (outcomeScores.has(name) ? name + " (mastery " + outcomeScores.get(name) + "/100)" : name);
       document.title = data.title + " · Curriculum Orchestrator";
@@ -38,7 +51,7 @@
             "ul",
             { class: "problems" },
             module.problems.map((problem) => {
-              const result = lastResult(problem.slug);
+              const result = results.get(problem.slug);
               return el(
                 "li",
                 {},
@@ -46,7 +59,8 @@
                 " ",
                 difficulty(problem.difficulty),
                 " ",
-                el("span", { class: "status-tag status-" + (result || "new"), text: result ? result.replace("_", " ") : "not tried" }),
+                statusTag(result),
+                attempts(result),
                 problem.topics.length ? el("span", { class: "meta", text: " · " + problem.topics.join(", ") }) : null,
               );
             }),
