@@ -35,6 +35,7 @@ from django.utils import timezone
 from personalization.selectors import review_log_revlog_csv
 from study_paths.models import StudyTask, TaskEvaluation, TaskEvent
 
+# Column orders are the CSV's (CSV_COLUMNS), so a record is its row with a few constants around it.
 TASK_FIELDS = (
     "id",
     "path_id",
@@ -49,12 +50,13 @@ TASK_FIELDS = (
     "attempt_count",
     "hint_count",
     "due_at",
-    "created_at",
     "started_at",
     "finished_at",
+    "created_at",
 )
 EVALUATION_FIELDS = (
     "task_id",
+    "created_at",
     "id",
     "submission_id",
     "score",
@@ -67,9 +69,8 @@ EVALUATION_FIELDS = (
     "failed_categories",
     "visible_details",
     "partial",
-    "created_at",
 )
-EVENT_FIELDS = ("task_id", "sequence", "event_type", "payload", "created_at")
+EVENT_FIELDS = ("task_id", "created_at", "sequence", "event_type", "payload")
 
 
 @dataclass(frozen=True)
@@ -83,11 +84,13 @@ class ExportRange:
 @dataclass(frozen=True)
 class ExportedTask:
     """One task's rows as text: ids and times (ISO 8601) as strings, JSON columns (`topics`,
-    `failed_categories`, `visible_details`, `payload`) as JSON text; numbers as numbers."""
+    `failed_categories`, `visible_details`, `payload`) as JSON text; numbers as numbers. Plain
+    tuples in the order of TASK_FIELDS, EVALUATION_FIELDS and EVENT_FIELDS without their leading
+    `task_id`: this is built for every row of the file."""
 
-    task: dict[str, Any]
-    evaluations: list[dict[str, Any]]
-    events: list[dict[str, Any]]
+    task: tuple[Any, ...]
+    evaluations: list[tuple[Any, ...]]
+    events: list[tuple[Any, ...]]
 
 
 def _uuid_text(value: Any) -> str:
@@ -162,47 +165,43 @@ def study_task_export_chunks(
         # Grouped by the driver's own id values (hex text or UUID): no conversion per child row.
         # The children are found through the chunk's own query as a subquery, not a list of its
         # ids: a list would be converted id by id into parameters, twice a chunk.
-        evaluations: dict[Any, list[dict[str, Any]]] = defaultdict(list)
-        events: dict[Any, list[dict[str, Any]]] = defaultdict(list)
-        ids = [values[0] for values in raw]
+        evaluations: dict[Any, list[tuple[Any, ...]]] = defaultdict(list)
+        events: dict[Any, list[tuple[Any, ...]]] = defaultdict(list)
         chunk_ids = page[:size].values("id")
         for values in _driver_rows(
             TaskEvaluation.objects.filter(task_id__in=chunk_ids).order_by("created_at", "id"), EVALUATION_FIELDS
         ):
             evaluations[values[0]].append(_evaluation_row(values))
-        for values in _driver_rows(TaskEvent.objects.filter(task_id__in=chunk_ids).order_by("task_id", "sequence"), EVENT_FIELDS):
-            events[values[0]].append(
-                {
-                    "sequence": values[1],
-                    "event_type": values[2],
-                    "payload": _json_text(values[3]),
-                    "created_at": _time_text(values[4]),
-                }
-            )
-        rows = [_task_row(values) for values in raw]
-        yield [ExportedTask(row, evaluations.get(key, []), events.get(key, [])) for key, row in zip(ids, rows, strict=True)]
-        if len(rows) < size:
+        for task_id, at, sequence, event_type, payload in _driver_rows(
+            TaskEvent.objects.filter(task_id__in=chunk_ids).order_by("task_id", "sequence"), EVENT_FIELDS
+        ):
+            events[task_id].append((_time_text(at), sequence, event_type, _json_text(payload)))
+        chunk = [ExportedTask(_task_row(values), evaluations.get(values[0], []), events.get(values[0], [])) for values in raw]
+        yield chunk
+        if len(chunk) < size:
             return
-        after = (datetime.fromisoformat(rows[-1]["created_at"]), uuid.UUID(rows[-1]["id"]))
+        last = chunk[-1].task
+        after = (datetime.fromisoformat(last[-1]), uuid.UUID(last[0]))
 
 
-def _task_row(values: tuple[Any, ...]) -> dict[str, Any]:
-    row = dict(zip(TASK_FIELDS, values, strict=True))
-    row["id"], row["path_id"] = _uuid_text(row["id"]), _uuid_text(row["path_id"])
-    row["topics"] = _json_text(row["topics"])
-    for name in ("due_at", "created_at", "started_at", "finished_at"):
-        row[name] = _time_text(row[name])
-    return row
+def _task_row(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    (task_id, path_id, track, module, problem, kind, difficulty, topics, position, status, attempts, hints,
+     due_at, started_at, finished_at, created_at) = values  # fmt: skip
+    return (
+        _uuid_text(task_id), _uuid_text(path_id), track, module, problem, kind, difficulty, _json_text(topics),
+        position, status, attempts, hints, _time_text(due_at), _time_text(started_at), _time_text(finished_at),
+        _time_text(created_at),
+    )  # fmt: skip
 
 
-def _evaluation_row(values: tuple[Any, ...]) -> dict[str, Any]:
-    row = dict(zip(EVALUATION_FIELDS[1:], values[1:], strict=True))
-    row["id"], row["submission_id"] = _uuid_text(row["id"]), _uuid_text(row["submission_id"])
-    row["failed_categories"] = _json_text(row["failed_categories"])
-    row["visible_details"] = _json_text(row["visible_details"])
-    row["partial"] = bool(row["partial"])
-    row["created_at"] = _time_text(row["created_at"])
-    return row
+def _evaluation_row(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    (_task, created_at, evaluation_id, submission_id, score, runtime_ms, peak_kb, visible_passed, visible_total,
+     hidden_passed, hidden_total, failed_categories, visible_details, partial) = values  # fmt: skip
+    return (
+        _time_text(created_at), _uuid_text(evaluation_id), _uuid_text(submission_id), score, runtime_ms, peak_kb,
+        visible_passed, visible_total, hidden_passed, hidden_total, _json_text(failed_categories),
+        _json_text(visible_details), bool(partial),
+    )  # fmt: skip
 
 
 # --- formats ---------------------------------------------------------------------------------------
@@ -242,46 +241,26 @@ CSV_COLUMNS = (
     "partial",
 )
 # Columns a record leaves empty: after a task's `at`, between the ids and an evaluation's or
-# event's `at`, after an event's payload.
+# event's `at`, between an evaluation's `at` and its id, after an event's payload.
 _TASK_TAIL = ("",) * 15
 _GAP_BEFORE_AT = ("",) * 13
+_EVALUATION_GAP = ("",) * 3
 _EVENT_TAIL = ("",) * 12
-
-
-def _blank(value: Any) -> Any:
-    return "" if value is None else value
 
 
 def _csv_rows(item: ExportedTask) -> list[tuple[Any, ...]]:
     """A `task` row, then one `evaluation` row per evaluation, then one `event` row per event;
-    each record fills its own columns (CSV_COLUMNS) and leaves the others empty. Plain tuples in
-    column order: this runs for every row of the file."""
+    each record fills its own columns (CSV_COLUMNS) and leaves the others empty (csv writes None
+    as empty too)."""
     task = item.task
-    task_id, path_id = task["id"], task["path_id"]
-    rows = [
-        (
-            "task", task_id, path_id, task["path__track__slug"], task["module__slug"], task["problem_ref"], task["kind"],
-            task["difficulty"], task["topics"], task["position"], task["status"], task["attempt_count"],
-            task["hint_count"], _blank(task["due_at"]), _blank(task["started_at"]), _blank(task["finished_at"]),
-            task["created_at"], *_TASK_TAIL,
-        )
-    ]  # fmt: skip
+    task_id, path_id = task[0], task[1]
+    rows = [("task", *task, *_TASK_TAIL)]
     for e in item.evaluations:
         rows.append(
-            (
-                "evaluation", task_id, path_id, *_GAP_BEFORE_AT, e["created_at"], "", "", "", e["id"], e["submission_id"],
-                e["score"], _blank(e["runtime_ms"]), _blank(e["peak_memory_kb"]), e["visible_passed"], e["visible_total"],
-                e["hidden_passed"], e["hidden_total"], e["failed_categories"], e["visible_details"],
-                "true" if e["partial"] else "false",
-            )
-        )  # fmt: skip
+            ("evaluation", task_id, path_id, *_GAP_BEFORE_AT, e[0], *_EVALUATION_GAP, *e[1:12], "true" if e[12] else "false")
+        )
     for event in item.events:
-        rows.append(
-            (
-                "event", task_id, path_id, *_GAP_BEFORE_AT, event["created_at"], event["sequence"], event["event_type"],
-                event["payload"], *_EVENT_TAIL,
-            )
-        )  # fmt: skip
+        rows.append(("event", task_id, path_id, *_GAP_BEFORE_AT, *event, *_EVENT_TAIL))
     return rows
 
 
@@ -309,44 +288,31 @@ def _json_object(values: dict[str, Any], raw: dict[str, str]) -> str:
 
 
 _TASK_SCALARS = (
-    ("id", "id"),
-    ("path_id", "path_id"),
-    ("track", "path__track__slug"),
-    ("module", "module__slug"),
-    ("problem", "problem_ref"),
-    ("kind", "kind"),
-    ("difficulty", "difficulty"),
-    ("position", "position"),
-    ("status", "status"),
-    ("attempt_count", "attempt_count"),
-    ("hint_count", "hint_count"),
-    ("due_at", "due_at"),
-    ("created_at", "created_at"),
-    ("started_at", "started_at"),
-    ("finished_at", "finished_at"),
-)
-_EVALUATION_JSON = ("failed_categories", "visible_details")
+    "id", "path_id", "track", "module", "problem", "kind", "difficulty", "position", "status", "attempt_count",
+    "hint_count", "due_at", "created_at", "started_at", "finished_at",
+)  # fmt: skip
+_EVALUATION_SCALARS = (
+    "id", "submission_id", "score", "runtime_ms", "peak_memory_kb", "visible_passed", "visible_total", "hidden_passed",
+    "hidden_total", "partial", "created_at",
+)  # fmt: skip
 
 
 def _json_task(item: ExportedTask) -> str:
-    task = item.task
+    t = item.task
     evaluations = ", ".join(
         _json_object(
-            {name: value for name, value in e.items() if name not in _EVALUATION_JSON},
-            {name: e[name] for name in _EVALUATION_JSON},
+            dict(zip(_EVALUATION_SCALARS, (*e[1:10], e[12], e[0]), strict=True)),
+            {"failed_categories": e[10], "visible_details": e[11]},
         )
         for e in item.evaluations
     )
     events = ", ".join(
-        _json_object(
-            {"sequence": ev["sequence"], "event_type": ev["event_type"], "created_at": ev["created_at"]},
-            {"payload": ev["payload"]},
-        )
-        for ev in item.events
+        _json_object({"sequence": ev[1], "event_type": ev[2], "created_at": ev[0]}, {"payload": ev[3]}) for ev in item.events
     )
+    scalars = (*t[0:7], *t[8:13], t[15], t[13], t[14])
     return _json_object(
-        {name: task[column] for name, column in _TASK_SCALARS},
-        {"topics": task["topics"], "evaluations": f"[{evaluations}]", "events": f"[{events}]"},
+        dict(zip(_TASK_SCALARS, scalars, strict=True)),
+        {"topics": t[7], "evaluations": f"[{evaluations}]", "events": f"[{events}]"},
     )
 
 

@@ -24,10 +24,10 @@ from study_paths.errors import (
 )
 from study_paths.models import FINISHED_TASK_STATUSES, StudyPath, StudyPathStatus, StudyTask, TaskStatus
 from study_paths.services import (
-    _modules_of,
     study_path_advance,
     study_path_config_aliases_resolve,
     study_path_config_validate,
+    study_path_modules,
     study_path_plan,
     study_path_tail_reshape,
 )
@@ -90,7 +90,7 @@ def study_path_change(
             # Both sides under the current key names, so a new value never loses to a stored old name.
             merged = {**study_path_config_aliases_resolve(path.config), **study_path_config_aliases_resolve(config)}
             normalized = study_path_config_validate(merged)
-            _modules_of(normalized, track_outline(reference=str(path.track_id)))  # unknown module slugs: 400
+            study_path_modules(normalized, track_outline(reference=str(path.track_id)))  # unknown module slugs: 400
             if normalized != path.config:
                 path.config = normalized
                 _replan_pending(path, now=now)

@@ -126,7 +126,7 @@ def study_path_config_validate(config: Any) -> dict[str, Any]:
     """The config with every default filled in (stored so, a later change of a default never
     changes an existing path's plan); StudyPathConfigInvalid names every problem by its place.
     The schema first; then what a schema cannot say (min ≤ max). Module slugs are checked
-    against the track by `_modules_of`."""
+    against the track by `study_path_modules`."""
     _config_schema_check(config)
     config = study_path_config_aliases_resolve(config)
     normalized = {**CONFIG_DEFAULTS, **config}
@@ -137,7 +137,7 @@ def study_path_config_validate(config: Any) -> dict[str, Any]:
     return normalized
 
 
-def _modules_of(config: dict[str, Any], outline: TrackOutline, *, strict: bool = True) -> list[str]:
+def study_path_modules(config: dict[str, Any], outline: TrackOutline, *, strict: bool = True) -> list[str]:
     """Module keys in the track's order, or in the config's order when it names them. Not strict
     (an existing path): a module retired since is left out instead of refused."""
     by_slug = {module.slug: module.key for module in outline.modules}
@@ -282,7 +282,7 @@ def study_path_create(
     if study_path_active_for(learner_id=learner_id, track_id=outline.id) is not None:
         raise ActiveStudyPathExists()
     normalized = study_path_config_validate(config)
-    modules = _modules_of(normalized, outline)
+    modules = study_path_modules(normalized, outline)
     plan_config = _plan_config(normalized, modules)
     candidates, titles = _candidates(outline, plan_config)
     version = settings.CO_STUDY_PATH_ALGORITHM
@@ -409,7 +409,7 @@ def study_path_plan(*, path: StudyPath, now: datetime | None = None) -> Replan:
     outline = track_outline(reference=str(path.track_id))
     module_ids = _module_ids(outline)
     key_of = {module_id: key for key, module_id in module_ids.items()}
-    plan_config = _plan_config(path.config, _modules_of(path.config, outline, strict=False))
+    plan_config = _plan_config(path.config, study_path_modules(path.config, outline, strict=False))
     candidates, _titles = _candidates(outline, plan_config)
     rows = study_path_task_rows(path_id=path.id)
     for row in rows:
