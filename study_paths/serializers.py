@@ -75,7 +75,7 @@ class StudyPathTrackSerializer(serializers.Serializer):
 
 class StudyPathSerializer(serializers.Serializer):
     id = serializers.UUIDField()
-    track = StudyPathTrackSerializer()
+    track = serializers.SerializerMethodField()
     status = serializers.ChoiceField(choices=StudyPathStatus.choices)
     config = serializers.DictField(help_text="The config with every default filled in.")
     algorithm_version = serializers.CharField()
@@ -83,6 +83,12 @@ class StudyPathSerializer(serializers.Serializer):
     updated_at = OffsetDateTimeField()
     completed_at = OffsetDateTimeField(allow_null=True)
     upcoming_tasks = StudyTaskSerializer(many=True, help_text="Tasks still to do, in order.")
+
+    @extend_schema_field(StudyPathTrackSerializer)
+    def get_track(self, path: Any) -> dict[str, Any]:
+        """A path just created carries the track outline it was planned against (`track_outline`);
+        a path read back carries its track row."""
+        return dict(StudyPathTrackSerializer(getattr(path, "track_outline", None) or path.track).data)
 
 
 class StudyTaskNextSerializer(serializers.Serializer):

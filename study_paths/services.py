@@ -270,9 +270,10 @@ def study_path_create(
     *, learner_id: str, track: str, config: Any = None, now: datetime | None = None, seed: int | None = None
 ) -> StudyPath:
     """A new active path on the track with its first `batch_size` tasks (and their `created`
-    events), returned with them as `upcoming_tasks`, shown as a read would show them (nothing to
-    read back). 409 when the learner already has an active path on the track; 400 for a bad
-    config; 409 (problem repository not ready) when the remote bank cannot answer."""
+    events), returned with them as `upcoming_tasks` and with the `track_outline` it was planned
+    against, shown as a read would show them (nothing to read back). 409 when the learner
+    already has an active path on the track; 400 for a bad config; 409 (problem repository not
+    ready) when the remote bank cannot answer."""
     now = now or timezone.now()
     config = {} if config is None else config
     _config_schema_check(config)
@@ -340,6 +341,7 @@ def study_path_create(
         task.problem_title = titles.get(task.problem_ref) if task.problem_id else None
         task.problem_slug = slug_of.get(task.problem_ref) if task.problem_id else None
     path.upcoming_tasks = tasks
+    path.track_outline = outline
     logger.info(
         "study path created",
         extra={"learner_id": learner_id, "path_id": str(path.id), "tasks": len(tasks), "algorithm": version},

@@ -33,8 +33,9 @@ from co_project.sealed_cache import sealed_cache_get, sealed_cache_set
 from grading.outbound import ServiceUnreachable, request_with_retries
 from grading.problems import CodingProblem, HiddenCase, hidden_tests_encoded
 from tracks.coursepacks import coursepack_schema
+from tracks.memo import CatalogueMemo
 from tracks.models import HiddenTest, Problem, ProblemLanguage
-from tracks.selectors import catalogue_version, module_key
+from tracks.selectors import catalogue_version_or_none, module_key
 
 logger = logging.getLogger("co.problem_bank")
 
@@ -193,41 +194,9 @@ class _BundleMemo:
 _bundle_memo = _BundleMemo()
 
 
-def _memo_version() -> int | None:
-    """The catalogue version, or None when it cannot be read (the memo is then bypassed)."""
-    try:
-        return catalogue_version()
-    except Exception:  # the cache is down: read the database, as without a memo
-        logger.warning("catalogue version unavailable; problem bundles are read from the database", exc_info=True)
-        return None
-
-
-class _TrackListingMemo:
-    """Problem metadata of a whole track by module key, per catalogue version: planning a path
-    lists every module of a track, and one load (two queries) serves them all. Entries expire
-    for the same reason the bundle memo's do."""
-
-    seconds = 60
-    max_tracks = 64
-
-    def __init__(self) -> None:
-        self._entries: dict[str, tuple[int, float, dict[str, tuple[ProblemMetadata, ...]]]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, track_slug: str, version: int | None) -> dict[str, tuple[ProblemMetadata, ...]] | None:
-        entry = self._entries.get(track_slug)
-        if entry is None or entry[0] != version or entry[1] <= time.monotonic():
-            return None
-        return entry[2]
-
-    def put(self, track_slug: str, version: int, listing: dict[str, tuple[ProblemMetadata, ...]]) -> None:
-        with self._lock:
-            if len(self._entries) >= self.max_tracks:
-                self._entries.clear()
-            self._entries[track_slug] = (version, time.monotonic() + self.seconds, listing)
-
-
-_track_listing_memo = _TrackListingMemo()
+# Problem metadata of a whole track by module key: planning a path lists every module of a
+# track, and one load (two queries) serves them all.
+_track_listing_memo: CatalogueMemo[dict[str, tuple[ProblemMetadata, ...]]] = CatalogueMemo()
 
 
 def _track_listing_load(track_slug: str) -> dict[str, tuple[ProblemMetadata, ...]]:
@@ -268,7 +237,7 @@ class DatabaseProblemBank:
 
     def problems_by_module(self, module: str, difficulty_range: tuple[int, int], limit: int = 10) -> list[ProblemMetadata]:
         track_slug, _, _ = module.partition("/")
-        version = _memo_version()
+        version = catalogue_version_or_none()
         listing = _track_listing_memo.get(track_slug, version)
         if listing is None:
             listing = _track_listing_load(track_slug)
@@ -283,7 +252,7 @@ class DatabaseProblemBank:
 
     def get(self, reference: str, *, include_hidden: bool = False, include_retired: bool = False) -> ProblemBundle | None:
         key = (reference, include_hidden, include_retired)
-        version = _memo_version()  # read before the rows: a bump after this invalidates what we load
+        version = catalogue_version_or_none()  # read before the rows: a bump after this invalidates what we load
         bundle = _bundle_memo.get(key, version)
         if bundle is None:
             bundle = self._load(reference, include_hidden=include_hidden, include_retired=include_retired)

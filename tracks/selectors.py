@@ -4,6 +4,7 @@ with the number of tracks, modules or problems."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -11,7 +12,10 @@ from dataclasses import dataclass
 from django.db.models import Prefetch, QuerySet
 
 from co_project.errors import NotFound
+from tracks.memo import CatalogueMemo
 from tracks.models import Label, Module, Problem, ProblemLanguage, Track
+
+logger = logging.getLogger("co.tracks")
 
 
 def track_list(*, subject: str | None = None, label: str | None = None) -> QuerySet[Track]:
@@ -78,6 +82,15 @@ def catalogue_version() -> int:
         cache.add(CATALOGUE_VERSION_KEY, fresh_catalogue_version(), timeout=None)
         version = cache.get(CATALOGUE_VERSION_KEY, 0)
     return int(version)
+
+
+def catalogue_version_or_none() -> int | None:
+    """The catalogue version, or None when it cannot be read (memos are then bypassed)."""
+    try:
+        return catalogue_version()
+    except Exception:  # the cache is down: read the database, as without a memo
+        logger.warning("catalogue version unavailable; the catalogue is read from the database", exc_info=True)
+        return None
 
 
 def fresh_catalogue_version() -> int:
@@ -209,9 +222,23 @@ class TrackOutline:
     modules: tuple[ModuleOutline, ...]
 
 
+_outline_memo: CatalogueMemo[TrackOutline] = CatalogueMemo()
+
+
 def track_outline(*, reference: str) -> TrackOutline:
-    """A published track by id or slug with its published modules in order (two queries); not
-    found names the `track` field."""
+    """A published track by id or slug with its published modules in order (two queries, none
+    while the process memo holds it for the current catalogue version); not found names the
+    `track` field."""
+    version = catalogue_version_or_none()  # read before the rows: a bump after this invalidates them
+    outline = _outline_memo.get(reference, version)
+    if outline is None:
+        outline = _track_outline_load(reference)
+        if version is not None:
+            _outline_memo.put(reference, version, outline)
+    return outline
+
+
+def _track_outline_load(reference: str) -> TrackOutline:
     try:
         lookup: dict[str, object] = {"id": uuid.UUID(reference)}
     except ValueError:

@@ -14,6 +14,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+import tracks.selectors
 from tests.tracks.factories import HIDDEN_MARKERS, add_problem, pack_document, publish, shout_problem
 from tracks import problem_bank, services
 from tracks.models import Problem
@@ -117,7 +118,7 @@ def test_without_a_catalogue_version_the_database_is_read_every_time(api, monkey
     def unavailable() -> int:
         raise ConnectionError("cache down")
 
-    monkeypatch.setattr(problem_bank, "catalogue_version", unavailable)
+    monkeypatch.setattr(tracks.selectors, "catalogue_version", unavailable)
     assert _get(api)[0::2] == (200, 3)
     assert _get(api)[0::2] == (200, 3)
 
@@ -158,3 +159,33 @@ def test_a_bundle_keeps_staff_only_content_out_of_its_repr_and_carries_its_encod
     assert text == f"ProblemBundle(id={bundle.id!r}, slug='shout', subject='coding', source='database')"
     assert not [marker for marker in HIDDEN_MARKERS if marker in text]
     assert problem_bundle_require(reference="shout").hidden_inputs is None
+
+
+def test_a_track_outline_is_read_once_per_catalogue_version(django_assert_num_queries) -> None:
+    """Path creation and every verdict on a path plan against the track's outline: from the memo
+    while the catalogue is unchanged, read again after a publish (which bumps the version)."""
+    publish(pack_document())
+    with django_assert_num_queries(2):
+        first = tracks.selectors.track_outline(reference="test-track")
+    with django_assert_num_queries(0):
+        assert tracks.selectors.track_outline(reference="test-track") is first
+
+    publish(
+        pack_document(version="1.0.1", modules=[{"slug": "basics", "title": "Renamed by a new version", "outcomes": ["strings"]}])
+    )
+
+    with django_assert_num_queries(2):
+        again = tracks.selectors.track_outline(reference="test-track")
+    assert again.modules[0].title == "Renamed by a new version"
+
+
+def test_without_a_catalogue_version_the_outline_is_read_every_time(django_assert_num_queries, monkeypatch) -> None:
+    publish(pack_document())
+
+    def unavailable() -> int:
+        raise ConnectionError("cache down")
+
+    monkeypatch.setattr(tracks.selectors, "catalogue_version", unavailable)
+    for _ in range(2):
+        with django_assert_num_queries(2):
+            tracks.selectors.track_outline(reference="test-track")
