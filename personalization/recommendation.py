@@ -25,6 +25,9 @@ A track (`recommend_track`, track sessions and `?track=`) is done when every one
 mastered (score ≥ `CO_MASTERY_THRESHOLD`): until then the candidates are the problems that carry a
 topic not mastered yet, solved or not (a solved one comes back as practice), in the first module
 (by position) that still has such a topic — so a topic with a single problem gets practised too.
+Easy problems come last: one at most one step below the previous problem goes first (in that
+module, else a solved one elsewhere), because a deeper step down has to be climbed back one step
+at a time, on problems whose topics may be mastered already.
 
 Everything the recommender reads is bounded by the catalogue (mastery per topic, progress per
 problem, review items), so its cost and query count do not grow with the learner's history.
@@ -366,11 +369,12 @@ def recommend_track(
 ) -> Recommendation | None:
     """Pick the next problem of a track, or None once every topic of the track is mastered.
 
-    A due review first; else, in the first module that still has a topic to master, the best
-    problem carrying one (solved ones come back as practice); else such a problem elsewhere in the
-    track; else a step up towards them (the hardest problem the guardrails allow). The previous
-    problem (served `in_a_row` times in a row) comes straight back only when it is the one problem
-    left that carries a topic to master, and never a third time in a row."""
+    A due review first; else the best problem carrying a topic to master (solved ones come back as
+    practice) within one step below the previous problem, in the first module that still has a
+    topic to master, else a solved one elsewhere; else such a problem further down in that module;
+    else elsewhere in the track; else a step up towards them (the hardest problem the guardrails
+    allow). The previous problem (served `in_a_row` times in a row) comes straight back only when
+    it is the one problem left that carries a topic to master, and never a third time in a row."""
     open_topics = topics_to_master(catalogue, snapshot)
     if not open_topics:
         return None
@@ -407,6 +411,27 @@ def _track_pick(
     # every such problem is solved, the first module with a topic to master.
     unsolved = [e for e in working if not picker.solved(e)]
     focus = min(e.module_position for e in unsolved or working)
+    # Easy problems last: from difficulty d the next problem may be at most d + 1, so one at d − 1
+    # or above leaves the way back up open, while a deeper step down has to be climbed back one
+    # step at a time, on problems whose topics may be mastered already. So a problem within one
+    # step below the previous one comes first: the focus module's, else a solved one elsewhere
+    # (a module is never started before the ones ahead of it).
+    floor = picker.previous.difficulty - 1 if picker.previous is not None else 0
+    near = [e for e in working if e.difficulty >= floor and picker.fits(e, avoid)]
+    near_here = picker.best(e for e in near if e.module_position == focus)
+    if near_here is not None:
+        return picker.build(near_here, picker.kind(near_here), [_mastery_reason(near_here, snapshot, open_topics, threshold)])
+    near_solved = picker.best(e for e in near if picker.solved(e))
+    if near_solved is not None:
+        return picker.build(
+            near_solved,
+            RecommendationKind.PRACTICE,
+            [
+                _mastery_reason(near_solved, snapshot, open_topics, threshold),
+                "Harder work first while you are at this difficulty: the easier problems left for your topics "
+                "come later, so that no attempts are spent climbing back up.",
+            ],
+        )
     in_module = picker.best(e for e in working if e.module_position == focus and picker.fits(e, avoid))
     if in_module is not None:
         return picker.build(in_module, picker.kind(in_module), [_mastery_reason(in_module, snapshot, open_topics, threshold)])

@@ -3,7 +3,8 @@ latent skill per topic (bench/learning_efficacy.py in small) and the recommender
 no `409 nothing_to_practise` while a topic is not mastered, a true message once all are, no jump
 above +1 from the previous problem, no problem three times in a row, every topic practised (a
 single-problem one too), reviews served when due, first problems that follow the learner's
-profile, and a pacing term that scores every problem within ±1 of the level."""
+profile, harder work before a deeper step down, and a pacing term that scores every problem within
+±1 of the level."""
 
 from __future__ import annotations
 
@@ -156,6 +157,22 @@ def test_no_jump_above_one_step_from_the_previous_problem(learner_client, fake_g
     body = bob.client.get("/v1/recommendations/next?track=ladder").json()
     assert body["problem"]["difficulty"] <= 2
     assert "At most one step above the previous problem (a2, difficulty 1)." in body["guardrails"]
+
+
+def test_harder_work_comes_before_a_deeper_step_down(learner_client, fake_grader, ladder) -> None:
+    """Strings (only a2, a4: difficulty 1–2, the first module) and graphs (b4, c2: difficulty 4)
+    left to master, b4 just passed: c2 comes first, since from a1 or a2 the way back up to graphs
+    would cost attempts on topics already mastered; strings once graphs is mastered."""
+    carol = learner(learner_client, fake_grader, "carol")
+    history("carol", ["a1", "a2", "a3", "a4", "b1", *["b2"] * 3, *["b3"] * 3, "c1", "c1", "c2", "c3", "c3", "b4"])
+    scores = dict(Mastery.objects.filter(learner_id="carol", key_type="topic").values_list("key_id", "score"))
+    assert {t for t, score in scores.items() if score < 80} == {"strings", "graphs"}
+    body = carol.client.get("/v1/recommendations/next?track=ladder").json()
+    assert (body["problem"]["slug"], body["kind"]) == ("c2", "practice")
+    assert body["reasons"][1].startswith("Harder work first while you are at this difficulty")
+    history("carol", ["c2", "c2"])  # graphs mastered
+    body = carol.client.get("/v1/recommendations/next?track=ladder").json()
+    assert body["problem"]["slug"] in {"a2", "a4"}
 
 
 def test_pacing_scores_every_problem_within_one_level() -> None:
