@@ -37,9 +37,12 @@ def _fast_tutor(settings) -> None:
     settings.CO_TUTOR_BUILTIN_CHUNK_DELAY_SECONDS = 0
     settings.CO_TUTOR_BASE = None
     # A path ends when the learner model says every topic is mastered. A pass after a level-2
-    # hint is worth 65 (HINT_FACTOR): a bar of 50 lets the hint-heavy learner get there too, and
-    # keeps the struggling learner's path to a test's length.
-    settings.CO_MASTERY_THRESHOLD = 50
+    # hint is worth 65 (HINT_FACTOR), and the hint-heavy learner misses its first attempt at
+    # difficulty 3 and above, so its mastery of those topics settles around 50: at a bar of 50
+    # whether its path ends within MAX_TASKS depended on the path's random seed (seed 3 of 0–11
+    # did not: practice and reviews went on with every topic at 50–63). At 45 every seed of 0–11
+    # ends, and the struggling learner's path stays within a test's length.
+    settings.CO_MASTERY_THRESHOLD = 45
 
 
 @pytest.fixture
