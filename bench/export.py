@@ -44,7 +44,7 @@ def build(tasks: int, events_per_task: int) -> None:
     from datetime import timedelta
 
     from django.core.management import call_command
-    from django.db import transaction
+    from django.db import connection, transaction
     from django.utils import timezone
 
     from study_paths.models import StudyTask, TaskEvaluation, TaskEvent
@@ -137,6 +137,10 @@ def build(tasks: int, events_per_task: int) -> None:
                 for task in rows
                 for s in range(events_per_task)
             )
+    # Statistics for the planner, as autovacuum would have them by the time a real history is
+    # this long (PostgreSQL here may run without autovacuum: freshly bulk-loaded tables then look
+    # empty to the planner, which sorts and hash-joins whole tables on every chunk).
+    connection.cursor().execute("ANALYZE")
     print(
         f"setup: {StudyTask.objects.filter(learner_id=LEARNER).count()} tasks, "
         f"{TaskEvaluation.objects.filter(task__learner_id=LEARNER).count()} evaluations, "

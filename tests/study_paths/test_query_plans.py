@@ -1,6 +1,6 @@
 """PostgreSQL plans of the study-path reads learners make most (CO-003-018): with many learners'
 histories in the tables (and ANALYZE run), every query that `progress`, `dashboard`, `next` and
-the task list make — captured from the real requests — reads the study-task, evaluation and
+the task list and the export make — captured from the real requests — reads the study-task, evaluation and
 review tables through an index, never a sequential scan. PostgreSQL run only."""
 
 from __future__ import annotations
@@ -141,6 +141,12 @@ def test_the_reads_learners_make_use_indexes(api) -> None:
     for url in urls:
         with CaptureQueriesContext(connection) as captured:
             assert api.get(url).status_code == 200, url
+        plans += _plans(captured.captured_queries)
+
+    for export_format in ("csv", "json"):  # streamed: its queries run while the body is read
+        with CaptureQueriesContext(connection) as captured:
+            response = api.get(f"/v1/study-tasks/export?format={export_format}")
+            assert response.status_code == 200 and b"".join(response.streaming_content)
         plans += _plans(captured.captured_queries)
 
     with CaptureQueriesContext(connection) as captured:  # the periodic job behind the /metrics gauges
