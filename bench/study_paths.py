@@ -14,6 +14,12 @@ prints each as a ratio to the baseline (targets: next ≤ 1.5×, create ≤ 3×)
 each request makes for the short and the long history (they must be equal). Usage:
 
     .venv/bin/python bench/study_paths.py [--requests 100] [--tasks 2000] [--events 10000] [--db-url URL]
+    .venv/bin/python bench/study_paths.py --production [--compare ../other-checkout]
+
+`--production` measures the create and the baseline on the production stack instead (gunicorn with
+uvicorn workers, PostgreSQL, Redis as cache and broker, started by `deploy/stack.py`) for a learner
+with a fresh path; with `--compare DIR` a second stack runs another checkout (e.g. a `git worktree`
+without a mechanism), both up at once, each round timed on A and then on B: a paired A/B.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from io import StringIO
 from pathlib import Path
 
 import httpx
-from support import UvicornServer, in_process_django_env, manage, percentile
+from support import REPO, UvicornServer, in_process_django_env, manage, percentile
 
 LONG, SHORT = "long-history", "short-history"
 PATH_TRACK, CREATE_TRACK = "coding-interview-meta", "math-foundations"
@@ -121,13 +127,69 @@ def build(tasks: int, events: int) -> dict[str, dict[str, int]]:
     return counts
 
 
+def production(requests: int, compare: str) -> None:
+    """The create against `/v1/tracks` on the production stack, paired A/B with `compare`."""
+    import sys
+    from contextlib import ExitStack
+
+    sys.path.insert(0, str(REPO))
+    from deploy.stack import ProductionStack
+
+    env = {"CO_RATE_LIMIT": "1000000/min", "CO_LOG_LEVEL": "WARNING"}
+    stacks = {"A": ProductionStack(redis_db=12, extra_env=env)}
+    if compare:
+        stacks["B"] = ProductionStack(redis_db=13, extra_env=env, code_dir=Path(compare))
+    samples: dict[tuple[str, str], list[float]] = {}
+    with ExitStack() as running:
+        clients = {}
+        for name, stack in stacks.items():
+            running.enter_context(stack)
+            clients[name] = running.enter_context(
+                httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {stack.token(SHORT, 7200)}"}, timeout=60)
+            )
+            print(f"{name}: {stack.code_dir}")
+
+        def call(client: httpx.Client, name: str) -> float:
+            started = time.perf_counter()
+            if name == "/v1/tracks":
+                client.get(name).raise_for_status()
+                return (time.perf_counter() - started) * 1000
+            response = client.post("/v1/study-paths", json={"track": CREATE_TRACK})
+            elapsed = time.perf_counter() - started
+            response.raise_for_status()
+            client.patch(f"/v1/study-paths/{response.json()['id']}", json={"status": "archived"}).raise_for_status()
+            return elapsed * 1000
+
+        for round_index in range(requests + 5):  # the first five warm up
+            for name, client in clients.items():
+                for endpoint in ("/v1/tracks", "POST /v1/study-paths"):
+                    elapsed = call(client, endpoint)
+                    if round_index >= 5:
+                        samples.setdefault((name, endpoint), []).append(elapsed)
+    print(f"machine: {os.cpu_count()} cores; production stack; {requests} requests per endpoint and stack")
+    create_a = statistics.median(samples[("A", "POST /v1/study-paths")])
+    for name in stacks:
+        base = statistics.median(samples[(name, "/v1/tracks")])
+        create = samples[(name, "POST /v1/study-paths")]
+        versus = f"; create p50 {statistics.median(create) / create_a:4.2f}× A" if name != "A" else ""
+        print(
+            f"{name}: /v1/tracks p50 {base:6.1f} ms; POST /v1/study-paths p50 {statistics.median(create):6.1f} ms "
+            f"p95 {percentile(create, 0.95):6.1f} ms, ratio to /v1/tracks {statistics.median(create) / base:4.2f}x{versus}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=100, help="timed requests per endpoint")
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--events", type=int, default=10000)
     parser.add_argument("--db-url", default="", help="database URL (default: a fresh SQLite file)")
+    parser.add_argument("--production", action="store_true", help="on the production stack (PostgreSQL, Redis, gunicorn)")
+    parser.add_argument("--compare", metavar="DIR", default="", help="with --production: a second checkout as stack B")
     args = parser.parse_args()
+    if args.production:
+        production(args.requests, args.compare)
+        return
 
     with tempfile.TemporaryDirectory(prefix="co-bench-") as workdir:
         env = in_process_django_env(Path(workdir), args.db_url)
