@@ -37,7 +37,7 @@ from personalization.services import GradedAttempt, ProblemFacts, attempt_record
 from submissions.errors import CodeTooLarge, CustomInputUnavailable, IdempotencyKeyReused, TooManyEvaluations
 from submissions.models import RubricScore, Submission, SubmissionKind, SubmissionStatus
 from submissions.origins import SESSION_ORIGIN, AttemptContext, AttemptVerdict, origin_get
-from submissions.waiting import verdict_announce, verdict_await
+from submissions.waiting import Announcement, verdict_announce, verdict_await
 from tracks.choices import Subject
 from tracks.problem_bank import ProblemBundle, problem_bundle_for_grading, problem_bundle_require
 from tracks.selectors import problem_rubric_id
@@ -485,7 +485,8 @@ def _finish(submission: Submission, token: uuid.UUID, verdict: Verdict, bundle: 
             return False
         # Counted before the waiters wake, so a client that saw the verdict finds it counted.
         transaction.on_commit(lambda: _verdict_observe(submission, verdict, now))
-        transaction.on_commit(lambda: verdict_announce(submission_id=submission.id))
+        announcement: Announcement = {"status": verdict.status, "result": fields["result"]}
+        transaction.on_commit(lambda: verdict_announce(submission_id=submission.id, announcement=announcement))
         if verdict.rubric_scores is not None and submission.problem_id is not None:
             rubric_id = problem_rubric_id(problem_id=submission.problem_id)
             if rubric_id is not None:
@@ -663,10 +664,14 @@ WAIT_SLICE_SECONDS = 0.2
 
 def submission_wait(*, submission: Submission, timeout: float) -> Submission:
     """Wait up to `timeout` seconds for the verdict, waking when it commits (waiting.py) rather
-    than polling. The row is read again after each wake-up or slice, so a lost wake-up costs one
-    slice. The caller's row was just written or read, so the first read follows the first wait."""
+    than polling. The wake-up carries the verdict's final fields; a slice that ends without one
+    reads the row again, so a lost wake-up costs one slice. The caller's row was just written or
+    read, so the first read follows the first wait."""
     deadline = time.monotonic() + timeout
     while not submission.is_final and (remaining := deadline - time.monotonic()) > 0:
-        verdict_await(submission_id=submission.id, timeout=min(WAIT_SLICE_SECONDS, remaining))
-        submission.refresh_from_db()
+        announced = verdict_await(submission_id=submission.id, timeout=min(WAIT_SLICE_SECONDS, remaining))
+        if announced is None:
+            submission.refresh_from_db()
+        else:
+            submission.status, submission.result = announced["status"], announced["result"]
     return submission

@@ -1,9 +1,11 @@
 """Waking a request that waits for a verdict the moment the verdict commits.
 
-Every announcement is kept in this process for a short while, so a verdict graded in the process
+An announcement carries the verdict's final fields (`status`, `result`: all a learner is shown
+besides what the waiter's row already holds), so the woken request answers without reading the
+row again. Every announcement is kept in this process for a short while, so a verdict graded in the process
 that waits for it (the in-process queue: Celery eager, or a worker's own request) wakes the
 waiter at once, even when it was announced before the wait began. With Redis configured
-(`CO_REDIS_URL`) the evaluation also pushes a token onto a short-lived list per submission and a
+(`CO_REDIS_URL`) the evaluation also pushes it onto a short-lived list per submission and a
 waiter in another process blocks on that list (`BLPOP`). Every wait is bounded, so a lost
 notification (Redis restarted, a second waiter took the token) only means the next database read
 finds the verdict.
@@ -11,12 +13,13 @@ finds the verdict.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 import uuid
 from collections import OrderedDict
-from typing import Any
+from typing import Any, TypedDict
 
 from django.conf import settings
 
@@ -25,7 +28,16 @@ logger = logging.getLogger("co.submissions")
 # Long enough for any request still waiting (CO_SUBMISSION_WAIT_SECONDS), short enough not to pile up.
 TOKEN_SECONDS = 60
 
-_announced: OrderedDict[uuid.UUID, float] = OrderedDict()  # submission id → when the token lapses
+
+class Announcement(TypedDict):
+    """A committed verdict's final fields."""
+
+    status: str
+    result: dict[str, Any]
+
+
+# submission id → (when it lapses, the announcement)
+_announced: OrderedDict[uuid.UUID, tuple[float, Announcement]] = OrderedDict()
 _changed = threading.Condition()
 
 
@@ -40,37 +52,45 @@ def _redis() -> Any:
     return get_redis_connection("default")
 
 
-def verdict_announce(*, submission_id: uuid.UUID) -> None:
+def verdict_announce(*, submission_id: uuid.UUID, announcement: Announcement) -> None:
     """The verdict is committed: wake whoever waits. Best effort; never raises."""
     now = time.monotonic()
     with _changed:
-        while _announced and next(iter(_announced.values())) < now:
+        while _announced and next(iter(_announced.values()))[0] < now:
             _announced.popitem(last=False)
-        _announced[submission_id] = now + TOKEN_SECONDS
+        _announced[submission_id] = (now + TOKEN_SECONDS, announcement)
         _changed.notify_all()
     if not settings.REDIS_URL:
         return
     try:
         pipe = _redis().pipeline(transaction=False)
-        pipe.rpush(_key(submission_id), 1)
+        pipe.rpush(_key(submission_id), json.dumps(announcement, separators=(",", ":")))
         pipe.expire(_key(submission_id), TOKEN_SECONDS)
         pipe.execute()
     except Exception:  # the waiter's bounded wait and database read cover a lost token
         logger.warning("could not announce the verdict of %s", submission_id, exc_info=True)
 
 
-def verdict_await(*, submission_id: uuid.UUID, timeout: float) -> bool:
+def verdict_await(*, submission_id: uuid.UUID, timeout: float) -> Announcement | None:
     """Block up to `timeout` seconds (more than 0, less than the cache's socket timeout) for the
-    announcement; True when one arrived."""
+    announcement; None when none arrived."""
     with _changed:
-        if _announced.pop(submission_id, None) is not None:
-            return True
+        if (kept := _announced.pop(submission_id, None)) is not None:
+            return kept[1]
         if not settings.REDIS_URL:
             _changed.wait_for(lambda: submission_id in _announced, timeout=timeout)
-            return _announced.pop(submission_id, None) is not None
+            kept = _announced.pop(submission_id, None)
+            return None if kept is None else kept[1]
     try:
-        return _redis().blpop([_key(submission_id)], timeout=max(timeout, 0.01)) is not None
+        popped = _redis().blpop([_key(submission_id)], timeout=max(timeout, 0.01))
     except Exception:  # Redis unreachable: wait out the slice, then the caller reads the database
         logger.warning("could not wait for the verdict of %s", submission_id, exc_info=True)
         time.sleep(timeout)
-        return False
+        return None
+    if popped is None:
+        return None
+    try:
+        announced = json.loads(popped[1])
+    except ValueError:  # not one of ours (an older process's bare token): the caller reads the row
+        return None
+    return announced if isinstance(announced, dict) and {"status", "result"} <= announced.keys() else None

@@ -141,10 +141,10 @@ def test_a_waiting_request_wakes_when_the_worker_commits_the_verdict(learner_cli
     """The request blocks on the verdict's wake-up list rather than sleeping between polls: what
     ends its wait is the worker's announcement (a poll would end it after a wait that got none)."""
     publish(pack_document())
-    arrivals: list[bool] = []
+    arrivals: list[dict | None] = []
     verdict_await = services.verdict_await
 
-    def recorded(**kwargs) -> bool:
+    def recorded(**kwargs) -> dict | None:
         arrivals.append(verdict_await(**kwargs))
         return arrivals[-1]
 
@@ -155,7 +155,8 @@ def test_a_waiting_request_wakes_when_the_worker_commits_the_verdict(learner_cli
         start_worker(CO_EVAL_BASE=eval_service.url)
         body = _submit(learner_client)
     assert body["status"] == "passed"
-    assert arrivals[-1] is True, arrivals
+    assert arrivals[-1] is not None and arrivals[-1]["status"] == "passed", arrivals
+    assert {key: body[key] for key in arrivals[-1]["result"]} == arrivals[-1]["result"]
 
 
 def test_worker_killed_mid_evaluation_still_gives_exactly_one_verdict(learner_client, start_worker, settings) -> None:
