@@ -3,6 +3,7 @@ a clean cache per test. The database is the real one (SQLite, or PostgreSQL with
 
 from __future__ import annotations
 
+import importlib
 import os
 import time
 import uuid
@@ -148,3 +149,25 @@ def fake_grader(settings) -> Iterator[object]:
         settings.CO_EVAL_RETRIES = 0
         settings.CO_EVAL_TIMEOUT_SECONDS = 5
         yield service
+
+
+# The task-event triggers as the latest migration that changed them leaves them.
+_task_event_triggers = importlib.import_module("study_paths.migrations.0005_session_migration_batch")
+
+
+@pytest.fixture
+def _task_events_cleared() -> Iterator[None]:
+    """Task events are append-only (triggers): on SQLite the flush between transactional tests
+    deletes rows, which the triggers refuse, so the test's events are removed here with the
+    triggers lifted for that moment (PostgreSQL flushes with TRUNCATE, which they allow)."""
+    yield
+    from django.db import connection
+
+    from study_paths.models import TaskEvent
+
+    if connection.vendor != "sqlite":
+        return
+    with connection.schema_editor() as editor:
+        _task_event_triggers.drop_triggers(None, editor)
+        TaskEvent.objects.all().delete()
+        _task_event_triggers.create_triggers(None, editor)

@@ -4,9 +4,7 @@ ownership, no hidden test data anywhere, and the same learner model as a session
 
 from __future__ import annotations
 
-import importlib
 import json
-from collections.abc import Iterator
 
 import pytest
 import time_machine
@@ -21,23 +19,6 @@ from tests.tracks.factories import HIDDEN_MARKERS, add_problem, math_problem, pa
 
 # Real commits: the evaluation is queued on commit, as in production.
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("_task_events_cleared")]
-
-# The triggers as the latest migration that changed them leaves them.
-_immutable = importlib.import_module("study_paths.migrations.0005_session_migration_batch")
-
-
-@pytest.fixture
-def _task_events_cleared() -> Iterator[None]:
-    """After the test, its task events are removed with the triggers lifted for that moment: the
-    flush between transactional tests deletes rows on SQLite, which the triggers refuse
-    (PostgreSQL flushes with TRUNCATE, which they allow)."""
-    yield
-    if connection.vendor != "sqlite":
-        return
-    with connection.schema_editor() as editor:
-        _immutable.drop_triggers(None, editor)
-        TaskEvent.objects.all().delete()
-        _immutable.create_triggers(None, editor)
 
 
 WRONG = "def shout(text):\n    return text\n"

@@ -20,7 +20,6 @@ from submissions.models import Submission
 from tests.personalization.test_scheduler_revlog import attempt
 from tests.study_paths.factories import publish_ladder, publish_wide_track
 from tests.study_paths.test_api import _envelope
-from tests.study_paths.test_attempts import _task_events_cleared  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.django_db
 

@@ -5,9 +5,7 @@ review task's verdict goes through the one pipeline and promotes or resets the i
 
 from __future__ import annotations
 
-import importlib
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,7 +16,7 @@ from django.db import connection
 from personalization.models import ReviewItem, ReviewLog
 from personalization.services import GradedAttempt, attempt_record
 from study_paths import tasks as study_path_tasks
-from study_paths.models import StudyPath, StudyTask, TaskEvent, TaskStatus
+from study_paths.models import StudyPath, StudyTask, TaskStatus
 from study_paths.planner import Candidate, DoneTask, DueReview, LearnerStart, PlanConfig, plan_tail_v1
 from study_paths.reviews import review_tasks_create
 from tests.personalization.factories import FAIL, PASS, publish_ladder
@@ -27,21 +25,6 @@ from tracks.models import Problem
 
 # Real commits: a submission's evaluation is queued on commit, as in production.
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("_task_events_cleared")]
-
-_immutable = importlib.import_module("study_paths.migrations.0002_task_event_immutable")
-
-
-@pytest.fixture
-def _task_events_cleared() -> Iterator[None]:
-    """Task events are append-only (triggers): on SQLite the flush between transactional tests
-    deletes rows, so they are removed here with the triggers lifted for that moment."""
-    yield
-    if connection.vendor != "sqlite":
-        return
-    with connection.schema_editor() as editor:
-        _immutable.drop_triggers(None, editor)
-        TaskEvent.objects.all().delete()
-        _immutable.create_triggers(None, editor)
 
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

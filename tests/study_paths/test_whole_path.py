@@ -21,7 +21,6 @@ from study_paths.models import StudyPath, StudyTask, TaskEvaluation
 from study_paths.tasks import review_tasks_create
 from tests.personalization.factories import FAIL, LADDER, PASS, publish_ladder
 from tests.study_paths.factories import events_of, plan_of
-from tests.study_paths.test_attempts import _task_events_cleared  # noqa: F401 (fixture)
 from tests.tutoring.conftest import parse_sse, read_stream
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("_task_events_cleared")]

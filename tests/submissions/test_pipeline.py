@@ -17,6 +17,7 @@ from django.utils import timezone
 from co_project.models import TelemetryEvent
 from submissions import services
 from submissions.models import Submission, SubmissionStatus
+from submissions.services import evaluate, wait
 from tests.servers import FakeEvalService
 from tests.tracks.factories import HIDDEN_MARKERS, math_problem, pack_document, publish
 
@@ -173,7 +174,7 @@ def test_a_verdict_that_cannot_be_recorded_leaves_the_submission_stored_for_the_
     def broken(*args: object, **kwargs: object) -> bool:
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(services, "_finish", broken)
+    monkeypatch.setattr(evaluate, "submission_finish", broken)
     response = api.post("/v1/submissions", coding(), format="json")
     assert response.status_code == 202
     assert response.json() == {"id": response.json()["id"], "status": "running"}
@@ -388,7 +389,7 @@ def test_a_lost_wake_up_only_means_the_next_read_finds_the_verdict(eval_service,
             assert services.submission_evaluate(submission_id=submission_id) == "graded"
         return None  # ... but its wake-up never arrives
 
-    monkeypatch.setattr(services, "verdict_await", lost)
+    monkeypatch.setattr(wait, "verdict_await", lost)
     waited = services.submission_wait(submission=submission, timeout=30)
     assert waited.status == SubmissionStatus.PASSED
     assert waits == [services.WAIT_SLICE_SECONDS]

@@ -4,17 +4,13 @@ pending and `error` submissions do not count; nothing of a hidden test; a fixed 
 
 from __future__ import annotations
 
-import importlib
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection
 from rest_framework.test import APIClient
 
-from study_paths.models import TaskEvent
 from submissions.models import Submission
 from tests.personalization.factories import FAIL, PASS
 from tests.tracks.factories import HIDDEN_MARKERS, add_problem, pack_document, publish, shout_problem
@@ -22,22 +18,6 @@ from tracks.models import Problem, Track
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 PROBLEM_KEYS = {"problem_id", "slug", "module", "status", "attempts", "best_verdict", "last_verdict", "last_submitted_at"}
-
-# The triggers as the latest migration that changed them leaves them.
-_immutable = importlib.import_module("study_paths.migrations.0005_session_migration_batch")
-
-
-@pytest.fixture
-def _task_events_cleared() -> Iterator[None]:
-    """Task events are append-only (triggers): on SQLite the flush between transactional tests
-    deletes rows, so they are removed here with the triggers lifted for that moment."""
-    yield
-    if connection.vendor != "sqlite":
-        return
-    with connection.schema_editor() as editor:
-        _immutable.drop_triggers(None, editor)
-        TaskEvent.objects.all().delete()
-        _immutable.create_triggers(None, editor)
 
 
 def publish_results_track(slug: str = "results") -> None:

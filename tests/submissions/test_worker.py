@@ -23,6 +23,7 @@ from co_project.models import TelemetryEvent
 from deploy.stack import service_commands
 from submissions import services
 from submissions.models import Submission, SubmissionStatus
+from submissions.services import wait
 from tests.servers import FakeEvalService
 from tests.tracks.factories import math_problem, pack_document, publish
 
@@ -142,14 +143,14 @@ def test_a_waiting_request_wakes_when_the_worker_commits_the_verdict(learner_cli
     ends its wait is the worker's announcement (a poll would end it after a wait that got none)."""
     publish(pack_document())
     arrivals: list[dict | None] = []
-    verdict_await = services.verdict_await
+    verdict_await = wait.verdict_await
 
     def recorded(**kwargs) -> dict | None:
         arrivals.append(verdict_await(**kwargs))
         return arrivals[-1]
 
-    monkeypatch.setattr(services, "verdict_await", recorded)
-    monkeypatch.setattr(services, "WAIT_SLICE_SECONDS", 1.5)  # below the cache's 2 s socket timeout
+    monkeypatch.setattr(wait, "verdict_await", recorded)
+    monkeypatch.setattr(wait, "WAIT_SLICE_SECONDS", 1.5)  # below the cache's 2 s socket timeout
     with FakeEvalService(answer={"status": "passed"}, delay_seconds=0.5) as eval_service:
         settings.CO_SUBMISSION_WAIT_SECONDS = 60
         start_worker(CO_EVAL_BASE=eval_service.url)
