@@ -27,6 +27,9 @@ logger = logging.getLogger("co.submissions")
 
 # Long enough for any request still waiting (CO_SUBMISSION_WAIT_SECONDS), short enough not to pile up.
 TOKEN_SECONDS = 60
+# Announcements kept in this process at most: a worker announces every verdict it grades and almost
+# none has a waiter here; one pushed out only costs its waiter a read of the row.
+KEPT_MAX = 1000
 
 
 class Announcement(TypedDict):
@@ -56,7 +59,7 @@ def verdict_announce(*, submission_id: uuid.UUID, announcement: Announcement) ->
     """The verdict is committed: wake whoever waits. Best effort; never raises."""
     now = time.monotonic()
     with _changed:
-        while _announced and next(iter(_announced.values()))[0] < now:
+        while _announced and (next(iter(_announced.values()))[0] < now or len(_announced) >= KEPT_MAX):
             _announced.popitem(last=False)
         _announced[submission_id] = (now + TOKEN_SECONDS, announcement)
         _changed.notify_all()

@@ -33,6 +33,18 @@ def test_in_process_a_waiter_gets_the_announcement_made_before_or_during_its_wai
     assert verdict_await(submission_id=uuid.uuid4(), timeout=0.01) is None
 
 
+def test_in_process_only_the_newest_announcements_are_kept(settings, monkeypatch) -> None:
+    settings.REDIS_URL = ""
+    monkeypatch.setattr(waiting, "KEPT_MAX", 3)
+    waiting._announced.clear()
+    ids = [uuid.uuid4() for _ in range(5)]
+    for submission_id in ids:
+        verdict_announce(submission_id=submission_id, announcement=ANNOUNCEMENT)
+    assert list(waiting._announced) == ids[2:]
+    assert verdict_await(submission_id=ids[0], timeout=0.01) is None  # its waiter reads the row
+    assert verdict_await(submission_id=ids[4], timeout=0.01) == ANNOUNCEMENT
+
+
 @pytest.mark.requires_services
 def test_through_redis_the_announcement_arrives_whole_and_a_bare_token_is_no_announcement() -> None:
     assert settings.REDIS_URL
