@@ -49,14 +49,13 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from slis import slis
-from support import percentile, time_command
+from support import STACK_BENCH_ENV, percentile, time_command
 
 from deploy.smoke import JAVASCRIPT_CORRECT as JAVASCRIPT_TWO_SUM
 from deploy.smoke import PYTHON_CORRECT as PYTHON_TWO_SUM
 from deploy.stack import ProductionStack
 
 BLOCK = 10
-BENCH_ENV = {"CO_RATE_LIMIT": "1000000/min", "CO_LOG_LEVEL": "WARNING"}
 
 
 @dataclass
@@ -308,10 +307,10 @@ def report_latency(language: str, bare: list[float], verdicts: dict[str, list[Sa
 
 
 def stacks(args: argparse.Namespace) -> Iterator[tuple[str, ProductionStack]]:
-    yield "A", ProductionStack(redis_db=args.redis_db, extra_env={**BENCH_ENV, **env_pairs(args.a_env)})
+    yield "A", ProductionStack(redis_db=args.redis_db, extra_env={**STACK_BENCH_ENV, **env_pairs(args.a_env)})
     if args.compare or args.b_env:
         code_dir = Path(args.compare).resolve() if args.compare else None
-        b_env = {**BENCH_ENV, **env_pairs(args.b_env)}
+        b_env = {**STACK_BENCH_ENV, **env_pairs(args.b_env)}
         yield "B", ProductionStack(redis_db=args.redis_db + 1, extra_env=b_env, code_dir=code_dir)
 
 
@@ -329,7 +328,7 @@ def main() -> None:
     parser.add_argument("--scrape-seconds", type=float, default=15.0, help="/metrics scrape interval of the soak")
     args = parser.parse_args()
     if args.soak:
-        with ProductionStack(redis_db=args.redis_db, extra_env=BENCH_ENV) as stack:
+        with ProductionStack(redis_db=args.redis_db, extra_env=STACK_BENCH_ENV) as stack:
             capacity = throughput(stack, args.clients, args.seconds, "capacity")
             print(f"capacity: {capacity:.1f} verdicts/s ({args.clients} learners back to back for {args.seconds:.0f} s)")
             soak(stack, capacity=capacity, load=args.soak_load, seconds=args.soak, scrape_every=args.scrape_seconds)

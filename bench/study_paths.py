@@ -29,11 +29,14 @@ import os
 import statistics
 import tempfile
 import time
+from contextlib import ExitStack
 from io import StringIO
 from pathlib import Path
 
 import httpx
-from support import REPO, UvicornServer, in_process_django_env, manage, percentile
+from support import STACK_BENCH_ENV, UvicornServer, in_process_django_env, manage, percentile
+
+from deploy.stack import ProductionStack
 
 LONG, SHORT = "long-history", "short-history"
 PATH_TRACK, CREATE_TRACK = "coding-interview-meta", "math-foundations"
@@ -129,16 +132,9 @@ def build(tasks: int, events: int) -> dict[str, dict[str, int]]:
 
 def production(requests: int, compare: str) -> None:
     """The create against `/v1/tracks` on the production stack, paired A/B with `compare`."""
-    import sys
-    from contextlib import ExitStack
-
-    sys.path.insert(0, str(REPO))
-    from deploy.stack import ProductionStack
-
-    env = {"CO_RATE_LIMIT": "1000000/min", "CO_LOG_LEVEL": "WARNING"}
-    stacks = {"A": ProductionStack(redis_db=12, extra_env=env)}
+    stacks = {"A": ProductionStack(redis_db=12, extra_env=STACK_BENCH_ENV)}
     if compare:
-        stacks["B"] = ProductionStack(redis_db=13, extra_env=env, code_dir=Path(compare))
+        stacks["B"] = ProductionStack(redis_db=13, extra_env=STACK_BENCH_ENV, code_dir=Path(compare))
     samples: dict[tuple[str, str], list[float]] = {}
     with ExitStack() as running:
         clients = {}
