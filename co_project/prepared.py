@@ -17,10 +17,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from django.db import connections, router
+from django.db import NotSupportedError, connections, router
 from django.db.models import Expression, Field, Model, QuerySet
 from django.db.models.sql import UpdateQuery
-from django.db.models.sql.compiler import SQLCompiler
+from django.db.models.sql.compiler import SQLCompiler, SQLUpdateCompiler
 from django.db.transaction import TransactionManagementError
 
 
@@ -122,22 +122,50 @@ class PreparedRead(_Prepared):
 
 class PreparedUpdate(_Prepared):
     """`QuerySet.update()` of a fixed shape: `build(shape)` returns (queryset, {field name: value
-    or expression}), with `Param`s for the per-call values."""
+    or expression}), with `Param`s for the per-call values. `returning()` runs it as
+    `UPDATE … RETURNING` every column, for a caller that needs the rows it changed: one statement
+    where an update and a read would be two."""
 
     def __init__(self, model: type[Model], build: Callable[[Hashable], tuple[QuerySet, dict[str, Any]]]) -> None:
         super().__init__(model)
         self.build = build
 
-    def _compile(self, alias: str, shape: Hashable) -> tuple[str, list[Any]]:
+    def _compile(self, alias: str, shape: Hashable) -> tuple[str, list[Any], tuple[SQLUpdateCompiler, list[Any]] | None]:
+        returning, shape = shape if isinstance(shape, tuple) and shape[:1] == (_RETURNING,) else (None, shape)
         queryset, changes = self.build(shape)
         query = queryset.query.chain(UpdateQuery)
         query.add_update_values(changes)
-        sql, params = query.get_compiler(using=alias).as_sql()
-        return sql, list(params)
+        compiler = query.get_compiler(using=alias)
+        if returning is None:
+            sql, params = compiler.as_sql()
+            return sql, list(params), None
+        if not compiler.connection.features.can_return_rows_from_update:
+            raise NotSupportedError("UPDATE … RETURNING needs PostgreSQL or SQLite 3.35 or later")
+        fields = self.model._meta.concrete_fields
+        compiler.returning_fields = fields
+        sql, params = compiler.as_sql()
+        converters = compiler.get_converters([field.get_col(self.model._meta.db_table) for field in fields])
+        return sql, list(params), (compiler, converters)
 
     def run(self, shape: Hashable = None, **values: Any) -> int:
         """The number of rows changed."""
         alias = router.db_for_write(self.model)
         connection = connections[alias]
-        with self._execute(connection, *self._statement(alias, shape), values) as cursor:
+        sql, params, _ = self._statement(alias, shape)
+        with self._execute(connection, sql, params, values) as cursor:
             return cursor.rowcount
+
+    def returning(self, shape: Hashable = None, **values: Any) -> list[Model]:
+        """The rows changed, as model instances read back through the fields' converters."""
+        alias = router.db_for_write(self.model)
+        connection = connections[alias]
+        sql, params, (compiler, converters) = self._statement(alias, (_RETURNING, shape))
+        with self._execute(connection, sql, params, values) as cursor:
+            rows = connection.ops.fetch_returned_rows(cursor, compiler.returning_params)
+        if converters:
+            rows = compiler.apply_converters(rows, converters)
+        names = [field.attname for field in self.model._meta.concrete_fields]
+        return [self.model.from_db(alias, names, tuple(row)) for row in rows]
+
+
+_RETURNING = object()  # marks the shape of a `returning()` statement

@@ -16,6 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from co_project.errors import ApplicationError, InvalidInput, PayloadTooLarge
+from co_project.prepared import Param, PreparedRead
 from submissions.errors import CodeTooLarge, CustomInputUnavailable, IdempotencyKeyReused, TooManyEvaluations
 from submissions.models import Submission, SubmissionKind, SubmissionStatus
 from submissions.origins import SESSION_ORIGIN, origin_get
@@ -243,11 +244,23 @@ def _evaluations_within_cap(*, learner_id: str) -> None:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"co-evaluations:{learner_id}"])
     since = timezone.now() - timedelta(seconds=settings.CO_SUBMISSION_DEADLINE_SECONDS)
-    busy = Submission.objects.filter(
-        learner_id=learner_id, created_at__gte=since, status__in=(SubmissionStatus.PENDING, SubmissionStatus.RUNNING)
-    )
-    if busy.order_by()[:cap].count() >= cap:
+    if len(_evaluations_busy.rows(cap, learner_id=learner_id, since=since)) >= cap:
         raise TooManyEvaluations()
+
+
+# The learner's submissions waiting for or under evaluation, at most `cap` (the shape) of them.
+_evaluations_busy = PreparedRead(
+    Submission,
+    lambda cap: (
+        Submission.objects.filter(
+            learner_id=Param("learner_id", Submission._meta.get_field("learner_id")),
+            created_at__gte=Param("since", Submission._meta.get_field("created_at")),
+            status__in=(SubmissionStatus.PENDING, SubmissionStatus.RUNNING),
+        )
+        .order_by()
+        .values_list("id")[:cap]
+    ),
+)
 
 
 def _by_idempotency_key(*, learner_id: str, idempotency_key: str) -> Submission | None:

@@ -30,22 +30,38 @@ from tracks.selectors import problem_rubric_id
 logger = logging.getLogger("co.submissions")
 
 
+_field = Submission._meta.get_field
+
+# The claim: a pending row, or a running one whose evaluation went stale, taken with a fresh token
+# and read back in the same statement (co_project/prepared.py).
+_claim_row = PreparedUpdate(
+    Submission,
+    lambda _: (
+        Submission.objects.filter(
+            Q(status=SubmissionStatus.PENDING)
+            | Q(status=SubmissionStatus.RUNNING, started_at__lt=Param("stale", _field("started_at"))),
+            id=Param("submission_id", Submission._meta.pk),
+        ),
+        {
+            "status": SubmissionStatus.RUNNING,
+            "claim_token": Param("claim_token", _field("claim_token")),
+            "started_at": Param("now", _field("started_at")),
+            "attempts": F("attempts") + 1,
+        },
+    ),
+)
+
+
 def _claim(*, submission_id: uuid.UUID) -> tuple[Submission, uuid.UUID] | None:
     """Take the submission for evaluation: (the claimed row, the claim token), or None when it is
-    final or someone else holds it. The conditional UPDATE is the claim; the row is read after it."""
+    final or someone else holds it. One conditional UPDATE claims the row and returns it."""
     token = uuid.uuid4()
     now = timezone.now()
     stale = now - timedelta(seconds=settings.CO_SUBMISSION_STALE_SECONDS)
-    claimable = Q(status=SubmissionStatus.PENDING) | Q(status=SubmissionStatus.RUNNING, started_at__lt=stale)
-    claimed = Submission.objects.filter(claimable, id=submission_id).update(
-        status=SubmissionStatus.RUNNING,
-        claim_token=token,
-        started_at=now,
-        attempts=F("attempts") + 1,
-    )
+    claimed = _claim_row.returning(submission_id=submission_id, claim_token=token, now=now, stale=stale)
     if not claimed:
         return None
-    submission = Submission.objects.get(id=submission_id)
+    submission = claimed[0]
     queued_at = submission.enqueued_at or submission.created_at
     metrics.queue_wait_observe(
         subject=submission.subject, language=submission.language, seconds=(now - queued_at).total_seconds()
@@ -185,9 +201,9 @@ _record_verdict = PreparedUpdate(
         Submission.objects.filter(
             id=Param("submission_id", Submission._meta.pk),
             status=SubmissionStatus.RUNNING,
-            claim_token=Param("claim_token", Submission._meta.get_field("claim_token")),
+            claim_token=Param("claim_token", _field("claim_token")),
         ),
-        {name: Param(name, Submission._meta.get_field(name)) for name in names},
+        {name: Param(name, _field(name)) for name in names},
     ),
 )
 

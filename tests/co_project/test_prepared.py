@@ -120,6 +120,30 @@ def test_a_prepared_update_changes_what_update_would_and_counts_the_rows(events)
     assert event_changed.run(user_id="nobody", attrs={}, ts=later) == 0
 
 
+def test_an_update_returning_changes_the_rows_and_gives_them_back_in_one_statement(events) -> None:
+    """The rows as the ORM reads them after the change (every column, through its converters:
+    UUIDs, datetimes, JSON), whichever shape; the same statement runs for `run()` and `returning()`
+    of different shapes without mixing them up."""
+    later = timezone.now() + timedelta(days=1)
+    with CaptureQueriesContext(connection) as queries:
+        changed = event_changed.returning(user_id="alice", attrs={"done": ["ü", 1.5]}, ts=later)
+    assert len(queries) == 1 and "RETURNING" in queries[0]["sql"]
+    assert sorted(event.id for event in changed) == sorted(events[key].id for key in ("a1", "a2", "a3"))
+    for event in changed:
+        stored = TelemetryEvent.objects.get(id=event.id)
+        assert [getattr(event, f.attname) for f in TelemetryEvent._meta.concrete_fields] == [
+            getattr(stored, f.attname) for f in TelemetryEvent._meta.concrete_fields
+        ]
+        assert event.attrs == {"done": ["ü", 1.5]} and event.ts == later
+        assert event._state.adding is False and event._state.db == "default"
+    assert {event.session_id for event in changed} == {events["a1"].session_id, None}
+
+    [bob] = event_changed.returning("copy event", user_id="bob", attrs=[], ts=later)
+    assert (bob.problem_id, bob.attrs, bob.user_id) == ("problem_open", [], "bob")
+    assert event_changed.returning(user_id="nobody", attrs={}, ts=later) == []
+    assert event_changed.run(user_id="bob", attrs={"k": 2}, ts=later) == 1  # the plain statement is still the plain one
+
+
 def test_none_is_stored_as_save_stores_it(events) -> None:
     """SQL NULL, not the JSON value null: a NOT NULL JSON column refuses it, as with update()."""
     with pytest.raises(IntegrityError), transaction.atomic():
