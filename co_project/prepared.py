@@ -3,24 +3,23 @@
 The ORM builds and compiles a query anew on each call, which costs more CPU than the database
 then spends running it; a verdict makes a dozen such statements (the README's benchmarks give
 the paired A/B that keeps this module). The SQL of a given query never changes, only its
-values. A `PreparedRead` (a SELECT), `PreparedUpdate` or `PreparedInsert` builds its queryset once per database,
+values. A `PreparedRead` (a SELECT) or `PreparedUpdate` builds its queryset once per database,
 with a `Param` where each value goes, keeps the compiled SQL, and runs it with each call's
 values — prepared for the database by the same fields, and read back through the same
 converters, as the ORM would. The statement itself is the ORM's own; only the per-call building
-is saved. No signals, no `save()`: as `QuerySet.update()` and `bulk_create()`.
+is saved. No signals, no `save()`: as `QuerySet.update()`.
 """
 
 from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from django.db import NotSupportedError, connections, router
-from django.db.models import AutoField, Expression, Field, Model, QuerySet
-from django.db.models.constants import OnConflict
-from django.db.models.sql import InsertQuery, UpdateQuery
+from django.db.models import Expression, Field, Model, QuerySet
+from django.db.models.sql import UpdateQuery
 from django.db.models.sql.compiler import SQLCompiler, SQLUpdateCompiler
 from django.db.transaction import TransactionManagementError
 
@@ -170,58 +169,3 @@ class PreparedUpdate(_Prepared):
 
 
 _RETURNING = object()  # marks the shape of a `returning()` statement
-
-
-class PreparedInsert(_Prepared):
-    """`bulk_create()` of a fixed number of rows (the shape); with `update_fields`, as
-    `bulk_create(update_conflicts=True)`: INSERT … ON CONFLICT (`unique_fields`) DO UPDATE. Every
-    column is written, as `bulk_create()` writes it: the row's value, else the field's default.
-    Values are prepared as `save()` prepares them but without `pre_save`, so the caller gives what
-    an `auto_now` field would take."""
-
-    def __init__(self, model: type[Model], *, unique_fields: Sequence[str] = (), update_fields: Sequence[str] = ()) -> None:
-        super().__init__(model)
-        self.columns = [
-            field for field in model._meta.concrete_fields if not isinstance(field, AutoField) and not field.generated
-        ]
-        self.unique_fields = tuple(unique_fields)
-        self.update_fields = tuple(update_fields)
-
-    def _compile(self, alias: str, shape: Hashable) -> tuple[str, list[Any]]:
-        rows = []
-        for index in range(int(shape)):  # shape: how many rows
-            row = self.model()
-            for field in self.columns:
-                setattr(row, field.attname, Param(f"{field.attname}_{index}", field))
-            rows.append(row)
-        meta = self.model._meta
-        query = InsertQuery(
-            self.model,
-            on_conflict=OnConflict.UPDATE if self.update_fields else None,
-            update_fields=[meta.get_field(name) for name in self.update_fields],
-            unique_fields=[meta.get_field(name) for name in self.unique_fields],
-        )
-        query.insert_values(self.columns, rows, raw=True)
-        [(sql, params)] = query.get_compiler(using=alias).as_sql()
-        return sql, list(params)
-
-    def run(self, rows: Sequence[Mapping[str, Any]]) -> int:
-        """Insert (or upsert) `rows`, each {field name: value}; the number of rows written."""
-        if not rows:
-            return 0
-        alias = router.db_for_write(self.model)
-        values = {
-            f"{field.attname}_{index}": row[field.attname] if field.attname in row else field.get_default()
-            for index, row in enumerate(rows)
-            for field in self.columns
-        }
-        with self._execute(connections[alias], *self._statement(alias, len(rows)), values) as cursor:
-            return cursor.rowcount
-
-    def save(self, instances: Sequence[Model]) -> None:
-        """Insert new model instances as `bulk_create(instances)` does (each field's `pre_save`,
-        so `auto_now` fields take the time); they are saved instances afterwards."""
-        alias = router.db_for_write(self.model)
-        self.run([{field.attname: field.pre_save(instance, True) for field in self.columns} for instance in instances])
-        for instance in instances:
-            instance._state.adding, instance._state.db = False, alias

@@ -33,7 +33,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from co_project.errors import Conflict, NotFound
-from co_project.prepared import Param, PreparedInsert, PreparedRead, PreparedUpdate
+from co_project.prepared import Param, PreparedRead, PreparedUpdate
 from co_project.telemetry import telemetry_emit
 from personalization.models import (
     REVIEW_INTERVAL_DAYS,
@@ -146,13 +146,6 @@ def _locked_state(learner_id: str) -> LearnerState:
     return state
 
 
-_mastery_write = PreparedInsert(
-    Mastery,
-    unique_fields=("learner_id", "key_type", "key_id"),
-    update_fields=("ema", "score", "attempts", "updated_at"),
-)
-
-
 def _update_mastery(*, learner_id: str, keys: list[tuple[str, str]], performance: float, alpha: float) -> dict[str, Any]:
     """One read and one upsert for all keys. The new values are absolute, computed from rows read
     under the learner's state lock, so no other update of this learner can interleave."""
@@ -161,28 +154,23 @@ def _update_mastery(*, learner_id: str, keys: list[tuple[str, str]], performance
     values = {f"key_id_{i}": key_id for i, key_id in enumerate(key_ids)}
     rows = _mastery_rows.rows(shape, learner_id=learner_id, **values) if key_ids else []
     current = {(key_type, key_id): (ema, score, attempts) for key_type, key_id, ema, score, attempts in rows}
-    written: list[dict[str, Any]] = []
+    rows: list[Mastery] = []
     deltas: dict[str, Any] = {}
-    now = timezone.now()
     for key in keys:
         ema, before, attempts = current.get(key, (0.0, 0, 0))
         ema += alpha * (performance - ema)
         score = max(0, min(100, round(ema)))
-        written.append(
-            {
-                "learner_id": learner_id,
-                "key_type": key[0],
-                "key_id": key[1],
-                "ema": ema,
-                "score": score,
-                "attempts": attempts + 1,
-                "updated_at": now,
-            }
-        )
+        rows.append(Mastery(learner_id=learner_id, key_type=key[0], key_id=key[1], ema=ema, score=score, attempts=attempts + 1))
         deltas[f"{key[0]}:{key[1]}"] = {"before": before, "after": score}
-    # INSERT … ON CONFLICT DO UPDATE: new and existing rows in one statement (bulk_update's
-    # CASE WHEN per column costs more to build than the few rows it writes).
-    _mastery_write.run(written)
+    if rows:
+        # INSERT … ON CONFLICT DO UPDATE: new and existing rows in one statement (bulk_update's
+        # CASE WHEN per column costs more to build than the few rows it writes).
+        Mastery.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["learner_id", "key_type", "key_id"],
+            update_fields=["ema", "score", "attempts", "updated_at"],
+        )
     return deltas
 
 

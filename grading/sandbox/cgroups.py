@@ -135,7 +135,6 @@ class RunCgroup:
     def __init__(self, layout: _Layout, name: str) -> None:
         self.layout = layout
         self.dirs = {controller: f"{parent}/{name}" for controller, parent in layout.parents.items()}
-        self._cpu_fd: int | None = None  # the CPU file, opened once: a run reads it at every event
 
     @classmethod
     def create(cls) -> RunCgroup | None:
@@ -174,27 +173,26 @@ class RunCgroup:
             _write(memsw, str(memory_bytes))
         _write(f"{self.dirs['pids']}/pids.max", str(processes))
 
+    @staticmethod
+    def _read_int(path: str) -> int:
+        with open(path) as handle:
+            return int(handle.read().split()[0])
+
     def cpu_seconds(self) -> float:
         """CPU time used by everything that ran in it (the run's children included)."""
         try:
-            if self._cpu_fd is None:
-                path = f"{self.dirs['']}/cpu.stat" if self.layout.version == 2 else f"{self.dirs['cpuacct']}/cpuacct.usage"
-                self._cpu_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            text = os.pread(self._cpu_fd, 4096, 0)
-            if self.layout.version == 1:
-                return int(text.split()[0]) / 1e9
-            for line in text.splitlines():
-                if line.startswith(b"usage_usec "):
-                    return int(line.split()[1]) / 1e6
-            return 0.0
-        except (OSError, ValueError, IndexError):
+            if self.layout.version == 2:
+                with open(f"{self.dirs['']}/cpu.stat") as handle:
+                    for line in handle:
+                        if line.startswith("usage_usec "):
+                            return int(line.split()[1]) / 1e6
+                return 0.0
+            return self._read_int(f"{self.dirs['cpuacct']}/cpuacct.usage") / 1e9
+        except (OSError, ValueError):
             return 0.0
 
     def remove(self) -> None:
         """Remove it once its processes are gone (reaped sandboxes leave it at once, or nearly)."""
-        if self._cpu_fd is not None:
-            os.close(self._cpu_fd)
-            self._cpu_fd = None
         for directory in self.dirs.values():
             for attempt in range(50):
                 try:

@@ -16,7 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from co_project.errors import ApplicationError, InvalidInput, PayloadTooLarge
-from co_project.prepared import Param, PreparedInsert, PreparedRead
+from co_project.prepared import Param, PreparedRead
 from submissions.errors import CodeTooLarge, CustomInputUnavailable, IdempotencyKeyReused, TooManyEvaluations
 from submissions.models import Submission, SubmissionKind, SubmissionStatus
 from submissions.origins import SESSION_ORIGIN, origin_get
@@ -180,24 +180,6 @@ def submission_create(
     return submission, True
 
 
-# The statements of every submission, compiled once (co_project/prepared.py).
-_submission_insert_row = PreparedInsert(Submission)
-
-# The learner's submissions waiting for or under evaluation, at most `cap` (the shape) of them.
-_evaluations_busy = PreparedRead(
-    Submission,
-    lambda cap: (
-        Submission.objects.filter(
-            learner_id=Param("learner_id", Submission._meta.get_field("learner_id")),
-            created_at__gte=Param("since", Submission._meta.get_field("created_at")),
-            status__in=(SubmissionStatus.PENDING, SubmissionStatus.RUNNING),
-        )
-        .order_by()
-        .values_list("id")[:cap]
-    ),
-)
-
-
 def _submission_insert(
     *,
     learner_id: str,
@@ -239,7 +221,7 @@ def _submission_insert(
     )
     with transaction.atomic():
         _evaluations_within_cap(learner_id=learner_id)
-        _submission_insert_row.save([submission])
+        submission.save(force_insert=True)
         transaction.on_commit(
             lambda: submission_enqueue(submission_id=submission.id, subject=submission.subject, language=submission.language)
         )
@@ -264,6 +246,21 @@ def _evaluations_within_cap(*, learner_id: str) -> None:
     since = timezone.now() - timedelta(seconds=settings.CO_SUBMISSION_DEADLINE_SECONDS)
     if len(_evaluations_busy.rows(cap, learner_id=learner_id, since=since)) >= cap:
         raise TooManyEvaluations()
+
+
+# The learner's submissions waiting for or under evaluation, at most `cap` (the shape) of them.
+_evaluations_busy = PreparedRead(
+    Submission,
+    lambda cap: (
+        Submission.objects.filter(
+            learner_id=Param("learner_id", Submission._meta.get_field("learner_id")),
+            created_at__gte=Param("since", Submission._meta.get_field("created_at")),
+            status__in=(SubmissionStatus.PENDING, SubmissionStatus.RUNNING),
+        )
+        .order_by()
+        .values_list("id")[:cap]
+    ),
+)
 
 
 def _by_idempotency_key(*, learner_id: str, idempotency_key: str) -> Submission | None:

@@ -16,8 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from co_project.models import TelemetryEvent
-from co_project.prepared import Param, PreparedInsert, PreparedRead, PreparedUpdate
-from personalization.models import Mastery
+from co_project.prepared import Param, PreparedRead, PreparedUpdate
 
 pytestmark = pytest.mark.django_db
 
@@ -143,68 +142,6 @@ def test_an_update_returning_changes_the_rows_and_gives_them_back_in_one_stateme
     assert (bob.problem_id, bob.attrs, bob.user_id) == ("problem_open", [], "bob")
     assert event_changed.returning(user_id="nobody", attrs={}, ts=later) == []
     assert event_changed.run(user_id="bob", attrs={"k": 2}, ts=later) == 1  # the plain statement is still the plain one
-
-
-event_insert = PreparedInsert(TelemetryEvent)
-mastery_upsert = PreparedInsert(
-    Mastery,
-    unique_fields=("learner_id", "key_type", "key_id"),
-    update_fields=("ema", "score", "attempts", "updated_at"),
-)
-
-
-def test_a_prepared_insert_stores_what_bulk_create_would_in_one_statement() -> None:
-    now = timezone.now()
-    session = uuid.uuid4()
-    rows = [
-        {"event": "attempt_run", "user_id": "dora", "session_id": session, "ts": now, "attrs": {"n": [1, "ü"], "x": None}},
-        {"event": "hint_request", "user_id": "dora", "session_id": None, "ts": now + timedelta(seconds=1), "attrs": []},
-    ]
-    with CaptureQueriesContext(connection) as queries:
-        assert event_insert.run(rows) == 2
-    assert len(queries) == 1 and queries[0]["sql"].startswith('INSERT INTO "co_project_telemetryevent"')
-    stored = list(TelemetryEvent.objects.filter(user_id="dora").order_by("ts").values(*rows[0], "problem_id"))
-    assert stored == [row | {"problem_id": ""} for row in rows]  # a column not given takes its default
-    assert event_insert.run([rows[0]]) == 1  # another shape: another statement
-    assert TelemetryEvent.objects.filter(user_id="dora").count() == 3
-    assert event_insert.run([]) == 0
-
-
-def test_saving_instances_inserts_them_as_bulk_create_does() -> None:
-    """Defaults (callable ones too) and `auto_now_add` applied, the instances marked saved."""
-    from submissions.models import Submission
-
-    submissions = [Submission(learner_id="fay", problem_ref="p", subject="coding", payload={"code": str(i)}) for i in range(2)]
-    before = timezone.now()
-    with CaptureQueriesContext(connection) as queries:
-        PreparedInsert(Submission).save(submissions)
-    assert len(queries) == 1
-    for submission in submissions:
-        assert submission._state.adding is False and submission._state.db == "default"
-        assert submission.created_at >= before
-        stored = Submission.objects.get(id=submission.id)
-        fields = Submission._meta.concrete_fields
-        assert [getattr(stored, f.attname) for f in fields] == [getattr(submission, f.attname) for f in fields]
-    assert Submission.objects.get(id=submissions[1].id).payload == {"code": "1"}
-
-
-def test_a_prepared_upsert_inserts_new_rows_and_updates_the_conflicting_ones() -> None:
-    earlier, now = timezone.now() - timedelta(days=1), timezone.now()
-    Mastery.objects.create(learner_id="erin", key_type="topic", key_id="graphs", ema=10.0, score=10, attempts=1)
-    Mastery.objects.filter(learner_id="erin").update(updated_at=earlier)
-    key = {"learner_id": "erin", "key_type": "topic"}
-    with CaptureQueriesContext(connection) as queries:
-        mastery_upsert.run(
-            [
-                key | {"key_id": "graphs", "ema": 55.5, "score": 56, "attempts": 2, "updated_at": now},
-                key | {"key_id": "trees", "ema": 20.0, "score": 20, "attempts": 1, "updated_at": now},
-            ]
-        )
-    assert len(queries) == 1 and "ON CONFLICT" in queries[0]["sql"]
-    stored = Mastery.objects.filter(learner_id="erin").order_by("key_id")
-    stored = stored.values_list("key_id", "ema", "score", "attempts", "updated_at")
-    assert list(stored) == [("graphs", 55.5, 56, 2, now), ("trees", 20.0, 20, 1, now)]
-    assert Mastery.objects.count() == 2  # the conflicting row was updated, not duplicated
 
 
 def test_none_is_stored_as_save_stores_it(events) -> None:
