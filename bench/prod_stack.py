@@ -23,6 +23,8 @@ compute them (`bench/slis.py`), with their burn rates.
 With `--compare DIR` a second stack runs from another checkout (e.g. a `git worktree` without a
 mechanism) and/or with other environment (`--b-env`); both are up at once and every block runs on
 A, then on B, so the A/B is paired. Both stacks share the machine, idle while the other is measured.
+`--repeat N` runs every measurement N times on the same stacks and ends with each figure's median
+and the median gain of A over B: a gain smaller than one run's noise shows there.
 """
 
 from __future__ import annotations
@@ -322,6 +324,7 @@ def main() -> None:
     parser.add_argument("--compare", metavar="DIR", help="a second checkout to run as stack B")
     parser.add_argument("--a-env", action="append", default=[], metavar="KEY=VALUE", help="environment of stack A")
     parser.add_argument("--b-env", action="append", default=[], metavar="KEY=VALUE", help="environment of stack B")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of every measurement (medians at the end)")
     parser.add_argument("--redis-db", type=int, default=12, help="Redis db of stack A (B takes the next one)")
     parser.add_argument("--soak", type=float, default=0, metavar="SECONDS", help="hold the load instead (600 for the README)")
     parser.add_argument("--soak-load", type=float, default=0.8, help="share of the measured capacity the soak sends")
@@ -345,25 +348,61 @@ def main() -> None:
         for target in targets:
             print(f"  {target.name}: {dict(sorted(target.stack.extra_env.items()))}")
 
-        bare_python, python_verdicts = latency_blocks(targets, "python", [python, "-I", "-S", "-c", "pass"], args.requests)
-        report_latency("Python two-sum", bare_python, python_verdicts, "python3 -I -S -c pass")
-        if node:
-            bare_node, node_verdicts = latency_blocks(targets, "javascript", [node, "-e", "0"], args.requests)
-            report_latency("JavaScript two-sum", bare_node, node_verdicts, "node -e 0")
+        summary: list[dict[str, dict[str, float]]] = []
+        for repeat in range(args.repeat):
+            if args.repeat > 1:
+                print(f"\n=== repeat {repeat + 1} of {args.repeat}")
+            summary.append(measure(targets, args, python, node))
+        if args.repeat > 1:
+            print_summary(summary)
 
-        print("\nwhere a Python verdict's time goes (p50 ms)")
+
+def measure(targets: list[Target], args: argparse.Namespace, python: str, node: str | None) -> dict[str, dict[str, float]]:
+    """One round of every measurement on every stack: {stack: {figure: value}} (p50 ratios to the
+    bare start-up, verdicts/s)."""
+    figures: dict[str, dict[str, float]] = {target.name: {} for target in targets}
+    bare_python, python_verdicts = latency_blocks(targets, "python", [python, "-I", "-S", "-c", "pass"], args.requests)
+    report_latency("Python two-sum", bare_python, python_verdicts, "python3 -I -S -c pass")
+    for name, samples in python_verdicts.items():
+        figures[name]["Python ×"] = statistics.median(s.ms for s in samples) / statistics.median(bare_python)
+    if node:
+        bare_node, node_verdicts = latency_blocks(targets, "javascript", [node, "-e", "0"], args.requests)
+        report_latency("JavaScript two-sum", bare_node, node_verdicts, "node -e 0")
+        for name, samples in node_verdicts.items():
+            figures[name]["JavaScript ×"] = statistics.median(s.ms for s in samples) / statistics.median(bare_node)
+
+    print("\nwhere a Python verdict's time goes (p50 ms)")
+    for target in targets:
+        stages = breakdown(target.stack, python_verdicts[target.name])
+        print(f"  {target.name}: " + ", ".join(f"{name} {value:.1f}" for name, value in stages.items()))
+
+    print(f"\nthroughput, {args.clients} learners submitting Python back to back")
+    rates: dict[str, list[float]] = {target.name: [] for target in targets}
+    for round_index in range(2):  # alternating, so drift hits A and B alike
         for target in targets:
-            stages = breakdown(target.stack, python_verdicts[target.name])
-            print(f"  {target.name}: " + ", ".join(f"{name} {value:.1f}" for name, value in stages.items()))
+            rates[target.name].append(throughput(target.stack, args.clients, args.seconds / 2, f"{target.name}{round_index}"))
+            time.sleep(1)
+    for name, values in rates.items():
+        figures[name]["verdicts/s"] = statistics.mean(values)
+        print(f"  {name}: {statistics.mean(values):5.1f} verdicts/s  (rounds: {', '.join(f'{v:.1f}' for v in values)})")
+    return figures
 
-        print(f"\nthroughput, {args.clients} learners submitting Python back to back")
-        rates: dict[str, list[float]] = {target.name: [] for target in targets}
-        for round_index in range(2):  # alternating, so drift hits A and B alike
-            for target in targets:
-                rates[target.name].append(throughput(target.stack, args.clients, args.seconds / 2, f"{target.name}{round_index}"))
-                time.sleep(1)
-        for name, values in rates.items():
-            print(f"  {name}: {statistics.mean(values):5.1f} verdicts/s  (rounds: {', '.join(f'{v:.1f}' for v in values)})")
+
+def print_summary(summary: list[dict[str, dict[str, float]]]) -> None:
+    """Each figure of each repeat, and their median: a paired A/B whose gain is smaller than one
+    run's noise shows in the median of several (B / A for ratios, A / B for verdicts/s)."""
+    print(f"\n=== {len(summary)} repeats")
+    for figure in summary[0]["A"]:
+        for name in summary[0]:
+            values = [round_figures[name][figure] for round_figures in summary]
+            print(f"  {name} {figure:>13}: median {statistics.median(values):6.2f}  ({', '.join(f'{v:.2f}' for v in values)})")
+        if "B" in summary[0]:
+            if figure == "verdicts/s":
+                gains = [r["A"][figure] / r["B"][figure] for r in summary]
+            else:
+                gains = [r["B"][figure] / r["A"][figure] for r in summary]
+            listed = ", ".join(f"{gain:.3f}" for gain in gains)
+            print(f"  gain of A {figure:>13}: median {statistics.median(gains):.3f}  ({listed})")
 
 
 if __name__ == "__main__":
