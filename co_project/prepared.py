@@ -120,6 +120,9 @@ class PreparedRead(_Prepared):
         return self.model.from_db(alias, names, row)
 
 
+_RETURNING = object()  # marks the shape of a `returning()` statement
+
+
 class PreparedUpdate(_Prepared):
     """`QuerySet.update()` of a fixed shape: `build(shape)` returns (queryset, {field name: value
     or expression}), with `Param`s for the per-call values. `returning()` runs it as
@@ -166,6 +169,3 @@ class PreparedUpdate(_Prepared):
             rows = compiler.apply_converters(rows, converters)
         names = [field.attname for field in self.model._meta.concrete_fields]
         return [self.model.from_db(alias, names, tuple(row)) for row in rows]
-
-
-_RETURNING = object()  # marks the shape of a `returning()` statement

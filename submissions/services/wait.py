@@ -14,9 +14,9 @@ WAIT_SLICE_SECONDS = 1.0
 
 def submission_wait(*, submission: Submission, timeout: float) -> Submission:
     """Wait up to `timeout` seconds for the verdict, waking when it commits (waiting.py) rather
-    than polling. The wake-up carries the verdict's final fields (status and result); a slice that
-    ends without one reads those again, so a lost wake-up costs one slice. The caller's row was just written or
-    read, so the first read follows the first wait."""
+    than polling. The wake-up carries the verdict's final fields (status and result); a slice
+    that ends without one reads those again, so a lost wake-up costs one slice. The caller's row
+    was just written or read, so the first read follows the first wait."""
     deadline = time.monotonic() + timeout
     while not submission.is_final and (remaining := deadline - time.monotonic()) > 0:
         announced = verdict_await(submission_id=submission.id, timeout=min(WAIT_SLICE_SECONDS, remaining))
