@@ -7,8 +7,10 @@ restarted and stopped without touching anything else on the machine. Checked fro
   (a) PostgreSQL restarted (fast shutdown) while learners submit: every request gets an answer —
       200/202 for an accepted submission, 503 in the error envelope while the database is down,
       never a 500 or a dropped connection — and every accepted submission gets exactly one verdict;
-  (b) Redis stopped at submit time (broker, cache and wake-ups gone): the submission is answered
-      (202, or 503), and once Redis is back it gets its verdict (the sweeper re-queues it);
+  (b) Redis stopped while learners submit (broker, cache and wake-ups gone), with evaluations
+      received by the worker and not yet acknowledged: the worker outlives the outage, every
+      request is answered (202, or 503), and once Redis is back every accepted submission gets
+      its verdict (the sweeper re-queues what was not enqueued);
   (c) a Celery pool process SIGKILLed 20 times while learners submit: no submission lost, exactly
       one verdict each.
 
@@ -71,6 +73,8 @@ FAULT_ENV = {
     "CO_SANDBOX_UID": "300000",
 }
 FINAL_WAIT_SECONDS = 150.0
+# Each outage is another chance to stop Redis as the consumer holds an unacknowledged task.
+REDIS_OUTAGES = 3
 GRADED = ("passed", "failed", "timeout")
 
 
@@ -264,22 +268,39 @@ def check_postgres_restart(stack: ProductionStack, client: httpx.Client, report:
     check_outcomes(stack, report, submitted, started)
 
 
-# --- (b) Redis stopped at submit time ---------------------------------------------------------
+# --- (b) Redis stopped while evaluations are in flight -----------------------------------------
 
 
 def check_redis_stopped(stack: ProductionStack, client: httpx.Client, report: Report, redis: PrivateRedis) -> None:
-    report.section("(b) Redis stopped while learners submit, then started again")
+    """Redis stops while the worker holds evaluations it has received but not acknowledged (the
+    moment a Celery consumer restores them), and learners go on submitting while it is down."""
+    report.section("(b) Redis stopped while 3 learners submit, then started again")
     sessions = _learners(stack, client, report, "redis", 3)
-    redis.stop()
+    worker = stack.processes["worker"]
+    stop = threading.Event()
+    submitted: list[tuple[Learner, httpx.Response | Exception]] = []
+
+    def learner_loop(learner: Learner, session_id: str) -> None:
+        while not stop.is_set():
+            submitted.append((learner, _submit(learner, session_id, PYTHON_CORRECT_SLOW)))
+
     started = time.monotonic()
-    try:
-        with ThreadPoolExecutor(max_workers=len(sessions)) as executor:
-            submitted = list(executor.map(lambda pair: (pair[0], _submit(pair[0], pair[1], PYTHON_CORRECT)), sessions))
-    finally:
-        redis.start()
-    report.note(f"Redis down for {time.monotonic() - started:.1f} s")
-    after = [(learner, _submit(learner, session_id, PYTHON_CORRECT)) for learner, session_id in sessions]
-    check_outcomes(stack, report, submitted + after, started)
+    with ThreadPoolExecutor(max_workers=len(sessions)) as executor:
+        for learner, session_id in sessions:
+            executor.submit(learner_loop, learner, session_id)
+        for _ in range(REDIS_OUTAGES):
+            time.sleep(2.0)
+            down = time.monotonic()
+            redis.stop()
+            try:
+                time.sleep(2.0)
+            finally:
+                redis.start()
+            report.note(f"Redis down for {time.monotonic() - down:.1f} s")
+        time.sleep(2.0)
+        stop.set()
+    report.check(worker.poll() is None, "the Celery worker outlived the outage", failure=f"exited with {worker.returncode}")
+    check_outcomes(stack, report, submitted, started)
 
 
 # --- (c) pool processes SIGKILLed ------------------------------------------------------------
