@@ -12,7 +12,9 @@ broker, a Celery worker, PostgreSQL — started by `deploy/stack.py` exactly as 
    request → row inserted (`created_at`), queue wait (→ claimed, `started_at`), grading
    (→ `finished_at`), then recording the verdict, waking the waiting request and answering.
 3. `--clients` learners at once, each submitting the Python solution back to back for
-   `--seconds`: verdicts per second.
+   `--seconds`: verdicts per second, and the CPU each verdict cost the machine, by part (web,
+   Celery consumer, pool processes, sandbox runs, PostgreSQL, Redis, kernel threads, this bench;
+   bench/cpu_use.py): with two cores, verdicts/s is at most 2000 / the busy ms per verdict.
 
 `--soak SECONDS` instead holds the stack at `--soak-load` (0.8) of that measured capacity: one
 Python submission every 1/rate seconds whoever is free to send it (an open loop: a slow stack
@@ -50,6 +52,7 @@ import httpx
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import cpu_use
 from slis import slis
 from support import STACK_BENCH_ENV, percentile, time_command
 
@@ -149,7 +152,9 @@ def breakdown(stack: ProductionStack, samples: list[Sample]) -> dict[str, float]
     return {name: statistics.median(values) for name, values in stages.items()}
 
 
-def throughput(stack: ProductionStack, clients: int, seconds: float, tag: str) -> float:
+def throughput(stack: ProductionStack, clients: int, seconds: float, tag: str, cpu: Counter[str] | None = None) -> float:
+    """Verdicts per second; with `cpu`, adds to it the run's CPU ms per verdict by part of the
+    machine (cpu_use.py), "machine busy" included."""
     learners = [learner_client(stack, f"load-{tag}-{index}") for index in range(clients)]
     sessions = [practice_session(client) for client in learners]
     done = [0] * clients
@@ -164,6 +169,7 @@ def throughput(stack: ProductionStack, clients: int, seconds: float, tag: str) -
         except (SystemExit, httpx.HTTPError) as exc:  # reported below; a thread must not die silently
             errors.append(exc)
 
+    before = cpu_use.snapshot()
     started = time.monotonic()
     threads = [threading.Thread(target=run, args=(index,)) for index in range(clients)]
     for thread in threads:
@@ -171,6 +177,9 @@ def throughput(stack: ProductionStack, clients: int, seconds: float, tag: str) -
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - started
+    if cpu is not None:
+        busy, parts = cpu_use.per_verdict(stack, before, cpu_use.snapshot(), sum(done))
+        cpu.update({"machine busy": busy, **parts})
     for client in learners:
         client.close()
     if errors:
@@ -378,13 +387,20 @@ def measure(targets: list[Target], args: argparse.Namespace, python: str, node: 
 
     print(f"\nthroughput, {args.clients} learners submitting Python back to back")
     rates: dict[str, list[float]] = {target.name: [] for target in targets}
+    cpu: dict[str, Counter[str]] = {target.name: Counter() for target in targets}
     for round_index in range(2):  # alternating, so drift hits A and B alike
         for target in targets:
-            rates[target.name].append(throughput(target.stack, args.clients, args.seconds / 2, f"{target.name}{round_index}"))
+            tag = f"{target.name}{round_index}"
+            rates[target.name].append(throughput(target.stack, args.clients, args.seconds / 2, tag, cpu[target.name]))
             time.sleep(1)
     for name, values in rates.items():
         figures[name]["verdicts/s"] = statistics.mean(values)
         print(f"  {name}: {statistics.mean(values):5.1f} verdicts/s  (rounds: {', '.join(f'{v:.1f}' for v in values)})")
+    print("\nCPU per verdict in that run (ms; both rounds' mean; the machine's busy time, then by part)")
+    for name, parts in cpu.items():
+        busy = parts.pop("machine busy") / 2
+        shown = ", ".join(f"{part} {ms / 2:.1f}" for part, ms in parts.most_common() if ms / 2 >= 0.1)
+        print(f"  {name}: busy {busy:.1f}: {shown}")
     return figures
 
 
