@@ -53,14 +53,14 @@ def _jwt_settings(settings, jwt_keys: tuple[str, str]) -> None:
 
 @pytest.fixture(autouse=True)
 def _eager_celery(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Tasks run in-process unless a test uses a real worker (marker `real_worker`)."""
+    """Tasks run in-process unless a test uses a real worker (marker `real_worker`). Set under the
+    name the app reads its settings by (namespace CELERY, co_project/celery.py): Celery 5.6 looks
+    that name up in Django's settings before an unprefixed `task_always_eager` set here."""
     from co_project.celery import app
 
-    eager = "real_worker" not in request.keywords
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = eager
+    app.conf["CELERY_TASK_ALWAYS_EAGER"] = "real_worker" not in request.keywords
     yield
-    app.conf.task_always_eager = previous
+    app.conf.changes.pop("CELERY_TASK_ALWAYS_EAGER", None)
 
 
 @pytest.fixture(autouse=True)
