@@ -82,7 +82,7 @@ def _part(pid: int, procs: dict[int, Proc], stack: ProductionStack) -> tuple[str
 
 
 def per_verdict(stack: ProductionStack, before: Snapshot, after: Snapshot, verdicts: int) -> tuple[float, Counter[str]]:
-    """Machine busy ms per verdict, and ms per verdict by part (largest first)."""
+    """Machine busy ms per verdict, and ms per verdict by part."""
     parts: Counter[str] = Counter()
     for pid, proc in after.procs.items():
         earlier = before.procs.get(pid)
