@@ -97,10 +97,10 @@ token: install
 	@$(PY) manage.py issue_token --sub $(or $(SUB),dev-learner) --ttl 86400
 
 worker: install
-	$(VENV)/bin/celery -A co_project worker --loglevel INFO
+	$(VENV)/bin/celery -A co_project worker
 
 beat: install
-	$(VENV)/bin/celery -A co_project beat --loglevel INFO
+	$(VENV)/bin/celery -A co_project beat
 
 # The whole suite: SQLite by default; PostgreSQL/Redis when CO_DB_URL/CO_REDIS_URL are set.
 test: system-packages install-dev

@@ -7,7 +7,9 @@ from collections.abc import Callable, Collection
 from celery import Celery
 from celery.signals import (
     beat_init,
+    before_task_publish,
     celeryd_init,
+    setup_logging,
     task_failure,
     task_postrun,
     task_prerun,
@@ -20,6 +22,7 @@ from celery.signals import (
 )
 
 from co_project import metrics
+from co_project.middleware import current_request_id, request_id_bind, request_id_reset
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "co_project.settings")
 
@@ -60,6 +63,46 @@ def _tracing_beat(**kwargs: object) -> None:
     from co_project.tracing import tracing_install
 
     tracing_install("co-beat")
+
+
+@setup_logging.connect
+def _logging_as_configured(**kwargs: object) -> None:
+    """The worker and beat log as the web process does: Django's LOGGING, one JSON object per
+    line on stderr with the request id, at CO_LOG_LEVEL. A receiver of this signal is what stops
+    Celery from replacing the root logger's handlers with its own text format (and `--loglevel`
+    from overriding CO_LOG_LEVEL)."""
+    from django.conf import settings
+    from django.utils.log import configure_logging
+
+    configure_logging(settings.LOGGING_CONFIG, settings.LOGGING)
+
+
+# The header that carries the id of the request that queued a task, so the worker's log lines of
+# an evaluation carry the id of the submission's request.
+REQUEST_ID_HEADER = "co_request_id"
+
+
+@before_task_publish.connect
+def _carry_request_id(headers: dict[str, object] | None = None, **kwargs: object) -> None:
+    request_id = current_request_id()
+    if headers is not None and request_id is not None:
+        headers.setdefault(REQUEST_ID_HEADER, request_id)
+
+
+@task_prerun.connect
+def _bind_request_id(task: object = None, **kwargs: object) -> None:
+    """The queuing request's id for the task's log lines (a task queued by beat has none). An
+    eager task runs inside its request, which has bound the id already."""
+    request = getattr(task, "request", None)
+    if request is not None and not getattr(request, "is_eager", False):
+        request.co_request_id_token = request_id_bind(getattr(request, REQUEST_ID_HEADER, None))
+
+
+@task_postrun.connect
+def _unbind_request_id(task: object = None, **kwargs: object) -> None:
+    token = getattr(getattr(task, "request", None), "co_request_id_token", None)
+    if token is not None:
+        request_id_reset(token)
 
 
 @task_prerun.connect

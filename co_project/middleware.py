@@ -13,7 +13,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings as django_settings
@@ -29,6 +29,16 @@ _ERROR_MESSAGES = {405: ("method_not_allowed", "Method not allowed."), 404: ("no
 
 def current_request_id() -> str | None:
     return _request_id.get()
+
+
+def request_id_bind(request_id: str | None) -> Token[str | None]:
+    """Work done for a request elsewhere (a Celery task it queued) logs with the request's id;
+    `request_id_reset` with the token ends it."""
+    return _request_id.set(request_id)
+
+
+def request_id_reset(token: Token[str | None]) -> None:
+    _request_id.reset(token)
 
 
 def request_id_for(supplied: str) -> str:

@@ -11,7 +11,9 @@ Everything goes through HTTP, as a client sees it, except where only the databas
       workers and the Celery pool, `co_verdicts_total` and the evaluation task's successes rose
       by exactly N, and the requests were counted by route;
   (e) 20 correct submissions at once while one Celery pool process is killed (SIGKILL) in the
-      middle of grading: every one still ends `passed`, with exactly one verdict event.
+      middle of grading: every one still ends `passed`, with exactly one verdict event;
+  (f) the worker and beat log JSON lines (Django's LOGGING, not Celery's text format), and the
+      worker's lines of an evaluation carry the request id of the submission's request.
 
 Run it with the Python of a virtualenv built from requirements.txt alone (that is what it
 tests), on a machine with PostgreSQL and Redis:
@@ -24,8 +26,10 @@ The exit status is 0 only when every check passed; on a failure the services' lo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -161,14 +165,14 @@ class Learner:
         )
         return response.json()["id"]
 
-    def submit(self, session_id: str, language: str, code: str) -> httpx.Response:
+    def submit(self, session_id: str, language: str, code: str, **headers: str) -> httpx.Response:
         body = {
             "session_id": session_id,
             "problem_id": PROBLEM,
             "subject": "coding",
             "payload": {"language": language, "code": code},
         }
-        return self.post("/v1/submissions", body, **{"Idempotency-Key": uuid.uuid4().hex})
+        return self.post("/v1/submissions", body, **{"Idempotency-Key": uuid.uuid4().hex, **headers})
 
     def final_result(self, submission_id: str, deadline: float) -> dict[str, Any] | None:
         """Poll GET /v1/submissions/{id} (202 while pending) until the verdict, or None at the deadline."""
@@ -525,12 +529,56 @@ def _tally(values: Iterable[object]) -> str:
 
 # --- main ------------------------------------------------------------------------------------
 
+# --- (f) -------------------------------------------------------------------------------------
+
+# A record in Celery's own text format ("[2026-12-06 18:00:00,000: INFO/MainProcess] …").
+CELERY_TEXT_RECORD = re.compile(r"^\[\d{4}-\d\d-\d\d [\d:,]+: [A-Z]+/")
+
+
+def log_records(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """A service's log: its JSON records, and its lines in Celery's text format."""
+    records, text = [], []
+    for line in path.read_text(errors="replace").splitlines():
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                records.append(json.loads(line))
+        elif CELERY_TEXT_RECORD.match(line):
+            text.append(line)
+    return records, text
+
+
+def check_logs(stack: ProductionStack, client: httpx.Client, report: Report) -> None:
+    report.section("(f) the worker's and beat's logs: JSON lines, with the submission's request id")
+    assert stack.log_dir is not None
+    learner = Learner(stack, client, "smoke-logged")
+    session_id = learner.start_session(report)
+    request_id = f"smoke-{uuid.uuid4().hex}"
+    response = learner.submit(session_id, "python", PYTHON_CORRECT, **{"X-Request-ID": request_id})
+    report.require(response.status_code in (200, 202), "POST /v1/submissions is 200 or 202", failure=_brief(response))
+    result = learner.final_result(response.json()["id"], time.monotonic() + FINAL_WAIT_SECONDS)
+    report.require(result is not None and result.get("status") == "passed", "the submission passed", failure=result)
+    records, text = log_records(stack.log_dir / "worker.log")
+    # (logger, message up to the task id) of the records that carry the request id
+    mine = {(r.get("logger"), str(r.get("message")).split("[")[0]) for r in records if r.get("request_id") == request_id}
+    report.check(("co.personalization", "learner model updated") in mine, "worker: the learner model's line has the request id")
+    report.check(("celery.app.trace", "Task submissions.evaluate") in mine, "worker: the task's success line has the request id")
+    report.check(not text, "worker: no line in Celery's text format", len(records), failure=text[:3])
+    beat_records, beat_text = log_records(stack.log_dir / "beat.log")
+    report.check(
+        any(record.get("logger") == "celery.beat" for record in beat_records) and not beat_text,
+        "beat: JSON lines only",
+        len(beat_records),
+        failure=beat_text[:3],
+    )
+
+
 SECTIONS: tuple[Callable[[ProductionStack, httpx.Client, Report], None], ...] = (
     check_health,
     check_submissions,
     check_tutor,
     check_metrics,  # before (e), whose re-queued duplicates may still run after it
     check_batch_with_a_killed_worker,
+    check_logs,
 )
 
 

@@ -59,7 +59,7 @@ def service_commands(
     is told (the default would be the current directory, i.e. the code). The worker consumes every
     queue unless given `worker_queues` (a pool for some grading queues only, e.g. `grade-python`);
     `worker_name` is its node name, which must differ between workers on one host (`python@%h`)."""
-    worker = ("celery", "-A", "co_project", "worker", "--loglevel", "INFO", "--concurrency", str(worker_concurrency))
+    worker = ("celery", "-A", "co_project", "worker", "--concurrency", str(worker_concurrency))
     if worker_queues:
         worker += ("-Q", ",".join(worker_queues))
     if worker_name:
@@ -67,7 +67,7 @@ def service_commands(
     return {
         "web": ("gunicorn", "-c", "gunicorn.conf.py"),
         "worker": worker,
-        "beat": ("celery", "-A", "co_project", "beat", "--loglevel", "INFO", "--schedule", beat_schedule),
+        "beat": ("celery", "-A", "co_project", "beat", "--schedule", beat_schedule),
     }
 
 

@@ -5,7 +5,9 @@ request wakes when the worker commits the verdict."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -384,3 +386,27 @@ def test_a_drained_worker_finishes_its_evaluation_and_takes_nothing_new(learner_
         start_worker(queues=("grade-python",), CO_EVAL_BASE=eval_service.url)
         _until(lambda: _status(waiting) == SubmissionStatus.PASSED, 60, "the next worker's verdict")
     assert eval_service.request_count() == 2
+
+
+def test_the_worker_logs_json_with_the_id_of_the_request_that_queued_its_task(learner_client, start_worker, settings) -> None:
+    """Django's LOGGING in the worker too (not Celery's text format), and a submission's lines
+    there carry its request's id, as its lines in the web process do."""
+    publish(pack_document())
+    with FakeEvalService(answer={"status": "passed"}) as eval_service:
+        settings.CO_SUBMISSION_WAIT_SECONDS = 0
+        worker = start_worker(CO_EVAL_BASE=eval_service.url, CO_LOG_LEVEL="INFO")
+        body = {"problem_id": "shout", "subject": "coding", "payload": {"language": "python", "code": "x = 1\n"}}
+        response = learner_client("alice").post("/v1/submissions", body, format="json", HTTP_X_REQUEST_ID="trace-7")
+        assert response.status_code == 202 and response["X-Request-ID"] == "trace-7"
+        submission_id = response.json()["id"]
+        _until(lambda: _status(submission_id) == SubmissionStatus.PASSED, 60, "the worker's verdict")
+
+        def records() -> list[dict]:
+            return [json.loads(line) for line in worker.log.read_text().splitlines() if line.startswith("{")]
+
+        _until(lambda: any(r["logger"] == "celery.app.trace" for r in records()), 10, "the task's success line")
+    traced = {(r["logger"], r["message"].split("[")[0]) for r in records() if r["request_id"] == "trace-7"}
+    assert {("co.telemetry", "telemetry"), ("celery.app.trace", "Task submissions.evaluate")} <= traced, traced
+    assert {r["request_id"] for r in records() if r["logger"] == "celery.apps.worker"} == {None}  # not a request's
+    celery_text = re.compile(r"^\[\d{4}-\d\d-\d\d [\d:,]+: [A-Z]+/")  # "[2026-12-06 18:00:00,000: INFO/MainProcess] …"
+    assert [line for line in worker.log.read_text().splitlines() if celery_text.match(line)] == []
