@@ -536,6 +536,7 @@ CO_LEARNER_SIGN_IN_URL = env.str("CO_LEARNER_SIGN_IN_URL", default="")
 
 # --- logging (structured, one JSON object per line, with the request id) ------------------
 
+CO_LOG_LEVEL = env.str("CO_LOG_LEVEL", default="INFO").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -548,12 +549,16 @@ LOGGING = {
         }
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["request_id"]}},
-    "root": {"handlers": ["console"], "level": env.str("CO_LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": CO_LOG_LEVEL},
     "loggers": {
         "django.request": {"level": "ERROR", "propagate": True},
         "django.db.backends": {"level": "WARNING", "propagate": True},
-        # In-process (no broker) every task's success would be logged by the server: each
-        # submission's, and each round of the periodic tasks. Failures still are.
-        **({"celery.app.trace": {"level": "WARNING", "propagate": True}} if CELERY_TASK_ALWAYS_EAGER else {}),
+        # Celery's line per task received and per task succeeded (each submission's, each round of
+        # the periodic tasks) only at DEBUG: the task's own services log what it did, with the
+        # request id, and /metrics counts every task. Failures are logged at any level.
+        **{
+            name: {"level": "DEBUG" if CO_LOG_LEVEL == "DEBUG" else "WARNING", "propagate": True}
+            for name in ("celery.app.trace", "celery.worker.strategy")
+        },
     },
 }

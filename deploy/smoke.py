@@ -561,7 +561,7 @@ def check_logs(stack: ProductionStack, client: httpx.Client, report: Report) -> 
     # (logger, message up to the task id) of the records that carry the request id
     mine = {(r.get("logger"), str(r.get("message")).split("[")[0]) for r in records if r.get("request_id") == request_id}
     report.check(("co.personalization", "learner model updated") in mine, "worker: the learner model's line has the request id")
-    report.check(("celery.app.trace", "Task submissions.evaluate") in mine, "worker: the task's success line has the request id")
+    report.check(("co.telemetry", "telemetry") in mine, "worker: the verdict's telemetry line has the request id")
     report.check(not text, "worker: no line in Celery's text format", len(records), failure=text[:3])
     beat_records, beat_text = log_records(stack.log_dir / "beat.log")
     report.check(
