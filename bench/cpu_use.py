@@ -24,6 +24,7 @@ TICKS = os.sysconf("SC_CLK_TCK")
 class Proc:
     comm: str
     ppid: int
+    started: int  # clock ticks after boot: with the pid, what tells one process from a later one
     own: int  # clock ticks: utime + stime
     reaped: int  # clock ticks: cutime + cstime
 
@@ -47,6 +48,7 @@ def snapshot() -> Snapshot:
         procs[int(entry.name)] = Proc(
             comm=stat[stat.find("(") + 1 : stat.rfind(")")],
             ppid=int(fields[1]),
+            started=int(fields[19]),
             own=int(fields[11]) + int(fields[12]),
             reaped=int(fields[13]) + int(fields[14]),
         )
@@ -86,8 +88,8 @@ def per_verdict(stack: ProductionStack, before: Snapshot, after: Snapshot, verdi
     parts: Counter[str] = Counter()
     for pid, proc in after.procs.items():
         earlier = before.procs.get(pid)
-        if earlier is not None and earlier.comm != proc.comm:
-            earlier = None  # the pid was taken again
+        if earlier is not None and earlier.started != proc.started:
+            earlier = None  # the pid was taken again (not a changed name: a kernel worker's names its work)
         own, reaped = _part(pid, after.procs, stack)
         parts[own] += proc.own - (earlier.own if earlier else 0)
         parts[reaped] += proc.reaped - (earlier.reaped if earlier else 0)
