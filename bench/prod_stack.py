@@ -8,6 +8,9 @@ broker, a Celery worker, PostgreSQL — started by `deploy/stack.py` exactly as 
 1. One client, back to back: a correct `two-sum` in Python and in JavaScript, in blocks of ten
    alternating with blocks of ten bare `python3 -I -S -c pass` / `node -e 0` start-ups, so each
    ratio compares figures taken in the same minute (this VM's speed drifts).
+   Then `--paced` verdicts per language `--gap` seconds apart, as a learner submits: each one
+   finds the pre-started sandboxes refilled and the machine idle (back to back, the refill of
+   the last verdict's sandboxes competes with the next one for the two cores).
 2. Where a verdict's time goes, from the submission rows (the clocks are the same machine's):
    request → row inserted (`created_at`), queue wait (→ claimed, `started_at`), grading
    (→ `finished_at`), then recording the verdict, waking the waiting request and answering.
@@ -61,6 +64,7 @@ from deploy.smoke import PYTHON_CORRECT as PYTHON_TWO_SUM
 from deploy.stack import ProductionStack
 
 BLOCK = 10
+PACED_BLOCK = 5
 
 
 @dataclass
@@ -130,6 +134,24 @@ def latency_blocks(
         for target in targets:
             verdicts[target.name] += [target.submit(language) for _ in range(count)]
             time.sleep(0.2)
+    return bare, verdicts
+
+
+def paced_blocks(
+    targets: list[Target], language: str, command: list[str], runs: int, gap: float
+) -> tuple[list[float], dict[str, list[Sample]]]:
+    """Verdicts `gap` seconds apart, as a learner submits: the pre-started sandboxes have been
+    refilled and the machine is idle when each one arrives. Bare start-ups in between, as above."""
+    bare: list[float] = []
+    verdicts: dict[str, list[Sample]] = {target.name: [] for target in targets}
+    while len(bare) < runs:
+        count = min(PACED_BLOCK, runs - len(bare))
+        time.sleep(gap)
+        bare += time_command(command, count)
+        for target in targets:
+            for _ in range(count):
+                time.sleep(gap)
+                verdicts[target.name].append(target.submit(language))
     return bare, verdicts
 
 
@@ -329,6 +351,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=60, help="back-to-back verdicts per language (and stack)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent learners in the throughput run")
+    parser.add_argument("--paced", type=int, default=20, help="verdicts per language at a learner's pace (0: none)")
+    parser.add_argument("--gap", type=float, default=0.5, help="seconds between two paced verdicts")
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each throughput run")
     parser.add_argument("--compare", metavar="DIR", help="a second checkout to run as stack B")
     parser.add_argument("--a-env", action="append", default=[], metavar="KEY=VALUE", help="environment of stack A")
@@ -379,6 +403,17 @@ def measure(targets: list[Target], args: argparse.Namespace, python: str, node: 
         report_latency("JavaScript two-sum", bare_node, node_verdicts, "node -e 0")
         for name, samples in node_verdicts.items():
             figures[name]["JavaScript ×"] = statistics.median(s.ms for s in samples) / statistics.median(bare_node)
+
+    if args.paced:
+        print(f"\n--- at a learner's pace: one verdict every {args.gap:g} s (the pools refilled, the machine idle)")
+        languages = [("python", "Python", [python, "-I", "-S", "-c", "pass"], "python3 -I -S -c pass")]
+        if node:
+            languages.append(("javascript", "JavaScript", [node, "-e", "0"], "node -e 0"))
+        for language, title, command, bare_name in languages:
+            bare, verdicts = paced_blocks(targets, language, command, args.paced, args.gap)
+            report_latency(f"{title} two-sum, paced", bare, verdicts, bare_name)
+            for name, samples in verdicts.items():
+                figures[name][f"{title} paced ×"] = statistics.median(s.ms for s in samples) / statistics.median(bare)
 
     print("\nwhere a Python verdict's time goes (p50 ms)")
     for target in targets:
