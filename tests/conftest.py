@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import importlib
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import jwt
 import pytest
@@ -153,6 +156,36 @@ def fake_grader(settings) -> Iterator[object]:
 
 # The task-event triggers as the latest migration that changed them leaves them.
 _task_event_triggers = importlib.import_module("study_paths.migrations.0005_session_migration_batch")
+
+
+@pytest.fixture
+def asgi_handler() -> Iterator[Any]:
+    """The production ASGI handler (co_project/asgi.py), run in this process for one test. Its
+    request threads keep their database connections between requests (CONN_MAX_AGE), and the test
+    database is dropped at the end of the run: afterwards each thread closes its connections, then
+    its pool stops."""
+    from co_project.asgi import StreamingASGIHandler
+
+    handler = StreamingASGIHandler()
+    yield handler
+    request_pool_closed(handler._executor)
+
+
+def request_pool_closed(executor: ThreadPoolExecutor) -> None:
+    """Each thread of a request pool closes its database connections, then the pool stops. The
+    barrier puts one call in each thread the pool may have."""
+    from django.db import connections
+
+    size = executor._max_workers
+    barrier = threading.Barrier(size)
+
+    def close() -> None:
+        connections.close_all()
+        barrier.wait(timeout=30)
+
+    for closing in [executor.submit(close) for _ in range(size)]:
+        closing.result()
+    executor.shutdown(wait=True)
 
 
 @pytest.fixture

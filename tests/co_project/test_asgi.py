@@ -14,12 +14,11 @@ from django.contrib.auth import get_user_model
 from django.core import signals
 
 from co_project import health
-from co_project.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _through_asgi(calls: list[tuple[str, str, dict[str, Any]]]) -> list[httpx.Response]:
+def _through_asgi(application: Any, calls: list[tuple[str, str, dict[str, Any]]]) -> list[httpx.Response]:
     """Send the requests in order through the ASGI application (one client, cookies kept)."""
 
     async def send() -> list[httpx.Response]:
@@ -30,7 +29,7 @@ def _through_asgi(calls: list[tuple[str, str, dict[str, Any]]]) -> list[httpx.Re
     return asyncio.run(send())
 
 
-def test_a_request_runs_in_one_thread_of_the_request_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_request_runs_in_one_thread_of_the_request_pool(asgi_handler: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[str] = []
     report = health.health_report
 
@@ -39,14 +38,14 @@ def test_a_request_runs_in_one_thread_of_the_request_pool(monkeypatch: pytest.Mo
         return report()
 
     monkeypatch.setattr(health, "health_report", recording_report)
-    responses = _through_asgi([("GET", "/health", {})] * 3)
+    responses = _through_asgi(asgi_handler, [("GET", "/health", {})] * 3)
 
     assert [response.status_code for response in responses] == [200, 200, 200]
     assert responses[0].headers["X-Request-ID"]  # the middleware chain ran around the view
     assert len(seen) == 3 and all(name.startswith("request") for name in seen), seen
 
 
-def test_request_signals_fire_once_each_in_the_thread_of_the_request() -> None:
+def test_request_signals_fire_once_each_in_the_thread_of_the_request(asgi_handler: Any) -> None:
     """`request_started` / `request_finished` check the database connection of the thread that
     uses it (CONN_MAX_AGE, health checks), as under WSGI."""
     fired: list[tuple[str, str]] = []
@@ -60,7 +59,7 @@ def test_request_signals_fire_once_each_in_the_thread_of_the_request() -> None:
     signals.request_started.connect(started)
     signals.request_finished.connect(finished)
     try:
-        responses = _through_asgi([("GET", "/health", {}), ("GET", "/v1/no-such-thing", {})])
+        responses = _through_asgi(asgi_handler, [("GET", "/health", {}), ("GET", "/v1/no-such-thing", {})])
     finally:
         signals.request_started.disconnect(started)
         signals.request_finished.disconnect(finished)
@@ -71,12 +70,12 @@ def test_request_signals_fire_once_each_in_the_thread_of_the_request() -> None:
     assert all(thread.startswith("request") for _, thread in fired), fired
 
 
-def test_the_admin_signs_in_through_asgi_with_its_session_and_csrf_middleware() -> None:
+def test_the_admin_signs_in_through_asgi_with_its_session_and_csrf_middleware(asgi_handler: Any) -> None:
     get_user_model().objects.create_superuser("staff", "staff@example.com", "a-long-password-1")
-    page = _through_asgi([("GET", "/admin/login/", {})])[0]
+    page = _through_asgi(asgi_handler, [("GET", "/admin/login/", {})])[0]
 
     async def sign_in() -> tuple[httpx.Response, httpx.Response, httpx.Response]:
-        transport = httpx.ASGITransport(app=application)
+        transport = httpx.ASGITransport(app=asgi_handler)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             login = await client.get("/admin/login/")
             token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text).group(1)

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from co_project.asgi import application
 from tracks.models import CoursePack
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -19,7 +18,7 @@ LIMIT = 64 * 1024
 CHUNK = 16 * 1024
 
 
-def _call(path: str, chunks: int, *, declared: bool) -> tuple[dict[str, Any], bytes, int]:
+def _call(application: Any, path: str, chunks: int, *, declared: bool) -> tuple[dict[str, Any], bytes, int]:
     """POST `chunks` body chunks of CHUNK bytes; (response start, response body, chunks read)."""
     read = 0
     headers = [(b"content-type", b"application/json"), (b"x-request-id", b"limit-test-1")]
@@ -61,8 +60,8 @@ def _limit(settings: Any) -> None:
 
 
 @pytest.mark.parametrize("path", ["/v1/submissions", "/admin/tracks/coursepack/add/", "/v1/tutor/stream"])
-def test_a_streamed_body_past_the_limit_is_refused_and_not_read_further(path: str) -> None:
-    start, body, read = _call(path, 1024, declared=False)  # 16 MiB offered
+def test_a_streamed_body_past_the_limit_is_refused_and_not_read_further(asgi_handler: Any, path: str) -> None:
+    start, body, read = _call(asgi_handler, path, 1024, declared=False)  # 16 MiB offered
 
     assert start["status"] == 413
     assert (b"X-Request-ID", b"limit-test-1") in start["headers"]
@@ -74,16 +73,16 @@ def test_a_streamed_body_past_the_limit_is_refused_and_not_read_further(path: st
     assert CoursePack.objects.count() == 0
 
 
-def test_a_declared_length_past_the_limit_is_refused_unread() -> None:
-    start, body, read = _call("/admin/tracks/coursepack/add/", 1024, declared=True)
+def test_a_declared_length_past_the_limit_is_refused_unread(asgi_handler: Any) -> None:
+    start, body, read = _call(asgi_handler, "/admin/tracks/coursepack/add/", 1024, declared=True)
 
     assert start["status"] == 413
     assert json.loads(body)["error"]["code"] == "payload_too_large"
     assert read == 0
 
 
-def test_a_body_within_the_limit_reaches_the_view() -> None:
-    start, body, read = _call("/v1/submissions", LIMIT // CHUNK, declared=True)
+def test_a_body_within_the_limit_reaches_the_view(asgi_handler: Any) -> None:
+    start, body, read = _call(asgi_handler, "/v1/submissions", LIMIT // CHUNK, declared=True)
 
     assert start["status"] == 401  # the view answered: no token
     assert json.loads(body)["error"]["code"] == "not_authenticated"

@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from co_project.tracing import tracing_install, tracing_uninstall
+from tests.conftest import request_pool_closed
 from tests.servers import FakeChatCompletions, FakeEvalService
 from tests.tracks.factories import HIDDEN_MARKERS, pack_document, publish
 from tests.tutoring.conftest import coding_pack, parse_sse
@@ -69,23 +69,8 @@ def through_asgi(spans: InMemorySpanExporter) -> Iterator[Callable[..., httpx.Re
         return asyncio.run(send())
 
     yield request
-    _pool_closed(handler._executor)
+    request_pool_closed(handler._executor)
     asyncio.run(sync_to_async(connections.close_all)())  # asgiref's thread, where the stream's SQL ran
-
-
-def _pool_closed(executor: ThreadPoolExecutor) -> None:
-    """Each pool thread closes its database connections (the test database is dropped after the
-    run), then the pool stops. The barrier puts one call in each thread the pool may have."""
-    size = executor._max_workers
-    barrier = threading.Barrier(size)
-
-    def close() -> None:
-        connections.close_all()
-        barrier.wait(timeout=30)
-
-    for closing in [executor.submit(close) for _ in range(size)]:
-        closing.result()
-    executor.shutdown(wait=True)
 
 
 @pytest.fixture

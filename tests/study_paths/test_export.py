@@ -290,15 +290,10 @@ def test_three_queries_a_chunk_whatever_the_history(api, settings, django_assert
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("_task_events_cleared")
-def test_under_asgi_the_file_is_sent_chunk_by_chunk_as_it_is_read(make_token, settings, recwarn, monkeypatch) -> None:
+def test_under_asgi_the_file_is_sent_chunk_by_chunk_as_it_is_read(asgi_handler, make_token, settings, recwarn) -> None:
     """Through the ASGI application the production server runs: each chunk is its own body message,
     and Django's fallback that first collects a synchronous stream in a list (and warns) is not used."""
-    from co_project.asgi import application
-
     settings.CO_EXPORT_CHUNK_SIZE = 2
-    # The pool thread that reads the chunks closes its connection when the response ends, so the
-    # test database can be dropped afterwards.
-    monkeypatch.setitem(settings.DATABASES["default"], "CONN_MAX_AGE", 0)
     publish_wide_track("wide", modules=2, per_module=3)
     _history(tasks=5)
     messages: list[dict] = []
@@ -323,7 +318,7 @@ def test_under_asgi_the_file_is_sent_chunk_by_chunk_as_it_is_read(make_token, se
         "client": ("127.0.0.1", 1234),
         "server": ("testserver", 80),
     }
-    asyncio.run(application(scope, receive, send))
+    asyncio.run(asgi_handler(scope, receive, send))
 
     assert messages[0]["type"] == "http.response.start" and messages[0]["status"] == 200
     bodies = [m for m in messages[1:] if m.get("body")]
