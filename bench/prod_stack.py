@@ -66,6 +66,16 @@ from deploy.stack import ProductionStack
 BLOCK = 10
 PACED_BLOCK = 5
 
+# The production path's targets on a 2-core machine (README, *The production stack*): the most a
+# figure may be (ratios to a bare start-up of the same run) or the least (verdicts/s).
+TARGETS: tuple[tuple[str, str, float], ...] = (
+    ("Python ×", "at most", 3.0),
+    ("JavaScript ×", "at most", 1.0),
+    ("Python paced ×", "at most", 3.0),
+    ("JavaScript paced ×", "at most", 1.0),
+    ("verdicts/s", "at least", 60.0),
+)
+
 
 @dataclass
 class Sample:
@@ -436,7 +446,22 @@ def measure(targets: list[Target], args: argparse.Namespace, python: str, node: 
         busy = parts.pop("machine busy") / 2
         shown = ", ".join(f"{part} {ms / 2:.1f}" for part, ms in parts.most_common() if ms / 2 >= 0.1)
         print(f"  {name}: busy {busy:.1f}: {shown}")
+    print_targets(figures)
     return figures
+
+
+def print_targets(figures: dict[str, dict[str, float]]) -> None:
+    """Each measured figure against its target, so a run says plainly whether it meets them."""
+    print("\nagainst the targets")
+    for name, measured in figures.items():
+        verdicts = []
+        for figure, bound, limit in TARGETS:
+            if figure not in measured:
+                continue
+            value = measured[figure]
+            met = value <= limit if bound == "at most" else value >= limit
+            verdicts.append(f"{figure} {value:.2f} ({bound} {limit:g}: {'met' if met else 'NOT met'})")
+        print(f"  {name}: " + "; ".join(verdicts))
 
 
 def print_summary(summary: list[dict[str, dict[str, float]]]) -> None:
