@@ -18,6 +18,7 @@ broker, a Celery worker, PostgreSQL — started by `deploy/stack.py` exactly as 
    `--seconds`: verdicts per second, and the CPU each verdict cost the machine, by part (web,
    Celery consumer, pool processes, sandbox runs, PostgreSQL, Redis, kernel threads, this bench;
    bench/cpu_use.py): with two cores, verdicts/s is at most 2000 / the busy ms per verdict.
+4. Each figure against its target (`TARGETS`): met or not.
 
 `--soak SECONDS` instead holds the stack at `--soak-load` (0.8) of that measured capacity: one
 Python submission every 1/rate seconds whoever is free to send it (an open loop: a slow stack
